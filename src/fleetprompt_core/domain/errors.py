@@ -1,0 +1,147 @@
+"""Domain errors: each carries one of the contract's error codes (§2, §5).
+
+A domain error is the only exception a use case lets escape. Messages are safe
+to show to a client: they never hold a secret, a token, SQL or a stack trace.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+import attrs
+
+__all__ = [
+    "Conflict",
+    "DomainError",
+    "DuplicateError",
+    "ErrorCode",
+    "FieldError",
+    "Internal",
+    "NotFound",
+    "RateLimited",
+    "TooLarge",
+    "Unauthenticated",
+    "Unauthorized",
+    "Unsupported",
+    "ValidationFailed",
+]
+
+
+class ErrorCode(enum.StrEnum):
+    """The contract's error codes, exact strings."""
+
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    NOT_FOUND = "NOT_FOUND"
+    VALIDATION_FAILED = "VALIDATION_FAILED"
+    CONFLICT = "CONFLICT"
+    RATE_LIMITED = "RATE_LIMITED"
+    TOO_LARGE = "TOO_LARGE"
+    UNSUPPORTED = "UNSUPPORTED"
+    INTERNAL = "INTERNAL"
+
+
+@attrs.frozen
+class FieldError:
+    """One failing input field: a wire path such as ``links.docsUrl`` or ``tags[3]``."""
+
+    field_name: str
+    message: str
+
+
+class DomainError(Exception):
+    """Base of every error a use case raises on purpose."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+    default_message: str = "The request could not be completed."
+
+    def __init__(self, message: str | None = None, *, hint: str | None = None) -> None:
+        self.message = message or self.default_message
+        self.hint = hint
+        super().__init__(self.message)
+
+    @property
+    def fields(self) -> tuple[FieldError, ...]:
+        return ()
+
+
+class Unauthenticated(DomainError):
+    code = ErrorCode.UNAUTHENTICATED
+    default_message = "Authentication is required."
+
+
+class Unauthorized(DomainError):
+    code = ErrorCode.UNAUTHORIZED
+    default_message = "You are not allowed to do this."
+
+
+class NotFound(DomainError):
+    code = ErrorCode.NOT_FOUND
+    default_message = "Not found."
+
+
+class ValidationFailed(DomainError):
+    code = ErrorCode.VALIDATION_FAILED
+    default_message = "The request is invalid."
+
+    def __init__(
+        self,
+        fields: Iterable[FieldError],
+        message: str | None = None,
+        *,
+        hint: str | None = None,
+    ) -> None:
+        self._fields = tuple(fields)
+        if not self._fields:
+            raise ValueError("ValidationFailed needs at least one field error")
+        super().__init__(message, hint=hint)
+
+    @property
+    def fields(self) -> tuple[FieldError, ...]:
+        return self._fields
+
+    @classmethod
+    def single(cls, field_name: str, message: str) -> ValidationFailed:
+        return cls([FieldError(field_name, message)])
+
+
+class Conflict(DomainError):
+    code = ErrorCode.CONFLICT
+    default_message = "The request conflicts with the current state of the resource."
+
+
+class DuplicateError(Conflict):
+    """Raised by an adapter when a write would break a uniqueness constraint.
+
+    ``constraint`` names the rule (see ``fleetprompt_core.ports.UniqueConstraint``)
+    so that a use case can tell a lost race it can recover from.
+    """
+
+    def __init__(self, constraint: str) -> None:
+        self.constraint = constraint
+        super().__init__()
+
+
+class RateLimited(DomainError):
+    code = ErrorCode.RATE_LIMITED
+    default_message = "Too many requests."
+
+    def __init__(self, retry_after_s: int, message: str | None = None) -> None:
+        self.retry_after_s = max(1, retry_after_s)
+        super().__init__(message, hint=f"retry after {self.retry_after_s} s")
+
+
+class TooLarge(DomainError):
+    code = ErrorCode.TOO_LARGE
+    default_message = "The request body is too large."
+
+
+class Unsupported(DomainError):
+    code = ErrorCode.UNSUPPORTED
+    default_message = "This feature is not offered."
+
+
+class Internal(DomainError):
+    code = ErrorCode.INTERNAL
+    default_message = "An internal error occurred."
