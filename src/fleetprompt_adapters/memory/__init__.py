@@ -1,0 +1,54 @@
+"""In-process adapter: a production-quality implementation of every port.
+
+Use :func:`bootstrap` to get a ready :class:`~fleetprompt_core.FleetPrompt`
+for tests, examples and single-process deployments.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from fleetprompt_adapters.memory.rate_limit import MemoryRateLimiter
+from fleetprompt_adapters.memory.store import MemoryStore, MemoryUnitOfWork
+from fleetprompt_adapters.system import (
+    ManualClock,
+    SecretTokenGenerator,
+    Sha256TokenHasher,
+    SystemClock,
+    UlidIdGenerator,
+)
+from fleetprompt_core import CoreSettings, CursorCodec, FleetPrompt, Runtime
+from fleetprompt_core.ports import Clock, IdGenerator, TokenGenerator, TokenHasher
+
+__all__ = [
+    "ManualClock",
+    "MemoryRateLimiter",
+    "MemoryStore",
+    "MemoryUnitOfWork",
+    "bootstrap",
+]
+
+
+def bootstrap(
+    *,
+    store: MemoryStore | None = None,
+    clock: Clock | None = None,
+    settings: CoreSettings | None = None,
+    cursor_key: bytes | None = None,
+    ids: IdGenerator | None = None,
+    tokens: TokenGenerator | None = None,
+    hasher: TokenHasher | None = None,
+) -> FleetPrompt:
+    """A :class:`FleetPrompt` over an in-memory store (a new one unless given)."""
+    store = store if store is not None else MemoryStore()
+    clock = clock or SystemClock()
+    runtime = Runtime(
+        uow=store.unit_of_work,
+        clock=clock,
+        ids=ids or UlidIdGenerator(clock),
+        tokens=tokens or SecretTokenGenerator(),
+        hasher=hasher or Sha256TokenHasher(),
+        cursors=CursorCodec(cursor_key or secrets.token_bytes(32)),
+        settings=settings or CoreSettings(),
+    )
+    return FleetPrompt(runtime)

@@ -1,0 +1,424 @@
+"""The in-memory adapter: every port of the core, transactional and thread-safe.
+
+A :class:`MemoryStore` holds the tables. A :class:`MemoryUnitOfWork` takes
+the store's lock for its whole life (units of work are serialised, which makes
+every use case atomic and isolated), writes in place, and keeps an undo log:
+leaving the ``with`` block without ``commit()`` replays the log backwards, so
+a failed use case leaves no partial state. Entities are frozen, so readers can
+share them safely.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Self, TypeVar
+
+import attrs
+
+from fleetprompt_core.domain.enums import (
+    InstallIntentStatus,
+    InstallTokenStatus,
+    ListingStatus,
+    ReleaseStatus,
+)
+from fleetprompt_core.domain.errors import DuplicateError
+from fleetprompt_core.domain.model import (
+    OPEN_INTENT_STATUSES,
+    AuditEvent,
+    IdempotencyRecord,
+    InstallIntent,
+    InstallToken,
+    Listing,
+    PublisherProfile,
+    Release,
+    User,
+)
+from fleetprompt_core.policies.search import ListingSearch, SearchHit, descending, matches, sort_key
+from fleetprompt_core.ports import AuditQuery, CreatedKey, UniqueConstraint
+
+__all__ = ["MemoryStore", "MemoryUnitOfWork"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+T = TypeVar("T")
+
+
+def _page(rows: Iterable[T], key: Callable[[T], CreatedKey], after: CreatedKey | None, limit: int) -> list[T]:
+    """Rows in ``key`` descending order strictly after ``after``."""
+    ordered = sorted(rows, key=key, reverse=True)
+    if after is not None:
+        ordered = [row for row in ordered if key(row) < after]
+    return ordered[:limit]
+
+
+class MemoryStore:
+    """The tables. Share one store between every unit of work of an application."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.owner: int | None = None
+        self.users: dict[str, User] = {}
+        self.users_by_external_id: dict[str, str] = {}
+        self.profiles: dict[str, PublisherProfile] = {}
+        self.listings: dict[str, Listing] = {}
+        self.releases: dict[str, Release] = {}
+        self.release_versions: dict[tuple[str, str], str] = {}
+        self.intents: dict[str, InstallIntent] = {}
+        self.tokens: dict[str, InstallToken] = {}
+        self.tokens_by_hash: dict[str, str] = {}
+        self.tokens_by_intent: dict[str, list[str]] = {}
+        self.idempotency: dict[tuple[str, str, str], IdempotencyRecord] = {}
+        self.audit: list[AuditEvent] = []
+
+    def unit_of_work(self) -> MemoryUnitOfWork:
+        return MemoryUnitOfWork(self)
+
+
+_ABSENT = object()
+
+
+class _Tx:
+    """Writes with an undo log."""
+
+    def __init__(self) -> None:
+        self.undo: list[Callable[[], None]] = []
+
+    def put(self, table: dict[K, V], key: K, value: V) -> None:
+        previous = table.get(key, _ABSENT)
+        table[key] = value
+
+        def restore() -> None:
+            if previous is _ABSENT:
+                del table[key]
+            else:
+                table[key] = previous  # type: ignore[assignment]
+
+        self.undo.append(restore)
+
+    def delete(self, table: dict[K, V], key: K) -> None:
+        previous = table.pop(key)
+        self.undo.append(lambda: table.__setitem__(key, previous))
+
+    def append(self, items: list[T], item: T) -> None:
+        items.append(item)
+        self.undo.append(items.pop)
+
+    def rollback(self) -> None:
+        while self.undo:
+            self.undo.pop()()
+
+
+class _Repo:
+    def __init__(self, store: MemoryStore, tx: _Tx) -> None:
+        self.s = store
+        self.tx = tx
+
+
+class _Users(_Repo):
+    def get(self, user_id: str) -> User | None:
+        return self.s.users.get(user_id)
+
+    def get_by_external_id(self, external_id: str) -> User | None:
+        user_id = self.s.users_by_external_id.get(external_id)
+        return self.s.users[user_id] if user_id else None
+
+    def add(self, user: User) -> None:
+        if user.user_id in self.s.users:
+            raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
+        if user.external_id in self.s.users_by_external_id:
+            raise DuplicateError(UniqueConstraint.USER_EXTERNAL_ID)
+        self.tx.put(self.s.users, user.user_id, user)
+        self.tx.put(self.s.users_by_external_id, user.external_id, user.user_id)
+
+    def update(self, user: User) -> None:
+        current = self.s.users[user.user_id]
+        if current.external_id != user.external_id:
+            raise ValueError("external ids never change")
+        self.tx.put(self.s.users, user.user_id, user)
+
+
+class _Profiles(_Repo):
+    def get(self, publisher_id: str) -> PublisherProfile | None:
+        return self.s.profiles.get(publisher_id)
+
+    def get_many(self, publisher_ids: Iterable[str]) -> Mapping[str, PublisherProfile]:
+        return {pid: self.s.profiles[pid] for pid in publisher_ids if pid in self.s.profiles}
+
+    def save(self, profile: PublisherProfile) -> None:
+        self.tx.put(self.s.profiles, profile.publisher_id, profile)
+
+
+class _Listings(_Repo):
+    def get(self, listing_id: str) -> Listing | None:
+        return self.s.listings.get(listing_id)
+
+    def add(self, listing: Listing) -> None:
+        if listing.listing_id in self.s.listings:
+            raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
+        self.tx.put(self.s.listings, listing.listing_id, listing)
+
+    def update(self, listing: Listing, expected: Listing) -> bool:
+        current = self.s.listings.get(listing.listing_id)
+        if current is None:
+            raise KeyError(listing.listing_id)
+        if current.status != expected.status or current.updated_at_ms != expected.updated_at_ms:
+            return False
+        if (current.publisher_user_id, current.asset_kind) != (listing.publisher_user_id, listing.asset_kind):
+            raise ValueError("owner and asset kind never change")
+        self.tx.put(self.s.listings, listing.listing_id, listing)
+        return True
+
+    def list_by_owner(
+        self, owner_user_id: str, status: ListingStatus | None, after: CreatedKey | None, limit: int
+    ) -> Sequence[Listing]:
+        rows = (
+            item
+            for item in self.s.listings.values()
+            if item.publisher_user_id == owner_user_id and (status is None or item.status is status)
+        )
+        return _page(rows, lambda item: (item.created_at_ms, item.listing_id), after, limit)
+
+    def search_published(self, search: ListingSearch) -> Sequence[SearchHit]:
+        hits = []
+        for listing in self.s.listings.values():
+            if listing.status is not ListingStatus.PUBLISHED:
+                continue
+            score = matches(listing, search)
+            if score is not None:
+                hits.append(SearchHit(listing, score))
+        desc = descending(search.sort)
+        hits.sort(key=lambda hit: sort_key(hit, search.sort), reverse=desc)
+        if search.after is not None:
+            after = search.after
+            if desc:
+                hits = [hit for hit in hits if sort_key(hit, search.sort) < after]
+            else:
+                hits = [hit for hit in hits if sort_key(hit, search.sort) > after]
+        return hits[: search.limit]
+
+
+class _Releases(_Repo):
+    def get(self, release_id: str) -> Release | None:
+        return self.s.releases.get(release_id)
+
+    def add(self, release: Release) -> None:
+        if release.release_id in self.s.releases:
+            raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
+        version_key = (release.listing_id, release.version)
+        if version_key in self.s.release_versions:
+            raise DuplicateError(UniqueConstraint.RELEASE_VERSION)
+        self.tx.put(self.s.releases, release.release_id, release)
+        self.tx.put(self.s.release_versions, version_key, release.release_id)
+
+    def update(self, release: Release, expected_status: ReleaseStatus) -> bool:
+        current = self.s.releases[release.release_id]
+        if current.status is not expected_status:
+            return False
+        if attrs.evolve(release, status=current.status, revoked_at_ms=None, revoke_reason=None) != current:
+            raise ValueError("a release is immutable apart from its revocation")
+        self.tx.put(self.s.releases, release.release_id, release)
+        return True
+
+    def _of(self, listing_id: str) -> Iterable[Release]:
+        return (r for r in self.s.releases.values() if r.listing_id == listing_id)
+
+    def list_for_listing(
+        self, listing_id: str, include_revoked: bool, after: CreatedKey | None, limit: int
+    ) -> Sequence[Release]:
+        rows = (
+            r for r in self._of(listing_id) if include_revoked or r.status is ReleaseStatus.PUBLISHED
+        )
+        return _page(rows, lambda r: (r.published_at_ms, r.release_id), after, limit)
+
+    def latest_published(self, listing_id: str) -> Release | None:
+        rows = self.list_for_listing(listing_id, False, None, 1)
+        return rows[0] if rows else None
+
+
+class _Intents(_Repo):
+    def get(self, install_intent_id: str) -> InstallIntent | None:
+        return self.s.intents.get(install_intent_id)
+
+    def add(self, intent: InstallIntent) -> None:
+        if intent.install_intent_id in self.s.intents:
+            raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
+        self.tx.put(self.s.intents, intent.install_intent_id, intent)
+
+    def update(self, intent: InstallIntent, expected_status: InstallIntentStatus) -> bool:
+        current = self.s.intents[intent.install_intent_id]
+        if current.status is not expected_status:
+            return False
+        if current.buyer_user_id != intent.buyer_user_id:
+            raise ValueError("the buyer never changes")
+        self.tx.put(self.s.intents, intent.install_intent_id, intent)
+        return True
+
+    def list_for_buyer(
+        self,
+        buyer_user_id: str,
+        status: InstallIntentStatus | None,
+        now_ms: int,
+        after: CreatedKey | None,
+        limit: int,
+    ) -> Sequence[InstallIntent]:
+        rows = (
+            i
+            for i in self.s.intents.values()
+            if i.buyer_user_id == buyer_user_id
+            and (status is None or i.observed(now_ms).status is status)
+        )
+        return _page(rows, lambda i: (i.created_at_ms, i.install_intent_id), after, limit)
+
+    def count_created_since(self, listing_ids: Iterable[str], since_ms: int) -> Mapping[str, int]:
+        wanted = set(listing_ids)
+        counts: dict[str, int] = {}
+        for intent in self.s.intents.values():
+            if intent.listing_id in wanted and intent.created_at_ms >= since_ms:
+                counts[intent.listing_id] = counts.get(intent.listing_id, 0) + 1
+        return counts
+
+    def due_for_expiry(self, now_ms: int, limit: int) -> Sequence[InstallIntent]:
+        due = [
+            i for i in self.s.intents.values() if i.status in OPEN_INTENT_STATUSES and i.expires_at_ms <= now_ms
+        ]
+        due.sort(key=lambda i: (i.expires_at_ms, i.install_intent_id))
+        return due[:limit]
+
+
+class _Tokens(_Repo):
+    def add(self, token: InstallToken) -> None:
+        if token.token_id in self.s.tokens:
+            raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
+        if token.token_hash in self.s.tokens_by_hash:
+            raise DuplicateError(UniqueConstraint.TOKEN_HASH)
+        self.tx.put(self.s.tokens, token.token_id, token)
+        self.tx.put(self.s.tokens_by_hash, token.token_hash, token.token_id)
+        ids = self.s.tokens_by_intent.get(token.install_intent_id)
+        if ids is None:
+            self.tx.put(self.s.tokens_by_intent, token.install_intent_id, [token.token_id])
+        else:
+            self.tx.append(ids, token.token_id)
+
+    def update(self, token: InstallToken, expected_status: InstallTokenStatus) -> bool:
+        current = self.s.tokens[token.token_id]
+        if current.status is not expected_status:
+            return False
+        if current.token_hash != token.token_hash:
+            raise ValueError("a token's hash never changes")
+        self.tx.put(self.s.tokens, token.token_id, token)
+        return True
+
+    def get_by_hash(self, token_hash: str) -> InstallToken | None:
+        token_id = self.s.tokens_by_hash.get(token_hash)
+        return self.s.tokens[token_id] if token_id else None
+
+    def list_issued_for_intent(self, install_intent_id: str) -> Sequence[InstallToken]:
+        tokens = (self.s.tokens[t] for t in self.s.tokens_by_intent.get(install_intent_id, ()))
+        return [t for t in tokens if t.status is InstallTokenStatus.ISSUED]
+
+    def due_for_expiry(self, now_ms: int, limit: int) -> Sequence[InstallToken]:
+        due = [
+            t
+            for t in self.s.tokens.values()
+            if t.status is InstallTokenStatus.ISSUED and t.expires_at_ms <= now_ms
+        ]
+        due.sort(key=lambda t: (t.expires_at_ms, t.token_id))
+        return due[:limit]
+
+
+class _Idempotency(_Repo):
+    @staticmethod
+    def _key(record: IdempotencyRecord) -> tuple[str, str, str]:
+        return (record.scope_user_id, record.endpoint, record.key)
+
+    def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None:
+        return self.s.idempotency.get((scope_user_id, endpoint, key))
+
+    def add(self, record: IdempotencyRecord) -> None:
+        if self._key(record) in self.s.idempotency:
+            raise DuplicateError(UniqueConstraint.IDEMPOTENCY_KEY)
+        self.tx.put(self.s.idempotency, self._key(record), record)
+
+    def replace(self, record: IdempotencyRecord, expected_claim_id: str) -> bool:
+        current = self.s.idempotency.get(self._key(record))
+        if current is None or current.claim_id != expected_claim_id:
+            return False
+        self.tx.put(self.s.idempotency, self._key(record), record)
+        return True
+
+    def delete(self, record: IdempotencyRecord) -> None:
+        current = self.s.idempotency.get(self._key(record))
+        if current is not None and current.claim_id == record.claim_id:
+            self.tx.delete(self.s.idempotency, self._key(record))
+
+    def delete_expired(self, now_ms: int, limit: int) -> int:
+        expired = [k for k, r in self.s.idempotency.items() if r.expires_at_ms <= now_ms][:limit]
+        for key in expired:
+            self.tx.delete(self.s.idempotency, key)
+        return len(expired)
+
+
+class _Audit(_Repo):
+    def append(self, event: AuditEvent) -> None:
+        frozen = attrs.evolve(event, details=types.MappingProxyType(dict(event.details)))
+        self.tx.append(self.s.audit, frozen)
+
+    def query(self, query: AuditQuery, after: CreatedKey | None, limit: int) -> Sequence[AuditEvent]:
+        rows = (
+            e
+            for e in self.s.audit
+            if (query.type is None or e.type == query.type)
+            and (query.listing_id is None or e.listing_id == query.listing_id)
+            and (query.actor_user_id is None or e.actor.user_id == query.actor_user_id)
+        )
+        return _page(rows, lambda e: (e.created_at_ms, e.event_id), after, limit)
+
+
+class MemoryUnitOfWork:
+    """One serialised transaction over a :class:`MemoryStore`."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self._tx = _Tx()
+        self._active = False
+        self.users = _Users(store, self._tx)
+        self.profiles = _Profiles(store, self._tx)
+        self.listings = _Listings(store, self._tx)
+        self.releases = _Releases(store, self._tx)
+        self.intents = _Intents(store, self._tx)
+        self.tokens = _Tokens(store, self._tx)
+        self.idempotency = _Idempotency(store, self._tx)
+        self.audit = _Audit(store, self._tx)
+
+    def __enter__(self) -> Self:
+        me = threading.get_ident()
+        if self._store.owner == me:
+            raise RuntimeError("units of work do not nest: finish the open one first")
+        self._store.lock.acquire()
+        self._store.owner = me
+        self._active = True
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.rollback()
+        finally:
+            self._active = False
+            self._store.owner = None
+            self._store.lock.release()
+
+    def commit(self) -> None:
+        if not self._active:
+            raise RuntimeError("commit outside the unit of work")
+        self._tx.undo.clear()
+
+    def rollback(self) -> None:
+        self._tx.rollback()

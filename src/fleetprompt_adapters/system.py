@@ -1,0 +1,102 @@
+"""Plain implementations of the core's small ports: clock, ids, tokens, hashing."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from fleetprompt_core.policies.tokens import generate_token, hash_token
+from fleetprompt_core.ports import Clock
+
+__all__ = [
+    "ManualClock",
+    "SecretTokenGenerator",
+    "Sha256TokenHasher",
+    "SystemClock",
+    "UlidIdGenerator",
+]
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+class SystemClock:
+    """Wall-clock time in epoch milliseconds."""
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+class ManualClock:
+    """A clock that moves only when told to: for tests and simulations."""
+
+    def __init__(self, start_ms: int = 1_767_225_600_000) -> None:  # 2026-01-01T00:00:00Z
+        self._now = start_ms
+        self._lock = threading.Lock()
+
+    def now_ms(self) -> int:
+        with self._lock:
+            return self._now
+
+    def advance(self, ms: int) -> int:
+        if ms < 0:
+            raise ValueError("time does not run backwards")
+        with self._lock:
+            self._now += ms
+            return self._now
+
+    def set(self, now_ms: int) -> None:
+        with self._lock:
+            self._now = now_ms
+
+
+class UlidIdGenerator:
+    """``prefix_`` + a 26-character ULID: 48-bit milliseconds, 80 random bits.
+
+    Ids are unique and sort by creation time; within one millisecond they
+    increase monotonically (the random part is incremented), so the string
+    order of ids from one generator is their creation order.
+    """
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self._last_ms = -1
+        self._last_random = 0
+
+    def _next(self) -> tuple[int, int]:
+        with self._lock:
+            now = self._clock.now_ms()
+            if now <= self._last_ms:
+                now = self._last_ms
+                self._last_random += 1
+                if self._last_random >= 1 << 80:  # pragma: no cover - 2**80 ids in one ms
+                    now += 1
+                    self._last_random = int.from_bytes(os.urandom(10), "big") >> 1
+            else:
+                self._last_random = int.from_bytes(os.urandom(10), "big") >> 1
+            self._last_ms = now
+            return now, self._last_random
+
+    def new_id(self, prefix: str) -> str:
+        ms, rand = self._next()
+        value = (ms << 80) | rand
+        chars = []
+        for _ in range(26):
+            chars.append(_CROCKFORD[value & 31])
+            value >>= 5
+        return f"{prefix}_{''.join(reversed(chars))}"
+
+
+class SecretTokenGenerator:
+    """256-bit tokens from the operating system's CSPRNG."""
+
+    def new_token(self, prefix: str) -> str:
+        return generate_token(prefix)
+
+
+class Sha256TokenHasher:
+    """SHA-256 of the token (ADR 0005): right for 256-bit random secrets."""
+
+    def hash(self, raw_token: str) -> str:
+        return hash_token(raw_token)

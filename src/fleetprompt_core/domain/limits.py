@@ -1,0 +1,43 @@
+"""Every bound of the contract (§3, §4, §5, §6), named once."""
+
+from __future__ import annotations
+
+from typing import Final
+
+NAME_MAX: Final = 80
+SUMMARY_MAX: Final = 240
+DESCRIPTION_MAX: Final = 20_000
+TAGS_MAX: Final = 20
+CATEGORIES_MAX: Final = 10
+LABEL_MAX: Final = 32
+IMAGES_MAX: Final = 10
+IMAGE_ALT_MAX: Final = 200
+REASON_MAX: Final = 1_000
+
+DISPLAY_NAME_MAX: Final = 80
+EMAIL_MAX: Final = 254
+BIO_MAX: Final = 5_000
+EXTERNAL_ID_MAX: Final = 255
+
+VERSION_MAX: Final = 64
+REF_MAX: Final = 200
+COMPAT_MAX: Final = 64
+ARTIFACTS_MAX: Final = 20
+ARTIFACT_HINT_MAX: Final = 1_000
+NOTES_MAX: Final = 10_000
+TARGET_CONTEXT_MAX: Final = 200
+
+INTENT_TTL_MS: Final = 24 * 60 * 60 * 1000
+TOKEN_TTL_DEFAULT_MS: Final = 15 * 60 * 1000
+TOKEN_TTL_MIN_MS: Final = 60_000
+TOKEN_TTL_MAX_MS: Final = 3_600_000
+
+IDEMPOTENCY_KEY_MAX: Final = 255
+IDEMPOTENCY_RETENTION_MS: Final = 24 * 60 * 60 * 1000
+#: How long a running request holds its idempotency key before another may take it over.
+IDEMPOTENCY_LEASE_MS: Final = 120_000
+
+QUERY_MAX: Final = 200
+AUDIT_SUMMARY_MAX: Final = 500
+REQUEST_BODY_MAX_BYTES: Final = 256 * 1024
+STATS_WINDOW_MS: Final = 30 * 24 * 60 * 60 * 1000

@@ -1,0 +1,145 @@
+"""Search semantics of the public catalogue (P1), defined once for every adapter.
+
+* ``q`` is cut into terms: case-folded runs of letters and digits (at most
+  :data:`MAX_TERMS` distinct terms are used, in order of appearance).
+* A listing matches when **every** term is a prefix of some token of its
+  name, summary, tags or categories.
+* Its relevance score is the sum over terms of the weights of the fields in
+  which the term matched: name 3, tags or categories 2, summary 1.
+* ``tags`` and ``categories`` filters require **all** the given values
+  (after the same normalisation as stored values); ``assetKind`` is equality.
+* Orders (every component in one direction, so keyset comparison is a plain
+  tuple comparison):
+
+  ====================  ==================================  =========
+  sort                  key                                  direction
+  ====================  ==================================  =========
+  ``relevance``         ``(score, updatedAtMs, listingId)``  desc
+  ``updated``           ``(updatedAtMs, listingId)``         desc
+  ``created``           ``(createdAtMs, listingId)``         desc
+  ``name``              ``(casefold(name), listingId)``      asc
+  ====================  ==================================  =========
+
+Adapters may use any index they like but must return exactly this order and
+this set; the contract suite compares them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Final
+
+import attrs
+
+from fleetprompt_core.domain.enums import AssetKind, SearchSort
+from fleetprompt_core.domain.model import Listing
+
+__all__ = [
+    "FIELD_WEIGHTS",
+    "MAX_TERMS",
+    "ListingSearch",
+    "SearchHit",
+    "SortKey",
+    "descending",
+    "matches",
+    "name_key",
+    "relevance",
+    "search_terms",
+    "sort_key",
+    "tokenize",
+]
+
+MAX_TERMS: Final = 10
+FIELD_WEIGHTS: Final = {"name": 3, "labels": 2, "summary": 1}
+_TOKEN = re.compile(r"[^\W_]+")
+
+SortKey = tuple[int | str, ...]
+
+
+def tokenize(text: str) -> list[str]:
+    """Case-folded runs of letters and digits."""
+    return _TOKEN.findall(text.casefold())
+
+
+def search_terms(q: str) -> tuple[str, ...]:
+    """The distinct terms of a query, in order, at most :data:`MAX_TERMS`."""
+    seen: dict[str, None] = {}
+    for term in tokenize(q):
+        seen.setdefault(term, None)
+        if len(seen) == MAX_TERMS:
+            break
+    return tuple(seen)
+
+
+def name_key(name: str) -> str:
+    return name.casefold()
+
+
+def _field_tokens(listing: Listing) -> dict[str, list[str]]:
+    return {
+        "name": tokenize(listing.name),
+        "labels": [t for label in (*listing.tags, *listing.categories) for t in tokenize(label)],
+        "summary": tokenize(listing.summary),
+    }
+
+
+def relevance(listing: Listing, terms: Iterable[str]) -> int | None:
+    """The listing's score for ``terms``, or ``None`` when some term does not match."""
+    fields = _field_tokens(listing)
+    score = 0
+    for term in terms:
+        term_score = sum(
+            FIELD_WEIGHTS[field]
+            for field, tokens in fields.items()
+            if any(token.startswith(term) for token in tokens)
+        )
+        if term_score == 0:
+            return None
+        score += term_score
+    return score
+
+
+@attrs.frozen
+class ListingSearch:
+    """A normalised public search: what adapters receive."""
+
+    terms: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    asset_kind: AssetKind | None = None
+    sort: SearchSort = SearchSort.UPDATED
+    after: SortKey | None = None
+    limit: int = 50
+
+
+@attrs.frozen
+class SearchHit:
+    listing: Listing
+    score: int
+
+
+def matches(listing: Listing, search: ListingSearch) -> int | None:
+    """Score of a published listing for ``search`` (filters included), or ``None``."""
+    if search.asset_kind is not None and listing.asset_kind is not search.asset_kind:
+        return None
+    if not set(search.tags) <= set(listing.tags):
+        return None
+    if not set(search.categories) <= set(listing.categories):
+        return None
+    return relevance(listing, search.terms)
+
+
+def descending(sort: SearchSort) -> bool:
+    return sort is not SearchSort.NAME
+
+
+def sort_key(hit: SearchHit, sort: SearchSort) -> SortKey:
+    listing = hit.listing
+    if sort is SearchSort.RELEVANCE:
+        return (hit.score, listing.updated_at_ms, listing.listing_id)
+    if sort is SearchSort.UPDATED:
+        return (listing.updated_at_ms, listing.listing_id)
+    if sort is SearchSort.CREATED:
+        return (listing.created_at_ms, listing.listing_id)
+    return (name_key(listing.name), listing.listing_id)

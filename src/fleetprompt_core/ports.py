@@ -1,0 +1,308 @@
+"""The ports: what the core needs from the world, as Protocols.
+
+Adapters implement them (``fleetprompt_adapters.memory`` for in-process use,
+the SQL adapter for databases). Repositories take and return domain objects;
+every write that would break a uniqueness rule raises
+:class:`~fleetprompt_core.domain.errors.DuplicateError` naming one of the
+:class:`UniqueConstraint` values. List methods return at most ``limit`` items
+strictly after the keyset position ``after`` in the documented order.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Protocol, Self
+
+import attrs
+
+from fleetprompt_core.domain.enums import (
+    InstallIntentStatus,
+    InstallTokenStatus,
+    ListingStatus,
+    ReleaseStatus,
+)
+from fleetprompt_core.domain.model import (
+    AuditEvent,
+    IdempotencyRecord,
+    InstallIntent,
+    InstallToken,
+    Listing,
+    PublisherProfile,
+    Release,
+    User,
+)
+from fleetprompt_core.policies.search import ListingSearch, SearchHit
+
+__all__ = [
+    "AuditLog",
+    "AuditQuery",
+    "Clock",
+    "IdGenerator",
+    "IdempotencyRepository",
+    "IdentityResolver",
+    "InstallIntentRepository",
+    "InstallTokenRepository",
+    "ListingRepository",
+    "Principal",
+    "PublisherProfileRepository",
+    "RateDecision",
+    "RateLimiter",
+    "ReleaseRepository",
+    "TokenGenerator",
+    "TokenHasher",
+    "UniqueConstraint",
+    "UnitOfWork",
+    "UnitOfWorkFactory",
+    "UserRepository",
+]
+
+#: A keyset position: the sort key of the last item already seen.
+CreatedKey = tuple[int, str]
+
+
+class UniqueConstraint(enum.StrEnum):
+    USER_EXTERNAL_ID = "users.external_id"
+    RELEASE_VERSION = "releases.listing_id_version"
+    TOKEN_HASH = "install_tokens.token_hash"
+    IDEMPOTENCY_KEY = "idempotency.scope_endpoint_key"
+    PRIMARY_KEY = "primary_key"
+
+
+# --------------------------------------------------------------------------- plain services
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """Milliseconds since the epoch."""
+        ...
+
+
+class IdGenerator(Protocol):
+    def new_id(self, prefix: str) -> str:
+        """A new unique, time-ordered id such as ``lst_01J...``."""
+        ...
+
+
+class TokenGenerator(Protocol):
+    def new_token(self, prefix: str) -> str:
+        """A new raw high-entropy token with ``prefix`` (see ``policies.tokens``)."""
+        ...
+
+
+class TokenHasher(Protocol):
+    def hash(self, raw_token: str) -> str:
+        """Deterministic hash used to store and look up a token."""
+        ...
+
+
+@attrs.frozen
+class Principal:
+    """An authenticated identity as the identity provider names it."""
+
+    external_id: str
+    display_name: str | None = None
+    email: str | None = None
+
+
+class IdentityResolver(Protocol):
+    def resolve(self, credential: str) -> Principal | None:
+        """The principal a bearer credential proves, or ``None``."""
+        ...
+
+
+@attrs.frozen
+class RateDecision:
+    allowed: bool
+    retry_after_ms: int = 0
+
+
+class RateLimiter(Protocol):
+    def hit(self, bucket: str, limit: int, window_ms: int, now_ms: int) -> RateDecision:
+        """Count one event in ``bucket``; refuse once ``limit`` is reached within the window."""
+        ...
+
+
+# --------------------------------------------------------------------------- repositories
+
+
+class UserRepository(Protocol):
+    def get(self, user_id: str) -> User | None: ...
+    def get_by_external_id(self, external_id: str) -> User | None: ...
+    def add(self, user: User) -> None: ...
+    def update(self, user: User) -> None: ...
+
+
+class PublisherProfileRepository(Protocol):
+    def get(self, publisher_id: str) -> PublisherProfile | None: ...
+    def get_many(self, publisher_ids: Iterable[str]) -> Mapping[str, PublisherProfile]: ...
+    def save(self, profile: PublisherProfile) -> None:
+        """Insert or replace the profile of ``profile.publisher_id``."""
+        ...
+
+
+class ListingRepository(Protocol):
+    def get(self, listing_id: str) -> Listing | None: ...
+    def add(self, listing: Listing) -> None: ...
+    def update(self, listing: Listing, expected: Listing) -> bool:
+        """Store ``listing`` if the stored one still has ``expected``'s status and
+        ``updated_at_ms`` (compare-and-set); ``False`` when it changed meanwhile."""
+        ...
+    def list_by_owner(
+        self,
+        owner_user_id: str,
+        status: ListingStatus | None,
+        after: CreatedKey | None,
+        limit: int,
+    ) -> Sequence[Listing]:
+        """Owner's listings, ``(created_at_ms, listing_id)`` descending."""
+        ...
+
+    def search_published(self, search: ListingSearch) -> Sequence[SearchHit]:
+        """Published listings matching ``search`` per ``policies.search``."""
+        ...
+
+
+class ReleaseRepository(Protocol):
+    def get(self, release_id: str) -> Release | None: ...
+    def add(self, release: Release) -> None:
+        """Raises ``DuplicateError(RELEASE_VERSION)`` when the version exists."""
+        ...
+
+    def update(self, release: Release, expected_status: ReleaseStatus) -> bool:
+        """Compare-and-set on the stored status; ``False`` when it differs."""
+        ...
+    def list_for_listing(
+        self,
+        listing_id: str,
+        include_revoked: bool,
+        after: CreatedKey | None,
+        limit: int,
+    ) -> Sequence[Release]:
+        """Releases, ``(published_at_ms, release_id)`` descending."""
+        ...
+
+    def latest_published(self, listing_id: str) -> Release | None:
+        """The newest release with status ``published``, or ``None``."""
+        ...
+
+
+class InstallIntentRepository(Protocol):
+    def get(self, install_intent_id: str) -> InstallIntent | None: ...
+    def add(self, intent: InstallIntent) -> None: ...
+    def update(self, intent: InstallIntent, expected_status: InstallIntentStatus) -> bool:
+        """Compare-and-set on the stored status; ``False`` when it differs."""
+        ...
+    def list_for_buyer(
+        self,
+        buyer_user_id: str,
+        status: InstallIntentStatus | None,
+        now_ms: int,
+        after: CreatedKey | None,
+        limit: int,
+    ) -> Sequence[InstallIntent]:
+        """Buyer's intents, ``(created_at_ms, id)`` descending.
+
+        ``status`` filters on the status *observed at* ``now_ms``: an open
+        intent whose expiry has passed counts as ``expired``.
+        """
+        ...
+
+    def count_created_since(
+        self, listing_ids: Iterable[str], since_ms: int
+    ) -> Mapping[str, int]:
+        """Intents created at or after ``since_ms`` per listing (absent ⇒ 0)."""
+        ...
+
+    def due_for_expiry(self, now_ms: int, limit: int) -> Sequence[InstallIntent]:
+        """Open intents whose expiry is at or before ``now_ms``."""
+        ...
+
+
+class InstallTokenRepository(Protocol):
+    def add(self, token: InstallToken) -> None:
+        """Raises ``DuplicateError(TOKEN_HASH)`` when the hash exists."""
+        ...
+
+    def update(self, token: InstallToken, expected_status: InstallTokenStatus) -> bool:
+        """Compare-and-set on the stored status; ``False`` when it differs."""
+        ...
+    def get_by_hash(self, token_hash: str) -> InstallToken | None: ...
+    def list_issued_for_intent(self, install_intent_id: str) -> Sequence[InstallToken]:
+        """Tokens of the intent whose stored status is ``issued``."""
+        ...
+
+    def due_for_expiry(self, now_ms: int, limit: int) -> Sequence[InstallToken]:
+        """Issued tokens whose expiry is at or before ``now_ms``."""
+        ...
+
+
+class IdempotencyRepository(Protocol):
+    def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None: ...
+    def add(self, record: IdempotencyRecord) -> None:
+        """Raises ``DuplicateError(IDEMPOTENCY_KEY)`` if the triple exists."""
+        ...
+
+    def replace(self, record: IdempotencyRecord, expected_claim_id: str) -> bool:
+        """Overwrite the stored record if its claim id is still ``expected_claim_id``."""
+        ...
+
+    def delete(self, record: IdempotencyRecord) -> None:
+        """Remove the record if its claim id still matches."""
+        ...
+
+    def delete_expired(self, now_ms: int, limit: int) -> int:
+        """Drop up to ``limit`` records whose retention has passed; returns how many."""
+        ...
+
+
+@attrs.frozen
+class AuditQuery:
+    type: str | None = None
+    listing_id: str | None = None
+    actor_user_id: str | None = None
+
+
+class AuditLog(Protocol):
+    def append(self, event: AuditEvent) -> None: ...
+    def query(
+        self, query: AuditQuery, after: CreatedKey | None, limit: int
+    ) -> Sequence[AuditEvent]:
+        """Events, ``(created_at_ms, event_id)`` descending."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Leaving the ``with`` block without ``commit()`` rolls back."""
+
+    @property
+    def users(self) -> UserRepository: ...
+    @property
+    def profiles(self) -> PublisherProfileRepository: ...
+    @property
+    def listings(self) -> ListingRepository: ...
+    @property
+    def releases(self) -> ReleaseRepository: ...
+    @property
+    def intents(self) -> InstallIntentRepository: ...
+    @property
+    def tokens(self) -> InstallTokenRepository: ...
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+    @property
+    def audit(self) -> AuditLog: ...
+
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self) -> UnitOfWork: ...

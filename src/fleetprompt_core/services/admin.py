@@ -1,0 +1,185 @@
+"""Admin use cases (A1–A4): moderation, roles, verification, the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import attrs
+
+from fleetprompt_core.domain.commands import (
+    parse_cursor,
+    parse_limit,
+    parse_reason,
+    parse_role_change,
+    parse_verification,
+)
+from fleetprompt_core.domain.enums import Role
+from fleetprompt_core.domain.errors import Conflict, NotFound
+from fleetprompt_core.domain.model import AuditEvent, PublisherProfile, User, Verification
+from fleetprompt_core.policies.pagination import Page
+from fleetprompt_core.policies.validation import Problems, Reader
+from fleetprompt_core.ports import AuditQuery, UnitOfWork
+from fleetprompt_core.services import audit, authz, idempotency
+from fleetprompt_core.services.profiles import current_profile
+from fleetprompt_core.services.runtime import Call, Outcome, Runtime, changed_ok
+from fleetprompt_core.services.views import ListingView, listing_views
+
+__all__ = ["Admin"]
+
+_LISTING: Final = idempotency.ResultCodec(ListingView)
+_USER: Final = idempotency.ResultCodec(User)
+_PROFILE: Final = idempotency.ResultCodec(PublisherProfile)
+_CREATED_SHAPE: Final = (int, str)
+
+
+class Admin:
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    def suspend_listing(
+        self, call: Call, listing_id: str, payload: object, *, idempotency_key: str | None
+    ) -> Outcome[ListingView]:
+        """A1: suspend any listing (a reason is required)."""
+        admin = authz.require_admin(self._rt, call)
+
+        def operation(uow: UnitOfWork) -> ListingView:
+            reason = parse_reason(payload, required=True)
+            assert reason is not None  # noqa: S101
+            listing = uow.listings.get(listing_id)
+            if listing is None:
+                raise NotFound("Listing not found.")
+            suspended = listing.suspended(reason, self._rt.clock.now_ms())
+            changed_ok(uow.listings.update(suspended, listing))
+            audit.record(
+                self._rt, uow, call, "listing.suspended", audit.user_actor(admin),
+                "Listing suspended.", details={"from": listing.status.value, "reason": reason},
+                publisher_user_id=listing.publisher_user_id, listing_id=listing_id,
+            )
+            (view,) = listing_views(uow, [suspended], self._rt.clock.now_ms())
+            return view
+
+        return idempotency.run(
+            self._rt, scope_user_id=admin.user_id, endpoint="POST /v1/admin/listings/{id}/suspend",
+            key=idempotency_key, required=True, target={"id": listing_id}, body=payload,
+            codec=_LISTING, operation=operation,
+        )
+
+    def unsuspend_listing(
+        self, call: Call, listing_id: str, payload: object = None, *, idempotency_key: str | None
+    ) -> Outcome[ListingView]:
+        """A1: lift a suspension; the listing comes back ``unlisted``."""
+        admin = authz.require_admin(self._rt, call)
+
+        def operation(uow: UnitOfWork) -> ListingView:
+            reason = parse_reason(payload, required=False)
+            listing = uow.listings.get(listing_id)
+            if listing is None:
+                raise NotFound("Listing not found.")
+            lifted = listing.unsuspended(reason, self._rt.clock.now_ms())
+            changed_ok(uow.listings.update(lifted, listing))
+            audit.record(
+                self._rt, uow, call, "listing.unsuspended", audit.user_actor(admin),
+                "Listing suspension lifted.", details={"reason": reason},
+                publisher_user_id=listing.publisher_user_id, listing_id=listing_id,
+            )
+            (view,) = listing_views(uow, [lifted], self._rt.clock.now_ms())
+            return view
+
+        return idempotency.run(
+            self._rt, scope_user_id=admin.user_id, endpoint="POST /v1/admin/listings/{id}/unsuspend",
+            key=idempotency_key, required=True, target={"id": listing_id}, body=payload,
+            codec=_LISTING, operation=operation,
+        )
+
+    def change_roles(
+        self, call: Call, user_id: str, payload: object, *, idempotency_key: str | None
+    ) -> Outcome[User]:
+        """A2: grant or revoke publisher/admin. An admin cannot drop their own admin role."""
+        admin = authz.require_admin(self._rt, call)
+
+        def operation(uow: UnitOfWork) -> User:
+            change = parse_role_change(payload)
+            user = uow.users.get(user_id)
+            if user is None:
+                raise NotFound("User not found.")
+            if user.user_id == admin.user_id and Role.ADMIN in change.revoke:
+                raise Conflict("An admin cannot revoke their own admin role.", hint="ask another admin")
+            roles = (user.roles | change.grant) - change.revoke
+            if roles == user.roles:
+                return user
+            updated = user.with_roles(roles, self._rt.clock.now_ms())
+            uow.users.update(updated)
+            audit.record(
+                self._rt, uow, call, "user.roles_changed", audit.user_actor(admin),
+                "User roles changed.",
+                details={
+                    "userId": user.user_id,
+                    "from": audit.roles_text(user.roles),
+                    "to": audit.roles_text(roles),
+                },
+            )
+            return updated
+
+        return idempotency.run(
+            self._rt, scope_user_id=admin.user_id, endpoint="POST /v1/admin/users/{userId}/roles",
+            key=idempotency_key, required=True, target={"userId": user_id}, body=payload,
+            codec=_USER, operation=operation,
+        )
+
+    def set_verification(
+        self, call: Call, publisher_id: str, payload: object, *, idempotency_key: str | None
+    ) -> Outcome[PublisherProfile]:
+        """A3: record a publisher's verification (informational; grants nothing)."""
+        admin = authz.require_admin(self._rt, call)
+
+        def operation(uow: UnitOfWork) -> PublisherProfile:
+            status, reason = parse_verification(payload)
+            user = uow.users.get(publisher_id)
+            if user is None or not user.has_role(Role.PUBLISHER):
+                raise NotFound("Publisher not found.")
+            now = self._rt.clock.now_ms()
+            profile = attrs.evolve(
+                current_profile(uow, user),
+                verification=Verification(status=status, checked_at_ms=now, reason=reason),
+                updated_at_ms=now,
+            )
+            uow.profiles.save(profile)
+            audit.record(
+                self._rt, uow, call, "publisher.verification_set", audit.user_actor(admin),
+                f"Publisher verification set to {status.value}.",
+                details={"status": status.value}, publisher_user_id=publisher_id,
+            )
+            return profile
+
+        return idempotency.run(
+            self._rt, scope_user_id=admin.user_id,
+            endpoint="POST /v1/admin/publishers/{publisherId}/verification",
+            key=idempotency_key, required=True, target={"publisherId": publisher_id},
+            body=payload, codec=_PROFILE, operation=operation,
+        )
+
+    def read_audit(self, call: Call, params: Mapping[str, object] | None = None) -> Page[AuditEvent]:
+        """A4: the audit log, newest first, filtered by type, listing or actor."""
+        authz.require_admin(self._rt, call)
+        params = params or {}
+        problems = Problems()
+        reader = Reader(params, problems, allowed=("type", "listingId", "actorUserId", "cursor", "limit"))
+        query = AuditQuery(
+            type=reader.text("type", max_len=100, min_len=1),
+            listing_id=reader.text("listingId", max_len=100, min_len=1),
+            actor_user_id=reader.text("actorUserId", max_len=100, min_len=1),
+        )
+        cursor = parse_cursor(params.get("cursor"), problems)
+        limit = parse_limit(params.get("limit"), problems)
+        problems.raise_if_any()
+        scope = f"audit|{query.type or ''}|{query.listing_id or ''}|{query.actor_user_id or ''}"
+        after = self._rt.cursors.decode(scope, cursor, _CREATED_SHAPE) if cursor else None
+        with self._rt.uow() as uow:
+            rows = uow.audit.query(query, after, limit + 1)  # type: ignore[arg-type]
+        items = tuple(rows[:limit])
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = self._rt.cursors.encode(scope, (last.created_at_ms, last.event_id))
+        return Page(items, next_cursor)

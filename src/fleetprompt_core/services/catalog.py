@@ -1,0 +1,139 @@
+"""Public browse and search (P1–P3): published listings only, anyone may call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+from fleetprompt_core.domain.commands import parse_cursor, parse_flag, parse_limit, parse_search
+from fleetprompt_core.domain.enums import ReleaseStatus, SearchSort
+from fleetprompt_core.domain.model import Release
+from fleetprompt_core.policies.pagination import DEFAULT_LIMIT, Page, Position
+from fleetprompt_core.policies.search import ListingSearch, SearchHit, sort_key
+from fleetprompt_core.policies.validation import Problems, Reader
+from fleetprompt_core.ports import UnitOfWork
+from fleetprompt_core.services import authz
+from fleetprompt_core.services.runtime import Runtime
+from fleetprompt_core.services.views import (
+    PublicListing,
+    PublicListingDetail,
+    PublicRelease,
+    public_listings,
+    public_release,
+)
+
+__all__ = ["Catalog", "release_page"]
+
+_SHAPES: Final[dict[SearchSort, tuple[type, ...]]] = {
+    SearchSort.RELEVANCE: (int, int, str),
+    SearchSort.UPDATED: (int, str),
+    SearchSort.CREATED: (int, str),
+    SearchSort.NAME: (str, str),
+}
+_RELEASE_SHAPE: Final = (int, str)
+
+
+def release_page(
+    rt: Runtime,
+    uow: UnitOfWork,
+    scope: str,
+    listing_id: str,
+    *,
+    include_revoked: bool,
+    cursor: str | None,
+    limit: int,
+) -> Page[Release]:
+    """One page of a listing's releases, newest first (shared by public and publisher views)."""
+    after = rt.cursors.decode(scope, cursor, _RELEASE_SHAPE) if cursor else None
+    rows = uow.releases.list_for_listing(listing_id, include_revoked, after, limit + 1)  # type: ignore[arg-type]
+    items = tuple(rows[:limit])
+    next_cursor = None
+    if len(rows) > limit:
+        last = items[-1]
+        next_cursor = rt.cursors.encode(scope, (last.published_at_ms, last.release_id))
+    return Page(items, next_cursor)
+
+
+class Catalog:
+    """What anyone may read."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    def search(self, params: Mapping[str, object]) -> Page[PublicListing]:
+        """P1: search published listings (see ``policies.search`` for the semantics)."""
+        request = parse_search(params)
+        scope = "|".join(
+            (
+                "search",
+                request.sort.value,
+                " ".join(request.terms),
+                ",".join(request.tags),
+                ",".join(request.categories),
+                request.asset_kind.value if request.asset_kind else "",
+            )
+        )
+        after: Position | None = None
+        if request.cursor:
+            after = self._rt.cursors.decode(scope, request.cursor, _SHAPES[request.sort])
+        search = ListingSearch(
+            terms=request.terms,
+            tags=request.tags,
+            categories=request.categories,
+            asset_kind=request.asset_kind,
+            sort=request.sort,
+            after=after,
+            limit=request.limit + 1,
+        )
+        now = self._rt.clock.now_ms()
+        with self._rt.uow() as uow:
+            hits: list[SearchHit] = list(uow.listings.search_published(search))
+            page_hits = hits[: request.limit]
+            items = public_listings(uow, [hit.listing for hit in page_hits], now)
+        next_cursor = None
+        if len(hits) > request.limit:
+            next_cursor = self._rt.cursors.encode(scope, sort_key(page_hits[-1], request.sort))
+        return Page(tuple(items), next_cursor)
+
+    def listing(self, listing_id: str) -> PublicListingDetail:
+        """P2: a published listing with its description and first page of releases."""
+        now = self._rt.clock.now_ms()
+        with self._rt.uow() as uow:
+            listing = authz.public_listing(uow, listing_id)
+            (public,) = public_listings(uow, [listing], now)
+            latest = uow.releases.latest_published(listing_id)
+            releases = release_page(
+                self._rt, uow, _release_scope(listing_id, False), listing_id,
+                include_revoked=False, cursor=None, limit=DEFAULT_LIMIT,
+            )
+        return PublicListingDetail(
+            listing=public,
+            description=listing.description,
+            latest_release=public_release(latest) if latest else None,
+            releases=Page(tuple(public_release(r) for r in releases.items), releases.next_cursor),
+        )
+
+    def releases(self, listing_id: str, params: Mapping[str, object] | None = None) -> Page[PublicRelease]:
+        """P3: a published listing's releases; revoked ones only with ``includeRevoked``."""
+        params = params or {}
+        problems = Problems()
+        Reader(params, problems, allowed=("includeRevoked", "cursor", "limit"))
+        include_revoked = parse_flag(params.get("includeRevoked"), "includeRevoked", problems)
+        cursor = parse_cursor(params.get("cursor"), problems)
+        limit = parse_limit(params.get("limit"), problems)
+        problems.raise_if_any()
+        with self._rt.uow() as uow:
+            authz.public_listing(uow, listing_id)
+            page = release_page(
+                self._rt, uow, _release_scope(listing_id, include_revoked), listing_id,
+                include_revoked=include_revoked, cursor=cursor, limit=limit,
+            )
+        return Page(tuple(public_release(r) for r in page.items), page.next_cursor)
+
+
+def _release_scope(listing_id: str, include_revoked: bool) -> str:
+    return f"public-releases|{listing_id}|{int(include_revoked)}"
+
+
+def is_installable(release: Release) -> bool:
+    return release.status is ReleaseStatus.PUBLISHED

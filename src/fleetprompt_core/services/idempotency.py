@@ -1,0 +1,180 @@
+"""The one idempotency helper every retryable write goes through (§6, ADR 0007).
+
+``run`` claims the key in its own short transaction, runs the operation in a
+second one that also stores the response, and releases the claim if the
+operation fails, so that:
+
+* same key + same request ⇒ the stored response, marked replayed;
+* same key + different request ⇒ ``CONFLICT``;
+* same key while the first request runs ⇒ ``CONFLICT`` (in progress), never a
+  second execution;
+* a request that fails (validation, authorization, state) stores nothing;
+* a claim whose holder died is taken over once its lease has passed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+import attrs
+import cattrs
+
+from fleetprompt_core.domain import limits
+from fleetprompt_core.domain.errors import Conflict, DuplicateError, ValidationFailed
+from fleetprompt_core.domain.model import IdempotencyRecord
+from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
+from fleetprompt_core.services.runtime import Outcome, Runtime
+
+__all__ = ["HEADER", "ResultCodec", "check_key", "request_hash", "run"]
+
+T = TypeVar("T")
+
+#: The wire name of the key, used as the field name in validation errors.
+HEADER = "Idempotency-Key"
+
+converter = cattrs.Converter()
+
+
+@attrs.frozen
+class ResultCodec(Generic[T]):
+    """How a use case's result is stored for replay and read back."""
+
+    type: type[T]
+    strip: Callable[[T], T] = attrs.field(default=lambda value: value)
+
+    def encode(self, value: T) -> str:
+        return json.dumps(converter.unstructure(self.strip(value)), sort_keys=True, separators=(",", ":"))
+
+    def decode(self, text: str) -> T:
+        return converter.structure(json.loads(text), self.type)
+
+
+def check_key(key: str | None, *, required: bool) -> str | None:
+    if key is None:
+        if required:
+            raise ValidationFailed.single(HEADER, "is required for this request")
+        return None
+    if not 1 <= len(key) <= limits.IDEMPOTENCY_KEY_MAX or not all(" " <= c <= "~" for c in key):
+        raise ValidationFailed.single(
+            HEADER, f"must be 1 to {limits.IDEMPOTENCY_KEY_MAX} printable ASCII characters"
+        )
+    return key
+
+
+def request_hash(endpoint: str, target: Mapping[str, str], body: object) -> str:
+    """Canonical hash of what identifies a request: endpoint, path ids and body."""
+    try:
+        canonical = json.dumps(
+            {"endpoint": endpoint, "target": dict(target), "body": body},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,
+            allow_nan=False,
+        )
+    except (TypeError, ValueError, RecursionError):
+        raise ValidationFailed.single("body", "must be a JSON value") from None
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _claim(
+    rt: Runtime, scope_user_id: str, endpoint: str, key: str, digest: str
+) -> IdempotencyRecord | str:
+    """Claim the key: a new claim's record, or the stored response to replay."""
+    for _attempt in range(3):
+        now = rt.clock.now_ms()
+        claim = IdempotencyRecord(
+            scope_user_id=scope_user_id,
+            endpoint=endpoint,
+            key=key,
+            request_hash=digest,
+            claim_id=rt.ids.new_id("idm"),
+            created_at_ms=now,
+            expires_at_ms=now + limits.IDEMPOTENCY_RETENTION_MS,
+            lease_until_ms=now + limits.IDEMPOTENCY_LEASE_MS,
+        )
+        try:
+            with rt.uow() as uow:
+                existing = uow.idempotency.get(scope_user_id, endpoint, key)
+                if existing is None:
+                    uow.idempotency.add(claim)
+                    uow.commit()
+                    return claim
+                if now >= existing.expires_at_ms or (
+                    not existing.completed and now >= existing.lease_until_ms
+                ):
+                    # Retention passed, or the holder died: take the key over.
+                    if uow.idempotency.replace(claim, existing.claim_id):
+                        uow.commit()
+                        return claim
+                    continue
+                if existing.request_hash != digest:
+                    raise Conflict(
+                        "This idempotency key was used for a different request.",
+                        hint="use a new Idempotency-Key for a different request",
+                    )
+                if existing.response_json is None:
+                    raise Conflict(
+                        "A request with this idempotency key is still in progress.",
+                        hint="in progress",
+                    )
+                return existing.response_json
+        except DuplicateError as error:
+            if error.constraint != UniqueConstraint.IDEMPOTENCY_KEY:
+                raise
+            continue  # lost a race to insert: read what the winner stored
+    raise Conflict("A request with this idempotency key is still in progress.", hint="in progress")
+
+
+def _release(rt: Runtime, claim: IdempotencyRecord) -> None:
+    with rt.uow() as uow:
+        uow.idempotency.delete(claim)
+        uow.commit()
+
+
+def run(
+    rt: Runtime,
+    *,
+    scope_user_id: str,
+    endpoint: str,
+    key: str | None,
+    required: bool,
+    target: Mapping[str, str],
+    body: object,
+    codec: ResultCodec[T],
+    operation: Callable[[UnitOfWork], T],
+) -> Outcome[T]:
+    """Run ``operation`` at most once per ``(user, endpoint, key)``; see the module doc.
+
+    ``operation`` receives an open unit of work and must not commit it.
+    """
+    checked = check_key(key, required=required)
+    if checked is None:
+        with rt.uow() as uow:
+            value = operation(uow)
+            uow.commit()
+        return Outcome(value)
+    digest = request_hash(endpoint, target, body)
+    claimed = _claim(rt, scope_user_id, endpoint, checked, digest)
+    if isinstance(claimed, str):
+        return Outcome(codec.decode(claimed), replayed=True)
+    try:
+        with rt.uow() as uow:
+            value = operation(uow)
+            done = attrs.evolve(claimed, response_json=codec.encode(value))
+            if not uow.idempotency.replace(done, claimed.claim_id):
+                raise Conflict(
+                    "A request with this idempotency key is still in progress.", hint="in progress"
+                )
+            uow.commit()
+    except BaseException:
+        # If even the release fails (storage down), the lease frees the key later.
+        with contextlib.suppress(Exception):
+            _release(rt, claimed)
+        raise
+    return Outcome(value)
+
+

@@ -1,0 +1,239 @@
+"""The buyer's side of an install (I1–I5): intents and single-use tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import attrs
+
+from fleetprompt_core.domain import limits
+from fleetprompt_core.domain.commands import (
+    parse_bare,
+    parse_cursor,
+    parse_limit,
+    parse_new_intent,
+    parse_token_request,
+)
+from fleetprompt_core.domain.enums import (
+    InstallIntentStatus,
+    InstallTokenStatus,
+    ListingStatus,
+    ReleaseStatus,
+)
+from fleetprompt_core.domain.errors import Conflict, DuplicateError, NotFound
+from fleetprompt_core.domain.model import InstallIntent, InstallToken, User
+from fleetprompt_core.policies.pagination import Page
+from fleetprompt_core.policies.tokens import INSTALL_TOKEN_PREFIX
+from fleetprompt_core.policies.validation import Problems, Reader, check_choice
+from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
+from fleetprompt_core.services import audit, authz, idempotency
+from fleetprompt_core.services.runtime import Call, Outcome, Runtime, changed_ok
+from fleetprompt_core.services.views import IssuedToken
+
+__all__ = ["Installs", "revoke_issued_tokens"]
+
+_INTENT: Final = idempotency.ResultCodec(InstallIntent)
+_TOKEN: Final = idempotency.ResultCodec(
+    IssuedToken, strip=lambda issued: attrs.evolve(issued, install_token=None)
+)
+_CREATED_SHAPE: Final = (int, str)
+
+
+def revoke_issued_tokens(uow: UnitOfWork, install_intent_id: str, now_ms: int) -> int:
+    """Revoke every still-issued token of an intent; returns how many."""
+    count = 0
+    for token in uow.tokens.list_issued_for_intent(install_intent_id):
+        observed = token.observed(now_ms)
+        if observed.status is InstallTokenStatus.ISSUED:
+            changed_ok(uow.tokens.update(observed.revoked(now_ms), token.status))
+            count += 1
+        elif observed != token:
+            changed_ok(uow.tokens.update(observed, token.status))
+    return count
+
+
+class Installs:
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    def create_intent(
+        self, call: Call, payload: object, *, idempotency_key: str | None
+    ) -> Outcome[InstallIntent]:
+        """I1: an intent to install a published release of a published listing."""
+        user = authz.signed_in(self._rt, call)
+
+        def operation(uow: UnitOfWork) -> InstallIntent:
+            request = parse_new_intent(payload)
+            listing = authz.public_listing(uow, request.listing_id)
+            if request.release_id is None:
+                release = uow.releases.latest_published(listing.listing_id)
+                if release is None:
+                    raise Conflict("This listing has no installable release.", hint="no published release")
+            else:
+                found = uow.releases.get(request.release_id)
+                if found is None or found.listing_id != listing.listing_id:
+                    raise NotFound("Release not found.")
+                release = found
+            if release.status is not ReleaseStatus.PUBLISHED:
+                raise Conflict("This release was revoked and cannot be installed.", hint="release revoked")
+            now = self._rt.clock.now_ms()
+            intent = InstallIntent(
+                install_intent_id=self._rt.ids.new_id("ii"),
+                buyer_user_id=user.user_id,
+                listing_id=listing.listing_id,
+                release_id=release.release_id,
+                target_system=request.target_system,
+                target_context=request.target_context,
+                status=InstallIntentStatus.CREATED,
+                expires_at_ms=now + limits.INTENT_TTL_MS,
+                created_at_ms=now,
+                updated_at_ms=now,
+            )
+            uow.intents.add(intent)
+            audit.record(
+                self._rt, uow, call, "install_intent.created", audit.user_actor(user),
+                f"Install intent created for {listing.name} {release.version}.",
+                details={"targetSystem": intent.target_system.value},
+                publisher_user_id=listing.publisher_user_id, listing_id=listing.listing_id,
+                release_id=release.release_id, install_intent_id=intent.install_intent_id,
+            )
+            return intent
+
+        return idempotency.run(
+            self._rt, scope_user_id=user.user_id, endpoint="POST /v1/install/intents",
+            key=idempotency_key, required=True, target={}, body=payload, codec=_INTENT,
+            operation=operation,
+        )
+
+    def list_intents(self, call: Call, params: Mapping[str, object] | None = None) -> Page[InstallIntent]:
+        """I2: the caller's own intents, newest first, by observed status."""
+        user = authz.signed_in(self._rt, call)
+        params = params or {}
+        problems = Problems()
+        Reader(params, problems, allowed=("status", "cursor", "limit"))
+        status = check_choice(params.get("status"), "status", problems, InstallIntentStatus)
+        cursor = parse_cursor(params.get("cursor"), problems)
+        limit = parse_limit(params.get("limit"), problems)
+        problems.raise_if_any()
+        scope = f"intents|{user.user_id}|{status.value if status else ''}"
+        after = self._rt.cursors.decode(scope, cursor, _CREATED_SHAPE) if cursor else None
+        now = self._rt.clock.now_ms()
+        with self._rt.uow() as uow:
+            rows = uow.intents.list_for_buyer(user.user_id, status, now, after, limit + 1)  # type: ignore[arg-type]
+        items = tuple(intent.observed(now) for intent in rows[:limit])
+        next_cursor = None
+        if len(rows) > limit:
+            last = items[-1]
+            next_cursor = self._rt.cursors.encode(scope, (last.created_at_ms, last.install_intent_id))
+        return Page(items, next_cursor)
+
+    def get_intent(self, call: Call, install_intent_id: str) -> InstallIntent:
+        """I3: an own intent (``NOT_FOUND`` for anyone else's)."""
+        user = authz.signed_in(self._rt, call)
+        with self._rt.uow() as uow:
+            intent = authz.own_intent(uow, user, install_intent_id)
+        return intent.observed(self._rt.clock.now_ms())
+
+    def issue_token(
+        self,
+        call: Call,
+        install_intent_id: str,
+        payload: object = None,
+        *,
+        idempotency_key: str | None,
+    ) -> Outcome[IssuedToken]:
+        """I4: a new single-use token; every earlier issued token of the intent is revoked.
+
+        The raw token is in this answer only. A replay of the same request
+        answers the same metadata with ``install_token`` ``None``.
+        """
+        user = authz.signed_in(self._rt, call)
+
+        def operation(uow: UnitOfWork) -> IssuedToken:
+            ttl_ms = parse_token_request(payload)
+            intent = authz.own_intent(uow, user, install_intent_id)
+            now = self._rt.clock.now_ms()
+            moved = intent.token_issued(now)
+            self._require_installable(uow, intent)
+            revoked = revoke_issued_tokens(uow, install_intent_id, now)
+            raw = self._rt.tokens.new_token(INSTALL_TOKEN_PREFIX)
+            token = InstallToken(
+                token_id=self._rt.ids.new_id("itk"),
+                install_intent_id=install_intent_id,
+                buyer_user_id=user.user_id,
+                target_system=intent.target_system,
+                token_hash=self._rt.hasher.hash(raw),
+                status=InstallTokenStatus.ISSUED,
+                issued_at_ms=now,
+                expires_at_ms=min(now + ttl_ms, intent.expires_at_ms),
+            )
+            try:
+                uow.tokens.add(token)
+            except DuplicateError as error:  # pragma: no cover - 256-bit collision
+                if error.constraint != UniqueConstraint.TOKEN_HASH:
+                    raise
+                raise Conflict("Please retry.") from None
+            changed_ok(uow.intents.update(moved, intent.status))
+            audit.record(
+                self._rt, uow, call, "install_token.issued", audit.user_actor(user),
+                "Install token issued.",
+                details={"tokenId": token.token_id, "expiresAtMs": token.expires_at_ms, "revokedTokens": revoked},
+                listing_id=intent.listing_id, release_id=intent.release_id,
+                install_intent_id=install_intent_id,
+            )
+            return IssuedToken(
+                install_intent_id=install_intent_id,
+                token_id=token.token_id,
+                install_token=raw,
+                expires_at_ms=token.expires_at_ms,
+                target_system=intent.target_system,
+            )
+
+        return idempotency.run(
+            self._rt, scope_user_id=user.user_id, endpoint="POST /v1/install/intents/{id}/token",
+            key=idempotency_key, required=True, target={"id": install_intent_id}, body=payload,
+            codec=_TOKEN, operation=operation,
+        )
+
+    def _require_installable(self, uow: UnitOfWork, intent: InstallIntent) -> None:
+        release = uow.releases.get(intent.release_id)
+        listing = uow.listings.get(intent.listing_id)
+        if release is None or release.status is not ReleaseStatus.PUBLISHED:
+            raise Conflict("This release was revoked and cannot be installed.", hint="release revoked")
+        if listing is None or listing.status is ListingStatus.SUSPENDED:
+            raise Conflict("This listing cannot be installed now.", hint="listing suspended")
+
+    def cancel_intent(
+        self,
+        call: Call,
+        install_intent_id: str,
+        payload: object = None,
+        *,
+        idempotency_key: str | None,
+    ) -> Outcome[InstallIntent]:
+        """I5: cancel an own open intent and revoke its tokens."""
+        user = authz.signed_in(self._rt, call)
+
+        def operation(uow: UnitOfWork) -> InstallIntent:
+            parse_bare(payload)
+            intent = authz.own_intent(uow, user, install_intent_id)
+            now = self._rt.clock.now_ms()
+            canceled = intent.canceled(now)
+            revoked = revoke_issued_tokens(uow, install_intent_id, now)
+            changed_ok(uow.intents.update(canceled, intent.status))
+            audit.record(
+                self._rt, uow, call, "install_intent.canceled", audit.user_actor(user),
+                "Install intent canceled.", details={"revokedTokens": revoked},
+                listing_id=intent.listing_id, release_id=intent.release_id,
+                install_intent_id=install_intent_id,
+            )
+            return canceled
+
+        return idempotency.run(
+            self._rt, scope_user_id=user.user_id, endpoint="POST /v1/install/intents/{id}/cancel",
+            key=idempotency_key, required=True, target={"id": install_intent_id}, body=payload,
+            codec=_INTENT, operation=operation,
+        )
+
+

@@ -1,0 +1,63 @@
+"""Operator actions for a composition root's own tools (CLI, embedding host, seeding).
+
+These run as the ``operator`` system actor, outside any user's authority;
+they are how the first admin comes to exist. Roles are never self-assigned
+through the user-facing use cases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from fleetprompt_core.domain.enums import Role
+from fleetprompt_core.domain.errors import NotFound
+from fleetprompt_core.domain.model import User
+from fleetprompt_core.ports import Principal
+from fleetprompt_core.services import audit, authz
+from fleetprompt_core.services.runtime import Call, Runtime
+
+__all__ = ["Operator"]
+
+
+class Operator:
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    def ensure_user(
+        self,
+        external_id: str,
+        *,
+        display_name: str | None = None,
+        roles: Iterable[Role] = (),
+    ) -> User:
+        """The user of ``external_id`` (created if new) holding at least ``roles``."""
+        user = authz.signed_in(self._rt, Call(Principal(external_id, display_name)))
+        wanted = frozenset(roles)
+        if wanted <= user.roles:
+            return user
+        return self.set_roles(external_id, grant=wanted)
+
+    def set_roles(
+        self, external_id: str, *, grant: Iterable[Role] = (), revoke: Iterable[Role] = ()
+    ) -> User:
+        granted, revoked = frozenset(grant), frozenset(revoke)
+        with self._rt.uow() as uow:
+            user = uow.users.get_by_external_id(external_id)
+            if user is None:
+                raise NotFound("User not found.")
+            roles = (user.roles | granted) - revoked
+            if roles == user.roles:
+                return user
+            updated = user.with_roles(roles, self._rt.clock.now_ms())
+            uow.users.update(updated)
+            audit.record(
+                self._rt, uow, Call(), "user.roles_changed", audit.system_actor("operator"),
+                "User roles changed by the operator.",
+                details={
+                    "userId": user.user_id,
+                    "from": audit.roles_text(user.roles),
+                    "to": audit.roles_text(roles),
+                },
+            )
+            uow.commit()
+        return updated

@@ -1,0 +1,115 @@
+"""Server-to-server redemption of an install token (X1, §7).
+
+Redemption is a handoff: it resolves the intent and the release references,
+marks the token and the intent redeemed, writes one audit event, and calls
+nothing upstream. Every way a token can fail (unknown, expired, revoked,
+already redeemed, wrong target system, release revoked, listing suspended)
+answers the same ``NOT_FOUND``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Final
+
+from fleetprompt_core.domain.enums import (
+    InstallTargetSystem,
+    ListingStatus,
+    ReleaseStatus,
+)
+from fleetprompt_core.domain.errors import NotFound
+from fleetprompt_core.policies.signing import RedeemVerifier
+from fleetprompt_core.policies.tokens import has_valid_checksum
+from fleetprompt_core.policies.validation import Problems, Reader
+from fleetprompt_core.services import audit
+from fleetprompt_core.services.runtime import Call, Runtime
+from fleetprompt_core.services.views import Redemption, RedeemedListing, RedeemedRelease
+
+__all__ = ["Redeemer"]
+
+_TOKEN_MAX: Final = 200
+
+
+def _not_found() -> NotFound:
+    return NotFound("Install token not found.")
+
+
+class Redeemer:
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+
+    def redeem_signed(
+        self,
+        verifier: RedeemVerifier,
+        *,
+        body: bytes,
+        source: str | None,
+        timestamp: str | None,
+        signature: str | None,
+        has_origin: bool,
+        has_cookie: bool,
+        request_id: str | None = None,
+    ) -> Redemption:
+        """Verify the HMAC over the exact ``body`` bytes, then parse and redeem.
+
+        Any authentication failure is one generic ``UNAUTHENTICATED`` and
+        changes nothing.
+        """
+        verified_source = verifier.verify(
+            body=body, source=source, timestamp=timestamp, signature=signature,
+            now_ms=self._rt.clock.now_ms(), has_origin=has_origin, has_cookie=has_cookie,
+        )
+        try:
+            payload: object = json.loads(body)
+        except (ValueError, RecursionError):
+            payload = None
+        return self.redeem(verified_source, payload, request_id=request_id)
+
+    def redeem(self, source: str, payload: object, *, request_id: str | None = None) -> Redemption:
+        """Redeem for an already authenticated target-system ``source``."""
+        problems = Problems()
+        reader = Reader(payload, problems, allowed=("installToken", "targetSystem"))
+        raw = reader.text("installToken", max_len=_TOKEN_MAX, min_len=1, required=True, nullable=False)
+        target = reader.choice("targetSystem", InstallTargetSystem, required=True)
+        problems.raise_if_any()
+        assert raw is not None and target is not None  # noqa: S101
+        if not has_valid_checksum(raw):
+            raise _not_found()
+        now = self._rt.clock.now_ms()
+        call = Call(request_id=request_id)
+        with self._rt.uow() as uow:
+            token = uow.tokens.get_by_hash(self._rt.hasher.hash(raw))
+            if token is None or not token.is_usable(now) or token.target_system is not target:
+                raise _not_found()
+            intent = uow.intents.get(token.install_intent_id)
+            if intent is None or intent.observed(now).status.value not in ("created", "token_issued"):
+                raise _not_found()
+            release = uow.releases.get(intent.release_id)
+            listing = uow.listings.get(intent.listing_id)
+            if (
+                release is None
+                or release.status is not ReleaseStatus.PUBLISHED
+                or listing is None
+                or listing.status is ListingStatus.SUSPENDED
+            ):
+                raise _not_found()
+            redeemed_intent = intent.redeemed(now)
+            if not uow.tokens.update(token.redeemed(source, now), token.status):
+                raise _not_found()  # a concurrent redemption won
+            if not uow.intents.update(redeemed_intent, intent.status):
+                raise _not_found()
+            audit.record(
+                self._rt, uow, call, "install_token.redeemed", audit.system_actor(source),
+                f"Install token redeemed by {source}.",
+                details={"tokenId": token.token_id, "targetSystem": target.value, "source": source},
+                publisher_user_id=listing.publisher_user_id, listing_id=listing.listing_id,
+                release_id=release.release_id, install_intent_id=intent.install_intent_id,
+            )
+            uow.commit()
+        return Redemption(
+            install_intent=redeemed_intent,
+            listing=RedeemedListing(listing.listing_id, listing.asset_kind, listing.name),
+            release=RedeemedRelease(
+                release.release_id, release.version, release.refs, release.compat, release.artifacts
+            ),
+        )

@@ -1,0 +1,76 @@
+"""What every use case runs with: the wired ports, settings and the caller."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+import attrs
+
+from fleetprompt_core.domain.errors import Conflict
+from fleetprompt_core.policies.pagination import CursorCodec
+from fleetprompt_core.policies.urls import normalize_host_allowlist
+from fleetprompt_core.ports import (
+    Clock,
+    IdGenerator,
+    Principal,
+    TokenGenerator,
+    TokenHasher,
+    UnitOfWorkFactory,
+)
+
+__all__ = ["Call", "CoreSettings", "Outcome", "Runtime", "changed_ok"]
+
+T = TypeVar("T")
+
+
+def _hosts(value: object) -> frozenset[str]:
+    if isinstance(value, str):
+        value = value.split(",")
+    return normalize_host_allowlist(value)  # type: ignore[arg-type]
+
+
+@attrs.frozen
+class CoreSettings:
+    """Operator settings the rules depend on."""
+
+    #: Hosts listing images may point at (``*.example.com`` for subdomains); empty ⇒ no images.
+    image_hosts: frozenset[str] = attrs.field(default=frozenset(), converter=_hosts)
+
+
+@attrs.frozen
+class Runtime:
+    """The ports a use case needs, wired once by a composition root."""
+
+    uow: UnitOfWorkFactory
+    clock: Clock
+    ids: IdGenerator
+    tokens: TokenGenerator
+    hasher: TokenHasher
+    cursors: CursorCodec
+    settings: CoreSettings = CoreSettings()
+
+
+@attrs.frozen
+class Call:
+    """Who is calling and under which request id (for the audit log)."""
+
+    principal: Principal | None = None
+    request_id: str | None = None
+
+    @classmethod
+    def as_user(cls, external_id: str, request_id: str | None = None) -> Call:
+        return cls(Principal(external_id), request_id)
+
+
+@attrs.frozen
+class Outcome(Generic[T]):
+    """The result of an idempotent write; ``replayed`` when it is a stored response."""
+
+    value: T
+    replayed: bool = False
+
+
+def changed_ok(stored: bool) -> None:
+    """Turn a lost compare-and-set into ``CONFLICT`` (the use case rolls back)."""
+    if not stored:
+        raise Conflict("The resource changed while this request ran.", hint="retry the request")

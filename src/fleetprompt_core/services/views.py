@@ -1,0 +1,232 @@
+"""Read models: the public view and the publisher view are separate types.
+
+A :class:`PublicListing` has no field for moderation, description source
+edits, install data or auth metadata, so no code path can leak them into a
+public response; the HTTP layer serialises each type with its own shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import attrs
+
+from fleetprompt_core.domain import limits
+from fleetprompt_core.domain.enums import (
+    AssetKind,
+    InstallTargetSystem,
+    ListingStatus,
+    ReleaseStatus,
+)
+from fleetprompt_core.domain.model import (
+    Artifact,
+    Compat,
+    Image,
+    InstallIntent,
+    Links,
+    Listing,
+    Moderation,
+    PublisherProfile,
+    Release,
+    ReleaseRefs,
+    RenderedMarkdown,
+    User,
+    Verification,
+)
+from fleetprompt_core.policies.markdown import rendered
+from fleetprompt_core.policies.pagination import Page
+from fleetprompt_core.ports import UnitOfWork
+
+__all__ = [
+    "IssuedToken",
+    "ListingView",
+    "PublicListing",
+    "PublicListingDetail",
+    "PublicRelease",
+    "PublisherSummary",
+    "Redemption",
+    "RedeemedListing",
+    "RedeemedRelease",
+    "default_profile",
+    "listing_views",
+    "public_listings",
+    "public_release",
+]
+
+
+@attrs.frozen
+class PublisherSummary:
+    publisher_id: str
+    display_name: str
+    verification: Verification
+
+
+@attrs.frozen
+class PublicListing:
+    listing_id: str
+    asset_kind: AssetKind
+    status: ListingStatus
+    name: str
+    summary: str
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+    publisher: PublisherSummary
+    images: tuple[Image, ...]
+    links: Links
+    install_attempts_30d: int
+    created_at_ms: int
+    updated_at_ms: int
+
+
+@attrs.frozen
+class PublicRelease:
+    release_id: str
+    listing_id: str
+    version: str
+    status: ReleaseStatus
+    compat: Compat
+    refs: ReleaseRefs
+    artifacts: tuple[Artifact, ...]
+    notes: RenderedMarkdown
+    published_at_ms: int
+    revoked_at_ms: int | None
+
+
+@attrs.frozen
+class PublicListingDetail:
+    listing: PublicListing
+    description: RenderedMarkdown
+    latest_release: PublicRelease | None
+    releases: Page[PublicRelease]
+
+
+@attrs.frozen
+class ListingView:
+    """The publisher console's view of an own listing (adds description and moderation)."""
+
+    listing: Listing
+    publisher: PublisherSummary
+    install_attempts_30d: int
+
+    @property
+    def moderation(self) -> Moderation:
+        return self.listing.moderation
+
+
+@attrs.frozen
+class IssuedToken:
+    """Answer to a token issue. ``install_token`` is the raw token, present exactly once:
+    it is ``None`` in a replayed answer, since the raw value is never stored."""
+
+    install_intent_id: str
+    token_id: str
+    install_token: str | None = attrs.field(repr=False)
+    expires_at_ms: int
+    target_system: InstallTargetSystem
+
+
+@attrs.frozen
+class RedeemedListing:
+    listing_id: str
+    asset_kind: AssetKind
+    name: str
+
+
+@attrs.frozen
+class RedeemedRelease:
+    release_id: str
+    version: str
+    refs: ReleaseRefs
+    compat: Compat
+    artifacts: tuple[Artifact, ...]
+
+
+@attrs.frozen
+class Redemption:
+    install_intent: InstallIntent
+    listing: RedeemedListing
+    release: RedeemedRelease
+
+
+def default_profile(user: User) -> PublisherProfile:
+    """The profile a publisher has before saving one."""
+    name = (user.display_name or "").strip()[: limits.DISPLAY_NAME_MAX] or "Unnamed publisher"
+    return PublisherProfile(
+        publisher_id=user.user_id,
+        display_name=name,
+        bio=rendered(""),
+        verification=Verification(),
+        created_at_ms=user.created_at_ms,
+        updated_at_ms=user.created_at_ms,
+    )
+
+
+def _summaries(uow: UnitOfWork, publisher_ids: Iterable[str]) -> dict[str, PublisherSummary]:
+    ids = set(publisher_ids)
+    profiles: Mapping[str, PublisherProfile] = uow.profiles.get_many(ids)
+    summaries: dict[str, PublisherSummary] = {}
+    for publisher_id in ids:
+        profile = profiles.get(publisher_id)
+        if profile is None:
+            user = uow.users.get(publisher_id)
+            profile = default_profile(user) if user else None
+        if profile is None:  # pragma: no cover - listings always have an owner
+            summaries[publisher_id] = PublisherSummary(publisher_id, "Unknown publisher", Verification())
+            continue
+        summaries[publisher_id] = PublisherSummary(
+            publisher_id, profile.display_name, profile.verification
+        )
+    return summaries
+
+
+def _stats(uow: UnitOfWork, listings: Sequence[Listing], now_ms: int) -> Mapping[str, int]:
+    return uow.intents.count_created_since(
+        [item.listing_id for item in listings], now_ms - limits.STATS_WINDOW_MS
+    )
+
+
+def public_listings(uow: UnitOfWork, listings: Sequence[Listing], now_ms: int) -> list[PublicListing]:
+    summaries = _summaries(uow, (item.publisher_user_id for item in listings))
+    stats = _stats(uow, listings, now_ms)
+    return [
+        PublicListing(
+            listing_id=item.listing_id,
+            asset_kind=item.asset_kind,
+            status=item.status,
+            name=item.name,
+            summary=item.summary,
+            tags=item.tags,
+            categories=item.categories,
+            publisher=summaries[item.publisher_user_id],
+            images=item.images,
+            links=item.links,
+            install_attempts_30d=stats.get(item.listing_id, 0),
+            created_at_ms=item.created_at_ms,
+            updated_at_ms=item.updated_at_ms,
+        )
+        for item in listings
+    ]
+
+
+def listing_views(uow: UnitOfWork, listings: Sequence[Listing], now_ms: int) -> list[ListingView]:
+    summaries = _summaries(uow, (item.publisher_user_id for item in listings))
+    stats = _stats(uow, listings, now_ms)
+    return [
+        ListingView(item, summaries[item.publisher_user_id], stats.get(item.listing_id, 0))
+        for item in listings
+    ]
+
+
+def public_release(release: Release) -> PublicRelease:
+    return PublicRelease(
+        release_id=release.release_id,
+        listing_id=release.listing_id,
+        version=release.version,
+        status=release.status,
+        compat=release.compat,
+        refs=release.refs,
+        artifacts=release.artifacts,
+        notes=release.notes,
+        published_at_ms=release.published_at_ms,
+        revoked_at_ms=release.revoked_at_ms,
+    )
