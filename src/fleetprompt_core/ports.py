@@ -65,7 +65,7 @@ CreatedKey = tuple[int, str]
 class UniqueConstraint(enum.StrEnum):
     USER_EXTERNAL_ID = "users.external_id"
     RELEASE_VERSION = "releases.listing_id_version"
-    TOKEN_HASH = "install_tokens.token_hash"
+    TOKEN_HASH = "install_tokens.token_hash"  # noqa: S105 - a constraint name
     IDEMPOTENCY_KEY = "idempotency.scope_endpoint_key"
     PRIMARY_KEY = "primary_key"
 
@@ -149,6 +149,7 @@ class ListingRepository(Protocol):
         """Store ``listing`` if the stored one still has ``expected``'s status and
         ``updated_at_ms`` (compare-and-set); ``False`` when it changed meanwhile."""
         ...
+
     def list_by_owner(
         self,
         owner_user_id: str,
@@ -173,6 +174,7 @@ class ReleaseRepository(Protocol):
     def update(self, release: Release, expected_status: ReleaseStatus) -> bool:
         """Compare-and-set on the stored status; ``False`` when it differs."""
         ...
+
     def list_for_listing(
         self,
         listing_id: str,
@@ -194,6 +196,7 @@ class InstallIntentRepository(Protocol):
     def update(self, intent: InstallIntent, expected_status: InstallIntentStatus) -> bool:
         """Compare-and-set on the stored status; ``False`` when it differs."""
         ...
+
     def list_for_buyer(
         self,
         buyer_user_id: str,
@@ -209,9 +212,7 @@ class InstallIntentRepository(Protocol):
         """
         ...
 
-    def count_created_since(
-        self, listing_ids: Iterable[str], since_ms: int
-    ) -> Mapping[str, int]:
+    def count_created_since(self, listing_ids: Iterable[str], since_ms: int) -> Mapping[str, int]:
         """Intents created at or after ``since_ms`` per listing (absent ⇒ 0)."""
         ...
 
@@ -228,6 +229,7 @@ class InstallTokenRepository(Protocol):
     def update(self, token: InstallToken, expected_status: InstallTokenStatus) -> bool:
         """Compare-and-set on the stored status; ``False`` when it differs."""
         ...
+
     def get_by_hash(self, token_hash: str) -> InstallToken | None: ...
     def list_issued_for_intent(self, install_intent_id: str) -> Sequence[InstallToken]:
         """Tokens of the intent whose stored status is ``issued``."""

@@ -174,7 +174,10 @@ def test_tokens_used_as_keys_are_redacted() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("Authorization: Bearer abc.def-ghi_jkl~mno+pqr/stu==", f"Authorization: Bearer {REDACTED}"),
+        (
+            "Authorization: Bearer abc.def-ghi_jkl~mno+pqr/stu==",
+            f"Authorization: Bearer {REDACTED}",
+        ),
         ("authorization: bearer abc", f"authorization: bearer {REDACTED}"),
         ("BEARER\tabc123", f"BEARER\t{REDACTED}"),
         ("Bearer abc, other=1", f"Bearer {REDACTED}, other=1"),
@@ -277,7 +280,7 @@ def test_deep_nesting_is_bounded() -> None:
 
 
 def test_self_referencing_structures_terminate() -> None:
-    """A structure that contains itself is cut off at the depth bound instead of recursing forever."""
+    """A structure that contains itself is cut off at the depth bound, not recursed forever."""
     loop: list[object] = ["x"]
     loop.append(loop)
     mapping: dict[str, object] = {"token": "a"}

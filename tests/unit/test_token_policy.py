@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import re
+import secrets
 
 import pytest
 from hypothesis import given
@@ -28,7 +30,7 @@ _entropy = st.binary(min_size=32, max_size=32)
 
 
 def test_u_tok_03_token_hash_is_stable() -> None:
-    """A token always hashes the same; different tokens differ; the hash is hex and hides the token."""
+    """Same token, same hash; other token, other hash; 64 hex characters that hide the token."""
     token = generate_token(INSTALL_TOKEN_PREFIX)
     other = generate_token(INSTALL_TOKEN_PREFIX)
     digest = hash_token(token)
@@ -135,12 +137,14 @@ def test_generate_token_uses_secrets_token_bytes(monkeypatch: pytest.MonkeyPatch
         calls.append(n)
         return b"\x01" * n
 
-    monkeypatch.setattr(tokens.secrets, "token_bytes", fake_token_bytes)
+    monkeypatch.setattr(secrets, "token_bytes", fake_token_bytes)
     assert generate_token(API_TOKEN_PREFIX) == generate_token(API_TOKEN_PREFIX, b"\x01" * 32)
     assert calls == [32]
 
 
-@pytest.mark.parametrize("prefix", ["", "fp_", "fpit", "FPIT_", "ab_", "fpabcdefg_", "fp1t_", "fpit-"])
+@pytest.mark.parametrize(
+    "prefix", ["", "fp_", "fpit", "FPIT_", "ab_", "fpabcdefg_", "fp1t_", "fpit-"]
+)
 def test_generate_token_rejects_bad_prefixes(prefix: str) -> None:
     """Only fp + 1..6 lower-case letters + '_' is a prefix, so TOKEN_PATTERN finds every token."""
     with pytest.raises(ValueError, match="prefix"):
@@ -226,7 +230,7 @@ def test_tokens_equal_uses_compare_digest(monkeypatch: pytest.MonkeyPatch) -> No
         seen.append((a, b))
         return a == b
 
-    monkeypatch.setattr(tokens.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)
     assert tokens_equal("x", "x")
     assert seen == [(b"x", b"x")]
 

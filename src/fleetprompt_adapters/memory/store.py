@@ -46,7 +46,9 @@ V = TypeVar("V")
 T = TypeVar("T")
 
 
-def _page(rows: Iterable[T], key: Callable[[T], CreatedKey], after: CreatedKey | None, limit: int) -> list[T]:
+def _page(
+    rows: Iterable[T], key: Callable[[T], CreatedKey], after: CreatedKey | None, limit: int
+) -> list[T]:
     """Rows in ``key`` descending order strictly after ``after``."""
     ordered = sorted(rows, key=key, reverse=True)
     if after is not None:
@@ -104,7 +106,11 @@ class _Tx:
 
     def append(self, items: list[T], item: T) -> None:
         items.append(item)
-        self.undo.append(items.pop)
+
+        def restore() -> None:
+            items.pop()
+
+        self.undo.append(restore)
 
     def rollback(self) -> None:
         while self.undo:
@@ -166,7 +172,10 @@ class _Listings(_Repo):
             raise KeyError(listing.listing_id)
         if current.status != expected.status or current.updated_at_ms != expected.updated_at_ms:
             return False
-        if (current.publisher_user_id, current.asset_kind) != (listing.publisher_user_id, listing.asset_kind):
+        if (current.publisher_user_id, current.asset_kind) != (
+            listing.publisher_user_id,
+            listing.asset_kind,
+        ):
             raise ValueError("owner and asset kind never change")
         self.tx.put(self.s.listings, listing.listing_id, listing)
         return True
@@ -217,7 +226,10 @@ class _Releases(_Repo):
         current = self.s.releases[release.release_id]
         if current.status is not expected_status:
             return False
-        if attrs.evolve(release, status=current.status, revoked_at_ms=None, revoke_reason=None) != current:
+        if (
+            attrs.evolve(release, status=current.status, revoked_at_ms=None, revoke_reason=None)
+            != current
+        ):
             raise ValueError("a release is immutable apart from its revocation")
         self.tx.put(self.s.releases, release.release_id, release)
         return True
@@ -229,7 +241,9 @@ class _Releases(_Repo):
         self, listing_id: str, include_revoked: bool, after: CreatedKey | None, limit: int
     ) -> Sequence[Release]:
         rows = (
-            r for r in self._of(listing_id) if include_revoked or r.status is ReleaseStatus.PUBLISHED
+            r
+            for r in self._of(listing_id)
+            if include_revoked or r.status is ReleaseStatus.PUBLISHED
         )
         return _page(rows, lambda r: (r.published_at_ms, r.release_id), after, limit)
 
@@ -282,7 +296,9 @@ class _Intents(_Repo):
 
     def due_for_expiry(self, now_ms: int, limit: int) -> Sequence[InstallIntent]:
         due = [
-            i for i in self.s.intents.values() if i.status in OPEN_INTENT_STATUSES and i.expires_at_ms <= now_ms
+            i
+            for i in self.s.intents.values()
+            if i.status in OPEN_INTENT_STATUSES and i.expires_at_ms <= now_ms
         ]
         due.sort(key=lambda i: (i.expires_at_ms, i.install_intent_id))
         return due[:limit]
@@ -366,7 +382,9 @@ class _Audit(_Repo):
         frozen = attrs.evolve(event, details=types.MappingProxyType(dict(event.details)))
         self.tx.append(self.s.audit, frozen)
 
-    def query(self, query: AuditQuery, after: CreatedKey | None, limit: int) -> Sequence[AuditEvent]:
+    def query(
+        self, query: AuditQuery, after: CreatedKey | None, limit: int
+    ) -> Sequence[AuditEvent]:
         rows = (
             e
             for e in self.s.audit

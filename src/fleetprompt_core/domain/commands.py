@@ -8,7 +8,7 @@ satisfies every bound and normalisation of the contract.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Any, Final, cast
 
 import attrs
 
@@ -17,7 +17,6 @@ from fleetprompt_core.domain.enums import (
     ArtifactDownloadMode,
     ArtifactKind,
     AssetKind,
-    InstallIntentStatus,
     InstallTargetSystem,
     ListingStatus,
     Role,
@@ -41,8 +40,8 @@ from fleetprompt_core.policies.search import search_terms
 from fleetprompt_core.policies.urls import image_url_problem, url_problem
 from fleetprompt_core.policies.validation import (
     MISSING,
-    VERSION_PATTERN,
     SHA256_PATTERN,
+    VERSION_PATTERN,
     Problems,
     Reader,
     check_choice,
@@ -140,7 +139,13 @@ def _labels(reader: Reader, key: str, max_items: int, problems: Problems) -> tup
     labels: dict[str, None] = {}
     for path, item in items:
         label = check_text(
-            item, path, problems, max_len=limits.LABEL_MAX, min_len=1, trim=True, nullable=False,
+            item,
+            path,
+            problems,
+            max_len=limits.LABEL_MAX,
+            min_len=1,
+            trim=True,
+            nullable=False,
             required=True,
         )
         if label is not None:
@@ -155,7 +160,7 @@ def _description(reader: Reader, key: str, max_len: int) -> str | None:
         return None
     if value is None:
         return ""
-    sub = reader.object(key, allowed=_DESCRIPTION_FIELDS)
+    sub = reader.child(key, allowed=_DESCRIPTION_FIELDS)
     if sub is None:
         return None
     fmt = sub.raw("format")
@@ -201,7 +206,7 @@ def _links(reader: Reader, current: Links) -> Links | None:
         return None
     if value is None:
         return Links()
-    sub = reader.object("links", allowed=tuple(_LINK_FIELDS))
+    sub = reader.child("links", allowed=tuple(_LINK_FIELDS))
     if sub is None:
         return None
     changes: dict[str, str | None] = {}
@@ -244,7 +249,7 @@ def parse_new_listing(payload: object, image_hosts: frozenset[str]) -> NewListin
         problems.add("name", "is required")
     changes = _content_changes(reader, image_hosts, Links())
     problems.raise_if_any()
-    assert asset_kind is not None  # noqa: S101 - guaranteed by raise_if_any
+    assert asset_kind is not None
     content = ListingContent(
         name=str(changes["name"]),
         summary=str(changes.get("summary") or ""),
@@ -279,7 +284,7 @@ def apply_listing_patch(
         changes["description"] = (
             listing.description if source == listing.description.markdown else rendered(source)
         )
-    patched = attrs.evolve(listing, **changes)  # type: ignore[misc]
+    patched = attrs.evolve(listing, **cast(dict[str, Any], changes))
     if patched == listing:
         return listing
     return attrs.evolve(patched, updated_at_ms=now_ms)
@@ -292,7 +297,7 @@ def parse_status_change(payload: object) -> ListingStatus:
     if status is ListingStatus.SUSPENDED:
         problems.add("status", "must be one of: draft, published, unlisted")
     problems.raise_if_any()
-    assert status is not None  # noqa: S101
+    assert status is not None
     return status
 
 
@@ -312,7 +317,9 @@ def _artifacts(reader: Reader) -> tuple[Artifact, ...]:
     items = reader.array("artifacts", max_items=limits.ARTIFACTS_MAX)
     artifacts: list[Artifact] = []
     for path, item in items or ():
-        sub = Reader(item, reader.problems, path, allowed=("kind", "sha256", "sizeBytes", "download"))
+        sub = Reader(
+            item, reader.problems, path, allowed=("kind", "sha256", "sizeBytes", "download")
+        )
         if not sub.valid:
             continue
         kind = sub.choice("kind", ArtifactKind, required=True)
@@ -322,13 +329,15 @@ def _artifacts(reader: Reader) -> tuple[Artifact, ...]:
             digest = None
         size = sub.integer("sizeBytes", minimum=0, required=True)
         download = ArtifactDownload()
-        dl = sub.object("download", allowed=("mode", "hint"))
+        dl = sub.child("download", allowed=("mode", "hint"))
         if dl is not None:
             mode = dl.choice("mode", ArtifactDownloadMode, required=True)
             hint = dl.text("hint", max_len=limits.ARTIFACT_HINT_MAX, multiline=True)
             download = ArtifactDownload(mode=mode or ArtifactDownloadMode.NONE, hint=hint)
         if kind is not None and digest is not None and size is not None:
-            artifacts.append(Artifact(kind=kind, sha256=digest.lower(), size_bytes=size, download=download))
+            artifacts.append(
+                Artifact(kind=kind, sha256=digest.lower(), size_bytes=size, download=download)
+            )
     return tuple(artifacts)
 
 
@@ -340,29 +349,35 @@ def parse_new_release(payload: object, asset_kind: AssetKind) -> NewRelease:
     """
     problems = Problems()
     reader = Reader(payload, problems, allowed=("version", "refs", "compat", "artifacts", "notes"))
-    version = reader.text("version", max_len=limits.VERSION_MAX, min_len=1, required=True, nullable=False)
+    version = reader.text(
+        "version", max_len=limits.VERSION_MAX, min_len=1, required=True, nullable=False
+    )
     if version is not None and not VERSION_PATTERN.fullmatch(version):
         problems.add("version", "may only contain letters, digits, '.', '+' and '-'")
-    refs_reader = reader.object("refs", allowed=tuple(_REF_FIELDS), required=True)
+    refs_reader = reader.child("refs", allowed=tuple(_REF_FIELDS), required=True)
     refs: dict[str, str | None] = {}
     if refs_reader is not None:
         for wire, attr in _REF_FIELDS.items():
             value = refs_reader.text(wire, max_len=limits.REF_MAX, min_len=1, trim=True)
             if value is not None and wire not in ALLOWED_REFS[asset_kind]:
-                problems.add(refs_reader.at(wire), f"does not belong to a {asset_kind.value} listing")
+                problems.add(
+                    refs_reader.at(wire), f"does not belong to a {asset_kind.value} listing"
+                )
             refs[attr] = value
         required_ref = REQUIRED_REF[asset_kind]
         if refs_reader.raw(required_ref) in (MISSING, None):
-            problems.add(refs_reader.at(required_ref), f"is required for a {asset_kind.value} listing")
+            problems.add(
+                refs_reader.at(required_ref), f"is required for a {asset_kind.value} listing"
+            )
     compat: dict[str, str | None] = {}
-    compat_reader = reader.object("compat", allowed=tuple(_COMPAT_FIELDS))
+    compat_reader = reader.child("compat", allowed=tuple(_COMPAT_FIELDS))
     if compat_reader is not None:
         for wire, attr in _COMPAT_FIELDS.items():
             compat[attr] = compat_reader.text(wire, max_len=limits.COMPAT_MAX, min_len=1, trim=True)
     artifacts = _artifacts(reader)
     notes = _description(reader, "notes", limits.NOTES_MAX) or ""
     problems.raise_if_any()
-    assert version is not None  # noqa: S101
+    assert version is not None
     if any(a.download.mode is ArtifactDownloadMode.FLEETPROMPT_SIGNED_URL for a in artifacts):
         raise Unsupported(
             "FleetPrompt does not host artifacts; use mode none or specprompt_fulfillment.",
@@ -381,8 +396,12 @@ def parse_reason(payload: object, *, required: bool) -> str | None:
     problems = Problems()
     reader = Reader(payload, problems, allowed=("reason",), required=False)
     reason = reader.text(
-        "reason", max_len=limits.REASON_MAX, min_len=1 if required else 0, trim=True,
-        required=required, multiline=True,
+        "reason",
+        max_len=limits.REASON_MAX,
+        min_len=1 if required else 0,
+        trim=True,
+        required=required,
+        multiline=True,
     )
     problems.raise_if_any()
     return reason or None
@@ -408,12 +427,16 @@ def parse_profile_update(payload: object) -> ProfileUpdate:
     problems = Problems()
     reader = Reader(payload, problems, allowed=("displayName", "bioMarkdown"))
     name = reader.text(
-        "displayName", max_len=limits.DISPLAY_NAME_MAX, min_len=1, trim=True, required=True,
+        "displayName",
+        max_len=limits.DISPLAY_NAME_MAX,
+        min_len=1,
+        trim=True,
+        required=True,
         nullable=False,
     )
     bio = reader.text("bioMarkdown", max_len=limits.BIO_MAX, multiline=True) or ""
     problems.raise_if_any()
-    assert name is not None  # noqa: S101
+    assert name is not None
     return ProfileUpdate(display_name=name, bio_markdown=bio)
 
 
@@ -446,7 +469,7 @@ def parse_verification(payload: object) -> tuple[VerificationStatus, str | None]
     status = reader.choice("status", VerificationStatus, required=True)
     reason = reader.text("reason", max_len=limits.REASON_MAX, trim=True, multiline=True)
     problems.raise_if_any()
-    assert status is not None  # noqa: S101
+    assert status is not None
     return status, reason or None
 
 
@@ -470,12 +493,15 @@ def parse_new_intent(payload: object) -> NewIntent:
     release_id = reader.text("releaseId", max_len=limits.REF_MAX, min_len=1)
     target = reader.choice("targetSystem", InstallTargetSystem, required=True)
     context: dict[str, str | None] = {}
-    ctx_reader = reader.object("targetContext", allowed=tuple(_CONTEXT_FIELDS))
+    ctx_reader = reader.child("targetContext", allowed=tuple(_CONTEXT_FIELDS))
     if ctx_reader is not None:
         for wire, attr in _CONTEXT_FIELDS.items():
-            context[attr] = ctx_reader.text(wire, max_len=limits.TARGET_CONTEXT_MAX, min_len=1, trim=True)
+            context[attr] = ctx_reader.text(
+                wire, max_len=limits.TARGET_CONTEXT_MAX, min_len=1, trim=True
+            )
     problems.raise_if_any()
-    assert listing_id is not None and target is not None  # noqa: S101
+    assert listing_id is not None
+    assert target is not None
     return NewIntent(listing_id, release_id, target, TargetContext(**context))
 
 
@@ -554,8 +580,14 @@ def _label_filter(value: object, name: str, max_items: int, problems: Problems) 
     labels: dict[str, None] = {}
     for index, item in enumerate(raw):
         label = check_text(
-            item, f"{name}[{index}]", problems, max_len=limits.LABEL_MAX, min_len=1, trim=True,
-            nullable=False, required=True,
+            item,
+            f"{name}[{index}]",
+            problems,
+            max_len=limits.LABEL_MAX,
+            min_len=1,
+            trim=True,
+            nullable=False,
+            required=True,
         )
         if label is not None:
             labels.setdefault(label.lower(), None)
@@ -577,7 +609,9 @@ def parse_search(params: Mapping[str, object]) -> SearchRequest:
     request = SearchRequest(
         terms=terms,
         tags=_label_filter(params.get("tags"), "tags", limits.TAGS_MAX, problems),
-        categories=_label_filter(params.get("categories"), "categories", limits.CATEGORIES_MAX, problems),
+        categories=_label_filter(
+            params.get("categories"), "categories", limits.CATEGORIES_MAX, problems
+        ),
         asset_kind=asset_kind,
         sort=sort,
         cursor=parse_cursor(params.get("cursor"), problems),

@@ -46,7 +46,7 @@ class InstallTargetSystem(enum.StrEnum):
 
 class InstallIntentStatus(enum.StrEnum):
     CREATED = "created"
-    TOKEN_ISSUED = "token_issued"
+    TOKEN_ISSUED = "token_issued"  # noqa: S105 - a status, not a secret
     REDEEMED = "redeemed"
     EXPIRED = "expired"
     CANCELED = "canceled"

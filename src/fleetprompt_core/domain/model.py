@@ -51,7 +51,9 @@ __all__ = [
     "Verification",
 ]
 
-OPEN_INTENT_STATUSES: Final = frozenset({InstallIntentStatus.CREATED, InstallIntentStatus.TOKEN_ISSUED})
+OPEN_INTENT_STATUSES: Final = frozenset(
+    {InstallIntentStatus.CREATED, InstallIntentStatus.TOKEN_ISSUED}
+)
 
 
 # --------------------------------------------------------------------------- users

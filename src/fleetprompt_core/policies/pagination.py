@@ -73,7 +73,9 @@ class CursorCodec:
 
     def decode(self, scope: str, cursor: str, shape: Sequence[type]) -> Position:
         """The position in ``cursor``; ``shape`` gives the type of each component."""
-        invalid = ValidationFailed.single("cursor", "The cursor is malformed or does not belong to this query.")
+        invalid = ValidationFailed.single(
+            "cursor", "The cursor is malformed or does not belong to this query."
+        )
         if not cursor or len(cursor) > _MAX_CURSOR_CHARS or cursor.count(".") != 1:
             raise invalid
         body, mac = cursor.split(".")

@@ -170,9 +170,7 @@ class Reader:
         value = self.raw(key)
         return check_choice(value, self.at(key), self.problems, enum_type, required=required)
 
-    def object(
-        self, key: str, *, allowed: Collection[str], required: bool = False
-    ) -> Reader | None:
+    def child(self, key: str, *, allowed: Collection[str], required: bool = False) -> Reader | None:
         """A nested object; ``None`` when absent or null (and not required)."""
         value = self.raw(key)
         path = self.at(key)

@@ -45,24 +45,36 @@ class Admin:
 
         def operation(uow: UnitOfWork) -> ListingView:
             reason = parse_reason(payload, required=True)
-            assert reason is not None  # noqa: S101
+            assert reason is not None
             listing = uow.listings.get(listing_id)
             if listing is None:
                 raise NotFound("Listing not found.")
             suspended = listing.suspended(reason, self._rt.clock.now_ms())
             changed_ok(uow.listings.update(suspended, listing))
             audit.record(
-                self._rt, uow, call, "listing.suspended", audit.user_actor(admin),
-                "Listing suspended.", details={"from": listing.status.value, "reason": reason},
-                publisher_user_id=listing.publisher_user_id, listing_id=listing_id,
+                self._rt,
+                uow,
+                call,
+                "listing.suspended",
+                audit.user_actor(admin),
+                "Listing suspended.",
+                details={"from": listing.status.value, "reason": reason},
+                publisher_user_id=listing.publisher_user_id,
+                listing_id=listing_id,
             )
             (view,) = listing_views(uow, [suspended], self._rt.clock.now_ms())
             return view
 
         return idempotency.run(
-            self._rt, scope_user_id=admin.user_id, endpoint="POST /v1/admin/listings/{id}/suspend",
-            key=idempotency_key, required=True, target={"id": listing_id}, body=payload,
-            codec=_LISTING, operation=operation,
+            self._rt,
+            scope_user_id=admin.user_id,
+            endpoint="POST /v1/admin/listings/{id}/suspend",
+            key=idempotency_key,
+            required=True,
+            target={"id": listing_id},
+            body=payload,
+            codec=_LISTING,
+            operation=operation,
         )
 
     def unsuspend_listing(
@@ -79,17 +91,29 @@ class Admin:
             lifted = listing.unsuspended(reason, self._rt.clock.now_ms())
             changed_ok(uow.listings.update(lifted, listing))
             audit.record(
-                self._rt, uow, call, "listing.unsuspended", audit.user_actor(admin),
-                "Listing suspension lifted.", details={"reason": reason},
-                publisher_user_id=listing.publisher_user_id, listing_id=listing_id,
+                self._rt,
+                uow,
+                call,
+                "listing.unsuspended",
+                audit.user_actor(admin),
+                "Listing suspension lifted.",
+                details={"reason": reason},
+                publisher_user_id=listing.publisher_user_id,
+                listing_id=listing_id,
             )
             (view,) = listing_views(uow, [lifted], self._rt.clock.now_ms())
             return view
 
         return idempotency.run(
-            self._rt, scope_user_id=admin.user_id, endpoint="POST /v1/admin/listings/{id}/unsuspend",
-            key=idempotency_key, required=True, target={"id": listing_id}, body=payload,
-            codec=_LISTING, operation=operation,
+            self._rt,
+            scope_user_id=admin.user_id,
+            endpoint="POST /v1/admin/listings/{id}/unsuspend",
+            key=idempotency_key,
+            required=True,
+            target={"id": listing_id},
+            body=payload,
+            codec=_LISTING,
+            operation=operation,
         )
 
     def change_roles(
@@ -104,14 +128,20 @@ class Admin:
             if user is None:
                 raise NotFound("User not found.")
             if user.user_id == admin.user_id and Role.ADMIN in change.revoke:
-                raise Conflict("An admin cannot revoke their own admin role.", hint="ask another admin")
+                raise Conflict(
+                    "An admin cannot revoke their own admin role.", hint="ask another admin"
+                )
             roles = (user.roles | change.grant) - change.revoke
             if roles == user.roles:
                 return user
             updated = user.with_roles(roles, self._rt.clock.now_ms())
             uow.users.update(updated)
             audit.record(
-                self._rt, uow, call, "user.roles_changed", audit.user_actor(admin),
+                self._rt,
+                uow,
+                call,
+                "user.roles_changed",
+                audit.user_actor(admin),
                 "User roles changed.",
                 details={
                     "userId": user.user_id,
@@ -122,9 +152,15 @@ class Admin:
             return updated
 
         return idempotency.run(
-            self._rt, scope_user_id=admin.user_id, endpoint="POST /v1/admin/users/{userId}/roles",
-            key=idempotency_key, required=True, target={"userId": user_id}, body=payload,
-            codec=_USER, operation=operation,
+            self._rt,
+            scope_user_id=admin.user_id,
+            endpoint="POST /v1/admin/users/{userId}/roles",
+            key=idempotency_key,
+            required=True,
+            target={"userId": user_id},
+            body=payload,
+            codec=_USER,
+            operation=operation,
         )
 
     def set_verification(
@@ -146,25 +182,39 @@ class Admin:
             )
             uow.profiles.save(profile)
             audit.record(
-                self._rt, uow, call, "publisher.verification_set", audit.user_actor(admin),
+                self._rt,
+                uow,
+                call,
+                "publisher.verification_set",
+                audit.user_actor(admin),
                 f"Publisher verification set to {status.value}.",
-                details={"status": status.value}, publisher_user_id=publisher_id,
+                details={"status": status.value},
+                publisher_user_id=publisher_id,
             )
             return profile
 
         return idempotency.run(
-            self._rt, scope_user_id=admin.user_id,
+            self._rt,
+            scope_user_id=admin.user_id,
             endpoint="POST /v1/admin/publishers/{publisherId}/verification",
-            key=idempotency_key, required=True, target={"publisherId": publisher_id},
-            body=payload, codec=_PROFILE, operation=operation,
+            key=idempotency_key,
+            required=True,
+            target={"publisherId": publisher_id},
+            body=payload,
+            codec=_PROFILE,
+            operation=operation,
         )
 
-    def read_audit(self, call: Call, params: Mapping[str, object] | None = None) -> Page[AuditEvent]:
+    def read_audit(
+        self, call: Call, params: Mapping[str, object] | None = None
+    ) -> Page[AuditEvent]:
         """A4: the audit log, newest first, filtered by type, listing or actor."""
         authz.require_admin(self._rt, call)
         params = params or {}
         problems = Problems()
-        reader = Reader(params, problems, allowed=("type", "listingId", "actorUserId", "cursor", "limit"))
+        reader = Reader(
+            params, problems, allowed=("type", "listingId", "actorUserId", "cursor", "limit")
+        )
         query = AuditQuery(
             type=reader.text("type", max_len=100, min_len=1),
             listing_id=reader.text("listingId", max_len=100, min_len=1),

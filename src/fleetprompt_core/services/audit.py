@@ -28,9 +28,7 @@ def system_actor(system: str) -> Actor:
 def _bounded(details: Mapping[str, AuditValue]) -> dict[str, AuditValue]:
     bounded: dict[str, AuditValue] = {}
     for key, value in list(details.items())[:_DETAIL_KEYS_MAX]:
-        if isinstance(value, str):
-            value = redact_text(value)[:_DETAIL_VALUE_MAX]
-        bounded[key] = value
+        bounded[key] = redact_text(value)[:_DETAIL_VALUE_MAX] if isinstance(value, str) else value
     return bounded
 
 

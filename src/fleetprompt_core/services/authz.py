@@ -27,9 +27,9 @@ from fleetprompt_core.services import audit
 from fleetprompt_core.services.runtime import Call, Runtime
 
 __all__ = [
+    "own_intent",
     "owned_listing",
     "owned_release",
-    "own_intent",
     "public_listing",
     "require_admin",
     "require_role",
@@ -40,8 +40,13 @@ __all__ = [
 def _checked_principal(principal: Principal) -> Principal:
     problems = Problems()
     external_id = check_text(
-        principal.external_id, "externalId", problems, max_len=limits.EXTERNAL_ID_MAX, min_len=1,
-        required=True, nullable=False,
+        principal.external_id,
+        "externalId",
+        problems,
+        max_len=limits.EXTERNAL_ID_MAX,
+        min_len=1,
+        required=True,
+        nullable=False,
     )
     if problems or external_id is None:
         # An identity adapter handed over something unusable: treat as no identity.
@@ -52,7 +57,9 @@ def _checked_principal(principal: Principal) -> Principal:
 def _profile_fields(principal: Principal) -> tuple[str | None, str | None]:
     """Display name and e-mail from the identity provider, kept only when within bounds."""
     problems = Problems()
-    name = check_text(principal.display_name, "displayName", problems, max_len=limits.DISPLAY_NAME_MAX, trim=True)
+    name = check_text(
+        principal.display_name, "displayName", problems, max_len=limits.DISPLAY_NAME_MAX, trim=True
+    )
     email = check_text(principal.email, "email", problems, max_len=limits.EMAIL_MAX, trim=True)
     return name or None, email or None
 
@@ -81,7 +88,12 @@ def signed_in(rt: Runtime, call: Call) -> User:
         with rt.uow() as uow:
             uow.users.add(user)
             audit.record(
-                rt, uow, call, "user.created", audit.user_actor(user), "User seen for the first time."
+                rt,
+                uow,
+                call,
+                "user.created",
+                audit.user_actor(user),
+                "User seen for the first time.",
             )
             uow.commit()
     except DuplicateError as error:

@@ -103,8 +103,13 @@ class Catalog:
             (public,) = public_listings(uow, [listing], now)
             latest = uow.releases.latest_published(listing_id)
             releases = release_page(
-                self._rt, uow, _release_scope(listing_id, False), listing_id,
-                include_revoked=False, cursor=None, limit=DEFAULT_LIMIT,
+                self._rt,
+                uow,
+                _release_scope(listing_id, False),
+                listing_id,
+                include_revoked=False,
+                cursor=None,
+                limit=DEFAULT_LIMIT,
             )
         return PublicListingDetail(
             listing=public,
@@ -113,7 +118,9 @@ class Catalog:
             releases=Page(tuple(public_release(r) for r in releases.items), releases.next_cursor),
         )
 
-    def releases(self, listing_id: str, params: Mapping[str, object] | None = None) -> Page[PublicRelease]:
+    def releases(
+        self, listing_id: str, params: Mapping[str, object] | None = None
+    ) -> Page[PublicRelease]:
         """P3: a published listing's releases; revoked ones only with ``includeRevoked``."""
         params = params or {}
         problems = Problems()
@@ -125,8 +132,13 @@ class Catalog:
         with self._rt.uow() as uow:
             authz.public_listing(uow, listing_id)
             page = release_page(
-                self._rt, uow, _release_scope(listing_id, include_revoked), listing_id,
-                include_revoked=include_revoked, cursor=cursor, limit=limit,
+                self._rt,
+                uow,
+                _release_scope(listing_id, include_revoked),
+                listing_id,
+                include_revoked=include_revoked,
+                cursor=cursor,
+                limit=limit,
             )
         return Page(tuple(public_release(r) for r in page.items), page.next_cursor)
 

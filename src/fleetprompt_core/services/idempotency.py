@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import attrs
 import cattrs
@@ -47,7 +47,9 @@ class ResultCodec(Generic[T]):
     strip: Callable[[T], T] = attrs.field(default=lambda value: value)
 
     def encode(self, value: T) -> str:
-        return json.dumps(converter.unstructure(self.strip(value)), sort_keys=True, separators=(",", ":"))
+        return json.dumps(
+            converter.unstructure(self.strip(value)), sort_keys=True, separators=(",", ":")
+        )
 
     def decode(self, text: str) -> T:
         return converter.structure(json.loads(text), self.type)
@@ -176,5 +178,3 @@ def run(
             _release(rt, claimed)
         raise
     return Outcome(value)
-
-

@@ -22,7 +22,7 @@ from fleetprompt_core.domain.enums import (
     ReleaseStatus,
 )
 from fleetprompt_core.domain.errors import Conflict, DuplicateError, NotFound
-from fleetprompt_core.domain.model import InstallIntent, InstallToken, User
+from fleetprompt_core.domain.model import InstallIntent, InstallToken
 from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.policies.tokens import INSTALL_TOKEN_PREFIX
 from fleetprompt_core.policies.validation import Problems, Reader, check_choice
@@ -69,14 +69,18 @@ class Installs:
             if request.release_id is None:
                 release = uow.releases.latest_published(listing.listing_id)
                 if release is None:
-                    raise Conflict("This listing has no installable release.", hint="no published release")
+                    raise Conflict(
+                        "This listing has no installable release.", hint="no published release"
+                    )
             else:
                 found = uow.releases.get(request.release_id)
                 if found is None or found.listing_id != listing.listing_id:
                     raise NotFound("Release not found.")
                 release = found
             if release.status is not ReleaseStatus.PUBLISHED:
-                raise Conflict("This release was revoked and cannot be installed.", hint="release revoked")
+                raise Conflict(
+                    "This release was revoked and cannot be installed.", hint="release revoked"
+                )
             now = self._rt.clock.now_ms()
             intent = InstallIntent(
                 install_intent_id=self._rt.ids.new_id("ii"),
@@ -92,21 +96,35 @@ class Installs:
             )
             uow.intents.add(intent)
             audit.record(
-                self._rt, uow, call, "install_intent.created", audit.user_actor(user),
+                self._rt,
+                uow,
+                call,
+                "install_intent.created",
+                audit.user_actor(user),
                 f"Install intent created for {listing.name} {release.version}.",
                 details={"targetSystem": intent.target_system.value},
-                publisher_user_id=listing.publisher_user_id, listing_id=listing.listing_id,
-                release_id=release.release_id, install_intent_id=intent.install_intent_id,
+                publisher_user_id=listing.publisher_user_id,
+                listing_id=listing.listing_id,
+                release_id=release.release_id,
+                install_intent_id=intent.install_intent_id,
             )
             return intent
 
         return idempotency.run(
-            self._rt, scope_user_id=user.user_id, endpoint="POST /v1/install/intents",
-            key=idempotency_key, required=True, target={}, body=payload, codec=_INTENT,
+            self._rt,
+            scope_user_id=user.user_id,
+            endpoint="POST /v1/install/intents",
+            key=idempotency_key,
+            required=True,
+            target={},
+            body=payload,
+            codec=_INTENT,
             operation=operation,
         )
 
-    def list_intents(self, call: Call, params: Mapping[str, object] | None = None) -> Page[InstallIntent]:
+    def list_intents(
+        self, call: Call, params: Mapping[str, object] | None = None
+    ) -> Page[InstallIntent]:
         """I2: the caller's own intents, newest first, by observed status."""
         user = authz.signed_in(self._rt, call)
         params = params or {}
@@ -125,7 +143,9 @@ class Installs:
         next_cursor = None
         if len(rows) > limit:
             last = items[-1]
-            next_cursor = self._rt.cursors.encode(scope, (last.created_at_ms, last.install_intent_id))
+            next_cursor = self._rt.cursors.encode(
+                scope, (last.created_at_ms, last.install_intent_id)
+            )
         return Page(items, next_cursor)
 
     def get_intent(self, call: Call, install_intent_id: str) -> InstallIntent:
@@ -176,10 +196,19 @@ class Installs:
                 raise Conflict("Please retry.") from None
             changed_ok(uow.intents.update(moved, intent.status))
             audit.record(
-                self._rt, uow, call, "install_token.issued", audit.user_actor(user),
+                self._rt,
+                uow,
+                call,
+                "install_token.issued",
+                audit.user_actor(user),
                 "Install token issued.",
-                details={"tokenId": token.token_id, "expiresAtMs": token.expires_at_ms, "revokedTokens": revoked},
-                listing_id=intent.listing_id, release_id=intent.release_id,
+                details={
+                    "tokenId": token.token_id,
+                    "expiresAtMs": token.expires_at_ms,
+                    "revokedTokens": revoked,
+                },
+                listing_id=intent.listing_id,
+                release_id=intent.release_id,
                 install_intent_id=install_intent_id,
             )
             return IssuedToken(
@@ -191,16 +220,24 @@ class Installs:
             )
 
         return idempotency.run(
-            self._rt, scope_user_id=user.user_id, endpoint="POST /v1/install/intents/{id}/token",
-            key=idempotency_key, required=True, target={"id": install_intent_id}, body=payload,
-            codec=_TOKEN, operation=operation,
+            self._rt,
+            scope_user_id=user.user_id,
+            endpoint="POST /v1/install/intents/{id}/token",
+            key=idempotency_key,
+            required=True,
+            target={"id": install_intent_id},
+            body=payload,
+            codec=_TOKEN,
+            operation=operation,
         )
 
     def _require_installable(self, uow: UnitOfWork, intent: InstallIntent) -> None:
         release = uow.releases.get(intent.release_id)
         listing = uow.listings.get(intent.listing_id)
         if release is None or release.status is not ReleaseStatus.PUBLISHED:
-            raise Conflict("This release was revoked and cannot be installed.", hint="release revoked")
+            raise Conflict(
+                "This release was revoked and cannot be installed.", hint="release revoked"
+            )
         if listing is None or listing.status is ListingStatus.SUSPENDED:
             raise Conflict("This listing cannot be installed now.", hint="listing suspended")
 
@@ -223,17 +260,27 @@ class Installs:
             revoked = revoke_issued_tokens(uow, install_intent_id, now)
             changed_ok(uow.intents.update(canceled, intent.status))
             audit.record(
-                self._rt, uow, call, "install_intent.canceled", audit.user_actor(user),
-                "Install intent canceled.", details={"revokedTokens": revoked},
-                listing_id=intent.listing_id, release_id=intent.release_id,
+                self._rt,
+                uow,
+                call,
+                "install_intent.canceled",
+                audit.user_actor(user),
+                "Install intent canceled.",
+                details={"revokedTokens": revoked},
+                listing_id=intent.listing_id,
+                release_id=intent.release_id,
                 install_intent_id=install_intent_id,
             )
             return canceled
 
         return idempotency.run(
-            self._rt, scope_user_id=user.user_id, endpoint="POST /v1/install/intents/{id}/cancel",
-            key=idempotency_key, required=True, target={"id": install_intent_id}, body=payload,
-            codec=_INTENT, operation=operation,
+            self._rt,
+            scope_user_id=user.user_id,
+            endpoint="POST /v1/install/intents/{id}/cancel",
+            key=idempotency_key,
+            required=True,
+            target={"id": install_intent_id},
+            body=payload,
+            codec=_INTENT,
+            operation=operation,
         )
-
-

@@ -51,7 +51,11 @@ class Operator:
             updated = user.with_roles(roles, self._rt.clock.now_ms())
             uow.users.update(updated)
             audit.record(
-                self._rt, uow, Call(), "user.roles_changed", audit.system_actor("operator"),
+                self._rt,
+                uow,
+                Call(),
+                "user.roles_changed",
+                audit.system_actor("operator"),
                 "User roles changed by the operator.",
                 details={
                     "userId": user.user_id,

@@ -42,20 +42,35 @@ class Profiles:
         def operation(uow: UnitOfWork) -> PublisherProfile:
             update = parse_profile_update(payload)
             profile = current_profile(uow, user)
-            bio = profile.bio if update.bio_markdown == profile.bio.markdown else rendered(update.bio_markdown)
+            bio = (
+                profile.bio
+                if update.bio_markdown == profile.bio.markdown
+                else rendered(update.bio_markdown)
+            )
             changed = attrs.evolve(profile, display_name=update.display_name, bio=bio)
             if changed == profile and uow.profiles.get(user.user_id) is not None:
                 return profile
             changed = attrs.evolve(changed, updated_at_ms=self._rt.clock.now_ms())
             uow.profiles.save(changed)
             audit.record(
-                self._rt, uow, call, "publisher_profile.updated", audit.user_actor(user),
-                "Publisher profile updated.", publisher_user_id=user.user_id,
+                self._rt,
+                uow,
+                call,
+                "publisher_profile.updated",
+                audit.user_actor(user),
+                "Publisher profile updated.",
+                publisher_user_id=user.user_id,
             )
             return changed
 
         return idempotency.run(
-            self._rt, scope_user_id=user.user_id, endpoint="PUT /v1/publisher/profile",
-            key=idempotency_key, required=False, target={}, body=payload, codec=_PROFILE,
+            self._rt,
+            scope_user_id=user.user_id,
+            endpoint="PUT /v1/publisher/profile",
+            key=idempotency_key,
+            required=False,
+            target={},
+            body=payload,
+            codec=_PROFILE,
             operation=operation,
         )

@@ -48,7 +48,9 @@ class Publishing:
 
     # -- listings ---------------------------------------------------------------------
 
-    def list_listings(self, call: Call, params: Mapping[str, object] | None = None) -> Page[ListingView]:
+    def list_listings(
+        self, call: Call, params: Mapping[str, object] | None = None
+    ) -> Page[ListingView]:
         """B1: the caller's own listings, newest first, optionally by status."""
         user = self._publisher(call)
         params = params or {}
@@ -97,15 +99,27 @@ class Publishing:
             )
             uow.listings.add(listing)
             audit.record(
-                self._rt, uow, call, "listing.created", audit.user_actor(user),
-                f"Listing created: {listing.name}", details={"assetKind": listing.asset_kind.value},
-                publisher_user_id=user.user_id, listing_id=listing.listing_id,
+                self._rt,
+                uow,
+                call,
+                "listing.created",
+                audit.user_actor(user),
+                f"Listing created: {listing.name}",
+                details={"assetKind": listing.asset_kind.value},
+                publisher_user_id=user.user_id,
+                listing_id=listing.listing_id,
             )
             return self._view(uow, listing)
 
         return idempotency.run(
-            self._rt, scope_user_id=user.user_id, endpoint="POST /v1/publisher/listings",
-            key=idempotency_key, required=True, target={}, body=payload, codec=_LISTING,
+            self._rt,
+            scope_user_id=user.user_id,
+            endpoint="POST /v1/publisher/listings",
+            key=idempotency_key,
+            required=True,
+            target={},
+            body=payload,
+            codec=_LISTING,
             operation=operation,
         )
 
@@ -129,20 +143,41 @@ class Publishing:
             if patched is not listing:
                 changed_ok(uow.listings.update(patched, listing))
                 changed = sorted(
-                    name for name in ("name", "summary", "description", "tags", "categories", "images", "links")
+                    name
+                    for name in (
+                        "name",
+                        "summary",
+                        "description",
+                        "tags",
+                        "categories",
+                        "images",
+                        "links",
+                    )
                     if getattr(patched, name) != getattr(listing, name)
                 )
                 audit.record(
-                    self._rt, uow, call, "listing.updated", audit.user_actor(user),
-                    "Listing updated.", details={"fields": ",".join(changed)},
-                    publisher_user_id=user.user_id, listing_id=listing_id,
+                    self._rt,
+                    uow,
+                    call,
+                    "listing.updated",
+                    audit.user_actor(user),
+                    "Listing updated.",
+                    details={"fields": ",".join(changed)},
+                    publisher_user_id=user.user_id,
+                    listing_id=listing_id,
                 )
             return self._view(uow, patched)
 
         return idempotency.run(
-            self._rt, scope_user_id=user.user_id, endpoint="PATCH /v1/publisher/listings/{id}",
-            key=idempotency_key, required=False, target={"id": listing_id}, body=payload,
-            codec=_LISTING, operation=operation,
+            self._rt,
+            scope_user_id=user.user_id,
+            endpoint="PATCH /v1/publisher/listings/{id}",
+            key=idempotency_key,
+            required=False,
+            target={"id": listing_id},
+            body=payload,
+            codec=_LISTING,
+            operation=operation,
         )
 
     def change_status(
@@ -155,26 +190,42 @@ class Publishing:
             target = parse_status_change(payload)
             listing = authz.owned_listing(uow, user, listing_id)
             if listing.status is ListingStatus.SUSPENDED:
-                raise Conflict("This listing is suspended.", hint="only an admin can lift a suspension")
+                raise Conflict(
+                    "This listing is suspended.", hint="only an admin can lift a suspension"
+                )
             moved = listing.moved_by_publisher(target, self._rt.clock.now_ms())
-            if target is ListingStatus.PUBLISHED and uow.releases.latest_published(listing_id) is None:
+            if (
+                target is ListingStatus.PUBLISHED
+                and uow.releases.latest_published(listing_id) is None
+            ):
                 raise Conflict(
                     "A listing needs a published release before it can be published.",
                     hint="publish a release first",
                 )
             changed_ok(uow.listings.update(moved, listing))
             audit.record(
-                self._rt, uow, call, "listing.status_changed", audit.user_actor(user),
+                self._rt,
+                uow,
+                call,
+                "listing.status_changed",
+                audit.user_actor(user),
                 f"Listing moved from {listing.status.value} to {target.value}.",
                 details={"from": listing.status.value, "to": target.value},
-                publisher_user_id=user.user_id, listing_id=listing_id,
+                publisher_user_id=user.user_id,
+                listing_id=listing_id,
             )
             return self._view(uow, moved)
 
         return idempotency.run(
-            self._rt, scope_user_id=user.user_id, endpoint="POST /v1/publisher/listings/{id}/status",
-            key=idempotency_key, required=True, target={"id": listing_id}, body=payload,
-            codec=_LISTING, operation=operation,
+            self._rt,
+            scope_user_id=user.user_id,
+            endpoint="POST /v1/publisher/listings/{id}/status",
+            key=idempotency_key,
+            required=True,
+            target={"id": listing_id},
+            body=payload,
+            codec=_LISTING,
+            operation=operation,
         )
 
     # -- releases ---------------------------------------------------------------------
@@ -189,7 +240,9 @@ class Publishing:
             listing = authz.owned_listing(uow, user, listing_id)
             new = parse_new_release(payload, listing.asset_kind)
             if listing.status is ListingStatus.SUSPENDED:
-                raise Conflict("This listing is suspended.", hint="only an admin can lift a suspension")
+                raise Conflict(
+                    "This listing is suspended.", hint="only an admin can lift a suspension"
+                )
             release = Release(
                 release_id=self._rt.ids.new_id("rel"),
                 listing_id=listing_id,
@@ -212,16 +265,28 @@ class Publishing:
                     hint="versions are never reused; publish a new version",
                 ) from None
             audit.record(
-                self._rt, uow, call, "release.published", audit.user_actor(user),
-                f"Release {release.version} published.", details={"version": release.version},
-                publisher_user_id=user.user_id, listing_id=listing_id, release_id=release.release_id,
+                self._rt,
+                uow,
+                call,
+                "release.published",
+                audit.user_actor(user),
+                f"Release {release.version} published.",
+                details={"version": release.version},
+                publisher_user_id=user.user_id,
+                listing_id=listing_id,
+                release_id=release.release_id,
             )
             return release
 
         return idempotency.run(
-            self._rt, scope_user_id=user.user_id,
-            endpoint="POST /v1/publisher/listings/{id}/releases", key=idempotency_key,
-            required=True, target={"id": listing_id}, body=payload, codec=_RELEASE,
+            self._rt,
+            scope_user_id=user.user_id,
+            endpoint="POST /v1/publisher/listings/{id}/releases",
+            key=idempotency_key,
+            required=True,
+            target={"id": listing_id},
+            body=payload,
+            codec=_RELEASE,
             operation=operation,
         )
 
@@ -239,8 +304,13 @@ class Publishing:
         with self._rt.uow() as uow:
             authz.owned_listing(uow, user, listing_id)
             return release_page(
-                self._rt, uow, f"publisher-releases|{listing_id}", listing_id,
-                include_revoked=True, cursor=cursor, limit=limit,
+                self._rt,
+                uow,
+                f"publisher-releases|{listing_id}",
+                listing_id,
+                include_revoked=True,
+                cursor=cursor,
+                limit=limit,
             )
 
     def revoke_release(
@@ -255,15 +325,27 @@ class Publishing:
             revoked = release.revoked(reason, self._rt.clock.now_ms())
             changed_ok(uow.releases.update(revoked, release.status))
             audit.record(
-                self._rt, uow, call, "release.revoked", audit.user_actor(user),
-                f"Release {release.version} revoked.", details={"version": release.version},
-                publisher_user_id=user.user_id, listing_id=release.listing_id, release_id=release_id,
+                self._rt,
+                uow,
+                call,
+                "release.revoked",
+                audit.user_actor(user),
+                f"Release {release.version} revoked.",
+                details={"version": release.version},
+                publisher_user_id=user.user_id,
+                listing_id=release.listing_id,
+                release_id=release_id,
             )
             return revoked
 
         return idempotency.run(
-            self._rt, scope_user_id=user.user_id,
-            endpoint="POST /v1/publisher/releases/{releaseId}/revoke", key=idempotency_key,
-            required=True, target={"releaseId": release_id}, body=payload, codec=_RELEASE,
+            self._rt,
+            scope_user_id=user.user_id,
+            endpoint="POST /v1/publisher/releases/{releaseId}/revoke",
+            key=idempotency_key,
+            required=True,
+            target={"releaseId": release_id},
+            body=payload,
+            codec=_RELEASE,
             operation=operation,
         )

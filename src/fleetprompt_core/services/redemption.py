@@ -23,7 +23,7 @@ from fleetprompt_core.policies.tokens import has_valid_checksum
 from fleetprompt_core.policies.validation import Problems, Reader
 from fleetprompt_core.services import audit
 from fleetprompt_core.services.runtime import Call, Runtime
-from fleetprompt_core.services.views import Redemption, RedeemedListing, RedeemedRelease
+from fleetprompt_core.services.views import RedeemedListing, RedeemedRelease, Redemption
 
 __all__ = ["Redeemer"]
 
@@ -56,8 +56,13 @@ class Redeemer:
         changes nothing.
         """
         verified_source = verifier.verify(
-            body=body, source=source, timestamp=timestamp, signature=signature,
-            now_ms=self._rt.clock.now_ms(), has_origin=has_origin, has_cookie=has_cookie,
+            body=body,
+            source=source,
+            timestamp=timestamp,
+            signature=signature,
+            now_ms=self._rt.clock.now_ms(),
+            has_origin=has_origin,
+            has_cookie=has_cookie,
         )
         try:
             payload: object = json.loads(body)
@@ -69,10 +74,13 @@ class Redeemer:
         """Redeem for an already authenticated target-system ``source``."""
         problems = Problems()
         reader = Reader(payload, problems, allowed=("installToken", "targetSystem"))
-        raw = reader.text("installToken", max_len=_TOKEN_MAX, min_len=1, required=True, nullable=False)
+        raw = reader.text(
+            "installToken", max_len=_TOKEN_MAX, min_len=1, required=True, nullable=False
+        )
         target = reader.choice("targetSystem", InstallTargetSystem, required=True)
         problems.raise_if_any()
-        assert raw is not None and target is not None  # noqa: S101
+        assert raw is not None
+        assert target is not None
         if not has_valid_checksum(raw):
             raise _not_found()
         now = self._rt.clock.now_ms()
@@ -82,7 +90,10 @@ class Redeemer:
             if token is None or not token.is_usable(now) or token.target_system is not target:
                 raise _not_found()
             intent = uow.intents.get(token.install_intent_id)
-            if intent is None or intent.observed(now).status.value not in ("created", "token_issued"):
+            if intent is None or intent.observed(now).status.value not in (
+                "created",
+                "token_issued",
+            ):
                 raise _not_found()
             release = uow.releases.get(intent.release_id)
             listing = uow.listings.get(intent.listing_id)
@@ -99,11 +110,17 @@ class Redeemer:
             if not uow.intents.update(redeemed_intent, intent.status):
                 raise _not_found()
             audit.record(
-                self._rt, uow, call, "install_token.redeemed", audit.system_actor(source),
+                self._rt,
+                uow,
+                call,
+                "install_token.redeemed",
+                audit.system_actor(source),
                 f"Install token redeemed by {source}.",
                 details={"tokenId": token.token_id, "targetSystem": target.value, "source": source},
-                publisher_user_id=listing.publisher_user_id, listing_id=listing.listing_id,
-                release_id=release.release_id, install_intent_id=intent.install_intent_id,
+                publisher_user_id=listing.publisher_user_id,
+                listing_id=listing.listing_id,
+                release_id=release.release_id,
+                install_intent_id=intent.install_intent_id,
             )
             uow.commit()
         return Redemption(

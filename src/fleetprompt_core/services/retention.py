@@ -57,7 +57,11 @@ class Retention:
             report = RetentionReport(intents, tokens, dropped)
             if report != RetentionReport():
                 audit.record(
-                    self._rt, uow, Call(), "retention.purged", audit.system_actor("retention"),
+                    self._rt,
+                    uow,
+                    Call(),
+                    "retention.purged",
+                    audit.system_actor("retention"),
                     "Retention batch ran.",
                     details={
                         "intentsExpired": intents,

@@ -44,9 +44,9 @@ __all__ = [
     "PublicListingDetail",
     "PublicRelease",
     "PublisherSummary",
-    "Redemption",
     "RedeemedListing",
     "RedeemedRelease",
+    "Redemption",
     "default_profile",
     "listing_views",
     "public_listings",
@@ -171,7 +171,9 @@ def _summaries(uow: UnitOfWork, publisher_ids: Iterable[str]) -> dict[str, Publi
             user = uow.users.get(publisher_id)
             profile = default_profile(user) if user else None
         if profile is None:  # pragma: no cover - listings always have an owner
-            summaries[publisher_id] = PublisherSummary(publisher_id, "Unknown publisher", Verification())
+            summaries[publisher_id] = PublisherSummary(
+                publisher_id, "Unknown publisher", Verification()
+            )
             continue
         summaries[publisher_id] = PublisherSummary(
             publisher_id, profile.display_name, profile.verification
@@ -185,7 +187,9 @@ def _stats(uow: UnitOfWork, listings: Sequence[Listing], now_ms: int) -> Mapping
     )
 
 
-def public_listings(uow: UnitOfWork, listings: Sequence[Listing], now_ms: int) -> list[PublicListing]:
+def public_listings(
+    uow: UnitOfWork, listings: Sequence[Listing], now_ms: int
+) -> list[PublicListing]:
     summaries = _summaries(uow, (item.publisher_user_id for item in listings))
     stats = _stats(uow, listings, now_ms)
     return [
