@@ -12,8 +12,8 @@ from fleetprompt_core.policies.pagination import DEFAULT_LIMIT, Page, Position
 from fleetprompt_core.policies.search import ListingSearch, SearchHit, sort_key
 from fleetprompt_core.policies.validation import Problems, Reader
 from fleetprompt_core.ports import UnitOfWork
-from fleetprompt_core.services import authz
-from fleetprompt_core.services.runtime import Runtime
+from fleetprompt_core.services import authz, throttle
+from fleetprompt_core.services.runtime import Call, Runtime
 from fleetprompt_core.services.views import (
     PublicListing,
     PublicListingDetail,
@@ -60,8 +60,9 @@ class Catalog:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 
-    def search(self, params: Mapping[str, object]) -> Page[PublicListing]:
+    def search(self, params: Mapping[str, object], call: Call | None = None) -> Page[PublicListing]:
         """P1: search published listings (see ``policies.search`` for the semantics)."""
+        throttle.check_call(self._rt, throttle.Action.SEARCH, call or Call())
         request = parse_search(params)
         scope = "|".join(
             (
@@ -95,8 +96,9 @@ class Catalog:
             next_cursor = self._rt.cursors.encode(scope, sort_key(page_hits[-1], request.sort))
         return Page(tuple(items), next_cursor)
 
-    def listing(self, listing_id: str) -> PublicListingDetail:
+    def listing(self, listing_id: str, call: Call | None = None) -> PublicListingDetail:
         """P2: a published listing with its description and first page of releases."""
+        throttle.check_call(self._rt, throttle.Action.DETAIL, call or Call())
         now = self._rt.clock.now_ms()
         with self._rt.uow() as uow:
             listing = authz.public_listing(uow, listing_id)
@@ -119,9 +121,10 @@ class Catalog:
         )
 
     def releases(
-        self, listing_id: str, params: Mapping[str, object] | None = None
+        self, listing_id: str, params: Mapping[str, object] | None = None, call: Call | None = None
     ) -> Page[PublicRelease]:
         """P3: a published listing's releases; revoked ones only with ``includeRevoked``."""
+        throttle.check_call(self._rt, throttle.Action.DETAIL, call or Call())
         params = params or {}
         problems = Problems()
         Reader(params, problems, allowed=("includeRevoked", "cursor", "limit"))

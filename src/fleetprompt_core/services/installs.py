@@ -27,7 +27,7 @@ from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.policies.tokens import INSTALL_TOKEN_PREFIX
 from fleetprompt_core.policies.validation import Problems, Reader, check_choice
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
-from fleetprompt_core.services import audit, authz, idempotency
+from fleetprompt_core.services import audit, authz, idempotency, throttle
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime, changed_ok
 from fleetprompt_core.services.views import IssuedToken
 
@@ -62,6 +62,7 @@ class Installs:
     ) -> Outcome[InstallIntent]:
         """I1: an intent to install a published release of a published listing."""
         user = authz.signed_in(self._rt, call)
+        throttle.check_call(self._rt, throttle.Action.INTENT_CREATE, call)
 
         def operation(uow: UnitOfWork) -> InstallIntent:
             request = parse_new_intent(payload)
@@ -169,6 +170,7 @@ class Installs:
         answers the same metadata with ``install_token`` ``None``.
         """
         user = authz.signed_in(self._rt, call)
+        throttle.check_call(self._rt, throttle.Action.TOKEN_ISSUE, call)
 
         def operation(uow: UnitOfWork) -> IssuedToken:
             ttl_ms = parse_token_request(payload)

@@ -21,7 +21,7 @@ from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.policies.validation import Problems, Reader, check_choice
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
-from fleetprompt_core.services import audit, authz, idempotency
+from fleetprompt_core.services import audit, authz, idempotency, throttle
 from fleetprompt_core.services.catalog import release_page
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime, changed_ok
 from fleetprompt_core.services.views import ListingView, listing_views
@@ -41,6 +41,11 @@ class Publishing:
 
     def _publisher(self, call: Call) -> User:
         return authz.require_role(self._rt, call, Role.PUBLISHER)
+
+    def _writer(self, call: Call) -> User:
+        user = self._publisher(call)
+        throttle.check_call(self._rt, throttle.Action.PUBLISHER_WRITE, call)
+        return user
 
     def _view(self, uow: UnitOfWork, listing: Listing) -> ListingView:
         (view,) = listing_views(uow, [listing], self._rt.clock.now_ms())
@@ -75,7 +80,7 @@ class Publishing:
         self, call: Call, payload: object, *, idempotency_key: str | None
     ) -> Outcome[ListingView]:
         """B2: a new ``draft`` listing owned by the caller."""
-        user = self._publisher(call)
+        user = self._writer(call)
 
         def operation(uow: UnitOfWork) -> ListingView:
             new = parse_new_listing(payload, self._rt.settings.image_hosts)
@@ -133,7 +138,7 @@ class Publishing:
         self, call: Call, listing_id: str, payload: object, *, idempotency_key: str | None = None
     ) -> Outcome[ListingView]:
         """B4: patch an own listing's content (status and kind are not patchable)."""
-        user = self._publisher(call)
+        user = self._writer(call)
 
         def operation(uow: UnitOfWork) -> ListingView:
             listing = authz.owned_listing(uow, user, listing_id)
@@ -184,7 +189,7 @@ class Publishing:
         self, call: Call, listing_id: str, payload: object, *, idempotency_key: str | None
     ) -> Outcome[ListingView]:
         """B5: move an own listing between draft, published and unlisted."""
-        user = self._publisher(call)
+        user = self._writer(call)
 
         def operation(uow: UnitOfWork) -> ListingView:
             target = parse_status_change(payload)
@@ -234,7 +239,7 @@ class Publishing:
         self, call: Call, listing_id: str, payload: object, *, idempotency_key: str | None
     ) -> Outcome[Release]:
         """B6: an immutable release; a version can be used once per listing, ever."""
-        user = self._publisher(call)
+        user = self._writer(call)
 
         def operation(uow: UnitOfWork) -> Release:
             listing = authz.owned_listing(uow, user, listing_id)
@@ -317,7 +322,7 @@ class Publishing:
         self, call: Call, release_id: str, payload: object, *, idempotency_key: str | None
     ) -> Outcome[Release]:
         """B8: revoke an own release (terminal; nothing is deleted)."""
-        user = self._publisher(call)
+        user = self._writer(call)
 
         def operation(uow: UnitOfWork) -> Release:
             reason = parse_reason(payload, required=False)

@@ -21,7 +21,7 @@ from fleetprompt_core.domain.errors import NotFound
 from fleetprompt_core.policies.signing import RedeemVerifier
 from fleetprompt_core.policies.tokens import has_valid_checksum
 from fleetprompt_core.policies.validation import Problems, Reader
-from fleetprompt_core.services import audit
+from fleetprompt_core.services import audit, throttle
 from fleetprompt_core.services.runtime import Call, Runtime
 from fleetprompt_core.services.views import RedeemedListing, RedeemedRelease, Redemption
 
@@ -72,6 +72,7 @@ class Redeemer:
 
     def redeem(self, source: str, payload: object, *, request_id: str | None = None) -> Redemption:
         """Redeem for an already authenticated target-system ``source``."""
+        throttle.check(self._rt, throttle.Action.REDEEM, "source:" + source)
         problems = Problems()
         reader = Reader(payload, problems, allowed=("installToken", "targetSystem"))
         raw = reader.text(

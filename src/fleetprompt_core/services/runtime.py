@@ -8,11 +8,13 @@ import attrs
 
 from fleetprompt_core.domain.errors import Conflict
 from fleetprompt_core.policies.pagination import CursorCodec
+from fleetprompt_core.policies.rate_limits import RateLimits
 from fleetprompt_core.policies.urls import normalize_host_allowlist
 from fleetprompt_core.ports import (
     Clock,
     IdGenerator,
     Principal,
+    RateLimiter,
     TokenGenerator,
     TokenHasher,
     UnitOfWorkFactory,
@@ -48,6 +50,9 @@ class Runtime:
     hasher: TokenHasher
     cursors: CursorCodec
     settings: CoreSettings = CoreSettings()
+    #: Counters for rate limits; ``None`` disables rate limiting.
+    limiter: RateLimiter | None = None
+    rate_limits: RateLimits = attrs.field(factory=RateLimits)
 
 
 @attrs.frozen
@@ -56,6 +61,8 @@ class Call:
 
     principal: Principal | None = None
     request_id: str | None = None
+    #: The client's address, for per-client rate limits of anonymous calls.
+    client: str | None = None
 
     @classmethod
     def as_user(cls, external_id: str, request_id: str | None = None) -> Call:
