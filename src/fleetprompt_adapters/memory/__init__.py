@@ -18,7 +18,8 @@ from fleetprompt_adapters.system import (
     UlidIdGenerator,
 )
 from fleetprompt_core import CoreSettings, CursorCodec, FleetPrompt, Runtime
-from fleetprompt_core.ports import Clock, IdGenerator, TokenGenerator, TokenHasher
+from fleetprompt_core.policies.rate_limits import RateLimits
+from fleetprompt_core.ports import Clock, IdGenerator, RateLimiter, TokenGenerator, TokenHasher
 
 __all__ = [
     "ManualClock",
@@ -38,6 +39,8 @@ def bootstrap(
     ids: IdGenerator | None = None,
     tokens: TokenGenerator | None = None,
     hasher: TokenHasher | None = None,
+    limiter: RateLimiter | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> FleetPrompt:
     """A :class:`FleetPrompt` over an in-memory store (a new one unless given)."""
     store = store if store is not None else MemoryStore()
@@ -50,5 +53,7 @@ def bootstrap(
         hasher=hasher or Sha256TokenHasher(),
         cursors=CursorCodec(cursor_key or secrets.token_bytes(32)),
         settings=settings or CoreSettings(),
+        limiter=limiter,
+        rate_limits=rate_limits or RateLimits(),
     )
     return FleetPrompt(runtime)
