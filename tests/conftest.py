@@ -1,15 +1,9 @@
-"""Fixtures shared by every suite."""
+"""Fixtures shared by every suite (``tests`` is on ``pythonpath``, see pyproject)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
-
-from support import Market  # noqa: E402
+from support import Market
 
 
 @pytest.fixture
