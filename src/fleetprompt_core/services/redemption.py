@@ -10,6 +10,7 @@ answers the same ``NOT_FOUND``.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Final
 
 from fleetprompt_core.domain.enums import (
@@ -18,7 +19,12 @@ from fleetprompt_core.domain.enums import (
     ReleaseStatus,
 )
 from fleetprompt_core.domain.errors import NotFound
-from fleetprompt_core.policies.signing import RedeemVerifier
+from fleetprompt_core.policies.signing import (
+    SIGNATURE_HEADER,
+    SOURCE_HEADER,
+    TIMESTAMP_HEADER,
+    RedeemVerifier,
+)
 from fleetprompt_core.policies.tokens import has_valid_checksum
 from fleetprompt_core.policies.validation import Problems, Reader
 from fleetprompt_core.services import audit, throttle
@@ -69,6 +75,31 @@ class Redeemer:
         except (ValueError, RecursionError):
             payload = None
         return self.redeem(verified_source, payload, request_id=request_id)
+
+    def redeem_request(
+        self,
+        verifier: RedeemVerifier,
+        *,
+        body: bytes,
+        headers: Mapping[str, str],
+        request_id: str | None = None,
+    ) -> Redemption:
+        """:meth:`redeem_signed` from raw request headers (names compared case-insensitively).
+
+        An ``Origin`` header or any ``Cookie`` marks a browser-shaped request,
+        which is refused.
+        """
+        lowered = {name.lower(): value for name, value in headers.items()}
+        return self.redeem_signed(
+            verifier,
+            body=body,
+            source=lowered.get(SOURCE_HEADER.lower()),
+            timestamp=lowered.get(TIMESTAMP_HEADER.lower()),
+            signature=lowered.get(SIGNATURE_HEADER.lower()),
+            has_origin="origin" in lowered,
+            has_cookie="cookie" in lowered,
+            request_id=request_id,
+        )
 
     def redeem(self, source: str, payload: object, *, request_id: str | None = None) -> Redemption:
         """Redeem for an already authenticated target-system ``source``."""

@@ -1,0 +1,78 @@
+"""The hexagon's rules hold: the core imports no adapter, HTTP package or framework."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _lint_imports(config: Path) -> subprocess.CompletedProcess[str]:
+    script = Path(sys.executable).with_name("lint-imports")
+    command = [str(script)] if script.exists() else ["lint-imports"]
+    return subprocess.run(
+        [*command, "--config", str(config), "--no-cache"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def test_import_linter_contracts_hold() -> None:
+    """import-linter's contracts in pyproject.toml (core ⇸ adapters/http/sqlalchemy/litestar…) are kept."""
+    result = _lint_imports(ROOT / "pyproject.toml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 kept, 0 broken" in result.stdout
+
+
+def test_import_linter_catches_a_forbidden_import(tmp_path: Path) -> None:
+    """The checker is live: a contract forbidding something the core does import (attrs) breaks."""
+    config = tmp_path / "importlinter.ini"
+    config.write_text(
+        "[importlinter]\n"
+        "root_packages =\n    fleetprompt_core\n"
+        "include_external_packages = True\n\n"
+        "[importlinter:contract:probe]\n"
+        "name = probe\n"
+        "type = forbidden\n"
+        "source_modules =\n    fleetprompt_core\n"
+        "forbidden_modules =\n    attrs\n",
+        encoding="utf-8",
+    )
+    result = _lint_imports(config)
+    assert result.returncode != 0
+    assert "BROKEN" in result.stdout
+
+
+def test_importing_the_core_loads_no_framework_or_adapter() -> None:
+    """At run time, `import fleetprompt_core` pulls in no adapter, web framework or database driver."""
+    code = (
+        "import sys, fleetprompt_core, fleetprompt_core.app;"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'fleetprompt_adapters','fleetprompt_http','sqlalchemy','litestar','alembic','psycopg','redis'});"
+        "print(','.join(bad)); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"the core imported: {result.stdout.strip()}"
+
+
+def test_no_io_at_import_time() -> None:
+    """Importing every package opens no file for writing, socket or thread."""
+    code = (
+        "import threading, builtins, socket;"
+        "opened = [];"
+        "real_open = builtins.open;"
+        "builtins.open = lambda f, mode='r', *a, **k: (opened.append((f, mode)) if any(c in mode for c in 'wax+') else None) or real_open(f, mode, *a, **k);"
+        "socket.socket.__init__ = lambda *a, **k: (_ for _ in ()).throw(AssertionError('socket at import'));"
+        "before = threading.active_count();"
+        "import fleetprompt_core, fleetprompt_adapters.memory, fleetprompt_adapters.system, fleetprompt_http;"
+        "assert not opened, opened;"
+        "assert threading.active_count() == before"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
