@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,6 +16,27 @@ from fleetprompt_core.policies.urls import (
 )
 
 _LONG_PREFIX = "https://example.com/"
+
+_INVISIBLE = [
+    chr(c)
+    for c in range(0x110000)
+    if chr(c).isspace() or unicodedata.category(chr(c)) in {"Cc", "Cf", "Zs", "Zl", "Zp"}
+]
+
+
+def test_u_val_02_every_whitespace_and_control_character_is_rejected() -> None:
+    """Each Unicode whitespace, control and format character is refused in host, path and query."""
+    assert len(_INVISIBLE) > 200
+    for ch in _INVISIBLE:
+        for url in (
+            f"https://exa{ch}mple.com/",
+            f"https://example.com/a{ch}b",
+            f"https://example.com/?q={ch}",
+        ):
+            assert url_problem(url) == "URL must not contain whitespace or control characters.", (
+                hex(ord(ch))
+            )
+
 
 UNSAFE_URLS = [
     pytest.param("", id="empty"),
@@ -56,6 +79,7 @@ UNSAFE_URLS = [
     pytest.param("https://example.com/\u200b", id="zero-width-space"),
     pytest.param("https://example.com/\u202e", id="bidi-override"),
     pytest.param("https://example.com/\ufeff", id="byte-order-mark"),
+    pytest.param("https://example.com/\ud800", id="lone-surrogate"),
     pytest.param(_LONG_PREFIX + "a" * (MAX_URL_LENGTH + 1 - len(_LONG_PREFIX)), id="2049-chars"),
     pytest.param("https:///path", id="no-host"),
     pytest.param("https://", id="scheme-only"),
@@ -153,7 +177,8 @@ def test_u_val_02_url_policy_boundary_is_2048_characters() -> None:
         ("http://example.com/", "https"),
         ("https://user:pass@x.com/", "credentials"),
         ("https://example.com/\t", "whitespace"),
-        ("https:///path", "host"),
+        ("https:///path", "include a host"),
+        ("https://exa_mple.com/", "not a valid host name"),
         ("https://example.com:65536/", "port"),
         ("https://[::1/", "malformed"),
         ("https://example.com\\x", "backslash"),

@@ -148,9 +148,18 @@ def _labels(reader: Reader, key: str, max_items: int, problems: Problems) -> tup
             nullable=False,
             required=True,
         )
-        if label is not None:
-            labels.setdefault(label.lower(), None)
+        if label is not None and (normalized := _normalized_label(label, path, problems)):
+            labels.setdefault(normalized, None)
     return tuple(labels)
+
+
+def _normalized_label(label: str, path: str, problems: Problems) -> str | None:
+    """Lower-cased label; lower-casing can lengthen a string (``İ``), so check again."""
+    lowered = label.lower()
+    if len(lowered) > limits.LABEL_MAX:
+        problems.add(path, f"must be at most {limits.LABEL_MAX} characters")
+        return None
+    return lowered
 
 
 def _description(reader: Reader, key: str, max_len: int) -> str | None:
@@ -589,8 +598,10 @@ def _label_filter(value: object, name: str, max_items: int, problems: Problems) 
             nullable=False,
             required=True,
         )
-        if label is not None:
-            labels.setdefault(label.lower(), None)
+        if label is not None and (
+            normalized := _normalized_label(label, f"{name}[{index}]", problems)
+        ):
+            labels.setdefault(normalized, None)
     return tuple(labels)
 
 

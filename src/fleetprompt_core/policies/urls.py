@@ -187,8 +187,12 @@ def _check_authority(parts: SplitResult) -> _Parsed | str:
 
 
 def _invisible(ch: str) -> bool:
-    """Whether *ch* is whitespace, a control or an invisible formatting character."""
-    return ch.isspace() or unicodedata.category(ch) in _FORBIDDEN_CATEGORIES
+    """Whether *ch* is whitespace, a control or an invisible formatting character.
+
+    Every character for which ``str.isspace`` is true is in one of these
+    categories (ASCII and C1 whitespace controls are ``Cc``).
+    """
+    return unicodedata.category(ch) in _FORBIDDEN_CATEGORIES
 
 
 def _valid_host_name(host: str) -> bool:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 import attrs
-import cattrs
+from cattrs.preconf.json import make_converter
 
 from fleetprompt_core.domain import limits
 from fleetprompt_core.domain.errors import Conflict, DuplicateError, ValidationFailed
@@ -36,7 +36,8 @@ T = TypeVar("T")
 #: The wire name of the key, used as the field name in validation errors.
 HEADER = "Idempotency-Key"
 
-converter = cattrs.Converter()
+#: JSON-safe converter: sets become sorted lists, enums their values.
+converter = make_converter()
 
 
 @attrs.frozen
