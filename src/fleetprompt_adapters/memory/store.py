@@ -74,6 +74,7 @@ class MemoryStore:
         self.tokens_by_intent: dict[str, list[str]] = {}
         self.idempotency: dict[tuple[str, str, str], IdempotencyRecord] = {}
         self.audit: list[AuditEvent] = []
+        self.audit_ids: dict[str, None] = {}
 
     def unit_of_work(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)
@@ -379,6 +380,9 @@ class _Idempotency(_Repo):
 
 class _Audit(_Repo):
     def append(self, event: AuditEvent) -> None:
+        if event.event_id in self.s.audit_ids:
+            raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
+        self.tx.put(self.s.audit_ids, event.event_id, None)
         frozen = attrs.evolve(event, details=types.MappingProxyType(dict(event.details)))
         self.tx.append(self.s.audit, frozen)
 

@@ -49,6 +49,7 @@ from fleetprompt_core.policies.validation import (
 )
 
 __all__ = [
+    "CONTENT_ATTRIBUTES",
     "ListingContent",
     "NewIntent",
     "NewListing",
@@ -75,7 +76,8 @@ Payload = Mapping[str, object] | None
 
 _DESCRIPTION_FIELDS: Final = ("markdown", "format")
 _LINK_FIELDS: Final = {"docsUrl": "docs_url", "repoUrl": "repo_url"}
-_CONTENT_FIELDS: Final = (
+#: The publisher-editable attributes of a listing; their wire names are the same.
+CONTENT_ATTRIBUTES: Final = (
     "name",
     "summary",
     "description",
@@ -84,6 +86,7 @@ _CONTENT_FIELDS: Final = (
     "images",
     "links",
 )
+_CONTENT_FIELDS: Final = CONTENT_ATTRIBUTES
 
 #: Which reference each asset kind requires, and which refs it may carry.
 REQUIRED_REF: Final = {

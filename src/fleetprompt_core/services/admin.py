@@ -8,8 +8,6 @@ from typing import Final
 import attrs
 
 from fleetprompt_core.domain.commands import (
-    parse_cursor,
-    parse_limit,
     parse_reason,
     parse_role_change,
     parse_verification,
@@ -18,10 +16,11 @@ from fleetprompt_core.domain.enums import Role
 from fleetprompt_core.domain.errors import Conflict, NotFound
 from fleetprompt_core.domain.model import AuditEvent, PublisherProfile, User, Verification
 from fleetprompt_core.policies.pagination import Page
-from fleetprompt_core.policies.validation import Problems, Reader
 from fleetprompt_core.ports import AuditQuery, UnitOfWork
 from fleetprompt_core.services import audit, authz, idempotency
+from fleetprompt_core.services.paging import page_request, paginate
 from fleetprompt_core.services.profiles import current_profile
+from fleetprompt_core.services.roles import change_roles
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime, changed_ok
 from fleetprompt_core.services.views import ListingView, listing_views
 
@@ -30,7 +29,6 @@ __all__ = ["Admin"]
 _LISTING: Final = idempotency.ResultCodec(ListingView)
 _USER: Final = idempotency.ResultCodec(User)
 _PROFILE: Final = idempotency.ResultCodec(PublisherProfile)
-_CREATED_SHAPE: Final = (int, str)
 
 
 class Admin:
@@ -131,25 +129,15 @@ class Admin:
                 raise Conflict(
                     "An admin cannot revoke their own admin role.", hint="ask another admin"
                 )
-            roles = (user.roles | change.grant) - change.revoke
-            if roles == user.roles:
-                return user
-            updated = user.with_roles(roles, self._rt.clock.now_ms())
-            uow.users.update(updated)
-            audit.record(
+            return change_roles(
                 self._rt,
                 uow,
                 call,
-                "user.roles_changed",
-                audit.user_actor(admin),
-                "User roles changed.",
-                details={
-                    "userId": user.user_id,
-                    "from": audit.roles_text(user.roles),
-                    "to": audit.roles_text(roles),
-                },
+                user,
+                grant=change.grant,
+                revoke=change.revoke,
+                actor=audit.user_actor(admin),
             )
-            return updated
 
         return idempotency.run(
             self._rt,
@@ -210,26 +198,18 @@ class Admin:
     ) -> Page[AuditEvent]:
         """A4: the audit log, newest first, filtered by type, listing or actor."""
         authz.require_admin(self._rt, call)
-        params = params or {}
-        problems = Problems()
-        reader = Reader(
-            params, problems, allowed=("type", "listingId", "actorUserId", "cursor", "limit")
-        )
+        request = page_request(params, "type", "listingId", "actorUserId")
+        reader = request.reader
         query = AuditQuery(
             type=reader.text("type", max_len=100, min_len=1),
             listing_id=reader.text("listingId", max_len=100, min_len=1),
             actor_user_id=reader.text("actorUserId", max_len=100, min_len=1),
         )
-        cursor = parse_cursor(params.get("cursor"), problems)
-        limit = parse_limit(params.get("limit"), problems)
-        problems.raise_if_any()
+        request.problems.raise_if_any()
         scope = f"audit|{query.type or ''}|{query.listing_id or ''}|{query.actor_user_id or ''}"
-        after = self._rt.cursors.decode(scope, cursor, _CREATED_SHAPE) if cursor else None
+        after = request.after(self._rt, scope)
         with self._rt.uow() as uow:
-            rows = uow.audit.query(query, after, limit + 1)  # type: ignore[arg-type]
-        items = tuple(rows[:limit])
-        next_cursor = None
-        if len(rows) > limit:
-            last = items[-1]
-            next_cursor = self._rt.cursors.encode(scope, (last.created_at_ms, last.event_id))
-        return Page(items, next_cursor)
+            rows = uow.audit.query(query, after, request.limit + 1)
+        return paginate(
+            self._rt, scope, rows, request.limit, lambda e: (e.created_at_ms, e.event_id)
+        )

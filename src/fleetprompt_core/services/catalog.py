@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from fleetprompt_core.domain.commands import parse_cursor, parse_flag, parse_limit, parse_search
+from fleetprompt_core.domain.commands import parse_flag, parse_search
 from fleetprompt_core.domain.enums import ReleaseStatus, SearchSort
 from fleetprompt_core.domain.model import Release
-from fleetprompt_core.policies.pagination import DEFAULT_LIMIT, Page, Position
+from fleetprompt_core.policies.pagination import Page, Position
 from fleetprompt_core.policies.search import ListingSearch, SearchHit, sort_key
-from fleetprompt_core.policies.validation import Problems, Reader
 from fleetprompt_core.ports import UnitOfWork
 from fleetprompt_core.services import authz, throttle
+from fleetprompt_core.services.paging import PageRequest, page_request, paginate
 from fleetprompt_core.services.runtime import Call, Runtime
 from fleetprompt_core.services.views import (
     PublicListing,
@@ -30,7 +30,6 @@ _SHAPES: Final[dict[SearchSort, tuple[type, ...]]] = {
     SearchSort.CREATED: (int, str),
     SearchSort.NAME: (str, str),
 }
-_RELEASE_SHAPE: Final = (int, str)
 
 
 def release_page(
@@ -40,18 +39,12 @@ def release_page(
     listing_id: str,
     *,
     include_revoked: bool,
-    cursor: str | None,
-    limit: int,
+    request: PageRequest,
 ) -> Page[Release]:
     """One page of a listing's releases, newest first (shared by public and publisher views)."""
-    after = rt.cursors.decode(scope, cursor, _RELEASE_SHAPE) if cursor else None
-    rows = uow.releases.list_for_listing(listing_id, include_revoked, after, limit + 1)  # type: ignore[arg-type]
-    items = tuple(rows[:limit])
-    next_cursor = None
-    if len(rows) > limit:
-        last = items[-1]
-        next_cursor = rt.cursors.encode(scope, (last.published_at_ms, last.release_id))
-    return Page(items, next_cursor)
+    after = request.after(rt, scope)
+    rows = uow.releases.list_for_listing(listing_id, include_revoked, after, request.limit + 1)
+    return paginate(rt, scope, rows, request.limit, lambda r: (r.published_at_ms, r.release_id))
 
 
 class Catalog:
@@ -110,8 +103,7 @@ class Catalog:
                 _release_scope(listing_id, False),
                 listing_id,
                 include_revoked=False,
-                cursor=None,
-                limit=DEFAULT_LIMIT,
+                request=page_request(None),
             )
         return PublicListingDetail(
             listing=public,
@@ -125,13 +117,11 @@ class Catalog:
     ) -> Page[PublicRelease]:
         """P3: a published listing's releases; revoked ones only with ``includeRevoked``."""
         throttle.check_call(self._rt, throttle.Action.DETAIL, call or Call())
-        params = params or {}
-        problems = Problems()
-        Reader(params, problems, allowed=("includeRevoked", "cursor", "limit"))
-        include_revoked = parse_flag(params.get("includeRevoked"), "includeRevoked", problems)
-        cursor = parse_cursor(params.get("cursor"), problems)
-        limit = parse_limit(params.get("limit"), problems)
-        problems.raise_if_any()
+        request = page_request(params, "includeRevoked")
+        include_revoked = parse_flag(
+            request.reader.raw("includeRevoked"), "includeRevoked", request.problems
+        )
+        request.problems.raise_if_any()
         with self._rt.uow() as uow:
             authz.public_listing(uow, listing_id)
             page = release_page(
@@ -140,8 +130,7 @@ class Catalog:
                 _release_scope(listing_id, include_revoked),
                 listing_id,
                 include_revoked=include_revoked,
-                cursor=cursor,
-                limit=limit,
+                request=request,
             )
         return Page(tuple(public_release(r) for r in page.items), page.next_cursor)
 

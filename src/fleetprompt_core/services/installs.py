@@ -10,8 +10,6 @@ import attrs
 from fleetprompt_core.domain import limits
 from fleetprompt_core.domain.commands import (
     parse_bare,
-    parse_cursor,
-    parse_limit,
     parse_new_intent,
     parse_token_request,
 )
@@ -25,9 +23,9 @@ from fleetprompt_core.domain.errors import Conflict, DuplicateError, NotFound
 from fleetprompt_core.domain.model import InstallIntent, InstallToken
 from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.policies.tokens import INSTALL_TOKEN_PREFIX
-from fleetprompt_core.policies.validation import Problems, Reader, check_choice
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
 from fleetprompt_core.services import audit, authz, idempotency, throttle
+from fleetprompt_core.services.paging import page_request, paginate
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime, changed_ok
 from fleetprompt_core.services.views import IssuedToken
 
@@ -37,7 +35,6 @@ _INTENT: Final = idempotency.ResultCodec(InstallIntent)
 _TOKEN: Final = idempotency.ResultCodec(
     IssuedToken, strip=lambda issued: attrs.evolve(issued, install_token=None)
 )
-_CREATED_SHAPE: Final = (int, str)
 
 
 def revoke_issued_tokens(uow: UnitOfWork, install_intent_id: str, now_ms: int) -> int:
@@ -128,26 +125,18 @@ class Installs:
     ) -> Page[InstallIntent]:
         """I2: the caller's own intents, newest first, by observed status."""
         user = authz.signed_in(self._rt, call)
-        params = params or {}
-        problems = Problems()
-        Reader(params, problems, allowed=("status", "cursor", "limit"))
-        status = check_choice(params.get("status"), "status", problems, InstallIntentStatus)
-        cursor = parse_cursor(params.get("cursor"), problems)
-        limit = parse_limit(params.get("limit"), problems)
-        problems.raise_if_any()
+        request = page_request(params, "status")
+        status = request.reader.choice("status", InstallIntentStatus)
+        request.problems.raise_if_any()
         scope = f"intents|{user.user_id}|{status.value if status else ''}"
-        after = self._rt.cursors.decode(scope, cursor, _CREATED_SHAPE) if cursor else None
+        after = request.after(self._rt, scope)
         now = self._rt.clock.now_ms()
         with self._rt.uow() as uow:
-            rows = uow.intents.list_for_buyer(user.user_id, status, now, after, limit + 1)  # type: ignore[arg-type]
-        items = tuple(intent.observed(now) for intent in rows[:limit])
-        next_cursor = None
-        if len(rows) > limit:
-            last = items[-1]
-            next_cursor = self._rt.cursors.encode(
-                scope, (last.created_at_ms, last.install_intent_id)
-            )
-        return Page(items, next_cursor)
+            rows = uow.intents.list_for_buyer(user.user_id, status, now, after, request.limit + 1)
+        page = paginate(
+            self._rt, scope, rows, request.limit, lambda i: (i.created_at_ms, i.install_intent_id)
+        )
+        return Page(tuple(intent.observed(now) for intent in page.items), page.next_cursor)
 
     def get_intent(self, call: Call, install_intent_id: str) -> InstallIntent:
         """I3: an own intent (``NOT_FOUND`` for anyone else's)."""

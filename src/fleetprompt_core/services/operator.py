@@ -14,6 +14,7 @@ from fleetprompt_core.domain.errors import NotFound
 from fleetprompt_core.domain.model import User
 from fleetprompt_core.ports import Principal
 from fleetprompt_core.services import audit, authz
+from fleetprompt_core.services.roles import change_roles
 from fleetprompt_core.services.runtime import Call, Runtime
 
 __all__ = ["Operator"]
@@ -45,23 +46,14 @@ class Operator:
             user = uow.users.get_by_external_id(external_id)
             if user is None:
                 raise NotFound("User not found.")
-            roles = (user.roles | granted) - revoked
-            if roles == user.roles:
-                return user
-            updated = user.with_roles(roles, self._rt.clock.now_ms())
-            uow.users.update(updated)
-            audit.record(
+            updated = change_roles(
                 self._rt,
                 uow,
                 Call(),
-                "user.roles_changed",
-                audit.system_actor("operator"),
-                "User roles changed by the operator.",
-                details={
-                    "userId": user.user_id,
-                    "from": audit.roles_text(user.roles),
-                    "to": audit.roles_text(roles),
-                },
+                user,
+                grant=granted,
+                revoke=revoked,
+                actor=audit.system_actor("operator"),
             )
             uow.commit()
         return updated

@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from typing import Final
 
 from fleetprompt_core.domain.commands import (
+    CONTENT_ATTRIBUTES,
     apply_listing_patch,
-    parse_cursor,
-    parse_limit,
     parse_new_listing,
     parse_new_release,
     parse_reason,
@@ -19,10 +18,10 @@ from fleetprompt_core.domain.errors import Conflict, DuplicateError
 from fleetprompt_core.domain.model import Listing, Moderation, Release, User
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.policies.pagination import Page
-from fleetprompt_core.policies.validation import Problems, Reader, check_choice
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
 from fleetprompt_core.services import audit, authz, idempotency, throttle
 from fleetprompt_core.services.catalog import release_page
+from fleetprompt_core.services.paging import page_request, paginate
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime, changed_ok
 from fleetprompt_core.services.views import ListingView, listing_views
 
@@ -30,7 +29,6 @@ __all__ = ["Publishing"]
 
 _LISTING: Final = idempotency.ResultCodec(ListingView)
 _RELEASE: Final = idempotency.ResultCodec(Release)
-_CREATED_SHAPE: Final = (int, str)
 
 
 class Publishing:
@@ -58,23 +56,18 @@ class Publishing:
     ) -> Page[ListingView]:
         """B1: the caller's own listings, newest first, optionally by status."""
         user = self._publisher(call)
-        params = params or {}
-        problems = Problems()
-        Reader(params, problems, allowed=("status", "cursor", "limit"))
-        status = check_choice(params.get("status"), "status", problems, ListingStatus)
-        cursor = parse_cursor(params.get("cursor"), problems)
-        limit = parse_limit(params.get("limit"), problems)
-        problems.raise_if_any()
+        request = page_request(params, "status")
+        status = request.reader.choice("status", ListingStatus)
+        request.problems.raise_if_any()
         scope = f"publisher-listings|{user.user_id}|{status.value if status else ''}"
-        after = self._rt.cursors.decode(scope, cursor, _CREATED_SHAPE) if cursor else None
+        after = request.after(self._rt, scope)
         with self._rt.uow() as uow:
-            rows = uow.listings.list_by_owner(user.user_id, status, after, limit + 1)  # type: ignore[arg-type]
-            items = listing_views(uow, rows[:limit], self._rt.clock.now_ms())
-        next_cursor = None
-        if len(rows) > limit:
-            last = rows[limit - 1]
-            next_cursor = self._rt.cursors.encode(scope, (last.created_at_ms, last.listing_id))
-        return Page(tuple(items), next_cursor)
+            rows = uow.listings.list_by_owner(user.user_id, status, after, request.limit + 1)
+            page = paginate(
+                self._rt, scope, rows, request.limit, lambda r: (r.created_at_ms, r.listing_id)
+            )
+            items = listing_views(uow, page.items, self._rt.clock.now_ms())
+        return Page(tuple(items), page.next_cursor)
 
     def create_listing(
         self, call: Call, payload: object, *, idempotency_key: str | None
@@ -149,15 +142,7 @@ class Publishing:
                 changed_ok(uow.listings.update(patched, listing))
                 changed = sorted(
                     name
-                    for name in (
-                        "name",
-                        "summary",
-                        "description",
-                        "tags",
-                        "categories",
-                        "images",
-                        "links",
-                    )
+                    for name in CONTENT_ATTRIBUTES
                     if getattr(patched, name) != getattr(listing, name)
                 )
                 audit.record(
@@ -300,12 +285,8 @@ class Publishing:
     ) -> Page[Release]:
         """B7: every release of an own listing, revoked included, newest first."""
         user = self._publisher(call)
-        params = params or {}
-        problems = Problems()
-        Reader(params, problems, allowed=("cursor", "limit"))
-        cursor = parse_cursor(params.get("cursor"), problems)
-        limit = parse_limit(params.get("limit"), problems)
-        problems.raise_if_any()
+        request = page_request(params)
+        request.problems.raise_if_any()
         with self._rt.uow() as uow:
             authz.owned_listing(uow, user, listing_id)
             return release_page(
@@ -314,8 +295,7 @@ class Publishing:
                 f"publisher-releases|{listing_id}",
                 listing_id,
                 include_revoked=True,
-                cursor=cursor,
-                limit=limit,
+                request=request,
             )
 
     def revoke_release(
