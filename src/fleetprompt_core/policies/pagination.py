@@ -84,6 +84,8 @@ class CursorCodec:
             given_mac = _unb64(mac)
         except (binascii.Error, ValueError):
             raise invalid from None
+        if _b64(payload) != body or _b64(given_mac) != mac:
+            raise invalid  # only the canonical spelling is accepted: no padding, no slack bits
         if not hmac.compare_digest(given_mac, self._mac(scope, payload)):
             raise invalid
         try:

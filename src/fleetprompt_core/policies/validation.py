@@ -196,9 +196,16 @@ class Reader:
         return [(join(path, index), item) for index, item in enumerate(value)]
 
 
+_FIELD_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
+
+
 def _printable(text: str) -> str:
-    cleaned = "".join(c if c.isprintable() else "?" for c in text[:64])
-    return cleaned or "?"
+    """An unknown key as it may be echoed in an error: only short identifier-like names.
+
+    Anything else (long, odd characters, token-shaped) is reported as
+    ``<unknown>``, so an error never echoes a secret a client put in a key.
+    """
+    return text if _FIELD_NAME.fullmatch(text) else "<unknown>"
 
 
 def check_text(
@@ -240,7 +247,15 @@ def check_text(
     if len(value) < min_len:
         problems.add(path, "is required" if not value else f"must be at least {min_len} characters")
         return None
+    if trim and min_len > 0 and not any(_visible(char) for char in value):
+        problems.add(path, "must contain a visible character")
+        return None
     return value
+
+
+def _visible(char: str) -> bool:
+    """Not a separator, control, format or unassigned character."""
+    return unicodedata.category(char)[0] not in "ZC"
 
 
 def check_choice(

@@ -68,6 +68,15 @@ def check_key(key: str | None, *, required: bool) -> str | None:
     return key
 
 
+def _plain(value: object) -> object:
+    """JSON for the read-only mappings and sequences an embedder may pass."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, list | tuple):
+        return list(value)
+    raise TypeError(type(value).__name__)
+
+
 def request_hash(endpoint: str, target: Mapping[str, str], body: object) -> str:
     """Canonical hash of what identifies a request: endpoint, path ids and body."""
     try:
@@ -77,6 +86,7 @@ def request_hash(endpoint: str, target: Mapping[str, str], body: object) -> str:
             separators=(",", ":"),
             ensure_ascii=True,
             allow_nan=False,
+            default=_plain,
         )
     except (TypeError, ValueError, RecursionError):
         raise ValidationFailed.single("body", "must be a JSON value") from None

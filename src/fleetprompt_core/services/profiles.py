@@ -11,7 +11,7 @@ from fleetprompt_core.domain.enums import Role
 from fleetprompt_core.domain.model import PublisherProfile, User
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.ports import UnitOfWork
-from fleetprompt_core.services import audit, authz, idempotency
+from fleetprompt_core.services import audit, authz, idempotency, throttle
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime
 from fleetprompt_core.services.views import default_profile
 
@@ -38,6 +38,7 @@ class Profiles:
     ) -> Outcome[PublisherProfile]:
         """Replace the caller's display name and bio (verification is admin-only)."""
         user = authz.require_role(self._rt, call, Role.PUBLISHER)
+        throttle.check_call(self._rt, throttle.Action.PUBLISHER_WRITE, call)
 
         def operation(uow: UnitOfWork) -> PublisherProfile:
             update = parse_profile_update(payload)
