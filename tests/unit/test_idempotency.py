@@ -1,0 +1,689 @@
+"""Idempotency (§6, ADR 0007; U-IDEMP-01..03): replay, conflict, in progress, scope, retention."""
+
+from __future__ import annotations
+
+import string
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import pytest
+
+from fleetprompt_adapters.memory import MemoryStore
+from fleetprompt_core import Call, Outcome, Role
+from fleetprompt_core.domain import limits
+from fleetprompt_core.domain.errors import (
+    Conflict,
+    DomainError,
+    ErrorCode,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+)
+from fleetprompt_core.domain.model import IdempotencyRecord
+from fleetprompt_core.services import idempotency
+from support import Market, listing_payload, new_key, release_payload
+
+CREATE = "POST /v1/publisher/listings"
+DAY_MS = 24 * 60 * 60 * 1000
+LEASE_MS = 120_000
+
+
+def user_id(market: Market, external_id: str) -> str:
+    return market.store.users_by_external_id[external_id]
+
+
+def create(market: Market, call: Call, key: str | None, **overrides: Any) -> Outcome[Any]:
+    return market.fp.publishing.create_listing(
+        call, listing_payload(**overrides), idempotency_key=key
+    )
+
+
+def field_names(error: DomainError) -> list[str]:
+    return [f.field_name for f in error.fields]
+
+
+def snapshot(store: MemoryStore) -> dict[str, Any]:
+    """Every table of the store, copied (entities are frozen, so a shallow copy suffices)."""
+    tables: dict[str, Any] = {}
+    for name, table in vars(store).items():
+        if isinstance(table, dict):
+            tables[name] = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items()}
+        elif isinstance(table, list):
+            tables[name] = tuple(table)
+    return tables
+
+
+# --------------------------------------------------------------------------- U-IDEMP-01
+
+
+def test_u_idemp_01_same_key_same_request_replays_stored_response(market: Market) -> None:
+    """Same key + same request: stored value, ``replayed``, one listing and one audit event."""
+    pub = market.publisher()
+    key = new_key()
+    first = create(market, pub, key)
+    market.clock.advance(5_000)
+    second = create(market, pub, key)
+    assert (first.replayed, second.replayed) == (False, True)
+    assert second.value == first.value
+    assert list(market.store.listings) == [first.value.listing.listing_id]
+    assert market.audit_types().count("listing.created") == 1
+    (record,) = market.store.idempotency.values()
+    assert (record.key, record.endpoint, record.completed) == (key, CREATE, True)
+
+
+def test_u_idemp_01_replay_answers_the_original_even_after_changes(market: Market) -> None:
+    """A replay answers the response as it was stored, not the listing's current state."""
+    pub = market.publisher()
+    key = new_key()
+    first = create(market, pub, key)
+    listing_id = first.value.listing.listing_id
+    market.clock.advance(1_000)
+    market.fp.publishing.update_listing(pub, listing_id, {"name": "Renamed"})
+    replay = create(market, pub, key)
+    assert replay.replayed is True
+    assert replay.value.listing.name == "Support Triage Agent"
+    assert market.store.listings[listing_id].name == "Renamed"
+
+
+def _scenarios() -> dict[str, Callable[[Market], Callable[[str], Outcome[Any]]]]:
+    """For each idempotent endpoint: prepare a market, return ``call(key)``."""
+
+    def listing_create(m: Market) -> Callable[[str], Outcome[Any]]:
+        pub = m.publisher()
+        return lambda key: create(m, pub, key)
+
+    def listing_update(m: Market) -> Callable[[str], Outcome[Any]]:
+        pub = m.publisher()
+        lid = m.draft(pub).listing.listing_id
+        return lambda key: m.fp.publishing.update_listing(
+            pub, lid, {"summary": "new"}, idempotency_key=key
+        )
+
+    def listing_status(m: Market) -> Callable[[str], Outcome[Any]]:
+        pub = m.publisher()
+        lid = m.draft(pub).listing.listing_id
+        m.release(pub, lid)
+        return lambda key: m.fp.publishing.change_status(
+            pub, lid, {"status": "published"}, idempotency_key=key
+        )
+
+    def release_publish(m: Market) -> Callable[[str], Outcome[Any]]:
+        pub = m.publisher()
+        lid = m.draft(pub).listing.listing_id
+        return lambda key: m.fp.publishing.publish_release(
+            pub, lid, release_payload("2.0.0"), idempotency_key=key
+        )
+
+    def release_revoke(m: Market) -> Callable[[str], Outcome[Any]]:
+        pub = m.publisher()
+        rid = m.release(pub, m.draft(pub).listing.listing_id).release_id
+        return lambda key: m.fp.publishing.revoke_release(
+            pub, rid, {"reason": "bad"}, idempotency_key=key
+        )
+
+    def profile_put(m: Market) -> Callable[[str], Outcome[Any]]:
+        pub = m.publisher()
+        return lambda key: m.fp.profiles.put(
+            pub, {"displayName": "Pub A", "bioMarkdown": "*hi*"}, idempotency_key=key
+        )
+
+    def intent_create(m: Market) -> Callable[[str], Outcome[Any]]:
+        pub, buyer = m.publisher(), m.user("buyer")
+        lid = m.published(pub)[0].listing.listing_id
+        return lambda key: m.fp.installs.create_intent(
+            buyer, {"listingId": lid, "targetSystem": "whs"}, idempotency_key=key
+        )
+
+    def token_issue(m: Market) -> Callable[[str], Outcome[Any]]:
+        pub, buyer = m.publisher(), m.user("buyer")
+        iid = m.intent(buyer, m.published(pub)[0].listing.listing_id).install_intent_id
+        return lambda key: m.fp.installs.issue_token(buyer, iid, None, idempotency_key=key)
+
+    def intent_cancel(m: Market) -> Callable[[str], Outcome[Any]]:
+        pub, buyer = m.publisher(), m.user("buyer")
+        iid = m.intent(buyer, m.published(pub)[0].listing.listing_id).install_intent_id
+        return lambda key: m.fp.installs.cancel_intent(buyer, iid, None, idempotency_key=key)
+
+    def admin_suspend(m: Market) -> Callable[[str], Outcome[Any]]:
+        pub, admin = m.publisher(), m.admin()
+        lid = m.draft(pub).listing.listing_id
+        return lambda key: m.fp.admin.suspend_listing(
+            admin, lid, {"reason": "spam"}, idempotency_key=key
+        )
+
+    def admin_unsuspend(m: Market) -> Callable[[str], Outcome[Any]]:
+        pub, admin = m.publisher(), m.admin()
+        lid = m.draft(pub).listing.listing_id
+        m.fp.admin.suspend_listing(admin, lid, {"reason": "spam"}, idempotency_key=new_key())
+        return lambda key: m.fp.admin.unsuspend_listing(admin, lid, None, idempotency_key=key)
+
+    def admin_roles(m: Market) -> Callable[[str], Outcome[Any]]:
+        admin = m.admin()
+        m.user("bob")
+        uid = user_id(m, "bob")
+        return lambda key: m.fp.admin.change_roles(
+            admin, uid, {"grant": ["publisher"]}, idempotency_key=key
+        )
+
+    def admin_verification(m: Market) -> Callable[[str], Outcome[Any]]:
+        admin = m.admin()
+        m.publisher()
+        uid = user_id(m, "pub-a")
+        return lambda key: m.fp.admin.set_verification(
+            admin, uid, {"status": "verified", "reason": "checked"}, idempotency_key=key
+        )
+
+    return {
+        "listing_create": listing_create,
+        "listing_update": listing_update,
+        "listing_status": listing_status,
+        "release_publish": release_publish,
+        "release_revoke": release_revoke,
+        "profile_put": profile_put,
+        "intent_create": intent_create,
+        "token_issue": token_issue,
+        "intent_cancel": intent_cancel,
+        "admin_suspend": admin_suspend,
+        "admin_unsuspend": admin_unsuspend,
+        "admin_roles": admin_roles,
+        "admin_verification": admin_verification,
+    }
+
+
+SCENARIOS = _scenarios()
+REQUIRED_KEY = [name for name in SCENARIOS if name not in ("listing_update", "profile_put")]
+
+
+def _comparable(value: Any) -> Any:
+    if hasattr(value, "install_token"):
+        return attrs.evolve(value, install_token=None)
+    return value
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_u_idemp_01_every_idempotent_endpoint_replays(market: Market, scenario: str) -> None:
+    """Every idempotent write replays its stored value for one key: one run, one audit event."""
+    call = SCENARIOS[scenario](market)
+    key = new_key()
+    audit_before = len(market.store.audit)
+    first = call(key)
+    after_first = snapshot(market.store)
+    market.clock.advance(1_000)
+    second = call(key)
+    assert (first.replayed, second.replayed) == (False, True)
+    assert _comparable(second.value) == _comparable(first.value)
+    assert len(market.store.audit) == audit_before + 1
+    assert snapshot(market.store) == after_first
+
+
+# --------------------------------------------------------------------------- U-IDEMP-02
+
+
+def test_u_idemp_02_same_key_different_request_conflicts(market: Market) -> None:
+    """Same key + different body: CONFLICT, and nothing new is stored (listings, records, audit)."""
+    pub = market.publisher()
+    key = new_key()
+    create(market, pub, key)
+    before = snapshot(market.store)
+    with pytest.raises(Conflict) as info:
+        create(market, pub, key, name="Another name")
+    assert info.value.code is ErrorCode.CONFLICT
+    assert info.value.hint != "in progress"
+    assert snapshot(market.store) == before
+    assert len(market.store.listings) == 1
+
+
+def test_u_idemp_02_same_key_other_target_conflicts(market: Market) -> None:
+    """The path ids are part of the request: the same key on another listing is CONFLICT."""
+    pub = market.publisher()
+    first = market.draft(pub).listing.listing_id
+    second = market.draft(pub).listing.listing_id
+    key = new_key()
+    market.fp.publishing.publish_release(pub, first, release_payload(), idempotency_key=key)
+    before = snapshot(market.store)
+    with pytest.raises(Conflict):
+        market.fp.publishing.publish_release(pub, second, release_payload(), idempotency_key=key)
+    assert snapshot(market.store) == before
+    assert [r.listing_id for r in market.store.releases.values()] == [first]
+
+
+def test_u_idemp_02_body_key_order_does_not_matter(market: Market) -> None:
+    """The request hash is canonical: the same body with keys in another order replays."""
+    pub = market.publisher()
+    key = new_key()
+    payload = listing_payload()
+    first = market.fp.publishing.create_listing(pub, payload, idempotency_key=key)
+    reordered = dict(reversed(list(payload.items())))
+    second = market.fp.publishing.create_listing(pub, reordered, idempotency_key=key)
+    assert second.replayed is True
+    assert second.value == first.value
+
+
+# --------------------------------------------------------------------------- U-IDEMP-03
+
+
+def test_u_idemp_03_same_key_in_progress_conflicts(market: Market) -> None:
+    """While the key's claim is open, the same request is CONFLICT (in progress); nothing runs."""
+    pub = market.publisher()
+    key = new_key()
+    payload = listing_payload()
+    digest = idempotency.request_hash(CREATE, {}, payload)
+    claim = idempotency._claim(market.fp.runtime, user_id(market, "pub-a"), CREATE, key, digest)
+    assert isinstance(claim, IdempotencyRecord)
+    assert claim.completed is False
+    before = snapshot(market.store)
+    for _ in range(2):
+        with pytest.raises(Conflict) as info:
+            market.fp.publishing.create_listing(pub, payload, idempotency_key=key)
+        assert info.value.hint == "in progress"
+    assert market.store.listings == {}
+    assert snapshot(market.store) == before
+
+
+class GatedStore(MemoryStore):
+    """A store whose chosen thread pauses after claiming a key, before running the operation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slow_thread: int | None = None
+        self.claimed = threading.Event()
+        self.proceed = threading.Event()
+
+    def unit_of_work(self) -> Any:
+        if threading.get_ident() == self.slow_thread and any(
+            not record.completed for record in self.idempotency.values()
+        ):
+            self.slow_thread = None
+            self.claimed.set()
+            if not self.proceed.wait(10):  # pragma: no cover - the test releases it
+                raise TimeoutError("the test never let the slow request proceed")
+        return super().unit_of_work()
+
+
+def test_u_idemp_03_concurrent_duplicate_while_running_conflicts() -> None:
+    """A duplicate sent while the first request runs in another thread is CONFLICT; it runs once."""
+    store = GatedStore()
+    market = Market.create(store=store)
+    pub = market.publisher()
+    key = new_key()
+    results: list[object] = []
+
+    def slow() -> None:
+        store.slow_thread = threading.get_ident()
+        try:
+            results.append(create(market, pub, key))
+        except Exception as error:  # pragma: no cover - reported by the assertions
+            results.append(error)
+
+    worker = threading.Thread(target=slow)
+    worker.start()
+    assert store.claimed.wait(10)
+    with pytest.raises(Conflict) as info:
+        create(market, pub, key)
+    assert info.value.hint == "in progress"
+    assert market.store.listings == {}
+    store.proceed.set()
+    worker.join(10)
+    assert not worker.is_alive()
+    (first,) = results
+    assert isinstance(first, Outcome)
+    assert first.replayed is False
+    assert len(market.store.listings) == 1
+    assert market.audit_types().count("listing.created") == 1
+    again = create(market, pub, key)
+    assert again.replayed is True
+    assert again.value == first.value
+
+
+def test_u_idemp_03_parallel_duplicates_create_exactly_one_listing(market: Market) -> None:
+    """Eight threads sending one request and key create one listing; the rest replay/conflict."""
+    pub = market.publisher()
+    key = new_key()
+    barrier = threading.Barrier(8)
+    outcomes: list[object] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        barrier.wait(10)
+        try:
+            outcome: object = create(market, pub, key)
+        except Conflict as error:
+            outcome = error
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len(outcomes) == 8
+    fresh = [o for o in outcomes if isinstance(o, Outcome) and not o.replayed]
+    replays = [o for o in outcomes if isinstance(o, Outcome) and o.replayed]
+    conflicts = [o for o in outcomes if isinstance(o, Conflict)]
+    assert len(fresh) == 1
+    assert len(fresh) + len(replays) + len(conflicts) == 8
+    assert all(r.value == fresh[0].value for r in replays)
+    assert all(c.hint == "in progress" for c in conflicts)
+    assert len(market.store.listings) == 1
+    assert market.audit_types().count("listing.created") == 1
+
+
+# --------------------------------------------------------------------------- key rules
+
+
+@pytest.mark.parametrize("scenario", REQUIRED_KEY)
+def test_missing_key_on_required_endpoint_fails_on_idempotency_key(
+    market: Market, scenario: str
+) -> None:
+    """Each required-key endpoint without a key fails on ``Idempotency-Key``, changing nothing."""
+    call = SCENARIOS[scenario](market)
+    before = snapshot(market.store)
+    with pytest.raises(ValidationFailed) as info:
+        call(None)  # type: ignore[arg-type]
+    assert field_names(info.value) == ["Idempotency-Key"]
+    assert snapshot(market.store) == before
+
+
+@pytest.mark.parametrize("scenario", ["listing_update", "profile_put"])
+def test_key_is_optional_where_accepted(market: Market, scenario: str) -> None:
+    """Listing PATCH and profile PUT run without a key and store no idempotency record."""
+    call = SCENARIOS[scenario](market)
+    records = dict(market.store.idempotency)
+    outcome = call(None)  # type: ignore[arg-type]
+    assert outcome.replayed is False
+    assert market.store.idempotency == records
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("", id="empty"),
+        pytest.param("k" * 256, id="256-chars"),
+        pytest.param("clé", id="non-ascii"),
+        pytest.param("ключ", id="cyrillic"),
+        pytest.param("key\x00", id="nul"),
+        pytest.param("key\n", id="newline"),
+        pytest.param("\tkey", id="tab"),
+        pytest.param("key\x7f", id="del"),
+        pytest.param("key\x1b", id="escape"),
+        pytest.param("key\ud800", id="surrogate"),
+    ],
+)
+def test_bad_keys_are_rejected(market: Market, key: str) -> None:
+    """Empty, 256-char, non-ASCII or control-char keys fail on ``Idempotency-Key``."""
+    pub = market.publisher()
+    before = snapshot(market.store)
+    with pytest.raises(ValidationFailed) as info:
+        create(market, pub, key)
+    assert field_names(info.value) == ["Idempotency-Key"]
+    assert snapshot(market.store) == before
+
+
+def test_longest_printable_key_is_accepted(market: Market) -> None:
+    """A key of 255 printable ASCII characters (every one of them) is accepted and replays."""
+    printable = "".join(chr(c) for c in range(0x20, 0x7F))
+    key = (printable * 3)[:255]
+    assert len(key) == limits.IDEMPOTENCY_KEY_MAX
+    assert set(key) == set(printable)
+    pub = market.publisher()
+    first = create(market, pub, key)
+    assert create(market, pub, key).replayed is True
+    assert first.value.listing.listing_id in market.store.listings
+
+
+def test_check_key_directly() -> None:
+    """``check_key``: None is fine when optional, an error when required; 1 and 255 chars pass."""
+    assert idempotency.check_key(None, required=False) is None
+    with pytest.raises(ValidationFailed) as info:
+        idempotency.check_key(None, required=True)
+    assert field_names(info.value) == [idempotency.HEADER] == ["Idempotency-Key"]
+    assert idempotency.check_key("a", required=True) == "a"
+    assert idempotency.check_key(string.ascii_letters[:5] * 51, required=True) == (
+        string.ascii_letters[:5] * 51
+    )
+
+
+# --------------------------------------------------------------------------- failures store nothing
+
+
+def test_validation_failure_stores_nothing_and_retry_succeeds(market: Market) -> None:
+    """A request failing validation leaves no record; the same key then works for a good request."""
+    pub = market.publisher()
+    key = new_key()
+    with pytest.raises(ValidationFailed):
+        create(market, pub, key, name="")
+    assert market.store.idempotency == {}
+    outcome = create(market, pub, key)
+    assert outcome.replayed is False
+    assert len(market.store.listings) == 1
+
+
+def test_not_found_stores_nothing_and_retry_succeeds(market: Market) -> None:
+    """NOT_FOUND (listing not yet published) stores no record; once published the key runs."""
+    pub, buyer = market.publisher(), market.user("buyer")
+    listing_id = market.draft(pub).listing.listing_id
+    market.release(pub, listing_id)
+    payload = {"listingId": listing_id, "targetSystem": "whs"}
+    key = new_key()
+    records = dict(market.store.idempotency)
+    with pytest.raises(NotFound):
+        market.fp.installs.create_intent(buyer, payload, idempotency_key=key)
+    assert market.store.idempotency == records
+    market.fp.publishing.change_status(
+        pub, listing_id, {"status": "published"}, idempotency_key=new_key()
+    )
+    outcome = market.fp.installs.create_intent(buyer, payload, idempotency_key=key)
+    assert outcome.replayed is False
+    assert list(market.store.intents) == [outcome.value.install_intent_id]
+
+
+def test_conflict_stores_nothing_and_retry_succeeds(market: Market) -> None:
+    """CONFLICT (publish without release) stores no record; after a release the key runs."""
+    pub = market.publisher()
+    listing_id = market.draft(pub).listing.listing_id
+    key = new_key()
+    records = dict(market.store.idempotency)
+    with pytest.raises(Conflict):
+        market.fp.publishing.change_status(
+            pub, listing_id, {"status": "published"}, idempotency_key=key
+        )
+    assert market.store.idempotency == records
+    market.release(pub, listing_id)
+    outcome = market.fp.publishing.change_status(
+        pub, listing_id, {"status": "published"}, idempotency_key=key
+    )
+    assert outcome.replayed is False
+    assert outcome.value.listing.status.value == "published"
+
+
+def test_unauthorized_stores_nothing_and_retry_succeeds(market: Market) -> None:
+    """UNAUTHORIZED stores no record; once the publisher role is granted the same key runs."""
+    call = market.user("carol")
+    key = new_key()
+    with pytest.raises(Unauthorized):
+        create(market, call, key)
+    assert market.store.idempotency == {}
+    market.fp.operator.set_roles("carol", grant=[Role.PUBLISHER])
+    assert create(market, call, key).replayed is False
+    assert len(market.store.listings) == 1
+
+
+# --------------------------------------------------------------------------- scope and retention
+
+
+def test_scope_is_per_user(market: Market) -> None:
+    """The same key used by two publishers creates two listings; neither is a replay."""
+    alice, bob = market.publisher("alice"), market.publisher("bob")
+    key = new_key()
+    first, second = create(market, alice, key), create(market, bob, key)
+    assert (first.replayed, second.replayed) == (False, False)
+    assert first.value.listing.listing_id != second.value.listing.listing_id
+    assert {listing.publisher_user_id for listing in market.store.listings.values()} == {
+        user_id(market, "alice"),
+        user_id(market, "bob"),
+    }
+    assert len(market.store.idempotency) == 2
+
+
+def test_scope_is_per_endpoint(market: Market) -> None:
+    """The same key on listing create and release publish runs both (different endpoints)."""
+    pub = market.publisher()
+    key = new_key()
+    view = create(market, pub, key)
+    listing_id = view.value.listing.listing_id
+    release = market.fp.publishing.publish_release(
+        pub, listing_id, release_payload(), idempotency_key=key
+    )
+    assert release.replayed is False
+    assert list(market.store.releases) == [release.value.release_id]
+    assert {record.endpoint for record in market.store.idempotency.values()} == {
+        CREATE,
+        "POST /v1/publisher/listings/{id}/releases",
+    }
+
+
+def test_records_expire_after_24_hours(market: Market) -> None:
+    """A key replays until 24 h have passed; at exactly 24 h the same request runs again."""
+    pub = market.publisher()
+    key = new_key()
+    first = create(market, pub, key)
+    market.clock.advance(DAY_MS - 1)
+    assert create(market, pub, key).replayed is True
+    assert len(market.store.listings) == 1
+    market.clock.advance(1)
+    again = create(market, pub, key)
+    assert again.replayed is False
+    assert again.value.listing.listing_id != first.value.listing.listing_id
+    assert len(market.store.listings) == 2
+    (record,) = market.store.idempotency.values()
+    assert record.created_at_ms == market.clock.now_ms()
+    assert record.expires_at_ms == market.clock.now_ms() + DAY_MS
+
+
+def test_expired_record_with_other_body_runs_instead_of_conflicting(market: Market) -> None:
+    """After 24 h the key is free: a different request with it runs rather than conflicting."""
+    pub = market.publisher()
+    key = new_key()
+    create(market, pub, key)
+    with pytest.raises(Conflict):
+        create(market, pub, key, name="Other")
+    market.clock.advance(DAY_MS)
+    assert create(market, pub, key, name="Other").value.listing.name == "Other"
+
+
+def test_stale_in_progress_claim_is_taken_over(market: Market) -> None:
+    """A claim whose 120 s lease passed (holder died) is taken over; before that, CONFLICT."""
+    pub = market.publisher()
+    key = new_key()
+    payload = listing_payload()
+    digest = idempotency.request_hash(CREATE, {}, payload)
+    dead = idempotency._claim(market.fp.runtime, user_id(market, "pub-a"), CREATE, key, digest)
+    assert isinstance(dead, IdempotencyRecord)
+    assert dead.lease_until_ms == dead.created_at_ms + LEASE_MS
+    market.clock.advance(LEASE_MS - 1)
+    with pytest.raises(Conflict) as info:
+        market.fp.publishing.create_listing(pub, payload, idempotency_key=key)
+    assert info.value.hint == "in progress"
+    assert market.store.listings == {}
+    market.clock.advance(1)
+    outcome = market.fp.publishing.create_listing(pub, payload, idempotency_key=key)
+    assert outcome.replayed is False
+    assert len(market.store.listings) == 1
+    (record,) = market.store.idempotency.values()
+    assert record.completed is True
+    assert record.claim_id != dead.claim_id
+
+
+def test_token_issue_replay_never_returns_the_raw_token(market: Market) -> None:
+    """A token issue replay has install_token None, other fields equal; raw token stored nowhere."""
+    pub, buyer = market.publisher(), market.user("buyer")
+    intent = market.intent(buyer, market.published(pub)[0].listing.listing_id)
+    key = new_key()
+    issue = market.fp.installs.issue_token
+    first = issue(buyer, intent.install_intent_id, {"ttlMs": 600_000}, idempotency_key=key)
+    second = issue(buyer, intent.install_intent_id, {"ttlMs": 600_000}, idempotency_key=key)
+    raw = first.value.install_token
+    assert isinstance(raw, str)
+    assert raw.startswith("fpit_")
+    assert second.replayed is True
+    assert second.value.install_token is None
+    assert attrs.evolve(first.value, install_token=None) == second.value
+    assert len(market.store.tokens) == 1
+    assert raw not in repr(snapshot(market.store))
+    assert all(raw not in (r.response_json or "") for r in market.store.idempotency.values())
+
+
+# --------------------------------------------------------------------------- run() directly
+
+
+def _run(market: Market, op: Callable[[Any], int], key: str | None, body: object = None) -> Any:
+    return idempotency.run(
+        market.fp.runtime,
+        scope_user_id="usr_x",
+        endpoint="POST /test",
+        key=key,
+        required=False,
+        target={"id": "1"},
+        body=body if body is not None else {"a": 1},
+        codec=idempotency.ResultCodec(int),
+        operation=op,
+    )
+
+
+def test_run_executes_once_and_replays(market: Market) -> None:
+    """``run`` calls the operation once per key and replays its result afterwards."""
+    calls: list[int] = []
+
+    def op(_uow: Any) -> int:
+        calls.append(1)
+        return 41 + len(calls)
+
+    assert _run(market, op, "k") == Outcome(42)
+    assert _run(market, op, "k") == Outcome(42, replayed=True)
+    assert _run(market, op, None) == Outcome(43)
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize("error", [NotFound(), RuntimeError("boom"), KeyboardInterrupt()])
+def test_run_releases_the_claim_when_the_operation_fails(
+    market: Market, error: BaseException
+) -> None:
+    """Any failure of the operation propagates unchanged and leaves no record behind."""
+
+    def op(_uow: Any) -> int:
+        raise error
+
+    with pytest.raises(type(error)) as info:
+        _run(market, op, "k")
+    assert info.value is error
+    assert market.store.idempotency == {}
+    assert _run(market, lambda _uow: 7, "k") == Outcome(7)
+
+
+def test_request_hash_is_canonical_and_discriminating() -> None:
+    """The hash ignores key order but changes with endpoint, path ids and body."""
+    base = idempotency.request_hash("E", {"id": "1"}, {"a": 1, "b": [1, 2]})
+    assert base == idempotency.request_hash("E", {"id": "1"}, {"b": [1, 2], "a": 1})
+    assert len(base) == 64
+    others = {
+        idempotency.request_hash("F", {"id": "1"}, {"a": 1, "b": [1, 2]}),
+        idempotency.request_hash("E", {"id": "2"}, {"a": 1, "b": [1, 2]}),
+        idempotency.request_hash("E", {"id": "1"}, {"a": 1, "b": [2, 1]}),
+        idempotency.request_hash("E", {"id": "1"}, {"a": 1.5, "b": [1, 2]}),
+        idempotency.request_hash("E", {"id": "1"}, None),
+    }
+    assert base not in others
+    assert len(others) == 5
+
+
+@pytest.mark.parametrize(
+    "body", [float("nan"), {"a": float("inf")}, {"a": object()}, {1: "x", "b": 2}, b"raw"]
+)
+def test_request_hash_rejects_non_json_bodies(body: object) -> None:
+    """A body that is not a JSON value (NaN, inf, objects, mixed keys, bytes) fails on ``body``."""
+    with pytest.raises(ValidationFailed) as info:
+        idempotency.request_hash("E", {}, body)
+    assert field_names(info.value) == ["body"]
