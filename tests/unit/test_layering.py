@@ -22,14 +22,14 @@ def _lint_imports(config: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_import_linter_contracts_hold() -> None:
-    """import-linter's contracts in pyproject.toml (core ⇸ adapters/http/sqlalchemy/litestar…) are kept."""
+    """import-linter's contracts (core ⇸ adapters, http, sqlalchemy, litestar…) are kept."""
     result = _lint_imports(ROOT / "pyproject.toml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 kept, 0 broken" in result.stdout
 
 
 def test_import_linter_catches_a_forbidden_import(tmp_path: Path) -> None:
-    """The checker is live: a contract forbidding something the core does import (attrs) breaks."""
+    """The checker is live: forbidding something the core does import (attrs) breaks."""
     config = tmp_path / "importlinter.ini"
     config.write_text(
         "[importlinter]\n"
@@ -48,11 +48,12 @@ def test_import_linter_catches_a_forbidden_import(tmp_path: Path) -> None:
 
 
 def test_importing_the_core_loads_no_framework_or_adapter() -> None:
-    """At run time, `import fleetprompt_core` pulls in no adapter, web framework or database driver."""
+    """At run time, importing the core loads no adapter, web framework or database driver."""
     code = (
         "import sys, fleetprompt_core, fleetprompt_core.app;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'fleetprompt_adapters','fleetprompt_http','sqlalchemy','litestar','alembic','psycopg','redis'});"
+        "{'fleetprompt_adapters','fleetprompt_http','sqlalchemy','litestar','alembic',"
+        "'psycopg','redis'});"
         "print(','.join(bad)); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run(
@@ -61,18 +62,28 @@ def test_importing_the_core_loads_no_framework_or_adapter() -> None:
     assert result.returncode == 0, f"the core imported: {result.stdout.strip()}"
 
 
+_NO_IO_PROBE = """
+import builtins, socket, threading
+opened = []
+real_open = builtins.open
+def spy_open(file, mode="r", *args, **kwargs):
+    if any(flag in mode for flag in "wax+"):
+        opened.append((file, mode))
+    return real_open(file, mode, *args, **kwargs)
+def no_socket(*args, **kwargs):
+    raise AssertionError("socket opened at import")
+builtins.open = spy_open
+socket.socket.__init__ = no_socket
+before = threading.active_count()
+import fleetprompt_core, fleetprompt_adapters.memory, fleetprompt_adapters.system, fleetprompt_http
+assert not opened, opened
+assert threading.active_count() == before
+"""
+
+
 def test_no_io_at_import_time() -> None:
-    """Importing every package opens no file for writing, socket or thread."""
-    code = (
-        "import threading, builtins, socket;"
-        "opened = [];"
-        "real_open = builtins.open;"
-        "builtins.open = lambda f, mode='r', *a, **k: (opened.append((f, mode)) if any(c in mode for c in 'wax+') else None) or real_open(f, mode, *a, **k);"
-        "socket.socket.__init__ = lambda *a, **k: (_ for _ in ()).throw(AssertionError('socket at import'));"
-        "before = threading.active_count();"
-        "import fleetprompt_core, fleetprompt_adapters.memory, fleetprompt_adapters.system, fleetprompt_http;"
-        "assert not opened, opened;"
-        "assert threading.active_count() == before"
+    """Importing every package opens no file for writing, no socket and no thread."""
+    result = subprocess.run(
+        [sys.executable, "-c", _NO_IO_PROBE], capture_output=True, text=True, check=False
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
