@@ -10,6 +10,7 @@ share them safely.
 
 from __future__ import annotations
 
+import heapq
 import threading
 import types
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,7 +37,14 @@ from fleetprompt_core.domain.model import (
     Release,
     User,
 )
-from fleetprompt_core.policies.search import ListingSearch, SearchHit, descending, matches, sort_key
+from fleetprompt_core.policies.search import (
+    ListingSearch,
+    SearchHit,
+    SortKey,
+    descending,
+    matches,
+    sort_key,
+)
 from fleetprompt_core.ports import AuditQuery, CreatedKey, UniqueConstraint
 
 __all__ = ["MemoryStore", "MemoryUnitOfWork"]
@@ -66,9 +74,12 @@ class MemoryStore:
         self.users_by_external_id: dict[str, str] = {}
         self.profiles: dict[str, PublisherProfile] = {}
         self.listings: dict[str, Listing] = {}
+        self.published_listings: dict[str, None] = {}
         self.releases: dict[str, Release] = {}
         self.release_versions: dict[tuple[str, str], str] = {}
+        self.releases_by_listing: dict[str, list[str]] = {}
         self.intents: dict[str, InstallIntent] = {}
+        self.intents_by_listing: dict[str, list[str]] = {}
         self.tokens: dict[str, InstallToken] = {}
         self.tokens_by_hash: dict[str, str] = {}
         self.tokens_by_intent: dict[str, list[str]] = {}
@@ -112,6 +123,14 @@ class _Tx:
             items.pop()
 
         self.undo.append(restore)
+
+    def index(self, table: dict[K, list[str]], key: K, item: str) -> None:
+        """Append ``item`` to the list at ``key`` of a one-to-many index."""
+        items = table.get(key)
+        if items is None:
+            self.put(table, key, [item])
+        else:
+            self.append(items, item)
 
     def rollback(self) -> None:
         while self.undo:
@@ -166,6 +185,14 @@ class _Listings(_Repo):
         if listing.listing_id in self.s.listings:
             raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
         self.tx.put(self.s.listings, listing.listing_id, listing)
+        self._index_status(listing)
+
+    def _index_status(self, listing: Listing) -> None:
+        published = listing.listing_id in self.s.published_listings
+        if listing.status is ListingStatus.PUBLISHED and not published:
+            self.tx.put(self.s.published_listings, listing.listing_id, None)
+        elif listing.status is not ListingStatus.PUBLISHED and published:
+            self.tx.delete(self.s.published_listings, listing.listing_id)
 
     def update(self, listing: Listing, expected: Listing) -> bool:
         current = self.s.listings.get(listing.listing_id)
@@ -179,6 +206,7 @@ class _Listings(_Repo):
         ):
             raise ValueError("owner and asset kind never change")
         self.tx.put(self.s.listings, listing.listing_id, listing)
+        self._index_status(listing)
         return True
 
     def list_by_owner(
@@ -193,21 +221,23 @@ class _Listings(_Repo):
 
     def search_published(self, search: ListingSearch) -> Sequence[SearchHit]:
         hits = []
-        for listing in self.s.listings.values():
-            if listing.status is not ListingStatus.PUBLISHED:
-                continue
+        for listing_id in self.s.published_listings:
+            listing = self.s.listings[listing_id]
             score = matches(listing, search)
             if score is not None:
                 hits.append(SearchHit(listing, score))
-        desc = descending(search.sort)
-        hits.sort(key=lambda hit: sort_key(hit, search.sort), reverse=desc)
-        if search.after is not None:
-            after = search.after
-            if desc:
-                hits = [hit for hit in hits if sort_key(hit, search.sort) < after]
-            else:
-                hits = [hit for hit in hits if sort_key(hit, search.sort) > after]
-        return hits[: search.limit]
+
+        def key(hit: SearchHit) -> SortKey:
+            return sort_key(hit, search.sort)
+
+        after = search.after
+        if descending(search.sort):
+            if after is not None:
+                hits = [hit for hit in hits if key(hit) < after]
+            return heapq.nlargest(search.limit, hits, key=key)
+        if after is not None:
+            hits = [hit for hit in hits if key(hit) > after]
+        return heapq.nsmallest(search.limit, hits, key=key)
 
 
 class _Releases(_Repo):
@@ -222,6 +252,7 @@ class _Releases(_Repo):
             raise DuplicateError(UniqueConstraint.RELEASE_VERSION)
         self.tx.put(self.s.releases, release.release_id, release)
         self.tx.put(self.s.release_versions, version_key, release.release_id)
+        self.tx.index(self.s.releases_by_listing, release.listing_id, release.release_id)
 
     def update(self, release: Release, expected_status: ReleaseStatus) -> bool:
         current = self.s.releases[release.release_id]
@@ -236,7 +267,7 @@ class _Releases(_Repo):
         return True
 
     def _of(self, listing_id: str) -> Iterable[Release]:
-        return (r for r in self.s.releases.values() if r.listing_id == listing_id)
+        return (self.s.releases[r] for r in self.s.releases_by_listing.get(listing_id, ()))
 
     def list_for_listing(
         self, listing_id: str, include_revoked: bool, after: CreatedKey | None, limit: int
@@ -261,6 +292,7 @@ class _Intents(_Repo):
         if intent.install_intent_id in self.s.intents:
             raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
         self.tx.put(self.s.intents, intent.install_intent_id, intent)
+        self.tx.index(self.s.intents_by_listing, intent.listing_id, intent.install_intent_id)
 
     def update(self, intent: InstallIntent, expected_status: InstallIntentStatus) -> bool:
         current = self.s.intents[intent.install_intent_id]
@@ -288,11 +320,12 @@ class _Intents(_Repo):
         return _page(rows, lambda i: (i.created_at_ms, i.install_intent_id), after, limit)
 
     def count_created_since(self, listing_ids: Iterable[str], since_ms: int) -> Mapping[str, int]:
-        wanted = set(listing_ids)
         counts: dict[str, int] = {}
-        for intent in self.s.intents.values():
-            if intent.listing_id in wanted and intent.created_at_ms >= since_ms:
-                counts[intent.listing_id] = counts.get(intent.listing_id, 0) + 1
+        for listing_id in set(listing_ids):
+            ids = self.s.intents_by_listing.get(listing_id, ())
+            count = sum(1 for i in ids if self.s.intents[i].created_at_ms >= since_ms)
+            if count:
+                counts[listing_id] = count
         return counts
 
     def due_for_expiry(self, now_ms: int, limit: int) -> Sequence[InstallIntent]:
@@ -313,11 +346,7 @@ class _Tokens(_Repo):
             raise DuplicateError(UniqueConstraint.TOKEN_HASH)
         self.tx.put(self.s.tokens, token.token_id, token)
         self.tx.put(self.s.tokens_by_hash, token.token_hash, token.token_id)
-        ids = self.s.tokens_by_intent.get(token.install_intent_id)
-        if ids is None:
-            self.tx.put(self.s.tokens_by_intent, token.install_intent_id, [token.token_id])
-        else:
-            self.tx.append(ids, token.token_id)
+        self.tx.index(self.s.tokens_by_intent, token.install_intent_id, token.token_id)
 
     def update(self, token: InstallToken, expected_status: InstallTokenStatus) -> bool:
         current = self.s.tokens[token.token_id]

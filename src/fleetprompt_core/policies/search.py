@@ -26,6 +26,7 @@ this set; the contract suite compares them.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Final
@@ -76,22 +77,29 @@ def name_key(name: str) -> str:
     return name.casefold()
 
 
-def _field_tokens(listing: Listing) -> dict[str, list[str]]:
-    return {
-        "name": tokenize(listing.name),
-        "labels": [t for label in (*listing.tags, *listing.categories) for t in tokenize(label)],
-        "summary": tokenize(listing.summary),
-    }
+@functools.lru_cache(maxsize=65_536)
+def _field_tokens(
+    name: str, summary: str, labels: tuple[str, ...]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Searchable tokens of a listing's fields (cached: listings are read far more often)."""
+    return (
+        ("name", tuple(tokenize(name))),
+        ("labels", tuple(t for label in labels for t in tokenize(label))),
+        ("summary", tuple(tokenize(summary))),
+    )
 
 
 def relevance(listing: Listing, terms: Iterable[str]) -> int | None:
     """The listing's score for ``terms``, or ``None`` when some term does not match."""
-    fields = _field_tokens(listing)
+    terms = tuple(terms)
+    if not terms:
+        return 0
+    fields = _field_tokens(listing.name, listing.summary, (*listing.tags, *listing.categories))
     score = 0
     for term in terms:
         term_score = sum(
             FIELD_WEIGHTS[field]
-            for field, tokens in fields.items()
+            for field, tokens in fields
             if any(token.startswith(term) for token in tokens)
         )
         if term_score == 0:
@@ -123,9 +131,9 @@ def matches(listing: Listing, search: ListingSearch) -> int | None:
     """Score of a published listing for ``search`` (filters included), or ``None``."""
     if search.asset_kind is not None and listing.asset_kind is not search.asset_kind:
         return None
-    if not set(search.tags) <= set(listing.tags):
+    if search.tags and not all(tag in listing.tags for tag in search.tags):
         return None
-    if not set(search.categories) <= set(listing.categories):
+    if search.categories and not all(c in listing.categories for c in search.categories):
         return None
     return relevance(listing, search.terms)
 
