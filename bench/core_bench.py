@@ -4,7 +4,7 @@ Prints median and p99 per operation and, for context, a baseline measured in
 the same run: one empty unit of work (lock, enter, exit), the floor under
 every use case. Usage::
 
-    python bench/core_bench.py [--listings 1000 10000] [--repeat 300] [--markdown docs/benchmarks.md]
+    python bench/core_bench.py [--listings 1000 10000] [--repeat 300] [--markdown FILE]
 
 Numbers are for comparison within one run on one machine; they are never
 asserted in tests.
@@ -23,10 +23,29 @@ from collections.abc import Callable
 from fleetprompt_adapters.memory import MemoryStore, bootstrap
 from fleetprompt_core import Call, CoreSettings, Role
 
-WORDS = (
-    "agent triage support sales invoice router summarizer crm ticket email slack "
-    "calendar workflow research report scraper lead billing onboarding compliance audit"
-).split()
+WORDS = [
+    "agent",
+    "triage",
+    "support",
+    "sales",
+    "invoice",
+    "router",
+    "summarizer",
+    "crm",
+    "ticket",
+    "email",
+    "slack",
+    "calendar",
+    "workflow",
+    "research",
+    "report",
+    "scraper",
+    "lead",
+    "billing",
+    "onboarding",
+    "compliance",
+    "audit",
+]
 
 
 def measure(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
