@@ -72,8 +72,6 @@ __all__ = [
     "parse_verification",
 ]
 
-Payload = Mapping[str, object] | None
-
 _DESCRIPTION_FIELDS: Final = ("markdown", "format")
 _LINK_FIELDS: Final = {"docsUrl": "docs_url", "repoUrl": "repo_url"}
 #: The publisher-editable attributes of a listing; their wire names are the same.

@@ -157,15 +157,6 @@ class Reader:
             return None
         return value
 
-    def boolean(self, key: str, *, default: bool) -> bool:
-        value = self.raw(key)
-        if value is MISSING or value is None:
-            return default
-        if not isinstance(value, bool):
-            self.problems.add(self.at(key), "must be true or false")
-            return default
-        return value
-
     def choice(self, key: str, enum_type: type[E], *, required: bool = False) -> E | None:
         value = self.raw(key)
         return check_choice(value, self.at(key), self.problems, enum_type, required=required)

@@ -18,7 +18,6 @@ from fleetprompt_core.domain.errors import (
     NotFound,
     Unauthenticated,
     Unauthorized,
-    ValidationFailed,
 )
 from fleetprompt_core.domain.model import InstallIntent, Listing, Release, User
 from fleetprompt_core.policies.validation import Problems, check_text
@@ -145,7 +144,3 @@ def public_listing(uow: UnitOfWork, listing_id: str) -> Listing:
     if listing is None or listing.status is not ListingStatus.PUBLISHED:
         raise NotFound("Listing not found.")
     return listing
-
-
-def invalid(field_name: str, message: str) -> ValidationFailed:
-    return ValidationFailed.single(field_name, message)

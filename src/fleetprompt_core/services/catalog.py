@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from fleetprompt_core.domain.commands import parse_flag, parse_search
-from fleetprompt_core.domain.enums import ReleaseStatus, SearchSort
+from fleetprompt_core.domain.enums import SearchSort
 from fleetprompt_core.domain.model import Release
 from fleetprompt_core.policies.pagination import Page, Position
 from fleetprompt_core.policies.search import ListingSearch, SearchHit, sort_key
@@ -137,7 +137,3 @@ class Catalog:
 
 def _release_scope(listing_id: str, include_revoked: bool) -> str:
     return f"public-releases|{listing_id}|{int(include_revoked)}"
-
-
-def is_installable(release: Release) -> bool:
-    return release.status is ReleaseStatus.PUBLISHED
