@@ -135,6 +135,13 @@ class Listing:
     created_at_ms: int
     updated_at_ms: int
 
+    def require_not_suspended(self) -> None:
+        """A publisher may not change a suspended listing's status or add releases to it."""
+        if self.status is ListingStatus.SUSPENDED:
+            raise states.IllegalTransition(
+                "This listing is suspended.", hint="only an admin can lift a suspension"
+            )
+
     def moved_by_publisher(self, target: ListingStatus, now_ms: int) -> Listing:
         states.LISTING_BY_PUBLISHER.require(self.status, target)
         return attrs.evolve(self, status=target, updated_at_ms=now_ms)

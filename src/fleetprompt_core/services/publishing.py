@@ -179,10 +179,7 @@ class Publishing:
         def operation(uow: UnitOfWork) -> ListingView:
             target = parse_status_change(payload)
             listing = authz.owned_listing(uow, user, listing_id)
-            if listing.status is ListingStatus.SUSPENDED:
-                raise Conflict(
-                    "This listing is suspended.", hint="only an admin can lift a suspension"
-                )
+            listing.require_not_suspended()
             moved = listing.moved_by_publisher(target, self._rt.clock.now_ms())
             if (
                 target is ListingStatus.PUBLISHED
@@ -229,10 +226,7 @@ class Publishing:
         def operation(uow: UnitOfWork) -> Release:
             listing = authz.owned_listing(uow, user, listing_id)
             new = parse_new_release(payload, listing.asset_kind)
-            if listing.status is ListingStatus.SUSPENDED:
-                raise Conflict(
-                    "This listing is suspended.", hint="only an admin can lift a suspension"
-                )
+            listing.require_not_suspended()
             release = Release(
                 release_id=self._rt.ids.new_id("rel"),
                 listing_id=listing_id,
