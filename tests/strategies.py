@@ -10,7 +10,7 @@ constant in ``src/`` cannot make its own tests agree with it.
 
 Text strategies include non-ASCII, combining, zero-width, right-to-left and
 astral (non-BMP) characters: lengths in the contract are counted in code
-points, and a rule that counts UTF-16 units or bytes must fail here.
+points, so a rule that counted UTF-16 units or bytes would refuse some of them.
 """
 
 from __future__ import annotations
@@ -239,6 +239,7 @@ def labels() -> SearchStrategy[str]:
 
 
 def _hosts() -> SearchStrategy[str]:
+    """A DNS host name of LDH labels whose last label is alphabetic (never an IPv4 look-alike)."""
     label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,12}[a-z0-9])?", fullmatch=True)
     tld = st.from_regex(r"[a-z]{2,6}", fullmatch=True)
     return st.builds(
@@ -253,6 +254,7 @@ _PATH_CHARACTERS: Final = st.one_of(
 
 
 def _ports() -> SearchStrategy[str]:
+    """No port, or ``:1`` .. ``:65535``."""
     return st.one_of(st.just(""), st.integers(1, 65_535).map(lambda port: f":{port}"))
 
 
@@ -354,6 +356,7 @@ _REFS_BY_KIND: Final = {
 
 
 def _ref_ids() -> SearchStrategy[str]:
+    """An opaque upstream id: 1..200 code points after trimming."""
     return bounded_text(min_size=1, max_size=REF_MAX, trimmed=True)
 
 
@@ -380,7 +383,7 @@ def compats() -> SearchStrategy[dict[str, str | None]]:
 
 
 def _sha256_hex() -> SearchStrategy[str]:
-    # 32 bytes as hex in either case: far cheaper to draw (and shrink) than a 64-char regex.
+    """64 hex digits in either case (32 bytes drawn at once: far cheaper than a regex)."""
     return st.builds(
         lambda digest, case: case(digest.hex()),
         st.binary(min_size=32, max_size=32),

@@ -12,6 +12,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Final, NamedTuple
 
 import attrs
@@ -80,6 +81,8 @@ PUBLISHER_MOVES: Final = frozenset(
     }
 )
 OPEN_INTENT: Final = frozenset({InstallIntentStatus.CREATED, InstallIntentStatus.TOKEN_ISSUED})
+#: A listing's publisher-editable content (§3).
+CONTENT: Final = ("name", "summary", "description", "tags", "categories", "images", "links")
 
 #: Keys that must never appear anywhere in a public shape (unstructured with cattrs).
 PRIVATE_KEYS: Final = frozenset(
@@ -117,6 +120,12 @@ class _Fresh:
 
 FRESH: Final = _Fresh()
 KEYS_TO_SEND = st.one_of(st.just(FRESH), Bundle("keys"))
+
+
+#: Mostly with a reason (it is private, and must stay so after the suspension is lifted).
+UNSUSPEND_BODIES = st.integers(0, 3).flatmap(
+    lambda n: st.fixed_dictionaries({"reason": fps.reasons()}) if n else st.sampled_from([None, {}])
+)
 
 
 class Body(NamedTuple):
@@ -271,7 +280,7 @@ class MarketplaceMachine(RuleBasedStateMachine):
     jumps past token and intent expiry. Each outcome is compared with the
     model: a well-formed request gets exactly the outcome the contract gives
     it, any request raises nothing but a ``DomainError``, a failure changes no
-    stored row, and no error text carries a raw token.
+    stored row, and no error and no later answer carries a raw token.
 
     Invariants checked after every step:
 
@@ -683,8 +692,11 @@ class MarketplaceMachine(RuleBasedStateMachine):
         assert attempt.value.listing == after
         for name in ("listing_id", "publisher_user_id", "asset_kind", "status", "moderation"):
             assert getattr(after, name) == getattr(before, name), f"a patch changed {name}"
-        if after != before:
+        if any(getattr(after, name) != getattr(before, name) for name in CONTENT):
+            assert after.updated_at_ms == self.now
             self._audited("listing.updated")
+        else:
+            assert after == before, "a patch that changed no content touched the listing"
 
     def _status_errors(self, listing_id: str, target: ListingStatus) -> Errors:
         model = self.listing_model.get(listing_id)
@@ -940,14 +952,22 @@ class MarketplaceMachine(RuleBasedStateMachine):
         return intent_id, raw
 
     @precondition(lambda self: bool(self._listings_in(ListingStatus.PUBLISHED)))
-    @rule(target=tokens, buyer=st.integers(0, 2), data=st.data())
-    def buy(self, buyer: int, data: st.DataObject) -> object:
-        """Shortcut to redemption: an intent for the newest published listing, and a token."""
+    @rule(target=tokens, buyer=st.integers(0, 2), reissue=st.booleans(), data=st.data())
+    def buy(self, buyer: int, reissue: bool, data: st.DataObject) -> object:
+        """Shortcut to redemption: an intent for the newest published listing, and a token
+        (with ``reissue``, a second one, which revokes the first): both raw tokens."""
+        actor = self._buyer(buyer)
         listing = self._listings_in(ListingStatus.PUBLISHED)[-1]
         intent = data.draw(fps.intent_payloads(listing), label="intent")
         request = data.draw(fps.token_requests(), label="token request")
-        purchase = self._buy(self._buyer(buyer), intent, request)
-        return multiple() if purchase is None else purchase[1]
+        purchase = self._buy(actor, intent, request)
+        if purchase is None:
+            return multiple()
+        if not reissue:
+            return purchase[1]
+        again = self._issue_token(purchase[0], actor, Body(True, request), FRESH)
+        assert again is not None
+        return multiple(purchase[1], again)
 
     def _open_intent_errors(self, intent_id: str) -> Errors:
         intent = self.intent_model.get(intent_id)
@@ -1100,6 +1120,22 @@ class MarketplaceMachine(RuleBasedStateMachine):
         raw = (unused or list(self.token_model))[-1]
         self._redeem(raw, self.token_model[raw].target)
 
+    def _dead_tokens(self) -> list[str]:
+        now = self.now
+        return [
+            raw
+            for raw, token in self.token_model.items()
+            if token.revoked or token.redemptions or now >= token.expires_at_ms
+        ]
+
+    @precondition(lambda self: bool(self._dead_tokens()))
+    @rule(data=st.data())
+    def redeem_dead_token(self, data: st.DataObject) -> None:
+        """A token already redeemed, expired, or revoked (by a newer token or a cancellation)
+        is redeemed by its own system: NOT_FOUND."""
+        raw = data.draw(st.sampled_from(self._dead_tokens()), label="dead token")
+        self._redeem(raw, self.token_model[raw].target)
+
     # -- admin ---------------------------------------------------------------------------
 
     @rule(
@@ -1137,13 +1173,15 @@ class MarketplaceMachine(RuleBasedStateMachine):
     @rule(
         listing=listings,
         suspended_one=st.booleans(),
-        body=bodies(
-            st.one_of(st.none(), st.just({}), st.fixed_dictionaries({"reason": fps.reasons()}))
-        ),
+        body=bodies(UNSUSPEND_BODIES),
         key=KEYS_TO_SEND,
+        republish=st.booleans(),
     )
-    def unsuspend(self, listing: str, suspended_one: bool, body: Body, key: object) -> None:
-        """Lift a suspension (with ``suspended_one``, of the newest suspended listing)."""
+    def unsuspend(
+        self, listing: str, suspended_one: bool, body: Body, key: object, republish: bool
+    ) -> None:
+        """Lift a suspension (with ``suspended_one``, of the newest suspended listing); with
+        ``republish`` the owner then asks to publish it again, admin reason and all."""
         suspended = self._listings_in(ListingStatus.SUSPENDED)
         if suspended_one and suspended:
             listing = suspended[-1]
@@ -1170,6 +1208,8 @@ class MarketplaceMachine(RuleBasedStateMachine):
         assert attempt.value.listing.status is ListingStatus.UNLISTED
         model.status = ListingStatus.UNLISTED
         self._audited("listing.unsuspended")
+        if republish:
+            self._change_status(listing, model.owner, Body(True, {"status": "published"}), FRESH)
 
     # -- the wrong people and the wrong requests ---------------------------------------
 
@@ -1200,38 +1240,38 @@ class MarketplaceMachine(RuleBasedStateMachine):
         if action in ("get_intent", "token", "cancel") and self.intent_model:
             intent = data.draw(st.sampled_from(list(self.intent_model)), label="intent")
             owner = self.intent_model[intent].buyer
-            intruder = [b for b in self.buyers if b != owner][other % (len(self.buyers) - 1)]
+            others = [b for b in self.buyers if b != owner]
+            intruder = others[other % len(others)]
             call, what = intruder.call, f"{intruder.name} {action} on {owner.name}'s {intent}"
             if action == "token":
-                send = lambda: installs.issue_token(call, intent, None, idempotency_key=key)  # noqa: E731
+                send = partial(installs.issue_token, call, intent, None, idempotency_key=key)
             elif action == "cancel":
-                send = lambda: installs.cancel_intent(call, intent, None, idempotency_key=key)  # noqa: E731
+                send = partial(installs.cancel_intent, call, intent, None, idempotency_key=key)
             else:
-                send = lambda: installs.get_intent(call, intent)  # noqa: E731
+                send = partial(installs.get_intent, call, intent)
         else:
             model = self.listing_model[listing]
             owner = model.owner
-            intruder = [p for p in self.publishers if p != owner][
-                other % (len(self.publishers) - 1)
-            ]
+            others = [p for p in self.publishers if p != owner]
+            intruder = others[other % len(others)]
             call, what = intruder.call, f"{intruder.name} {action} on {owner.name}'s {listing}"
             own_releases = [r for r, m in self.release_model.items() if m.listing_id == listing]
             if action == "patch":
                 patch = data.draw(fps.listing_patches(), label="patch")
-                send = lambda: publishing.update_listing(call, listing, patch, idempotency_key=key)  # noqa: E731
+                send = partial(publishing.update_listing, call, listing, patch, idempotency_key=key)
             elif action == "status":
                 status = {"status": data.draw(st.sampled_from(["draft", "published", "unlisted"]))}
-                send = lambda: publishing.change_status(call, listing, status, idempotency_key=key)  # noqa: E731
+                send = partial(publishing.change_status, call, listing, status, idempotency_key=key)
             elif action == "publish":
                 body = data.draw(fps.release_payloads(model.kind), label="release")
-                send = lambda: publishing.publish_release(call, listing, body, idempotency_key=key)  # noqa: E731
+                send = partial(publishing.publish_release, call, listing, body, idempotency_key=key)
             elif action == "releases":
-                send = lambda: publishing.list_releases(call, listing)  # noqa: E731
+                send = partial(publishing.list_releases, call, listing)
             elif action == "revoke" and own_releases:
                 release = data.draw(st.sampled_from(own_releases), label="release")
-                send = lambda: publishing.revoke_release(call, release, {}, idempotency_key=key)  # noqa: E731
+                send = partial(publishing.revoke_release, call, release, {}, idempotency_key=key)
             else:
-                send = lambda: publishing.get_listing(call, listing)  # noqa: E731
+                send = partial(publishing.get_listing, call, listing)
         attempt = self._attempt(what, send)
         passed = isinstance(attempt.error, NotFound)
         self.cross_tenant_checks.append(Check(what, passed, describe(attempt.error)))
@@ -1582,7 +1622,7 @@ class MarketplaceMachine(RuleBasedStateMachine):
 
 
 MarketplaceMachine.TestCase.settings = settings(
-    max_examples=60,
+    max_examples=240,
     stateful_step_count=30,
     deadline=None,
 )
