@@ -251,6 +251,11 @@ def _content_changes(
     return changes
 
 
+_EMPTY_CONTENT: Final = ListingContent(
+    name="", summary="", description="", tags=(), categories=(), images=(), links=Links()
+)
+
+
 def parse_new_listing(payload: object, image_hosts: frozenset[str]) -> NewListing:
     problems = Problems()
     reader = Reader(payload, problems, allowed=("assetKind", *_CONTENT_FIELDS))
@@ -260,20 +265,8 @@ def parse_new_listing(payload: object, image_hosts: frozenset[str]) -> NewListin
     changes = _content_changes(reader, image_hosts, Links())
     problems.raise_if_any()
     assert asset_kind is not None
-    content = ListingContent(
-        name=str(changes["name"]),
-        summary=str(changes.get("summary") or ""),
-        description=str(changes.get("description") or ""),
-        tags=_tuple(changes.get("tags")),
-        categories=_tuple(changes.get("categories")),
-        images=_tuple(changes.get("images")),
-        links=changes.get("links") or Links(),  # type: ignore[arg-type]
-    )
+    content = attrs.evolve(_EMPTY_CONTENT, **cast(dict[str, Any], changes))
     return NewListing(asset_kind=asset_kind, content=content)
-
-
-def _tuple(value: object) -> tuple:  # type: ignore[type-arg]
-    return tuple(value) if isinstance(value, tuple) else ()
 
 
 def apply_listing_patch(

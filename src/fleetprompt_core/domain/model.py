@@ -49,6 +49,7 @@ __all__ = [
     "TargetContext",
     "User",
     "Verification",
+    "install_blocker",
 ]
 
 OPEN_INTENT_STATUSES: Final = frozenset(
@@ -221,6 +222,20 @@ class Release:
         return attrs.evolve(
             self, status=ReleaseStatus.REVOKED, revoked_at_ms=now_ms, revoke_reason=reason
         )
+
+
+def install_blocker(listing: Listing | None, release: Release | None) -> str | None:
+    """Why a release cannot be installed now (token issue, redemption), or ``None``.
+
+    A revoked release is never installable; a suspended listing blocks
+    installs until an admin lifts the suspension. An unlisted listing does not
+    (its existing intents stay installable).
+    """
+    if release is None or release.status is not ReleaseStatus.PUBLISHED:
+        return "release revoked"
+    if listing is None or listing.status is ListingStatus.SUSPENDED:
+        return "listing suspended"
+    return None
 
 
 # --------------------------------------------------------------------------- installs

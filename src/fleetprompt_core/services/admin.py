@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final
+from typing import Final, Literal
 
 import attrs
 
@@ -39,73 +39,60 @@ class Admin:
         self, call: Call, listing_id: str, payload: object, *, idempotency_key: str | None
     ) -> Outcome[ListingView]:
         """A1: suspend any listing (a reason is required)."""
-        admin = authz.require_admin(self._rt, call)
-
-        def operation(uow: UnitOfWork) -> ListingView:
-            reason = parse_reason(payload, required=True)
-            assert reason is not None
-            listing = uow.listings.get(listing_id)
-            if listing is None:
-                raise NotFound("Listing not found.")
-            suspended = listing.suspended(reason, self._rt.clock.now_ms())
-            changed_ok(uow.listings.update(suspended, listing))
-            audit.record(
-                self._rt,
-                uow,
-                call,
-                "listing.suspended",
-                audit.user_actor(admin),
-                "Listing suspended.",
-                details={"from": listing.status.value, "reason": reason},
-                publisher_user_id=listing.publisher_user_id,
-                listing_id=listing_id,
-            )
-            (view,) = listing_views(uow, [suspended], self._rt.clock.now_ms())
-            return view
-
-        return idempotency.run(
-            self._rt,
-            scope_user_id=admin.user_id,
-            endpoint="POST /v1/admin/listings/{id}/suspend",
-            key=idempotency_key,
-            required=True,
-            target={"id": listing_id},
-            body=payload,
-            codec=_LISTING,
-            operation=operation,
+        return self._moderate(
+            call, listing_id, payload, idempotency_key, action="suspend", reason_required=True
         )
 
     def unsuspend_listing(
         self, call: Call, listing_id: str, payload: object = None, *, idempotency_key: str | None
     ) -> Outcome[ListingView]:
         """A1: lift a suspension; the listing comes back ``unlisted``."""
+        return self._moderate(
+            call, listing_id, payload, idempotency_key, action="unsuspend", reason_required=False
+        )
+
+    def _moderate(
+        self,
+        call: Call,
+        listing_id: str,
+        payload: object,
+        idempotency_key: str | None,
+        *,
+        action: Literal["suspend", "unsuspend"],
+        reason_required: bool,
+    ) -> Outcome[ListingView]:
         admin = authz.require_admin(self._rt, call)
 
         def operation(uow: UnitOfWork) -> ListingView:
-            reason = parse_reason(payload, required=False)
+            reason = parse_reason(payload, required=reason_required)
             listing = uow.listings.get(listing_id)
             if listing is None:
                 raise NotFound("Listing not found.")
-            lifted = listing.unsuspended(reason, self._rt.clock.now_ms())
-            changed_ok(uow.listings.update(lifted, listing))
+            now = self._rt.clock.now_ms()
+            if action == "suspend":
+                assert reason is not None
+                moved, summary = listing.suspended(reason, now), "Listing suspended."
+            else:
+                moved, summary = listing.unsuspended(reason, now), "Listing suspension lifted."
+            changed_ok(uow.listings.update(moved, listing))
             audit.record(
                 self._rt,
                 uow,
                 call,
-                "listing.unsuspended",
+                f"listing.{action}ed",
                 audit.user_actor(admin),
-                "Listing suspension lifted.",
-                details={"reason": reason},
+                summary,
+                details={"from": listing.status.value, "reason": reason},
                 publisher_user_id=listing.publisher_user_id,
                 listing_id=listing_id,
             )
-            (view,) = listing_views(uow, [lifted], self._rt.clock.now_ms())
+            (view,) = listing_views(uow, [moved], now)
             return view
 
         return idempotency.run(
             self._rt,
             scope_user_id=admin.user_id,
-            endpoint="POST /v1/admin/listings/{id}/unsuspend",
+            endpoint=f"POST /v1/admin/listings/{{id}}/{action}",
             key=idempotency_key,
             required=True,
             target={"id": listing_id},

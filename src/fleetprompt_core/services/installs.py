@@ -16,11 +16,9 @@ from fleetprompt_core.domain.commands import (
 from fleetprompt_core.domain.enums import (
     InstallIntentStatus,
     InstallTokenStatus,
-    ListingStatus,
-    ReleaseStatus,
 )
 from fleetprompt_core.domain.errors import Conflict, DuplicateError, NotFound
-from fleetprompt_core.domain.model import InstallIntent, InstallToken
+from fleetprompt_core.domain.model import InstallIntent, InstallToken, install_blocker
 from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.policies.tokens import INSTALL_TOKEN_PREFIX
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
@@ -75,10 +73,8 @@ class Installs:
                 if found is None or found.listing_id != listing.listing_id:
                     raise NotFound("Release not found.")
                 release = found
-            if release.status is not ReleaseStatus.PUBLISHED:
-                raise Conflict(
-                    "This release was revoked and cannot be installed.", hint="release revoked"
-                )
+            if (blocker := install_blocker(listing, release)) is not None:
+                raise Conflict("This release cannot be installed now.", hint=blocker)
             now = self._rt.clock.now_ms()
             intent = InstallIntent(
                 install_intent_id=self._rt.ids.new_id("ii"),
@@ -223,14 +219,11 @@ class Installs:
         )
 
     def _require_installable(self, uow: UnitOfWork, intent: InstallIntent) -> None:
-        release = uow.releases.get(intent.release_id)
-        listing = uow.listings.get(intent.listing_id)
-        if release is None or release.status is not ReleaseStatus.PUBLISHED:
-            raise Conflict(
-                "This release was revoked and cannot be installed.", hint="release revoked"
-            )
-        if listing is None or listing.status is ListingStatus.SUSPENDED:
-            raise Conflict("This listing cannot be installed now.", hint="listing suspended")
+        blocker = install_blocker(
+            uow.listings.get(intent.listing_id), uow.releases.get(intent.release_id)
+        )
+        if blocker is not None:
+            raise Conflict("This release cannot be installed now.", hint=blocker)
 
     def cancel_intent(
         self,

@@ -15,10 +15,9 @@ from typing import Final
 
 from fleetprompt_core.domain.enums import (
     InstallTargetSystem,
-    ListingStatus,
-    ReleaseStatus,
 )
 from fleetprompt_core.domain.errors import NotFound
+from fleetprompt_core.domain.model import OPEN_INTENT_STATUSES, install_blocker
 from fleetprompt_core.policies.signing import (
     SIGNATURE_HEADER,
     SOURCE_HEADER,
@@ -122,19 +121,11 @@ class Redeemer:
             if token is None or not token.is_usable(now) or token.target_system is not target:
                 raise _not_found()
             intent = uow.intents.get(token.install_intent_id)
-            if intent is None or intent.observed(now).status.value not in (
-                "created",
-                "token_issued",
-            ):
+            if intent is None or intent.observed(now).status not in OPEN_INTENT_STATUSES:
                 raise _not_found()
             release = uow.releases.get(intent.release_id)
             listing = uow.listings.get(intent.listing_id)
-            if (
-                release is None
-                or release.status is not ReleaseStatus.PUBLISHED
-                or listing is None
-                or listing.status is ListingStatus.SUSPENDED
-            ):
+            if release is None or listing is None or install_blocker(listing, release):
                 raise _not_found()
             redeemed_intent = intent.redeemed(now)
             if not uow.tokens.update(token.redeemed(source, now), token.status):

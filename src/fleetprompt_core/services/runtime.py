@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
 import attrs
@@ -25,10 +26,9 @@ __all__ = ["Call", "CoreSettings", "Outcome", "Runtime", "changed_ok"]
 T = TypeVar("T")
 
 
-def _hosts(value: object) -> frozenset[str]:
-    if isinstance(value, str):
-        value = value.split(",")
-    return normalize_host_allowlist(value)  # type: ignore[arg-type]
+def _hosts(value: str | Iterable[str]) -> frozenset[str]:
+    """An allowlist from an iterable of hosts or one comma-separated string."""
+    return normalize_host_allowlist(value.split(",") if isinstance(value, str) else value)
 
 
 @attrs.frozen
