@@ -3,33 +3,6 @@
 Each registry maps a pytest param name to a factory. Adding an adapter is one
 entry; nothing else in the suite names an adapter.
 
-How the SQL adapter will register (one entry per database)::
-
-    @contextlib.contextmanager
-    def _sqlite(request: pytest.FixtureRequest) -> Iterator[UnitOfWorkFactory]:
-        path = request.getfixturevalue("tmp_path_factory").mktemp("sqlite") / "fp.db"
-        engine = sql.create_engine(f"sqlite+pysqlite:///{path}")
-        sql.create_schema(engine)            # or run the migrations
-        try:
-            yield sql.SqlStore(engine).unit_of_work
-        finally:
-            engine.dispose()
-
-    @contextlib.contextmanager
-    def _postgres(request: pytest.FixtureRequest) -> Iterator[UnitOfWorkFactory]:
-        url = os.environ.get("FLEETPROMPT_TEST_POSTGRES_URL")
-        if not url:
-            pytest.skip("set FLEETPROMPT_TEST_POSTGRES_URL to run the PostgreSQL contract")
-        engine = sql.create_engine(url)
-        sql.drop_schema(engine); sql.create_schema(engine)   # a fresh, empty store
-        try:
-            yield sql.SqlStore(engine).unit_of_work
-        finally:
-            engine.dispose()
-
-    ADAPTERS["sqlite"] = _sqlite
-    ADAPTERS["postgres"] = _postgres
-
 A factory is called once per test (and once per hypothesis example through
 ``adapter.fresh()``), must yield a unit-of-work factory over an EMPTY store
 and may call ``pytest.skip`` when its backend is not available. The Redis
@@ -44,8 +17,11 @@ import functools
 from collections.abc import Callable, Iterator
 
 import pytest
+import sqlalchemy as sa
 
+import databases
 from contract.harness import Adapter
+from fleetprompt_adapters import sql
 from fleetprompt_adapters.memory import MemoryRateLimiter, MemoryStore
 from fleetprompt_core.ports import RateLimiter, UnitOfWorkFactory
 
@@ -67,9 +43,35 @@ def _memory_rate_limiter(request: pytest.FixtureRequest) -> Iterator[RateLimiter
     yield MemoryRateLimiter()
 
 
+@pytest.fixture(scope="session")
+def _sqlite_contract_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
+    engine = databases.sqlite_engine(tmp_path_factory.mktemp("contract-sqlite"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def _postgres_contract_engine() -> Iterator[sa.Engine]:
+    engine = databases.postgres_engine()
+    yield engine
+    engine.dispose()
+
+
+def _sql(engine_fixture: str) -> AdapterFactory:
+    @contextlib.contextmanager
+    def factory(request: pytest.FixtureRequest) -> Iterator[UnitOfWorkFactory]:
+        engine: sa.Engine = request.getfixturevalue(engine_fixture)
+        databases.empty(engine)
+        yield sql.SqlStore(engine).unit_of_work
+
+    return factory
+
+
 #: Storage adapters under test: param name → factory of a fresh empty store.
 ADAPTERS: dict[str, AdapterFactory] = {
     "memory": _memory,
+    "sqlite": _sql("_sqlite_contract_engine"),
+    "postgres": _sql("_postgres_contract_engine"),
 }
 
 #: Rate limiters under test: param name → factory of a fresh limiter.

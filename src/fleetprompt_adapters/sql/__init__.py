@@ -1,0 +1,79 @@
+"""The SQL adapter: every storage port over SQLAlchemy 2, on SQLite or PostgreSQL.
+
+    from fleetprompt_adapters import sql
+
+    engine = sql.create_engine("sqlite:///fleetprompt.db")   # or postgresql://...
+    sql.upgrade(engine)                                       # apply the migrations
+    app = sql.bootstrap(engine)                               # a FleetPrompt over it
+
+Requires the ``sql`` extra (and ``postgres`` for PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import sqlalchemy as sa
+
+from fleetprompt_adapters.sql.engine import create_engine, normalize_url
+from fleetprompt_adapters.sql.schema import (
+    create_schema,
+    current_revision,
+    drop_schema,
+    head_revision,
+    upgrade,
+)
+from fleetprompt_adapters.sql.store import SqlStore, SqlUnitOfWork
+from fleetprompt_adapters.system import (
+    SecretTokenGenerator,
+    Sha256TokenHasher,
+    SystemClock,
+    UlidIdGenerator,
+)
+from fleetprompt_core import CoreSettings, CursorCodec, FleetPrompt, Runtime
+from fleetprompt_core.policies.rate_limits import RateLimits
+from fleetprompt_core.ports import Clock, IdGenerator, RateLimiter, TokenGenerator, TokenHasher
+
+__all__ = [
+    "SqlStore",
+    "SqlUnitOfWork",
+    "bootstrap",
+    "create_engine",
+    "create_schema",
+    "current_revision",
+    "drop_schema",
+    "head_revision",
+    "normalize_url",
+    "upgrade",
+]
+
+
+def bootstrap(
+    engine: sa.Engine,
+    *,
+    clock: Clock | None = None,
+    settings: CoreSettings | None = None,
+    cursor_key: bytes | None = None,
+    ids: IdGenerator | None = None,
+    tokens: TokenGenerator | None = None,
+    hasher: TokenHasher | None = None,
+    limiter: RateLimiter | None = None,
+    rate_limits: RateLimits | None = None,
+) -> FleetPrompt:
+    """A :class:`FleetPrompt` over the database behind ``engine`` (already migrated).
+
+    Several processes serving one database must share ``cursor_key``.
+    """
+    clock = clock or SystemClock()
+    runtime = Runtime(
+        uow=SqlStore(engine).unit_of_work,
+        clock=clock,
+        ids=ids or UlidIdGenerator(clock),
+        tokens=tokens or SecretTokenGenerator(),
+        hasher=hasher or Sha256TokenHasher(),
+        cursors=CursorCodec(cursor_key or secrets.token_bytes(32)),
+        settings=settings or CoreSettings(),
+        limiter=limiter,
+        rate_limits=rate_limits or RateLimits(),
+    )
+    return FleetPrompt(runtime)

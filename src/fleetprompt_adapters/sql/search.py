@@ -1,0 +1,268 @@
+"""Public search in SQL, with exactly the semantics of ``fleetprompt_core.policies.search``.
+
+Three plans, chosen per query (ADR 0012):
+
+* **browse** (no ``q``): walk an index in the requested order and stop after
+  ``limit`` rows: ``listings (status, <sort key>)`` without label filters,
+  ``listing_labels (kind, value, <sort key>)`` driven by the first label
+  filter otherwise. Cost ∝ page size, at any depth (keyset, never offset).
+* **terms first**: the candidates are the listings holding a token that the
+  rarest term prefixes (an index range on ``listing_terms``); every other
+  term is probed per candidate through ``(listing_id, token)``. Cost ∝ the
+  rarest term's matches. Used for ``relevance`` (the score needs every match)
+  and whenever some term is rare.
+* **order first** (``updated``/``created``/``name`` when every term is
+  common): walk the listings in the requested order and keep those holding
+  every term, stopping after ``limit`` rows.
+
+A term ``t`` matches the tokens in the code-point range ``[t, t + U+10FFFF)``:
+exactly the tokens it prefixes, since a token (letters and digits) never
+holds U+10FFFF. Its score for a listing is ``3·name + 2·labels + 1·summary``
+over the fields of those tokens, as in the core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from fleetprompt_adapters.sql import tables as t
+from fleetprompt_adapters.sql.mapping import to_listing
+from fleetprompt_core.domain.enums import ListingStatus, SearchSort
+from fleetprompt_core.policies.search import FIELD_WEIGHTS, ListingSearch, SearchHit
+
+__all__ = ["COMMON_TERM_ROWS", "search_published"]
+
+#: A term with at least this many index rows is "common": the order-first plan is cheaper.
+COMMON_TERM_ROWS = 2_000
+_TOP = "\U0010ffff"
+
+_L = t.listings
+_T = t.listing_terms
+_LB = t.listing_labels
+
+
+def _term_range(column: sa.ColumnElement[str], term: str) -> sa.ColumnElement[bool]:
+    return sa.and_(column >= term, column < term + _TOP)
+
+
+def _term_score(terms: Any) -> sa.ColumnElement[int]:
+    """``3·max(in_name) + 2·max(in_labels) + max(in_summary)`` over matched tokens."""
+    return (
+        FIELD_WEIGHTS["name"] * sa.func.max(terms.c.in_name)
+        + FIELD_WEIGHTS["labels"] * sa.func.max(terms.c.in_labels)
+        + FIELD_WEIGHTS["summary"] * sa.func.max(terms.c.in_summary)
+    )
+
+
+def _probe(listing_id: sa.ColumnElement[str], term: str) -> sa.ScalarSelect[int]:
+    """The term's score for one listing (NULL when it does not match)."""
+    probe = _T.alias()
+    return (
+        sa.select(_term_score(probe))
+        .where(probe.c.listing_id == listing_id, _term_range(probe.c.token, term))
+        .scalar_subquery()
+    )
+
+
+def _label_filters(
+    listing_id: sa.ColumnElement[str], labels: Sequence[tuple[str, str]]
+) -> list[sa.ColumnElement[bool]]:
+    filters: list[sa.ColumnElement[bool]] = []
+    for kind, value in labels:
+        other = _LB.alias()
+        filters.append(
+            sa.exists().where(
+                other.c.kind == kind, other.c.value == value, other.c.listing_id == listing_id
+            )
+        )
+    return filters
+
+
+def _labels(search: ListingSearch) -> list[tuple[str, str]]:
+    return [(t.LABEL_TAG, tag) for tag in search.tags] + [
+        (t.LABEL_CATEGORY, category) for category in search.categories
+    ]
+
+
+def _order_columns(source: Any, sort: SearchSort) -> list[sa.ColumnElement[Any]]:
+    """The sort key columns of ``source`` (listings or labels), score excluded."""
+    if sort is SearchSort.CREATED:
+        return [source.c.created_at_ms, source.c.listing_id]
+    if sort is SearchSort.NAME:
+        return [source.c.name_key, source.c.listing_id]
+    return [source.c.updated_at_ms, source.c.listing_id]
+
+
+def _keyset(
+    columns: Sequence[sa.ColumnElement[Any]], search: ListingSearch
+) -> list[sa.ColumnElement[bool]]:
+    if search.after is None:
+        return []
+    after = tuple(search.after)
+    key = sa.tuple_(*columns)
+    bound = sa.tuple_(*(sa.literal(v) for v in after))
+    return [key > bound if search.sort is SearchSort.NAME else key < bound]
+
+
+def _ordered(columns: Sequence[sa.ColumnElement[Any]], sort: SearchSort) -> list[Any]:
+    return [c.asc() if sort is SearchSort.NAME else c.desc() for c in columns]
+
+
+def _no_score_key(search: ListingSearch) -> ListingSearch | None:
+    """Without terms every score is 0: relevance is ``updated`` behind a leading 0.
+
+    ``None`` when the keyset position lies past every score-0 hit.
+    """
+    if search.sort is not SearchSort.RELEVANCE:
+        return search
+    after: tuple[int | str, ...] | None = None
+    if search.after is not None:
+        score, *rest = search.after
+        if score < 0:  # type: ignore[operator]
+            return None
+        after = tuple(rest) if score == 0 else None
+    return ListingSearch(
+        tags=search.tags,
+        categories=search.categories,
+        asset_kind=search.asset_kind,
+        sort=SearchSort.UPDATED,
+        after=after,
+        limit=search.limit,
+    )
+
+
+def _browse(conn: sa.Connection, original: ListingSearch) -> list[SearchHit]:
+    search = _no_score_key(original)
+    if search is None:
+        return []
+    labels = _labels(search)
+    if labels:
+        (kind, value), others = labels[0], labels[1:]
+        driver = _LB.alias("driver")
+        columns = _order_columns(driver, search.sort)
+        conditions = [driver.c.kind == kind, driver.c.value == value]
+        if search.asset_kind is not None:
+            conditions.append(driver.c.asset_kind == search.asset_kind)
+        conditions += _label_filters(driver.c.listing_id, others)
+        conditions += _keyset(columns, search)
+        ids = (
+            sa.select(driver.c.listing_id)
+            .where(*conditions)
+            .order_by(*_ordered(columns, search.sort))
+            .limit(search.limit)
+        )
+        listed = [row[0] for row in conn.execute(ids)]
+        by_id = {
+            row.listing_id: to_listing(row._mapping)
+            for row in conn.execute(sa.select(_L).where(_L.c.listing_id.in_(listed)))
+        }
+        return [SearchHit(by_id[listing_id], 0) for listing_id in listed]
+    columns = _order_columns(_L, search.sort)
+    conditions = [_L.c.status == ListingStatus.PUBLISHED]
+    if search.asset_kind is not None:
+        conditions.append(_L.c.asset_kind == search.asset_kind)
+    conditions += _keyset(columns, search)
+    query = (
+        sa.select(_L)
+        .where(*conditions)
+        .order_by(*_ordered(columns, search.sort))
+        .limit(search.limit)
+    )
+    return [SearchHit(to_listing(row._mapping), 0) for row in conn.execute(query)]
+
+
+def _term_rows(conn: sa.Connection, term: str) -> int:
+    """How many index rows the term covers, counted up to :data:`COMMON_TERM_ROWS`."""
+    capped = sa.select(_T.c.listing_id).where(_term_range(_T.c.token, term)).limit(COMMON_TERM_ROWS)
+    return int(conn.execute(sa.select(sa.func.count()).select_from(capped.subquery())).scalar_one())
+
+
+def _hits(conn: sa.Connection, query: sa.Select[Any]) -> list[SearchHit]:
+    hits = []
+    for row in conn.execute(query):
+        mapping = row._mapping
+        hits.append(SearchHit(to_listing(mapping), int(mapping["score"])))
+    return hits
+
+
+def _terms_first(
+    conn: sa.Connection, search: ListingSearch, terms: Sequence[str]
+) -> list[SearchHit]:
+    rarest, others = terms[0], terms[1:]
+    matched = _T.alias("matched")
+    candidates = (
+        sa.select(matched.c.listing_id, _term_score(matched).label("score0"))
+        .where(_term_range(matched.c.token, rarest))
+        .group_by(matched.c.listing_id)
+        .subquery("candidates")
+    )
+    probes = [_probe(candidates.c.listing_id, term) for term in others]
+    score: sa.ColumnElement[int] = sa.cast(candidates.c.score0, sa.Integer)
+    for probe in probes:
+        score = score + probe
+    conditions: list[sa.ColumnElement[bool]] = [_L.c.status == ListingStatus.PUBLISHED]
+    if search.asset_kind is not None:
+        conditions.append(_L.c.asset_kind == search.asset_kind)
+    conditions += _label_filters(_L.c.listing_id, _labels(search))
+    scored = (
+        sa.select(_L, score.label("score"))
+        .select_from(candidates.join(_L, _L.c.listing_id == candidates.c.listing_id))
+        .where(*conditions)
+        .subquery("scored")
+    )
+    columns: list[sa.ColumnElement[Any]] = _order_columns(scored, search.sort)
+    if search.sort is SearchSort.RELEVANCE:
+        columns = [scored.c.score, *columns]
+    query = (
+        sa.select(scored)
+        .where(scored.c.score.is_not(None), *_keyset(columns, search))
+        .order_by(*_ordered(columns, search.sort))
+        .limit(search.limit)
+    )
+    return _hits(conn, query)
+
+
+def _order_first(
+    conn: sa.Connection, search: ListingSearch, terms: Sequence[str]
+) -> list[SearchHit]:
+    conditions: list[sa.ColumnElement[bool]] = [_L.c.status == ListingStatus.PUBLISHED]
+    if search.asset_kind is not None:
+        conditions.append(_L.c.asset_kind == search.asset_kind)
+    for term in terms:
+        holder = _T.alias()
+        conditions.append(
+            sa.exists().where(
+                holder.c.listing_id == _L.c.listing_id, _term_range(holder.c.token, term)
+            )
+        )
+    conditions += _label_filters(_L.c.listing_id, _labels(search))
+    columns = _order_columns(_L, search.sort)
+    conditions += _keyset(columns, search)
+    score: sa.ColumnElement[int] = sa.literal(0)
+    for term in terms:
+        score = score + _probe(_L.c.listing_id, term)
+    query = (
+        sa.select(_L, score.label("score"))
+        .where(*conditions)
+        .order_by(*_ordered(columns, search.sort))
+        .limit(search.limit)
+    )
+    return _hits(conn, query)
+
+
+def search_published(conn: sa.Connection, search: ListingSearch) -> list[SearchHit]:
+    """Published listings matching ``search``, in its order, after its keyset position."""
+    if search.limit <= 0:
+        return []
+    if not search.terms:
+        return _browse(conn, search)
+    if len(search.terms) == 1 and search.sort is SearchSort.RELEVANCE:
+        return _terms_first(conn, search, search.terms)
+    counts = {term: _term_rows(conn, term) for term in search.terms}
+    terms = sorted(search.terms, key=lambda term: counts[term])
+    if search.sort is not SearchSort.RELEVANCE and counts[terms[0]] >= COMMON_TERM_ROWS:
+        return _order_first(conn, search, terms)
+    return _terms_first(conn, search, terms)

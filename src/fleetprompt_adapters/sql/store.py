@@ -1,0 +1,603 @@
+"""Repositories and the unit of work over SQLAlchemy Core.
+
+A :class:`SqlUnitOfWork` is one database transaction on one pooled
+connection: leaving its ``with`` block without ``commit()`` rolls back, so a
+failed use case leaves nothing behind. Inserts use ``ON CONFLICT DO
+NOTHING`` and report a skipped row as :class:`DuplicateError` naming the
+constraint, which keeps the transaction usable on PostgreSQL (where a failed
+statement would abort it). Status changes are compare-and-set ``UPDATE``
+statements whose row count tells the winner.
+
+Database failures never reach a caller as driver exceptions: a lost race the
+database detected (deadlock, serialisation failure) becomes ``Conflict``;
+anything else ``Internal``, without SQL text or parameters (they may hold
+user data).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import attrs
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+
+from fleetprompt_adapters.sql import mapping as m
+from fleetprompt_adapters.sql import tables as t
+from fleetprompt_adapters.sql.search import search_published
+from fleetprompt_core.domain.enums import (
+    InstallIntentStatus,
+    InstallTokenStatus,
+    ListingStatus,
+    ReleaseStatus,
+)
+from fleetprompt_core.domain.errors import Conflict, DuplicateError, Internal
+from fleetprompt_core.domain.model import (
+    OPEN_INTENT_STATUSES,
+    AuditEvent,
+    IdempotencyRecord,
+    InstallIntent,
+    InstallToken,
+    Listing,
+    PublisherProfile,
+    Release,
+    User,
+)
+from fleetprompt_core.policies.search import ListingSearch, SearchHit
+from fleetprompt_core.ports import AuditQuery, CreatedKey, UniqueConstraint
+
+__all__ = ["SqlStore", "SqlUnitOfWork", "translate_errors"]
+
+#: SQLSTATEs of a transaction the database aborted to resolve a race.
+_LOST_RACE_STATES = frozenset({"40001", "40P01"})
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Database errors as the contract's errors, with nothing of the SQL in them."""
+    try:
+        yield
+    except sa_exc.DBAPIError as error:
+        state = getattr(error.orig, "sqlstate", None)
+        if state in _LOST_RACE_STATES:
+            raise Conflict(
+                "The request lost a race with a concurrent request.", hint="retry the request"
+            ) from None
+        raise Internal(f"storage failure ({type(error).__name__})") from None
+    except sa_exc.SQLAlchemyError as error:
+        raise Internal(f"storage failure ({type(error).__name__})") from None
+
+
+class SqlStore:
+    """The database behind an engine. Share one store between every unit of work."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    def unit_of_work(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self)
+
+
+class _Repo:
+    def __init__(self, uow: SqlUnitOfWork) -> None:
+        self._uow = uow
+
+    @property
+    def conn(self) -> sa.Connection:
+        return self._uow.connection
+
+    def _run(self, statement: sa.Executable) -> sa.CursorResult[Any]:
+        with translate_errors():
+            return self.conn.execute(statement)
+
+    def _one(self, statement: sa.Select[Any]) -> sa.RowMapping | None:
+        row = self._run(statement).first()
+        return None if row is None else row._mapping
+
+    def _all(self, statement: sa.Select[Any]) -> list[sa.RowMapping]:
+        return [row._mapping for row in self._run(statement)]
+
+    def _insert(
+        self,
+        table: sa.Table,
+        values: Mapping[str, Any],
+        primary_key: sa.ColumnElement[bool] | None,
+        constraint: UniqueConstraint,
+    ) -> None:
+        """Insert a row; a conflict raises ``DuplicateError`` (primary key first).
+
+        ``primary_key`` selects the row of the same primary key; ``None`` when the
+        primary key is itself ``constraint``.
+        """
+        dialect = sqlite if self._uow.store.dialect == "sqlite" else postgresql
+        statement = (
+            dialect.insert(table)
+            .values(**values)
+            .on_conflict_do_nothing()
+            .execution_options(preserve_rowcount=True)
+        )
+        if self._run(statement).rowcount == 1:
+            return
+        if primary_key is not None and self._one(
+            sa.select(sa.literal(1)).select_from(table).where(primary_key)
+        ):
+            raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
+        raise DuplicateError(constraint)
+
+    def _update(self, statement: sa.Update) -> bool:
+        return self._run(statement).rowcount == 1
+
+
+def _page_condition(
+    columns: Sequence[sa.ColumnElement[Any]], after: CreatedKey | None
+) -> list[Any]:
+    if after is None:
+        return []
+    return [sa.tuple_(*columns) < sa.tuple_(*(sa.literal(v) for v in after))]
+
+
+def _descending(columns: Sequence[sa.ColumnElement[Any]]) -> list[Any]:
+    return [column.desc() for column in columns]
+
+
+class _Users(_Repo):
+    def get(self, user_id: str) -> User | None:
+        row = self._one(sa.select(t.users).where(t.users.c.user_id == user_id))
+        return None if row is None else m.to_user(row)
+
+    def get_by_external_id(self, external_id: str) -> User | None:
+        row = self._one(sa.select(t.users).where(t.users.c.external_id == external_id))
+        return None if row is None else m.to_user(row)
+
+    def add(self, user: User) -> None:
+        self._insert(
+            t.users,
+            m.user_row(user),
+            t.users.c.user_id == user.user_id,
+            UniqueConstraint.USER_EXTERNAL_ID,
+        )
+
+    def update(self, user: User) -> None:
+        values = m.user_row(user)
+        statement = (
+            sa.update(t.users)
+            .where(t.users.c.user_id == user.user_id, t.users.c.external_id == user.external_id)
+            .values(values)
+        )
+        if not self._update(statement):
+            if self.get(user.user_id) is None:
+                raise KeyError(user.user_id)
+            raise ValueError("external ids never change")
+
+
+class _Profiles(_Repo):
+    def get(self, publisher_id: str) -> PublisherProfile | None:
+        row = self._one(
+            sa.select(t.publisher_profiles).where(
+                t.publisher_profiles.c.publisher_id == publisher_id
+            )
+        )
+        return None if row is None else m.to_profile(row)
+
+    def get_many(self, publisher_ids: Iterable[str]) -> Mapping[str, PublisherProfile]:
+        wanted = sorted(set(publisher_ids))
+        if not wanted:
+            return {}
+        rows = self._all(
+            sa.select(t.publisher_profiles).where(t.publisher_profiles.c.publisher_id.in_(wanted))
+        )
+        return {row["publisher_id"]: m.to_profile(row) for row in rows}
+
+    def save(self, profile: PublisherProfile) -> None:
+        values = m.profile_row(profile)
+        dialect = sqlite if self._uow.store.dialect == "sqlite" else postgresql
+        statement = dialect.insert(t.publisher_profiles).values(values)
+        statement = statement.on_conflict_do_update(
+            index_elements=[t.publisher_profiles.c.publisher_id],
+            set_={key: statement.excluded[key] for key in values if key != "publisher_id"},
+        )
+        self._run(statement)
+
+
+class _Listings(_Repo):
+    def get(self, listing_id: str) -> Listing | None:
+        row = self._one(sa.select(t.listings).where(t.listings.c.listing_id == listing_id))
+        return None if row is None else m.to_listing(row)
+
+    def add(self, listing: Listing) -> None:
+        self._insert(
+            t.listings,
+            m.listing_row(listing),
+            t.listings.c.listing_id == listing.listing_id,
+            UniqueConstraint.PRIMARY_KEY,
+        )
+        self._index(listing, replace=False)
+
+    def _index(self, listing: Listing, *, replace: bool) -> None:
+        """Keep the search tables holding exactly the published listings, up to date."""
+        if replace:
+            for table in (t.listing_terms, t.listing_labels):
+                self._run(sa.delete(table).where(table.c.listing_id == listing.listing_id))
+        if listing.status is not ListingStatus.PUBLISHED:
+            return
+        labels = m.label_rows(listing, (t.LABEL_TAG, t.LABEL_CATEGORY))
+        if labels:
+            with translate_errors():
+                self.conn.execute(sa.insert(t.listing_labels), labels)
+        terms = m.term_rows(listing)
+        if terms:
+            with translate_errors():
+                self.conn.execute(sa.insert(t.listing_terms), terms)
+
+    def update(self, listing: Listing, expected: Listing) -> bool:
+        c = t.listings.c
+        current = self._one(
+            sa.select(c.publisher_user_id, c.asset_kind).where(c.listing_id == listing.listing_id)
+        )
+        if current is None:
+            raise KeyError(listing.listing_id)
+        if (current["publisher_user_id"], current["asset_kind"]) != (
+            listing.publisher_user_id,
+            listing.asset_kind,
+        ):
+            raise ValueError("owner and asset kind never change")
+        statement = (
+            sa.update(t.listings)
+            .where(
+                c.listing_id == listing.listing_id,
+                c.status == expected.status,
+                c.updated_at_ms == expected.updated_at_ms,
+            )
+            .values(m.listing_row(listing))
+        )
+        if not self._update(statement):
+            return False
+        self._index(listing, replace=True)
+        return True
+
+    def list_by_owner(
+        self, owner_user_id: str, status: ListingStatus | None, after: CreatedKey | None, limit: int
+    ) -> Sequence[Listing]:
+        c = t.listings.c
+        key = [c.created_at_ms, c.listing_id]
+        conditions = [c.publisher_user_id == owner_user_id, *_page_condition(key, after)]
+        if status is not None:
+            conditions.append(c.status == status)
+        query = sa.select(t.listings).where(*conditions).order_by(*_descending(key)).limit(limit)
+        return [m.to_listing(row) for row in self._all(query)]
+
+    def search_published(self, search: ListingSearch) -> Sequence[SearchHit]:
+        with translate_errors():
+            return search_published(self.conn, search)
+
+
+class _Releases(_Repo):
+    def get(self, release_id: str) -> Release | None:
+        row = self._one(sa.select(t.releases).where(t.releases.c.release_id == release_id))
+        return None if row is None else m.to_release(row)
+
+    def add(self, release: Release) -> None:
+        self._insert(
+            t.releases,
+            m.release_row(release),
+            t.releases.c.release_id == release.release_id,
+            UniqueConstraint.RELEASE_VERSION,
+        )
+
+    def update(self, release: Release, expected_status: ReleaseStatus) -> bool:
+        current = self.get(release.release_id)
+        if current is None:
+            raise KeyError(release.release_id)
+        if current.status is not expected_status:
+            return False
+        if attrs.evolve(
+            release, status=current.status, revoked_at_ms=None, revoke_reason=None
+        ) != attrs.evolve(current, revoked_at_ms=None, revoke_reason=None):
+            raise ValueError("a release is immutable apart from its revocation")
+        c = t.releases.c
+        statement = (
+            sa.update(t.releases)
+            .where(c.release_id == release.release_id, c.status == expected_status)
+            .values(
+                status=release.status,
+                revoked_at_ms=release.revoked_at_ms,
+                revoke_reason=release.revoke_reason,
+            )
+        )
+        return self._update(statement)
+
+    def list_for_listing(
+        self, listing_id: str, include_revoked: bool, after: CreatedKey | None, limit: int
+    ) -> Sequence[Release]:
+        c = t.releases.c
+        key = [c.published_at_ms, c.release_id]
+        conditions = [c.listing_id == listing_id, *_page_condition(key, after)]
+        if not include_revoked:
+            conditions.append(c.status == ReleaseStatus.PUBLISHED)
+        query = sa.select(t.releases).where(*conditions).order_by(*_descending(key)).limit(limit)
+        return [m.to_release(row) for row in self._all(query)]
+
+    def latest_published(self, listing_id: str) -> Release | None:
+        rows = self.list_for_listing(listing_id, False, None, 1)
+        return rows[0] if rows else None
+
+
+class _Intents(_Repo):
+    def get(self, install_intent_id: str) -> InstallIntent | None:
+        c = t.install_intents.c
+        row = self._one(
+            sa.select(t.install_intents).where(c.install_intent_id == install_intent_id)
+        )
+        return None if row is None else m.to_intent(row)
+
+    def add(self, intent: InstallIntent) -> None:
+        self._insert(
+            t.install_intents,
+            m.intent_row(intent),
+            t.install_intents.c.install_intent_id == intent.install_intent_id,
+            UniqueConstraint.PRIMARY_KEY,
+        )
+
+    def update(self, intent: InstallIntent, expected_status: InstallIntentStatus) -> bool:
+        c = t.install_intents.c
+        current = self._one(
+            sa.select(c.buyer_user_id).where(c.install_intent_id == intent.install_intent_id)
+        )
+        if current is None:
+            raise KeyError(intent.install_intent_id)
+        if current["buyer_user_id"] != intent.buyer_user_id:
+            raise ValueError("the buyer never changes")
+        statement = (
+            sa.update(t.install_intents)
+            .where(c.install_intent_id == intent.install_intent_id, c.status == expected_status)
+            .values(m.intent_row(intent))
+        )
+        return self._update(statement)
+
+    def list_for_buyer(
+        self,
+        buyer_user_id: str,
+        status: InstallIntentStatus | None,
+        now_ms: int,
+        after: CreatedKey | None,
+        limit: int,
+    ) -> Sequence[InstallIntent]:
+        c = t.install_intents.c
+        key = [c.created_at_ms, c.install_intent_id]
+        conditions = [c.buyer_user_id == buyer_user_id, *_page_condition(key, after)]
+        open_statuses = sorted(OPEN_INTENT_STATUSES)
+        if status is InstallIntentStatus.EXPIRED:
+            # Stored as expired, or still open with its expiry passed (observed on read).
+            conditions.append(
+                sa.or_(
+                    c.status == InstallIntentStatus.EXPIRED,
+                    sa.and_(c.status.in_(open_statuses), c.expires_at_ms <= now_ms),
+                )
+            )
+        elif status in OPEN_INTENT_STATUSES:
+            conditions += [c.status == status, c.expires_at_ms > now_ms]
+        elif status is not None:
+            conditions.append(c.status == status)
+        query = (
+            sa.select(t.install_intents).where(*conditions).order_by(*_descending(key)).limit(limit)
+        )
+        return [m.to_intent(row) for row in self._all(query)]
+
+    def count_created_since(self, listing_ids: Iterable[str], since_ms: int) -> Mapping[str, int]:
+        wanted = sorted(set(listing_ids))
+        if not wanted:
+            return {}
+        c = t.install_intents.c
+        query = (
+            sa.select(c.listing_id, sa.func.count().label("n"))
+            .where(c.listing_id.in_(wanted), c.created_at_ms >= since_ms)
+            .group_by(c.listing_id)
+        )
+        return {row["listing_id"]: int(row["n"]) for row in self._all(query)}
+
+    def due_for_expiry(self, now_ms: int, limit: int) -> Sequence[InstallIntent]:
+        c = t.install_intents.c
+        query = (
+            sa.select(t.install_intents)
+            .where(c.status.in_(sorted(OPEN_INTENT_STATUSES)), c.expires_at_ms <= now_ms)
+            .order_by(c.expires_at_ms, c.install_intent_id)
+            .limit(limit)
+        )
+        return [m.to_intent(row) for row in self._all(query)]
+
+
+class _Tokens(_Repo):
+    def add(self, token: InstallToken) -> None:
+        self._insert(
+            t.install_tokens,
+            m.token_row(token),
+            t.install_tokens.c.token_id == token.token_id,
+            UniqueConstraint.TOKEN_HASH,
+        )
+
+    def update(self, token: InstallToken, expected_status: InstallTokenStatus) -> bool:
+        c = t.install_tokens.c
+        current = self._one(sa.select(c.token_hash).where(c.token_id == token.token_id))
+        if current is None:
+            raise KeyError(token.token_id)
+        if current["token_hash"] != token.token_hash:
+            raise ValueError("a token's hash never changes")
+        statement = (
+            sa.update(t.install_tokens)
+            .where(c.token_id == token.token_id, c.status == expected_status)
+            .values(m.token_row(token))
+        )
+        return self._update(statement)
+
+    def get_by_hash(self, token_hash: str) -> InstallToken | None:
+        c = t.install_tokens.c
+        row = self._one(sa.select(t.install_tokens).where(c.token_hash == token_hash))
+        return None if row is None else m.to_token(row)
+
+    def list_issued_for_intent(self, install_intent_id: str) -> Sequence[InstallToken]:
+        c = t.install_tokens.c
+        query = (
+            sa.select(t.install_tokens)
+            .where(c.install_intent_id == install_intent_id, c.status == InstallTokenStatus.ISSUED)
+            .order_by(c.issued_at_ms, c.token_id)
+        )
+        return [m.to_token(row) for row in self._all(query)]
+
+    def due_for_expiry(self, now_ms: int, limit: int) -> Sequence[InstallToken]:
+        c = t.install_tokens.c
+        query = (
+            sa.select(t.install_tokens)
+            .where(c.status == InstallTokenStatus.ISSUED, c.expires_at_ms <= now_ms)
+            .order_by(c.expires_at_ms, c.token_id)
+            .limit(limit)
+        )
+        return [m.to_token(row) for row in self._all(query)]
+
+
+class _Idempotency(_Repo):
+    @staticmethod
+    def _where(scope_user_id: str, endpoint: str, key: str) -> sa.ColumnElement[bool]:
+        c = t.idempotency_records.c
+        return sa.and_(c.scope_user_id == scope_user_id, c.endpoint == endpoint, c.key == key)
+
+    def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None:
+        row = self._one(
+            sa.select(t.idempotency_records).where(self._where(scope_user_id, endpoint, key))
+        )
+        return None if row is None else m.to_idempotency(row)
+
+    def add(self, record: IdempotencyRecord) -> None:
+        self._insert(
+            t.idempotency_records,
+            m.idempotency_row(record),
+            None,
+            UniqueConstraint.IDEMPOTENCY_KEY,
+        )
+
+    def replace(self, record: IdempotencyRecord, expected_claim_id: str) -> bool:
+        c = t.idempotency_records.c
+        statement = (
+            sa.update(t.idempotency_records)
+            .where(
+                self._where(record.scope_user_id, record.endpoint, record.key),
+                c.claim_id == expected_claim_id,
+            )
+            .values(m.idempotency_row(record))
+        )
+        return self._update(statement)
+
+    def delete(self, record: IdempotencyRecord) -> None:
+        c = t.idempotency_records.c
+        self._run(
+            sa.delete(t.idempotency_records).where(
+                self._where(record.scope_user_id, record.endpoint, record.key),
+                c.claim_id == record.claim_id,
+            )
+        )
+
+    def delete_expired(self, now_ms: int, limit: int) -> int:
+        c = t.idempotency_records.c
+        key = sa.tuple_(c.scope_user_id, c.endpoint, c.key)
+        batch = (
+            sa.select(c.scope_user_id, c.endpoint, c.key)
+            .where(c.expires_at_ms <= now_ms)
+            .order_by(c.expires_at_ms)
+            .limit(limit)
+        )
+        return int(self._run(sa.delete(t.idempotency_records).where(key.in_(batch))).rowcount)
+
+
+class _Audit(_Repo):
+    def append(self, event: AuditEvent) -> None:
+        self._insert(
+            t.audit_events,
+            m.audit_row(event),
+            t.audit_events.c.event_id == event.event_id,
+            UniqueConstraint.PRIMARY_KEY,
+        )
+
+    def query(
+        self, query: AuditQuery, after: CreatedKey | None, limit: int
+    ) -> Sequence[AuditEvent]:
+        c = t.audit_events.c
+        key = [c.created_at_ms, c.event_id]
+        conditions = _page_condition(key, after)
+        if query.type is not None:
+            conditions.append(c.type == query.type)
+        if query.listing_id is not None:
+            conditions.append(c.listing_id == query.listing_id)
+        if query.actor_user_id is not None:
+            conditions.append(c.actor_user_id == query.actor_user_id)
+        statement = (
+            sa.select(t.audit_events).where(*conditions).order_by(*_descending(key)).limit(limit)
+        )
+        return [m.to_audit_event(row) for row in self._all(statement)]
+
+
+class SqlUnitOfWork:
+    """One database transaction over a :class:`SqlStore`."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self._connection: sa.Connection | None = None
+        self._transaction: sa.RootTransaction | None = None
+        self.users = _Users(self)
+        self.profiles = _Profiles(self)
+        self.listings = _Listings(self)
+        self.releases = _Releases(self)
+        self.intents = _Intents(self)
+        self.tokens = _Tokens(self)
+        self.idempotency = _Idempotency(self)
+        self.audit = _Audit(self)
+
+    @property
+    def connection(self) -> sa.Connection:
+        if self._connection is None:
+            raise RuntimeError("use the unit of work inside its with block")
+        return self._connection
+
+    def __enter__(self) -> Self:
+        if self._connection is not None:
+            raise RuntimeError("a unit of work is entered once")
+        with translate_errors():
+            self._connection = self.store.engine.connect()
+            try:
+                self._transaction = self._connection.begin()
+            except BaseException:
+                self._connection.close()
+                self._connection = None
+                raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            self.rollback()
+        finally:
+            # A connection whose rollback failed is invalidated by the pool, not reused.
+            with contextlib.suppress(sa_exc.SQLAlchemyError):
+                connection.close()
+
+    def commit(self) -> None:
+        if self._transaction is None or not self._transaction.is_active:
+            raise RuntimeError("commit outside the unit of work")
+        with translate_errors():
+            self._transaction.commit()
+
+    def rollback(self) -> None:
+        transaction = self._transaction
+        if transaction is not None and transaction.is_active:
+            with contextlib.suppress(sa_exc.SQLAlchemyError):
+                transaction.rollback()
