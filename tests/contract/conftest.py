@@ -57,12 +57,12 @@ def _postgres_contract_engine() -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-def _sql(engine_fixture: str) -> AdapterFactory:
+def _sql(engine_fixture: str, **options: int) -> AdapterFactory:
     @contextlib.contextmanager
     def factory(request: pytest.FixtureRequest) -> Iterator[UnitOfWorkFactory]:
         engine: sa.Engine = request.getfixturevalue(engine_fixture)
         databases.empty(engine)
-        yield sql.SqlStore(engine).unit_of_work
+        yield sql.SqlStore(engine, **options).unit_of_work
 
     return factory
 
@@ -74,18 +74,32 @@ ADAPTERS: dict[str, AdapterFactory] = {
     "postgres": _sql("_postgres_contract_engine"),
 }
 
+#: Extra configurations for the search suite only. With every term counted as
+#: common, searches sorted by anything but relevance take the SQL adapter's
+#: order-first plan (with the default threshold, test catalogues never do).
+SEARCH_PLAN_VARIANTS: dict[str, AdapterFactory] = {
+    "sqlite-order-first": _sql("_sqlite_contract_engine", common_term_rows=1),
+    "postgres-order-first": _sql("_postgres_contract_engine", common_term_rows=1),
+}
+
 #: Rate limiters under test: param name → factory of a fresh limiter.
 RATE_LIMITERS: dict[str, RateLimiterFactory] = {
     "memory": _memory_rate_limiter,
 }
 
 
+def open_adapter(
+    request: pytest.FixtureRequest, factories: dict[str, AdapterFactory]
+) -> Iterator[Adapter]:
+    opener = functools.partial(factories[request.param], request)
+    with opener() as factory:
+        yield Adapter(request.param, factory, opener)
+
+
 @pytest.fixture(params=list(ADAPTERS))
 def adapter(request: pytest.FixtureRequest) -> Iterator[Adapter]:
     """The adapter under test over a fresh empty store; ``.uow()`` opens a unit of work."""
-    opener = functools.partial(ADAPTERS[request.param], request)
-    with opener() as factory:
-        yield Adapter(request.param, factory, opener)
+    yield from open_adapter(request, ADAPTERS)
 
 
 @pytest.fixture(params=list(RATE_LIMITERS))

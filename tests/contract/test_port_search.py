@@ -9,7 +9,7 @@ they like; they must return exactly this list.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import attrs
 import pytest
@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contract import entities
+from contract.conftest import ADAPTERS, SEARCH_PLAN_VARIANTS, open_adapter
 from contract.entities import T0
 from contract.harness import Adapter, assert_identical
 from fleetprompt_core.domain.enums import AssetKind, ListingStatus, SearchSort
@@ -30,6 +31,13 @@ from fleetprompt_core.policies.search import (
     search_terms,
     sort_key,
 )
+
+
+@pytest.fixture(params=[*ADAPTERS, *SEARCH_PLAN_VARIANTS])
+def adapter(request: pytest.FixtureRequest) -> Iterator[Adapter]:
+    """Every adapter, plus the SQL adapter forced onto each of its search plans."""
+    yield from open_adapter(request, {**ADAPTERS, **SEARCH_PLAN_VARIANTS})
+
 
 PUBLISHED = ListingStatus.PUBLISHED
 

@@ -174,9 +174,9 @@ def _browse(conn: sa.Connection, original: ListingSearch) -> list[SearchHit]:
     return [SearchHit(to_listing(row._mapping), 0) for row in conn.execute(query)]
 
 
-def _term_rows(conn: sa.Connection, term: str) -> int:
-    """How many index rows the term covers, counted up to :data:`COMMON_TERM_ROWS`."""
-    capped = sa.select(_T.c.listing_id).where(_term_range(_T.c.token, term)).limit(COMMON_TERM_ROWS)
+def _term_rows(conn: sa.Connection, term: str, cap: int) -> int:
+    """How many index rows the term covers, counted up to ``cap``."""
+    capped = sa.select(_T.c.listing_id).where(_term_range(_T.c.token, term)).limit(cap)
     return int(conn.execute(sa.select(sa.func.count()).select_from(capped.subquery())).scalar_one())
 
 
@@ -253,16 +253,21 @@ def _order_first(
     return _hits(conn, query)
 
 
-def search_published(conn: sa.Connection, search: ListingSearch) -> list[SearchHit]:
-    """Published listings matching ``search``, in its order, after its keyset position."""
+def search_published(
+    conn: sa.Connection, search: ListingSearch, common_term_rows: int = COMMON_TERM_ROWS
+) -> list[SearchHit]:
+    """Published listings matching ``search``, in its order, after its keyset position.
+
+    A term covering at least ``common_term_rows`` index rows counts as common.
+    """
     if search.limit <= 0:
         return []
     if not search.terms:
         return _browse(conn, search)
     if len(search.terms) == 1 and search.sort is SearchSort.RELEVANCE:
         return _terms_first(conn, search, search.terms)
-    counts = {term: _term_rows(conn, term) for term in search.terms}
+    counts = {term: _term_rows(conn, term, common_term_rows) for term in search.terms}
     terms = sorted(search.terms, key=lambda term: counts[term])
-    if search.sort is not SearchSort.RELEVANCE and counts[terms[0]] >= COMMON_TERM_ROWS:
+    if search.sort is not SearchSort.RELEVANCE and counts[terms[0]] >= common_term_rows:
         return _order_first(conn, search, terms)
     return _terms_first(conn, search, terms)

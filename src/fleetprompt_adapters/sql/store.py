@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import tables as t
-from fleetprompt_adapters.sql.search import search_published
+from fleetprompt_adapters.sql.search import COMMON_TERM_ROWS, search_published
 from fleetprompt_core.domain.enums import (
     InstallIntentStatus,
     InstallTokenStatus,
@@ -75,9 +75,11 @@ def translate_errors() -> Iterator[None]:
 class SqlStore:
     """The database behind an engine. Share one store between every unit of work."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, common_term_rows: int = COMMON_TERM_ROWS) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        #: Search plan threshold (see ``search.py``); tests lower it to force a plan.
+        self.common_term_rows = common_term_rows
 
     def unit_of_work(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
@@ -273,7 +275,7 @@ class _Listings(_Repo):
 
     def search_published(self, search: ListingSearch) -> Sequence[SearchHit]:
         with translate_errors():
-            return search_published(self.conn, search)
+            return search_published(self.conn, search, self._uow.store.common_term_rows)
 
 
 class _Releases(_Repo):
