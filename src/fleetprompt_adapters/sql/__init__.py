@@ -65,8 +65,10 @@ def bootstrap(
     Several processes serving one database must share ``cursor_key``.
     """
     clock = clock or SystemClock()
+    store = SqlStore(engine)
     runtime = Runtime(
-        uow=SqlStore(engine).unit_of_work,
+        uow=store.unit_of_work,
+        read_uow=store.read_unit_of_work,
         clock=clock,
         ids=ids or UlidIdGenerator(clock),
         tokens=tokens or SecretTokenGenerator(),

@@ -1,12 +1,15 @@
 """Engines tuned for a server: SQLite (WAL, foreign keys, busy timeout) and PostgreSQL (pool).
 
-SQLite: every unit of work starts with ``BEGIN IMMEDIATE``, so a transaction
-that reads and then writes never meets a newer snapshot (WAL readers would
-otherwise fail with ``SQLITE_BUSY_SNAPSHOT`` when upgrading); writers wait
-for one another up to the busy timeout and readers of other processes are
-never blocked. PostgreSQL: psycopg 3 with a connection pool, ``READ
-COMMITTED``; every status change is a compare-and-set ``UPDATE``, so races
-have one winner without serialisable isolation (ADR 0013).
+SQLite: every unit of work that may write starts with ``BEGIN IMMEDIATE``,
+so a transaction that reads and then writes never meets a newer snapshot
+(WAL readers would otherwise fail with ``SQLITE_BUSY_SNAPSHOT`` when
+upgrading); writers wait for one another up to the busy timeout. Read-only
+units of work (connection option :data:`READ_ONLY_OPTION`) start a deferred
+transaction: a WAL snapshot that never waits for or blocks a writer.
+
+PostgreSQL: psycopg 3 with a connection pool, ``READ COMMITTED``; every
+status change is a compare-and-set ``UPDATE``, so races have one winner
+without serialisable isolation (ADR 0013).
 """
 
 from __future__ import annotations
@@ -16,9 +19,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "create_engine", "is_sqlite", "normalize_url"]
+__all__ = [
+    "READ_ONLY_OPTION",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "create_engine",
+    "is_sqlite",
+    "normalize_url",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: Connection execution option marking a unit of work that only reads.
+READ_ONLY_OPTION = "fleetprompt_read_only"
 
 
 def normalize_url(url: str | sa.URL) -> sa.URL:
@@ -59,7 +70,8 @@ def _sqlite_engine(url: sa.URL, options: dict[str, Any]) -> sa.Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 

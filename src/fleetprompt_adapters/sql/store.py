@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import tables as t
+from fleetprompt_adapters.sql.engine import READ_ONLY_OPTION
 from fleetprompt_adapters.sql.search import COMMON_TERM_ROWS, search_published
 from fleetprompt_core.domain.enums import (
     InstallIntentStatus,
@@ -83,6 +84,10 @@ class SqlStore:
 
     def unit_of_work(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
+
+    def read_unit_of_work(self) -> SqlUnitOfWork:
+        """A unit of work that only reads: no write lock on SQLite, never commits."""
+        return SqlUnitOfWork(self, read_only=True)
 
 
 class _Repo:
@@ -544,8 +549,9 @@ class _Audit(_Repo):
 class SqlUnitOfWork:
     """One database transaction over a :class:`SqlStore`."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, *, read_only: bool = False) -> None:
         self.store = store
+        self.read_only = read_only
         self._connection: sa.Connection | None = None
         self._transaction: sa.RootTransaction | None = None
         self.users = _Users(self)
@@ -568,6 +574,8 @@ class SqlUnitOfWork:
             raise RuntimeError("a unit of work is entered once")
         with translate_errors():
             self._connection = self.store.engine.connect()
+            if self.read_only:
+                self._connection.execution_options(**{READ_ONLY_OPTION: True})
             try:
                 self._transaction = self._connection.begin()
             except BaseException:
@@ -595,6 +603,8 @@ class SqlUnitOfWork:
     def commit(self) -> None:
         if self._transaction is None or not self._transaction.is_active:
             raise RuntimeError("commit outside the unit of work")
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work never commits")
         with translate_errors():
             self._transaction.commit()
 

@@ -195,7 +195,7 @@ class Admin:
         request.problems.raise_if_any()
         scope = f"audit|{query.type or ''}|{query.listing_id or ''}|{query.actor_user_id or ''}"
         after = request.after(self._rt, scope)
-        with self._rt.uow() as uow:
+        with self._rt.reader() as uow:
             rows = uow.audit.query(query, after, request.limit + 1)
         return paginate(
             self._rt, scope, rows, request.limit, lambda e: (e.created_at_ms, e.event_id)

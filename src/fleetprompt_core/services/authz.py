@@ -68,7 +68,7 @@ def signed_in(rt: Runtime, call: Call) -> User:
     if call.principal is None:
         raise Unauthenticated()
     principal = _checked_principal(call.principal)
-    with rt.uow() as uow:
+    with rt.reader() as uow:
         user = uow.users.get_by_external_id(principal.external_id)
     if user is not None:
         return user
@@ -99,7 +99,7 @@ def signed_in(rt: Runtime, call: Call) -> User:
         if error.constraint != UniqueConstraint.USER_EXTERNAL_ID:
             raise
         # Another request created it first: use theirs.
-        with rt.uow() as uow:
+        with rt.reader() as uow:
             existing = uow.users.get_by_external_id(principal.external_id)
         if existing is None:  # pragma: no cover - the row cannot vanish
             raise

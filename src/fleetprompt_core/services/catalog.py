@@ -80,7 +80,7 @@ class Catalog:
             limit=request.limit + 1,
         )
         now = self._rt.clock.now_ms()
-        with self._rt.uow() as uow:
+        with self._rt.reader() as uow:
             hits: list[SearchHit] = list(uow.listings.search_published(search))
             page_hits = hits[: request.limit]
             items = public_listings(uow, [hit.listing for hit in page_hits], now)
@@ -93,7 +93,7 @@ class Catalog:
         """P2: a published listing with its description and first page of releases."""
         throttle.check_call(self._rt, throttle.Action.DETAIL, call or Call())
         now = self._rt.clock.now_ms()
-        with self._rt.uow() as uow:
+        with self._rt.reader() as uow:
             listing = authz.public_listing(uow, listing_id)
             (public,) = public_listings(uow, [listing], now)
             latest = uow.releases.latest_published(listing_id)
@@ -122,7 +122,7 @@ class Catalog:
             request.reader.raw("includeRevoked"), "includeRevoked", request.problems
         )
         request.problems.raise_if_any()
-        with self._rt.uow() as uow:
+        with self._rt.reader() as uow:
             authz.public_listing(uow, listing_id)
             page = release_page(
                 self._rt,

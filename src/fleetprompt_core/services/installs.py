@@ -127,7 +127,7 @@ class Installs:
         scope = f"intents|{user.user_id}|{status.value if status else ''}"
         after = request.after(self._rt, scope)
         now = self._rt.clock.now_ms()
-        with self._rt.uow() as uow:
+        with self._rt.reader() as uow:
             rows = uow.intents.list_for_buyer(user.user_id, status, now, after, request.limit + 1)
         page = paginate(
             self._rt, scope, rows, request.limit, lambda i: (i.created_at_ms, i.install_intent_id)
@@ -137,7 +137,7 @@ class Installs:
     def get_intent(self, call: Call, install_intent_id: str) -> InstallIntent:
         """I3: an own intent (``NOT_FOUND`` for anyone else's)."""
         user = authz.signed_in(self._rt, call)
-        with self._rt.uow() as uow:
+        with self._rt.reader() as uow:
             intent = authz.own_intent(uow, user, install_intent_id)
         return intent.observed(self._rt.clock.now_ms())
 

@@ -30,7 +30,7 @@ class Profiles:
 
     def get(self, call: Call) -> PublisherProfile:
         user = authz.require_role(self._rt, call, Role.PUBLISHER)
-        with self._rt.uow() as uow:
+        with self._rt.reader() as uow:
             return current_profile(uow, user)
 
     def put(

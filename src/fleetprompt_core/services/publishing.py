@@ -61,7 +61,7 @@ class Publishing:
         request.problems.raise_if_any()
         scope = f"publisher-listings|{user.user_id}|{status.value if status else ''}"
         after = request.after(self._rt, scope)
-        with self._rt.uow() as uow:
+        with self._rt.reader() as uow:
             rows = uow.listings.list_by_owner(user.user_id, status, after, request.limit + 1)
             page = paginate(
                 self._rt, scope, rows, request.limit, lambda r: (r.created_at_ms, r.listing_id)
@@ -124,7 +124,7 @@ class Publishing:
     def get_listing(self, call: Call, listing_id: str) -> ListingView:
         """B3: an own listing (``NOT_FOUND`` for anyone else's)."""
         user = self._publisher(call)
-        with self._rt.uow() as uow:
+        with self._rt.reader() as uow:
             return self._view(uow, authz.owned_listing(uow, user, listing_id))
 
     def update_listing(
@@ -281,7 +281,7 @@ class Publishing:
         user = self._publisher(call)
         request = page_request(params)
         request.problems.raise_if_any()
-        with self._rt.uow() as uow:
+        with self._rt.reader() as uow:
             authz.owned_listing(uow, user, listing_id)
             return release_page(
                 self._rt,

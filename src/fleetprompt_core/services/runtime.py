@@ -18,6 +18,7 @@ from fleetprompt_core.ports import (
     RateLimiter,
     TokenGenerator,
     TokenHasher,
+    UnitOfWork,
     UnitOfWorkFactory,
 )
 
@@ -53,6 +54,13 @@ class Runtime:
     #: Counters for rate limits; ``None`` disables rate limiting.
     limiter: RateLimiter | None = None
     rate_limits: RateLimits = attrs.field(factory=RateLimits)
+    #: Units of work that only read (never commit); adapters may run them without
+    #: taking write locks. ``None``: reads use ``uow`` too.
+    read_uow: UnitOfWorkFactory | None = None
+
+    def reader(self) -> UnitOfWork:
+        """A unit of work for a use case (or a step) that only reads."""
+        return (self.read_uow or self.uow)()
 
 
 @attrs.frozen

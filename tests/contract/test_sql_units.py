@@ -1,0 +1,277 @@
+"""The SQL adapter's own machinery: engines, units of work, error translation, retention."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+import databases
+from fleetprompt_adapters import sql
+from fleetprompt_adapters.memory import ManualClock
+from fleetprompt_adapters.sql import tables
+from fleetprompt_adapters.sql.store import translate_errors
+from fleetprompt_core import CoreSettings
+from fleetprompt_core.domain.enums import InstallIntentStatus, InstallTokenStatus
+from fleetprompt_core.domain.errors import Conflict, Internal
+from fleetprompt_core.domain.limits import INTENT_TTL_MS
+from support import CURSOR_KEY, IMAGE_HOST, Market
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture
+def sqlite_engine(tmp_path: Path) -> Iterator[sa.Engine]:
+    engine = databases.sqlite_engine(tmp_path)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def _postgres_engine() -> Iterator[sa.Engine]:
+    engine = databases.postgres_engine()
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest) -> sa.Engine:
+    """A migrated, empty database of each kind."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_engine")
+    engine: sa.Engine = request.getfixturevalue("_postgres_engine")
+    databases.empty(engine)
+    return engine
+
+
+def sql_market(engine: sa.Engine) -> Market:
+    clock = ManualClock()
+    fp = sql.bootstrap(
+        engine,
+        clock=clock,
+        cursor_key=CURSOR_KEY,
+        settings=CoreSettings(image_hosts=frozenset({IMAGE_HOST})),
+    )
+    return Market(fp, clock, store=None)  # type: ignore[arg-type] - no in-memory store here
+
+
+# --------------------------------------------------------------------------- engines
+
+
+def test_sqlite_engine_is_tuned_for_a_server(sqlite_engine: sa.Engine) -> None:
+    """WAL, foreign keys on, synchronous NORMAL and a busy timeout on every connection."""
+    with sqlite_engine.connect() as connection:
+
+        def pragma(name: str) -> object:
+            return connection.exec_driver_sql(f"PRAGMA {name}").scalar_one()
+
+        assert pragma("journal_mode") == "wal"
+        assert pragma("foreign_keys") == 1
+        assert pragma("synchronous") == 1  # NORMAL
+        assert pragma("busy_timeout") == sql.engine.SQLITE_BUSY_TIMEOUT_MS
+
+
+def test_sqlite_enforces_foreign_keys(sqlite_engine: sa.Engine) -> None:
+    """A release of a listing that does not exist is refused by the database itself."""
+    row = {
+        "release_id": "rel_x",
+        "listing_id": "lst_missing",
+        "publisher_user_id": "usr_missing",
+        "version": "1.0.0",
+        "status": "published",
+        "artifacts": [],
+        "notes_markdown": "",
+        "notes_html": "",
+        "notes_renderer": "fp-md-1",
+        "published_at_ms": 1,
+    }
+    with pytest.raises(sa_exc.IntegrityError), sqlite_engine.begin() as connection:
+        connection.execute(sa.insert(tables.releases).values(row))
+
+
+def test_check_constraints_refuse_values_outside_the_enums(engine: sa.Engine) -> None:
+    """The database refuses a status the contract does not know, whatever the Python says."""
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(tables.users).values(
+                user_id="usr_a",
+                external_id="a",
+                roles=[],
+                created_at_ms=1,
+                updated_at_ms=1,
+            )
+        )
+    raw = sa.text(
+        "INSERT INTO listings (listing_id, publisher_user_id, asset_kind, status, name, name_key,"
+        " summary, description_markdown, description_html, description_renderer, tags,"
+        " categories, images, moderation_flagged, created_at_ms, updated_at_ms) VALUES"
+        " ('lst_a', 'usr_a', 'whs_agent', 'deleted', 'n', 'n', 's', '', '', 'r', '[]', '[]',"
+        " '[]', false, 1, 1)"
+    )
+    with pytest.raises(sa_exc.IntegrityError), engine.begin() as connection:
+        connection.execute(raw)
+
+
+@pytest.mark.parametrize(
+    ("url", "driver"),
+    [
+        ("postgres://u@h/db", "postgresql+psycopg"),
+        ("postgresql://u@h/db", "postgresql+psycopg"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg"),
+        ("sqlite:///x.db", "sqlite+pysqlite"),
+    ],
+)
+def test_database_urls_name_the_supported_drivers(url: str, driver: str) -> None:
+    """Plain PostgreSQL URLs mean psycopg 3; plain SQLite URLs the standard library driver."""
+    assert sql.normalize_url(url).drivername == driver
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "mysql://u@h/db"])
+def test_unsupported_databases_are_refused_at_engine_creation(url: str) -> None:
+    """In-memory SQLite (private per connection) and other databases are refused clearly."""
+    with pytest.raises(ValueError, match=r"memory|unsupported"):
+        sql.create_engine(url)
+
+
+# --------------------------------------------------------------------------- units of work
+
+
+def test_sqlite_readers_neither_wait_for_nor_block_a_writer(sqlite_engine: sa.Engine) -> None:
+    """While a writing unit of work holds the write lock, a read-only one runs to the end."""
+    store = sql.SqlStore(sqlite_engine)
+    writer_open, reader_done = threading.Event(), threading.Event()
+    results: list[object] = []
+
+    def read() -> None:
+        writer_open.wait(5)
+        with store.read_unit_of_work() as uow:
+            results.append(uow.users.get("usr_none"))
+        reader_done.set()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    with store.unit_of_work() as writer:
+        writer.audit.query(sql.store.AuditQuery(), None, 1)  # holds BEGIN IMMEDIATE
+        writer_open.set()
+        # The busy timeout is 10 s: a reader that queued behind the writer would not be done.
+        assert reader_done.wait(5), "the reader waited for the writer"
+    thread.join(5)
+    assert results == [None]
+
+
+def test_sqlite_writers_queue_instead_of_failing(sqlite_engine: sa.Engine) -> None:
+    """A second writer waits for the first to finish (BEGIN IMMEDIATE + busy timeout)."""
+    store = sql.SqlStore(sqlite_engine)
+    first_open = threading.Event()
+    order: list[str] = []
+
+    def second() -> None:
+        first_open.wait(5)
+        with store.unit_of_work() as uow:
+            order.append("second")
+            uow.commit()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with store.unit_of_work() as uow:
+        first_open.set()
+        thread.join(0.3)  # the second writer is blocked, not failed
+        order.append("first")
+        uow.commit()
+    thread.join(10)
+    assert order == ["first", "second"]
+
+
+def test_a_read_only_unit_of_work_refuses_to_commit(engine: sa.Engine) -> None:
+    """Committing a reader is a programming error, reported as such."""
+    with (
+        sql.SqlStore(engine).read_unit_of_work() as uow,
+        pytest.raises(RuntimeError, match="read-only"),
+    ):
+        uow.commit()
+
+
+def test_a_unit_of_work_is_used_inside_its_block_only(engine: sa.Engine) -> None:
+    """Repositories refuse to run outside the ``with`` block instead of autocommitting."""
+    uow = sql.SqlStore(engine).unit_of_work()
+    with pytest.raises(RuntimeError):
+        uow.users.get("usr_a")
+    with uow:
+        assert uow.users.get("usr_a") is None
+    with pytest.raises(RuntimeError):
+        uow.users.get("usr_a")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class _DriverError(Exception):
+    def __init__(self, sqlstate: str | None) -> None:
+        super().__init__("SELECT secret FROM users WHERE token = 'fp_it_raw'")
+        self.sqlstate = sqlstate
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "expected"), [("40P01", Conflict), ("40001", Conflict), ("53300", Internal)]
+)
+def test_database_errors_become_contract_errors_without_sql(
+    sqlstate: str, expected: type[Exception]
+) -> None:
+    """Lost races are CONFLICT, anything else INTERNAL; neither carries SQL or parameters."""
+    driver_error = _DriverError(sqlstate)
+    with pytest.raises(expected) as caught, translate_errors():
+        raise sa_exc.OperationalError("SELECT secret FROM users", {"t": "fp_it_raw"}, driver_error)
+    error = caught.value
+    assert type(error) is expected
+    assert "SELECT" not in str(error)
+    assert "fp_it_raw" not in str(error)
+    assert error.__cause__ is None
+    assert error.__suppress_context__
+
+
+def test_non_driver_sqlalchemy_errors_become_internal() -> None:
+    """Errors raised by SQLAlchemy itself (no driver involved) are INTERNAL too."""
+    with pytest.raises(Internal, match="storage failure"), translate_errors():
+        raise sa_exc.InvalidRequestError("bad statement: SELECT 1")
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def _retention_scenario(market: Market) -> tuple[object, ...]:
+    """Five intents (three with a token) left to expire, then retention in batches of 2."""
+    publisher, buyer = market.publisher(), market.user("buyer")
+    view, _release = market.published(publisher)
+    intents = [market.intent(buyer, view.listing.listing_id) for _ in range(5)]
+    for intent in intents[:3]:
+        market.token(buyer, intent.install_intent_id)
+    market.clock.advance(INTENT_TTL_MS + 1)
+    first = market.fp.retention.run_batch(2)
+    rest = market.fp.retention.run(batch_size=2)
+    after = market.fp.retention.run(batch_size=2)
+    statuses = tuple(
+        market.fp.installs.get_intent(buyer, intent.install_intent_id).status for intent in intents
+    )
+    return first, rest, after, statuses
+
+
+def test_retention_runs_on_sql_in_bounded_batches(engine: sa.Engine) -> None:
+    """Retention on SQL does what it does in memory, at most ``batch_size`` rows per batch."""
+    sql_result = _retention_scenario(sql_market(engine))
+    memory_result = _retention_scenario(Market.create())
+    assert sql_result == memory_result
+    first, rest, after, statuses = sql_result
+    assert first.intents_expired == 2  # type: ignore[attr-defined]
+    assert rest.intents_expired == 3  # type: ignore[attr-defined]
+    assert after == type(after)()  # nothing left
+    assert statuses == (InstallIntentStatus.EXPIRED,) * 5
+    with engine.connect() as connection:
+        stored = connection.execute(sa.select(tables.install_intents.c.status)).scalars().all()
+        tokens = connection.execute(sa.select(tables.install_tokens.c.status)).scalars().all()
+    assert stored == [InstallIntentStatus.EXPIRED] * 5  # persisted, not only observed
+    assert len(tokens) == 3
+    assert InstallTokenStatus.ISSUED not in tokens
