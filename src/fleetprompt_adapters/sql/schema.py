@@ -17,6 +17,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from fleetprompt_adapters.sql.engine import READ_ONLY_OPTION
 from fleetprompt_adapters.sql.tables import metadata
 
 __all__ = [
@@ -51,6 +52,7 @@ def head_revision() -> str | None:
 def current_revision(engine: sa.Engine) -> str | None:
     """The revision the database is at (``None`` for an empty database)."""
     with engine.connect() as connection:
+        connection.execution_options(**{READ_ONLY_OPTION: True})  # no write lock on SQLite
         return MigrationContext.configure(connection).get_current_revision()
 
 
