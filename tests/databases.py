@@ -6,7 +6,7 @@ a random suffix, and drops it at exit, so concurrent runs never meet. Without
 the variable the PostgreSQL tests are skipped with that reason.
 
 An empty store is made by emptying the tables of a migrated schema (much
-faster than creating the schema again), children before parents.
+faster than creating the schema again).
 """
 
 from __future__ import annotations
@@ -75,11 +75,11 @@ def sqlite_engine(directory: Path, **options: int) -> sa.Engine:
 
 
 def empty(engine: sa.Engine) -> None:
-    """Delete every row of every FleetPrompt table."""
+    """Delete every row of every FleetPrompt table, children first.
+
+    Test stores hold a handful of rows: ``DELETE`` is much faster than
+    ``TRUNCATE`` (which rewrites files and takes exclusive locks) for that.
+    """
     with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            names = ", ".join(f'"{table.name}"' for table in metadata.sorted_tables)
-            connection.exec_driver_sql(f"TRUNCATE {names}")
-        else:
-            for table in reversed(metadata.sorted_tables):
-                connection.execute(table.delete())
+        for table in reversed(metadata.sorted_tables):
+            connection.execute(table.delete())

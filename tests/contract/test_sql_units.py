@@ -14,7 +14,7 @@ import databases
 from fleetprompt_adapters import sql
 from fleetprompt_adapters.memory import ManualClock
 from fleetprompt_adapters.sql import tables
-from fleetprompt_adapters.sql.store import translate_errors
+from fleetprompt_adapters.sql.store import guarded
 from fleetprompt_core import CoreSettings
 from fleetprompt_core.domain.enums import InstallIntentStatus, InstallTokenStatus
 from fleetprompt_core.domain.errors import Conflict, Internal
@@ -223,20 +223,29 @@ def test_database_errors_become_contract_errors_without_sql(
 ) -> None:
     """Lost races are CONFLICT, anything else INTERNAL; neither carries SQL or parameters."""
     driver_error = _DriverError(sqlstate)
-    with pytest.raises(expected) as caught, translate_errors():
+
+    def fail() -> None:
         raise sa_exc.OperationalError("SELECT secret FROM users", {"t": "fp_it_raw"}, driver_error)
+
+    with pytest.raises(expected) as caught:
+        guarded(fail)
     error = caught.value
     assert type(error) is expected
     assert "SELECT" not in str(error)
     assert "fp_it_raw" not in str(error)
     assert error.__cause__ is None
-    assert error.__suppress_context__
+    assert error.__context__ is None
 
 
 def test_non_driver_sqlalchemy_errors_become_internal() -> None:
     """Errors raised by SQLAlchemy itself (no driver involved) are INTERNAL too."""
-    with pytest.raises(Internal, match="storage failure"), translate_errors():
+
+    def fail() -> None:
         raise sa_exc.InvalidRequestError("bad statement: SELECT 1")
+
+    with pytest.raises(Internal, match="storage failure") as caught:
+        guarded(fail)
+    assert caught.value.__context__ is None
 
 
 # --------------------------------------------------------------------------- retention

@@ -8,18 +8,18 @@ constraint, which keeps the transaction usable on PostgreSQL (where a failed
 statement would abort it). Status changes are compare-and-set ``UPDATE``
 statements whose row count tells the winner.
 
-Database failures never reach a caller as driver exceptions: a lost race the
-database detected (deadlock, serialisation failure) becomes ``Conflict``;
-anything else ``Internal``, without SQL text or parameters (they may hold
-user data).
+Database failures never reach a caller as driver exceptions (:func:`guarded`):
+a lost race the database detected (deadlock, serialisation failure) becomes
+``Conflict``; anything else ``Internal``, without SQL text or parameters
+(they may hold user data), not even in the exception chain.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import attrs
 import sqlalchemy as sa
@@ -51,26 +51,36 @@ from fleetprompt_core.domain.model import (
 from fleetprompt_core.policies.search import ListingSearch, SearchHit
 from fleetprompt_core.ports import AuditQuery, CreatedKey, UniqueConstraint
 
-__all__ = ["SqlStore", "SqlUnitOfWork", "translate_errors"]
+__all__ = ["SqlStore", "SqlUnitOfWork", "guarded", "storage_error"]
+
+T = TypeVar("T")
 
 #: SQLSTATEs of a transaction the database aborted to resolve a race.
 _LOST_RACE_STATES = frozenset({"40001", "40P01"})
 
 
-@contextlib.contextmanager
-def translate_errors() -> Iterator[None]:
-    """Database errors as the contract's errors, with nothing of the SQL in them."""
+def storage_error(error: sa_exc.SQLAlchemyError) -> Conflict | Internal:
+    """The contract's error for a database failure, with nothing of the SQL in it."""
+    state = getattr(error.orig, "sqlstate", None) if isinstance(error, sa_exc.DBAPIError) else None
+    if state in _LOST_RACE_STATES:
+        return Conflict(
+            "The request lost a race with a concurrent request.", hint="retry the request"
+        )
+    return Internal(f"storage failure ({type(error).__name__})")
+
+
+def guarded(action: Callable[[], T]) -> T:
+    """Run ``action``; a database error comes out as :func:`storage_error`.
+
+    The translated error is raised *after* the ``except`` block, so neither its
+    ``__cause__`` nor its ``__context__`` holds the driver's exception (whose
+    text carries the SQL statement and its parameters).
+    """
     try:
-        yield
-    except sa_exc.DBAPIError as error:
-        state = getattr(error.orig, "sqlstate", None)
-        if state in _LOST_RACE_STATES:
-            raise Conflict(
-                "The request lost a race with a concurrent request.", hint="retry the request"
-            ) from None
-        raise Internal(f"storage failure ({type(error).__name__})") from None
+        return action()
     except sa_exc.SQLAlchemyError as error:
-        raise Internal(f"storage failure ({type(error).__name__})") from None
+        failure = storage_error(error)
+    raise failure
 
 
 class SqlStore:
@@ -99,8 +109,7 @@ class _Repo:
         return self._uow.connection
 
     def _run(self, statement: sa.Executable) -> sa.CursorResult[Any]:
-        with translate_errors():
-            return self.conn.execute(statement)
+        return guarded(lambda: self.conn.execute(statement))
 
     def _one(self, statement: sa.Select[Any]) -> sa.RowMapping | None:
         row = self._run(statement).first()
@@ -139,6 +148,12 @@ class _Repo:
     def _update(self, statement: sa.Update) -> bool:
         return self._run(statement).rowcount == 1
 
+    @staticmethod
+    def _storable(*keys: str) -> bool:
+        """Whether a key can exist at all: PostgreSQL text never holds NUL, so a lookup
+        by a key holding one finds nothing (instead of failing in the driver)."""
+        return not any("\x00" in key for key in keys)
+
 
 def _page_condition(
     columns: Sequence[sa.ColumnElement[Any]], after: CreatedKey | None
@@ -154,10 +169,14 @@ def _descending(columns: Sequence[sa.ColumnElement[Any]]) -> list[Any]:
 
 class _Users(_Repo):
     def get(self, user_id: str) -> User | None:
+        if not self._storable(user_id):
+            return None
         row = self._one(sa.select(t.users).where(t.users.c.user_id == user_id))
         return None if row is None else m.to_user(row)
 
     def get_by_external_id(self, external_id: str) -> User | None:
+        if not self._storable(external_id):
+            return None
         row = self._one(sa.select(t.users).where(t.users.c.external_id == external_id))
         return None if row is None else m.to_user(row)
 
@@ -184,6 +203,8 @@ class _Users(_Repo):
 
 class _Profiles(_Repo):
     def get(self, publisher_id: str) -> PublisherProfile | None:
+        if not self._storable(publisher_id):
+            return None
         row = self._one(
             sa.select(t.publisher_profiles).where(
                 t.publisher_profiles.c.publisher_id == publisher_id
@@ -192,7 +213,7 @@ class _Profiles(_Repo):
         return None if row is None else m.to_profile(row)
 
     def get_many(self, publisher_ids: Iterable[str]) -> Mapping[str, PublisherProfile]:
-        wanted = sorted(set(publisher_ids))
+        wanted = sorted(pid for pid in set(publisher_ids) if self._storable(pid))
         if not wanted:
             return {}
         rows = self._all(
@@ -213,6 +234,8 @@ class _Profiles(_Repo):
 
 class _Listings(_Repo):
     def get(self, listing_id: str) -> Listing | None:
+        if not self._storable(listing_id):
+            return None
         row = self._one(sa.select(t.listings).where(t.listings.c.listing_id == listing_id))
         return None if row is None else m.to_listing(row)
 
@@ -234,12 +257,10 @@ class _Listings(_Repo):
             return
         labels = m.label_rows(listing, (t.LABEL_TAG, t.LABEL_CATEGORY))
         if labels:
-            with translate_errors():
-                self.conn.execute(sa.insert(t.listing_labels), labels)
+            guarded(lambda: self.conn.execute(sa.insert(t.listing_labels), labels))
         terms = m.term_rows(listing)
         if terms:
-            with translate_errors():
-                self.conn.execute(sa.insert(t.listing_terms), terms)
+            guarded(lambda: self.conn.execute(sa.insert(t.listing_terms), terms))
 
     def update(self, listing: Listing, expected: Listing) -> bool:
         c = t.listings.c
@@ -279,12 +300,14 @@ class _Listings(_Repo):
         return [m.to_listing(row) for row in self._all(query)]
 
     def search_published(self, search: ListingSearch) -> Sequence[SearchHit]:
-        with translate_errors():
-            return search_published(self.conn, search, self._uow.store.common_term_rows)
+        threshold = self._uow.store.common_term_rows
+        return guarded(lambda: search_published(self.conn, search, threshold))
 
 
 class _Releases(_Repo):
     def get(self, release_id: str) -> Release | None:
+        if not self._storable(release_id):
+            return None
         row = self._one(sa.select(t.releases).where(t.releases.c.release_id == release_id))
         return None if row is None else m.to_release(row)
 
@@ -336,6 +359,8 @@ class _Releases(_Repo):
 
 class _Intents(_Repo):
     def get(self, install_intent_id: str) -> InstallIntent | None:
+        if not self._storable(install_intent_id):
+            return None
         c = t.install_intents.c
         row = self._one(
             sa.select(t.install_intents).where(c.install_intent_id == install_intent_id)
@@ -442,6 +467,8 @@ class _Tokens(_Repo):
         return self._update(statement)
 
     def get_by_hash(self, token_hash: str) -> InstallToken | None:
+        if not self._storable(token_hash):
+            return None
         c = t.install_tokens.c
         row = self._one(sa.select(t.install_tokens).where(c.token_hash == token_hash))
         return None if row is None else m.to_token(row)
@@ -473,6 +500,8 @@ class _Idempotency(_Repo):
         return sa.and_(c.scope_user_id == scope_user_id, c.endpoint == endpoint, c.key == key)
 
     def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None:
+        if not self._storable(scope_user_id, endpoint, key):
+            return None
         row = self._one(
             sa.select(t.idempotency_records).where(self._where(scope_user_id, endpoint, key))
         )
@@ -572,16 +601,15 @@ class SqlUnitOfWork:
     def __enter__(self) -> Self:
         if self._connection is not None:
             raise RuntimeError("a unit of work is entered once")
-        with translate_errors():
-            self._connection = self.store.engine.connect()
-            if self.read_only:
-                self._connection.execution_options(**{READ_ONLY_OPTION: True})
-            try:
-                self._transaction = self._connection.begin()
-            except BaseException:
-                self._connection.close()
-                self._connection = None
-                raise
+        connection = guarded(self.store.engine.connect)
+        if self.read_only:
+            connection.execution_options(**{READ_ONLY_OPTION: True})
+        try:
+            self._transaction = guarded(connection.begin)
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
         return self
 
     def __exit__(
@@ -605,8 +633,7 @@ class SqlUnitOfWork:
             raise RuntimeError("commit outside the unit of work")
         if self.read_only:
             raise RuntimeError("a read-only unit of work never commits")
-        with translate_errors():
-            self._transaction.commit()
+        guarded(self._transaction.commit)
 
     def rollback(self) -> None:
         transaction = self._transaction
