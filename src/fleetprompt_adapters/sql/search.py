@@ -188,41 +188,53 @@ def _hits(conn: sa.Connection, query: sa.Select[Any]) -> list[SearchHit]:
     return hits
 
 
+def _fetch(conn: sa.Connection, ranked: list[tuple[str, int]]) -> list[SearchHit]:
+    """The listings of ``ranked`` (id, score) pairs, in that order."""
+    if not ranked:
+        return []
+    query = sa.select(_L).where(_L.c.listing_id.in_([listing_id for listing_id, _ in ranked]))
+    by_id = {row.listing_id: to_listing(row._mapping) for row in conn.execute(query)}
+    return [SearchHit(by_id[listing_id], score) for listing_id, score in ranked]
+
+
 def _terms_first(
     conn: sa.Connection, search: ListingSearch, terms: Sequence[str]
 ) -> list[SearchHit]:
     rarest, others = terms[0], terms[1:]
     matched = _T.alias("matched")
-    candidates = (
+    grouped = (
         sa.select(matched.c.listing_id, _term_score(matched).label("score0"))
         .where(_term_range(matched.c.token, rarest))
         .group_by(matched.c.listing_id)
-        .subquery("candidates")
+        .subquery("grouped")
     )
-    probes = [_probe(candidates.c.listing_id, term) for term in others]
-    score: sa.ColumnElement[int] = sa.cast(candidates.c.score0, sa.Integer)
-    for probe in probes:
-        score = score + probe
-    conditions: list[sa.ColumnElement[bool]] = [_L.c.status == ListingStatus.PUBLISHED]
+    score: sa.ColumnElement[int] = sa.cast(grouped.c.score0, sa.Integer)
+    for term in others:
+        score = score + _probe(grouped.c.listing_id, term)
+    # Materialised: every probe runs once per candidate (not again for the filter and the sort).
+    candidates = (
+        sa.select(grouped.c.listing_id, score.label("score"))
+        .cte("candidates")
+        .prefix_with("MATERIALIZED")
+    )
+    # The search tables hold published listings only: no status condition needed.
+    conditions: list[sa.ColumnElement[bool]] = [candidates.c.score.is_not(None)]
     if search.asset_kind is not None:
         conditions.append(_L.c.asset_kind == search.asset_kind)
     conditions += _label_filters(_L.c.listing_id, _labels(search))
-    scored = (
-        sa.select(_L, score.label("score"))
+    columns: list[sa.ColumnElement[Any]] = _order_columns(_L, search.sort)
+    if search.sort is SearchSort.RELEVANCE:
+        columns = [candidates.c.score, *columns]
+    conditions += _keyset(columns, search)
+    # Rank on narrow columns, then fetch the rows of the page only.
+    ranking = (
+        sa.select(_L.c.listing_id, candidates.c.score)
         .select_from(candidates.join(_L, _L.c.listing_id == candidates.c.listing_id))
         .where(*conditions)
-        .subquery("scored")
-    )
-    columns: list[sa.ColumnElement[Any]] = _order_columns(scored, search.sort)
-    if search.sort is SearchSort.RELEVANCE:
-        columns = [scored.c.score, *columns]
-    query = (
-        sa.select(scored)
-        .where(scored.c.score.is_not(None), *_keyset(columns, search))
         .order_by(*_ordered(columns, search.sort))
         .limit(search.limit)
     )
-    return _hits(conn, query)
+    return _fetch(conn, [(row[0], int(row[1])) for row in conn.execute(ranking)])
 
 
 def _order_first(

@@ -17,6 +17,7 @@ a lost race the database detected (deadlock, serialisation failure) becomes
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -83,6 +84,13 @@ def guarded(action: Callable[[], T]) -> T:
     raise failure
 
 
+@functools.lru_cache(maxsize=64)
+def _insert_statement(dialect: str, table: sa.Table) -> sa.Insert:
+    """``INSERT … ON CONFLICT DO NOTHING`` for ``table``, built once (values are parameters)."""
+    insert = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    return insert(table).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
+
+
 class SqlStore:
     """The database behind an engine. Share one store between every unit of work."""
 
@@ -130,14 +138,8 @@ class _Repo:
         ``primary_key`` selects the row of the same primary key; ``None`` when the
         primary key is itself ``constraint``.
         """
-        dialect = sqlite if self._uow.store.dialect == "sqlite" else postgresql
-        statement = (
-            dialect.insert(table)
-            .values(**values)
-            .on_conflict_do_nothing()
-            .execution_options(preserve_rowcount=True)
-        )
-        if self._run(statement).rowcount == 1:
+        statement = _insert_statement(self._uow.store.dialect, table)
+        if guarded(lambda: self.conn.execute(statement, dict(values))).rowcount == 1:
             return
         if primary_key is not None and self._one(
             sa.select(sa.literal(1)).select_from(table).where(primary_key)
