@@ -10,21 +10,32 @@ tokens, one cursor key), so every answer (returned views, error code, message,
 hint and fields, replay flags, next cursors) must be *identical*, exact types
 included; the in-memory adapter is the reference.
 
-Rules cover listings (create, patch, publish/unlist/draft, suspend and lift),
-releases (publish, duplicate versions, wrong refs, revoke), publisher profiles,
-install intents, tokens, signed redemption (``redemption.redeem_signed``),
-cancellation, a clock jumping past token, intent and statistics windows, the
-retention job in batches of 1, 2 or 500, and idempotent replays. Reads walk
-every page, through ``nextCursor``, of public searches (terms that prefix one
-another, casefold cases such as ``Straße``/``STRASSE``, ``İstanbul``, ``ǅ``,
-final sigma, ligatures, superscript and Arabic-Indic digits, emoji that are no
-tokens; tag, category and kind filters; every sort, ``name`` and ``relevance``
+Rules cover listings (create, patch, publish/unlist/draft, an unknown status,
+suspend and lift, a stranger's attempts), releases (publish, duplicate
+versions, refs of the wrong kind, revoke), publisher profiles, install
+intents, tokens, signed redemption (``redemption.redeem_signed``, as a target
+system calls it), cancellation, a clock that jumps past token, intent, key and
+30-day statistics windows or lands exactly on one of those instants (±1 ms),
+the retention job in batches of 1, 2 or 500, and idempotent replays with the
+same or another body.
+
+Reads walk every page, through ``nextCursor``, of public searches (terms that
+prefix one another; casefold cases such as ``Straße``/``STRASSE``, ``İstanbul``
+(whose case fold splits the token), ``ǅ``/``Ǆ``/``ǆ``, final sigma, the ``ﬁ``
+ligature, the Kelvin sign; superscript and Arabic-Indic digits; emoji and
+punctuation, which are no tokens; prefixes of words the catalogue holds, in any
+case; tag, category and kind filters; every sort, ``name`` and ``relevance``
 included; limits of 1 to 3, so pages are many), of saved cursors resumed after
-the catalogue changed, publisher listings, releases, buyer intents (by
-observed status) and the admin audit log. Each search runs on each SQL backend
-twice: with the default plan threshold and with every term counted as common
-(``SqlStore.common_term_rows = 1``), so both SQL search plans are compared.
-After every step the full audit log and the full catalogue must agree too.
+the catalogue changed, of publisher listings, releases, buyer intents (by each
+observed status) and the admin audit log. A search with terms and a sort other
+than relevance runs on each SQL backend twice: with the default plan threshold
+(terms first, on catalogues this small) and with every term counted as common
+(``SqlStore.common_term_rows = 1``: order first), so both plans are compared.
+
+After every step (the invariant) the newest audit events and the catalogue
+must agree too: in turn the whole catalogue by update, creation and name, and
+the hits of a broad prefix by relevance in pages of one, whose cursors carry
+every hit's score (which no view shows).
 
 Without ``FLEETPROMPT_TEST_POSTGRES_URL`` the test compares the in-memory
 adapter with SQLite only (it is not skipped).
@@ -1044,9 +1055,11 @@ def postgres_engine() -> Iterator[sa.Engine | None]:
     engine.dispose()
 
 
+#: About 25-35 s with PostgreSQL (half of it PostgreSQL's round trips), 10-15 s without.
+#: No health check needs suppressing.
 SETTINGS: Final = settings(
-    max_examples=25,
-    stateful_step_count=30,
+    max_examples=20,
+    stateful_step_count=35,
     deadline=None,
 )
 
