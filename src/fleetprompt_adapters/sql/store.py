@@ -91,6 +91,26 @@ def _insert_statement(dialect: str, table: sa.Table) -> sa.Insert:
     return insert(table).on_conflict_do_nothing().execution_options(preserve_rowcount=True)
 
 
+@functools.lru_cache(maxsize=64)
+def _lookup(table: sa.Table, *columns: str) -> sa.Select[Any]:
+    """``SELECT * FROM table WHERE column = :column …``, built once: the hot paths
+    (lookups by id, hash or key) skip building an expression on every call."""
+    return sa.select(table).where(*(table.c[name] == sa.bindparam(name) for name in columns))
+
+
+_PROFILES_OF = sa.select(t.publisher_profiles).where(
+    t.publisher_profiles.c.publisher_id.in_(sa.bindparam("ids", expanding=True))
+)
+_INTENT_COUNTS = (
+    sa.select(t.install_intents.c.listing_id, sa.func.count().label("n"))
+    .where(
+        t.install_intents.c.listing_id.in_(sa.bindparam("ids", expanding=True)),
+        t.install_intents.c.created_at_ms >= sa.bindparam("since"),
+    )
+    .group_by(t.install_intents.c.listing_id)
+)
+
+
 class SqlStore:
     """The database behind an engine. Share one store between every unit of work."""
 
@@ -116,15 +136,25 @@ class _Repo:
     def conn(self) -> sa.Connection:
         return self._uow.connection
 
-    def _run(self, statement: sa.Executable) -> sa.CursorResult[Any]:
-        return guarded(lambda: self.conn.execute(statement))
+    def _run(
+        self, statement: sa.Executable, params: Mapping[str, Any] | None = None
+    ) -> sa.CursorResult[Any]:
+        return guarded(lambda: self.conn.execute(statement, params))
 
-    def _one(self, statement: sa.Select[Any]) -> sa.RowMapping | None:
-        row = self._run(statement).first()
+    def _one(
+        self, statement: sa.Select[Any], params: Mapping[str, Any] | None = None
+    ) -> sa.RowMapping | None:
+        row = self._run(statement, params).first()
         return None if row is None else row._mapping
 
-    def _all(self, statement: sa.Select[Any]) -> list[sa.RowMapping]:
-        return [row._mapping for row in self._run(statement)]
+    def _all(
+        self, statement: sa.Select[Any], params: Mapping[str, Any] | None = None
+    ) -> list[sa.RowMapping]:
+        return [row._mapping for row in self._run(statement, params)]
+
+    def _get(self, table: sa.Table, **key: str) -> sa.RowMapping | None:
+        """The row of ``table`` whose columns equal ``key`` (a prepared statement)."""
+        return self._one(_lookup(table, *key), key)
 
     def _insert(
         self,
@@ -173,13 +203,13 @@ class _Users(_Repo):
     def get(self, user_id: str) -> User | None:
         if not self._storable(user_id):
             return None
-        row = self._one(sa.select(t.users).where(t.users.c.user_id == user_id))
+        row = self._get(t.users, user_id=user_id)
         return None if row is None else m.to_user(row)
 
     def get_by_external_id(self, external_id: str) -> User | None:
         if not self._storable(external_id):
             return None
-        row = self._one(sa.select(t.users).where(t.users.c.external_id == external_id))
+        row = self._get(t.users, external_id=external_id)
         return None if row is None else m.to_user(row)
 
     def add(self, user: User) -> None:
@@ -207,20 +237,14 @@ class _Profiles(_Repo):
     def get(self, publisher_id: str) -> PublisherProfile | None:
         if not self._storable(publisher_id):
             return None
-        row = self._one(
-            sa.select(t.publisher_profiles).where(
-                t.publisher_profiles.c.publisher_id == publisher_id
-            )
-        )
+        row = self._get(t.publisher_profiles, publisher_id=publisher_id)
         return None if row is None else m.to_profile(row)
 
     def get_many(self, publisher_ids: Iterable[str]) -> Mapping[str, PublisherProfile]:
         wanted = sorted(pid for pid in set(publisher_ids) if self._storable(pid))
         if not wanted:
             return {}
-        rows = self._all(
-            sa.select(t.publisher_profiles).where(t.publisher_profiles.c.publisher_id.in_(wanted))
-        )
+        rows = self._all(_PROFILES_OF, {"ids": wanted})
         return {row["publisher_id"]: m.to_profile(row) for row in rows}
 
     def save(self, profile: PublisherProfile) -> None:
@@ -238,7 +262,7 @@ class _Listings(_Repo):
     def get(self, listing_id: str) -> Listing | None:
         if not self._storable(listing_id):
             return None
-        row = self._one(sa.select(t.listings).where(t.listings.c.listing_id == listing_id))
+        row = self._get(t.listings, listing_id=listing_id)
         return None if row is None else m.to_listing(row)
 
     def add(self, listing: Listing) -> None:
@@ -310,7 +334,7 @@ class _Releases(_Repo):
     def get(self, release_id: str) -> Release | None:
         if not self._storable(release_id):
             return None
-        row = self._one(sa.select(t.releases).where(t.releases.c.release_id == release_id))
+        row = self._get(t.releases, release_id=release_id)
         return None if row is None else m.to_release(row)
 
     def add(self, release: Release) -> None:
@@ -363,10 +387,7 @@ class _Intents(_Repo):
     def get(self, install_intent_id: str) -> InstallIntent | None:
         if not self._storable(install_intent_id):
             return None
-        c = t.install_intents.c
-        row = self._one(
-            sa.select(t.install_intents).where(c.install_intent_id == install_intent_id)
-        )
+        row = self._get(t.install_intents, install_intent_id=install_intent_id)
         return None if row is None else m.to_intent(row)
 
     def add(self, intent: InstallIntent) -> None:
@@ -426,13 +447,8 @@ class _Intents(_Repo):
         wanted = sorted(set(listing_ids))
         if not wanted:
             return {}
-        c = t.install_intents.c
-        query = (
-            sa.select(c.listing_id, sa.func.count().label("n"))
-            .where(c.listing_id.in_(wanted), c.created_at_ms >= since_ms)
-            .group_by(c.listing_id)
-        )
-        return {row["listing_id"]: int(row["n"]) for row in self._all(query)}
+        rows = self._all(_INTENT_COUNTS, {"ids": wanted, "since": since_ms})
+        return {row["listing_id"]: int(row["n"]) for row in rows}
 
     def due_for_expiry(self, now_ms: int, limit: int) -> Sequence[InstallIntent]:
         c = t.install_intents.c
@@ -471,8 +487,7 @@ class _Tokens(_Repo):
     def get_by_hash(self, token_hash: str) -> InstallToken | None:
         if not self._storable(token_hash):
             return None
-        c = t.install_tokens.c
-        row = self._one(sa.select(t.install_tokens).where(c.token_hash == token_hash))
+        row = self._get(t.install_tokens, token_hash=token_hash)
         return None if row is None else m.to_token(row)
 
     def list_issued_for_intent(self, install_intent_id: str) -> Sequence[InstallToken]:
@@ -504,8 +519,8 @@ class _Idempotency(_Repo):
     def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None:
         if not self._storable(scope_user_id, endpoint, key):
             return None
-        row = self._one(
-            sa.select(t.idempotency_records).where(self._where(scope_user_id, endpoint, key))
+        row = self._get(
+            t.idempotency_records, scope_user_id=scope_user_id, endpoint=endpoint, key=key
         )
         return None if row is None else m.to_idempotency(row)
 
