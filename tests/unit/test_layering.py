@@ -62,6 +62,20 @@ def test_importing_the_core_loads_no_framework_or_adapter() -> None:
     assert result.returncode == 0, f"the core imported: {result.stdout.strip()}"
 
 
+def test_the_in_memory_adapter_needs_no_database_library() -> None:
+    """The base install (core + memory adapter) never imports SQLAlchemy, Alembic or a driver."""
+    code = (
+        "import sys, fleetprompt_adapters.memory, fleetprompt_adapters.system;"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'sqlalchemy','alembic','psycopg','redis','litestar','fleetprompt_http'});"
+        "print(','.join(bad)); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, f"the memory adapter imported: {result.stdout.strip()}"
+
+
 _NO_IO_PROBE = """
 import builtins, socket, threading
 opened = []
@@ -76,6 +90,7 @@ builtins.open = spy_open
 socket.socket.__init__ = no_socket
 before = threading.active_count()
 import fleetprompt_core, fleetprompt_adapters.memory, fleetprompt_adapters.system, fleetprompt_http
+import fleetprompt_adapters.sql
 assert not opened, opened
 assert threading.active_count() == before
 """
