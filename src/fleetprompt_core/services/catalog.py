@@ -96,7 +96,6 @@ class Catalog:
         with self._rt.reader() as uow:
             listing = authz.public_listing(uow, listing_id)
             (public,) = public_listings(uow, [listing], now)
-            latest = uow.releases.latest_published(listing_id)
             releases = release_page(
                 self._rt,
                 uow,
@@ -105,6 +104,8 @@ class Catalog:
                 include_revoked=False,
                 request=page_request(None),
             )
+        # The first page lists published releases newest first: its head is the latest.
+        latest = releases.items[0] if releases.items else None
         return PublicListingDetail(
             listing=public,
             description=listing.description,
