@@ -218,7 +218,12 @@ def term_rows(listing: Listing) -> list[dict[str, Any]]:
                 f"in_{field}"
             ] = 1
     return [
-        {"token": token, "listing_id": listing.listing_id, **columns}
+        {
+            "token": token,
+            "listing_id": listing.listing_id,
+            "updated_at_ms": listing.updated_at_ms,
+            **columns,
+        }
         for token, columns in flags.items()
     ]
 

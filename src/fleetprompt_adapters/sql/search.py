@@ -203,7 +203,12 @@ def _terms_first(
     rarest, others = terms[0], terms[1:]
     matched = _T.alias("matched")
     grouped = (
-        sa.select(matched.c.listing_id, _term_score(matched).label("score0"))
+        sa.select(
+            matched.c.listing_id,
+            _term_score(matched).label("score0"),
+            # Every row of a listing carries its update time: max() is that time.
+            sa.func.max(matched.c.updated_at_ms).label("updated_at_ms"),
+        )
         .where(_term_range(matched.c.token, rarest))
         .group_by(matched.c.listing_id)
         .subquery("grouped")
@@ -213,23 +218,32 @@ def _terms_first(
         score = score + _probe(grouped.c.listing_id, term)
     # Materialised: every probe runs once per candidate (not again for the filter and the sort).
     candidates = (
-        sa.select(grouped.c.listing_id, score.label("score"))
+        sa.select(grouped.c.listing_id, grouped.c.updated_at_ms, score.label("score"))
         .cte("candidates")
         .prefix_with("MATERIALIZED")
     )
+    labels = _labels(search)
     # The search tables hold published listings only: no status condition needed.
     conditions: list[sa.ColumnElement[bool]] = [candidates.c.score.is_not(None)]
-    if search.asset_kind is not None:
-        conditions.append(_L.c.asset_kind == search.asset_kind)
-    conditions += _label_filters(_L.c.listing_id, _labels(search))
-    columns: list[sa.ColumnElement[Any]] = _order_columns(_L, search.sort)
+    if search.sort in {SearchSort.RELEVANCE, SearchSort.UPDATED} and not (
+        labels or search.asset_kind
+    ):
+        # Everything the order needs is in the candidates: rank them without a join.
+        source: Any = candidates
+        columns: list[sa.ColumnElement[Any]] = [candidates.c.updated_at_ms, candidates.c.listing_id]
+    else:
+        source = candidates.join(_L, _L.c.listing_id == candidates.c.listing_id)
+        if search.asset_kind is not None:
+            conditions.append(_L.c.asset_kind == search.asset_kind)
+        conditions += _label_filters(_L.c.listing_id, labels)
+        columns = _order_columns(_L, search.sort)
     if search.sort is SearchSort.RELEVANCE:
         columns = [candidates.c.score, *columns]
     conditions += _keyset(columns, search)
     # Rank on narrow columns, then fetch the rows of the page only.
     ranking = (
-        sa.select(_L.c.listing_id, candidates.c.score)
-        .select_from(candidates.join(_L, _L.c.listing_id == candidates.c.listing_id))
+        sa.select(candidates.c.listing_id, candidates.c.score)
+        .select_from(source)
         .where(*conditions)
         .order_by(*_ordered(columns, search.sort))
         .limit(search.limit)

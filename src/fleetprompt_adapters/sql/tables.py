@@ -190,7 +190,9 @@ listing_labels = sa.Table(
 )
 
 #: The inverted index of published listings: one row per distinct token of a listing,
-#: flagging the fields it occurs in (a term's score is 3·name + 2·labels + 1·summary).
+#: flagging the fields it occurs in (a term's score is 3·name + 2·labels + 1·summary),
+#: with the listing's update time (SQLite stores the rows in primary-key order:
+#: a term's range holds everything relevance needs to rank).
 listing_terms = sa.Table(
     "listing_terms",
     metadata,
@@ -199,6 +201,8 @@ listing_terms = sa.Table(
     sa.Column("in_name", sa.SmallInteger, nullable=False),
     sa.Column("in_labels", sa.SmallInteger, nullable=False),
     sa.Column("in_summary", sa.SmallInteger, nullable=False),
+    #: The listing's ``updated_at_ms``: relevance and ``updated`` rank without a join.
+    sa.Column("updated_at_ms", Millis, nullable=False),
     sa.PrimaryKeyConstraint("token", "listing_id"),
     sa.CheckConstraint(
         "in_name IN (0, 1) AND in_labels IN (0, 1) AND in_summary IN (0, 1)", name="flags"

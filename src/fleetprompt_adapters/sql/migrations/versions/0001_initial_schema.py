@@ -212,6 +212,7 @@ def upgrade() -> None:
         sa.Column("in_name", sa.SmallInteger(), nullable=False),
         sa.Column("in_labels", sa.SmallInteger(), nullable=False),
         sa.Column("in_summary", sa.SmallInteger(), nullable=False),
+        sa.Column("updated_at_ms", sa.BigInteger(), nullable=False),
         sa.CheckConstraint(
             "in_name IN (0, 1) AND in_labels IN (0, 1) AND in_summary IN (0, 1)",
             name=op.f("ck_listing_terms_flags"),
