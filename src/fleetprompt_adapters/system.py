@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import time
 
+from fleetprompt_core import CoreSettings, CursorCodec, FleetPrompt, Runtime
+from fleetprompt_core.policies.rate_limits import RateLimits
 from fleetprompt_core.policies.tokens import generate_token, hash_token
-from fleetprompt_core.ports import Clock
+from fleetprompt_core.ports import (
+    Clock,
+    IdGenerator,
+    RateLimiter,
+    TokenGenerator,
+    TokenHasher,
+    UnitOfWorkFactory,
+)
 
 __all__ = [
     "ManualClock",
@@ -15,6 +25,7 @@ __all__ = [
     "Sha256TokenHasher",
     "SystemClock",
     "UlidIdGenerator",
+    "compose",
 ]
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -100,3 +111,38 @@ class Sha256TokenHasher:
 
     def hash(self, raw_token: str) -> str:
         return hash_token(raw_token)
+
+
+def compose(
+    uow: UnitOfWorkFactory,
+    *,
+    read_uow: UnitOfWorkFactory | None = None,
+    clock: Clock | None = None,
+    settings: CoreSettings | None = None,
+    cursor_key: bytes | None = None,
+    ids: IdGenerator | None = None,
+    tokens: TokenGenerator | None = None,
+    hasher: TokenHasher | None = None,
+    limiter: RateLimiter | None = None,
+    rate_limits: RateLimits | None = None,
+) -> FleetPrompt:
+    """A :class:`FleetPrompt` over a storage adapter, with system defaults for the rest.
+
+    Every adapter's ``bootstrap()`` ends here: the system clock, ULID ids,
+    CSPRNG tokens, SHA-256 hashes and a random cursor key unless given (several
+    processes serving one store must share ``cursor_key``).
+    """
+    clock = clock or SystemClock()
+    runtime = Runtime(
+        uow=uow,
+        read_uow=read_uow,
+        clock=clock,
+        ids=ids or UlidIdGenerator(clock),
+        tokens=tokens or SecretTokenGenerator(),
+        hasher=hasher or Sha256TokenHasher(),
+        cursors=CursorCodec(cursor_key or secrets.token_bytes(32)),
+        settings=settings or CoreSettings(),
+        limiter=limiter,
+        rate_limits=rate_limits or RateLimits(),
+    )
+    return FleetPrompt(runtime)

@@ -6,18 +6,10 @@ for tests, examples and single-process deployments.
 
 from __future__ import annotations
 
-import secrets
-
 from fleetprompt_adapters.memory.rate_limit import MemoryRateLimiter
 from fleetprompt_adapters.memory.store import MemoryStore, MemoryUnitOfWork
-from fleetprompt_adapters.system import (
-    ManualClock,
-    SecretTokenGenerator,
-    Sha256TokenHasher,
-    SystemClock,
-    UlidIdGenerator,
-)
-from fleetprompt_core import CoreSettings, CursorCodec, FleetPrompt, Runtime
+from fleetprompt_adapters.system import ManualClock, compose
+from fleetprompt_core import CoreSettings, FleetPrompt
 from fleetprompt_core.policies.rate_limits import RateLimits
 from fleetprompt_core.ports import Clock, IdGenerator, RateLimiter, TokenGenerator, TokenHasher
 
@@ -44,16 +36,14 @@ def bootstrap(
 ) -> FleetPrompt:
     """A :class:`FleetPrompt` over an in-memory store (a new one unless given)."""
     store = store if store is not None else MemoryStore()
-    clock = clock or SystemClock()
-    runtime = Runtime(
-        uow=store.unit_of_work,
+    return compose(
+        store.unit_of_work,
         clock=clock,
-        ids=ids or UlidIdGenerator(clock),
-        tokens=tokens or SecretTokenGenerator(),
-        hasher=hasher or Sha256TokenHasher(),
-        cursors=CursorCodec(cursor_key or secrets.token_bytes(32)),
-        settings=settings or CoreSettings(),
+        settings=settings,
+        cursor_key=cursor_key,
+        ids=ids,
+        tokens=tokens,
+        hasher=hasher,
         limiter=limiter,
-        rate_limits=rate_limits or RateLimits(),
+        rate_limits=rate_limits,
     )
-    return FleetPrompt(runtime)

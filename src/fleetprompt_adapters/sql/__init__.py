@@ -11,8 +11,6 @@ Requires the ``sql`` extra (and ``postgres`` for PostgreSQL).
 
 from __future__ import annotations
 
-import secrets
-
 import sqlalchemy as sa
 
 from fleetprompt_adapters.sql.engine import create_engine, normalize_url
@@ -24,13 +22,8 @@ from fleetprompt_adapters.sql.schema import (
     upgrade,
 )
 from fleetprompt_adapters.sql.store import SqlStore, SqlUnitOfWork
-from fleetprompt_adapters.system import (
-    SecretTokenGenerator,
-    Sha256TokenHasher,
-    SystemClock,
-    UlidIdGenerator,
-)
-from fleetprompt_core import CoreSettings, CursorCodec, FleetPrompt, Runtime
+from fleetprompt_adapters.system import compose
+from fleetprompt_core import CoreSettings, FleetPrompt
 from fleetprompt_core.policies.rate_limits import RateLimits
 from fleetprompt_core.ports import Clock, IdGenerator, RateLimiter, TokenGenerator, TokenHasher
 
@@ -64,18 +57,16 @@ def bootstrap(
 
     Several processes serving one database must share ``cursor_key``.
     """
-    clock = clock or SystemClock()
     store = SqlStore(engine)
-    runtime = Runtime(
-        uow=store.unit_of_work,
+    return compose(
+        store.unit_of_work,
         read_uow=store.read_unit_of_work,
         clock=clock,
-        ids=ids or UlidIdGenerator(clock),
-        tokens=tokens or SecretTokenGenerator(),
-        hasher=hasher or Sha256TokenHasher(),
-        cursors=CursorCodec(cursor_key or secrets.token_bytes(32)),
-        settings=settings or CoreSettings(),
+        settings=settings,
+        cursor_key=cursor_key,
+        ids=ids,
+        tokens=tokens,
+        hasher=hasher,
         limiter=limiter,
-        rate_limits=rate_limits or RateLimits(),
+        rate_limits=rate_limits,
     )
-    return FleetPrompt(runtime)
