@@ -259,7 +259,7 @@ def _secrets(state: object) -> tuple[str, ...]:
 
 @pytest.mark.parametrize("moment", ["mid_transaction", "at_commit"])
 @pytest.mark.parametrize("scenario", SCENARIOS.values(), ids=list(SCENARIOS))
-def test_broken_connection_leaves_no_partial_state_and_no_sql_in_the_error(
+def test_r_tok_03_sql_broken_connection_leaves_no_partial_state_and_no_sql_in_the_error(
     db: Database, scenario: Scenario, moment: str
 ) -> None:
     """A connection killed mid-transaction or at commit: every table (audit log included)

@@ -118,7 +118,7 @@ def _audit_count(db: Database, event_type: str, *where: sa.ColumnElement[bool]) 
 # --------------------------------------------------------------------------- §6 same key
 
 
-def test_same_idempotency_key_from_concurrent_callers_creates_one_listing(racers: Racers) -> None:
+def test_r_idemp_02_sql_concurrent_duplicate_keys_create_one_listing(racers: Racers) -> None:
     """Concurrent creates with one Idempotency-Key: one listing, one audit event, and every
     caller gets that listing (original or replay) or CONFLICT in progress."""
     fp, engine = racers.fp, racers.db.engine
@@ -157,7 +157,7 @@ def test_same_idempotency_key_from_concurrent_callers_creates_one_listing(racers
 # --------------------------------------------------------------------------- one version
 
 
-def test_concurrent_publishes_of_one_version_store_one_release(racers: Racers) -> None:
+def test_i_rel_01_sql_concurrent_publishes_of_one_version_store_one_release(racers: Racers) -> None:
     """Concurrent publishes of version 2.0.0 with different keys: one release, one audit
     event, every loser gets CONFLICT and keeps no idempotency record."""
     fp, engine = racers.fp, racers.db.engine
@@ -196,7 +196,7 @@ def test_concurrent_publishes_of_one_version_store_one_release(racers: Racers) -
 # --------------------------------------------------------------------------- §7 redemption
 
 
-def test_concurrent_redemptions_of_one_token_have_one_winner(racers: Racers) -> None:
+def test_i_int_06_sql_concurrent_redemptions_of_one_token_have_one_winner(racers: Racers) -> None:
     """Concurrent signed redemptions of one install token: exactly one succeeds, every loser
     gets NOT_FOUND, token and intent are redeemed once, one redemption audit event."""
     fp, engine = racers.fp, racers.db.engine
