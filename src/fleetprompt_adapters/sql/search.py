@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 
 from fleetprompt_adapters.sql import tables as t
@@ -121,17 +122,19 @@ def _no_score_key(search: ListingSearch) -> ListingSearch | None:
     after: tuple[int | str, ...] | None = None
     if search.after is not None:
         score, *rest = search.after
-        if score < 0:  # type: ignore[operator]
+        if not isinstance(score, int) or score < 0:
             return None
         after = tuple(rest) if score == 0 else None
-    return ListingSearch(
-        tags=search.tags,
-        categories=search.categories,
-        asset_kind=search.asset_kind,
-        sort=SearchSort.UPDATED,
-        after=after,
-        limit=search.limit,
-    )
+    return attrs.evolve(search, sort=SearchSort.UPDATED, after=after)
+
+
+def _fetch(conn: sa.Connection, ranked: list[tuple[str, int]]) -> list[SearchHit]:
+    """The listings of ``ranked`` (id, score) pairs, in that order."""
+    if not ranked:
+        return []
+    query = sa.select(_L).where(_L.c.listing_id.in_([listing_id for listing_id, _ in ranked]))
+    by_id = {row.listing_id: to_listing(row._mapping) for row in conn.execute(query)}
+    return [SearchHit(by_id[listing_id], score) for listing_id, score in ranked]
 
 
 def _browse(conn: sa.Connection, original: ListingSearch) -> list[SearchHit]:
@@ -154,12 +157,7 @@ def _browse(conn: sa.Connection, original: ListingSearch) -> list[SearchHit]:
             .order_by(*_ordered(columns, search.sort))
             .limit(search.limit)
         )
-        listed = [row[0] for row in conn.execute(ids)]
-        by_id = {
-            row.listing_id: to_listing(row._mapping)
-            for row in conn.execute(sa.select(_L).where(_L.c.listing_id.in_(listed)))
-        }
-        return [SearchHit(by_id[listing_id], 0) for listing_id in listed]
+        return _fetch(conn, [(row[0], 0) for row in conn.execute(ids)])
     columns = _order_columns(_L, search.sort)
     conditions = [_L.c.status == ListingStatus.PUBLISHED]
     if search.asset_kind is not None:
@@ -186,15 +184,6 @@ def _hits(conn: sa.Connection, query: sa.Select[Any]) -> list[SearchHit]:
         mapping = row._mapping
         hits.append(SearchHit(to_listing(mapping), int(mapping["score"])))
     return hits
-
-
-def _fetch(conn: sa.Connection, ranked: list[tuple[str, int]]) -> list[SearchHit]:
-    """The listings of ``ranked`` (id, score) pairs, in that order."""
-    if not ranked:
-        return []
-    query = sa.select(_L).where(_L.c.listing_id.in_([listing_id for listing_id, _ in ranked]))
-    by_id = {row.listing_id: to_listing(row._mapping) for row in conn.execute(query)}
-    return [SearchHit(by_id[listing_id], score) for listing_id, score in ranked]
 
 
 def _terms_first(
