@@ -4,7 +4,7 @@ Three plans, chosen per query (ADR 0012):
 
 * **browse** (no ``q``): walk an index in the requested order and stop after
   ``limit`` rows: ``listings (status, <sort key>)`` without label filters,
-  ``listing_labels (kind, value, <sort key>)`` driven by the first label
+  ``listing_labels (kind, value, <sort key>)`` driven by the rarest label
   filter otherwise. Cost ∝ page size, at any depth (keyset, never offset).
 * **terms first**: the candidates are the listings holding a token that the
   rarest term prefixes (an index range on ``listing_terms``); every other
@@ -137,11 +137,21 @@ def _fetch(conn: sa.Connection, ranked: list[tuple[str, int]]) -> list[SearchHit
     return [SearchHit(by_id[listing_id], score) for listing_id, score in ranked]
 
 
-def _browse(conn: sa.Connection, original: ListingSearch) -> list[SearchHit]:
+def _label_rows(conn: sa.Connection, label: tuple[str, str], cap: int) -> int:
+    """How many published listings carry ``label``, counted up to ``cap``."""
+    kind, value = label
+    capped = sa.select(_LB.c.listing_id).where(_LB.c.kind == kind, _LB.c.value == value).limit(cap)
+    return int(conn.execute(sa.select(sa.func.count()).select_from(capped.subquery())).scalar_one())
+
+
+def _browse(conn: sa.Connection, original: ListingSearch, cap: int) -> list[SearchHit]:
     search = _no_score_key(original)
     if search is None:
         return []
     labels = _labels(search)
+    if len(labels) > 1:
+        # Drive the walk from the rarest label; the others are probed per row.
+        labels.sort(key=lambda label: _label_rows(conn, label, cap))
     if labels:
         (kind, value), others = labels[0], labels[1:]
         driver = _LB.alias("driver")
@@ -278,7 +288,7 @@ def search_published(
     if search.limit <= 0:
         return []
     if not search.terms:
-        return _browse(conn, search)
+        return _browse(conn, search, common_term_rows)
     if len(search.terms) == 1 and search.sort is SearchSort.RELEVANCE:
         return _terms_first(conn, search, search.terms)
     counts = {term: _term_rows(conn, term, common_term_rows) for term in search.terms}
