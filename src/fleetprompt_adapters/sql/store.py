@@ -153,7 +153,14 @@ class _Repo:
         return [row._mapping for row in self._run(statement, params)]
 
     def _get(self, table: sa.Table, **key: str) -> sa.RowMapping | None:
-        """The row of ``table`` whose columns equal ``key`` (a prepared statement)."""
+        """The row of ``table`` whose columns equal ``key`` (a prepared statement).
+
+        Every lookup by id, hash or key comes here: a key holding NUL cannot be
+        stored (PostgreSQL text never holds one), so it finds nothing instead of
+        failing in the driver.
+        """
+        if not self._storable(*key.values()):
+            return None
         return self._one(_lookup(table, *key), key)
 
     def _insert(
@@ -201,14 +208,10 @@ def _descending(columns: Sequence[sa.ColumnElement[Any]]) -> list[Any]:
 
 class _Users(_Repo):
     def get(self, user_id: str) -> User | None:
-        if not self._storable(user_id):
-            return None
         row = self._get(t.users, user_id=user_id)
         return None if row is None else m.to_user(row)
 
     def get_by_external_id(self, external_id: str) -> User | None:
-        if not self._storable(external_id):
-            return None
         row = self._get(t.users, external_id=external_id)
         return None if row is None else m.to_user(row)
 
@@ -235,8 +238,6 @@ class _Users(_Repo):
 
 class _Profiles(_Repo):
     def get(self, publisher_id: str) -> PublisherProfile | None:
-        if not self._storable(publisher_id):
-            return None
         row = self._get(t.publisher_profiles, publisher_id=publisher_id)
         return None if row is None else m.to_profile(row)
 
@@ -260,8 +261,6 @@ class _Profiles(_Repo):
 
 class _Listings(_Repo):
     def get(self, listing_id: str) -> Listing | None:
-        if not self._storable(listing_id):
-            return None
         row = self._get(t.listings, listing_id=listing_id)
         return None if row is None else m.to_listing(row)
 
@@ -332,8 +331,6 @@ class _Listings(_Repo):
 
 class _Releases(_Repo):
     def get(self, release_id: str) -> Release | None:
-        if not self._storable(release_id):
-            return None
         row = self._get(t.releases, release_id=release_id)
         return None if row is None else m.to_release(row)
 
@@ -385,8 +382,6 @@ class _Releases(_Repo):
 
 class _Intents(_Repo):
     def get(self, install_intent_id: str) -> InstallIntent | None:
-        if not self._storable(install_intent_id):
-            return None
         row = self._get(t.install_intents, install_intent_id=install_intent_id)
         return None if row is None else m.to_intent(row)
 
@@ -485,8 +480,6 @@ class _Tokens(_Repo):
         return self._update(statement)
 
     def get_by_hash(self, token_hash: str) -> InstallToken | None:
-        if not self._storable(token_hash):
-            return None
         row = self._get(t.install_tokens, token_hash=token_hash)
         return None if row is None else m.to_token(row)
 
@@ -517,8 +510,6 @@ class _Idempotency(_Repo):
         return sa.and_(c.scope_user_id == scope_user_id, c.endpoint == endpoint, c.key == key)
 
     def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None:
-        if not self._storable(scope_user_id, endpoint, key):
-            return None
         row = self._get(
             t.idempotency_records, scope_user_id=scope_user_id, endpoint=endpoint, key=key
         )
