@@ -1,0 +1,242 @@
+"""The composition root of the server: ``create_app(settings)`` wires everything.
+
+Nothing here runs at import time. ``create_app`` builds the storage adapter
+(SQLite or PostgreSQL through the SQL adapter, or the in-memory adapter for
+``memory://``), the rate limiter (in-process, or Redis when several processes
+share the load), the identity resolvers and the redeem verifier, and returns a
+Litestar application whose entry point stamps a request id on every response
+and writes one access log line per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, MutableMapping
+from importlib import metadata
+from typing import Any, Final
+
+import attrs
+import sqlalchemy as sa
+from fleetprompt_adapters.oidc import OidcIdentityResolver
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from fleetprompt_adapters import memory, sql
+from fleetprompt_adapters.memory import MemoryRateLimiter
+from fleetprompt_adapters.redis_limiter import RedisRateLimiter
+from fleetprompt_core import CoreSettings, FleetPrompt
+from fleetprompt_core.policies.signing import RedeemVerifier
+from fleetprompt_core.ports import Clock, IdentityResolver, RateLimiter
+from fleetprompt_http.auth import BearerAuthenticator
+from fleetprompt_http.context import caller_of, request_id_of
+from fleetprompt_http.errors import exception_handlers
+from fleetprompt_http.handling import Services, install_services, services_in
+from fleetprompt_http.logs import access_logger, log_event
+from fleetprompt_http.routes.admin import AdminController
+from fleetprompt_http.routes.health import healthz
+from fleetprompt_http.routes.installs import InstallController
+from fleetprompt_http.routes.internal import InternalController
+from fleetprompt_http.routes.public import PublicController
+from fleetprompt_http.routes.publisher import PublisherController
+from fleetprompt_http.settings import Settings
+
+__all__ = [
+    "FleetPromptServer",
+    "SchemaNotCurrent",
+    "Storage",
+    "create_app",
+    "fleetprompt_of",
+    "open_storage",
+    "package_version",
+]
+
+#: Request bodies above this are refused with ``TOO_LARGE`` (§3).
+MAX_BODY_BYTES: Final = 256 * 1024
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database is not at the migration head; ``fleetprompt db upgrade`` fixes it."""
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("fleetprompt")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0+unknown"
+
+
+class FleetPromptServer(Litestar):
+    """Litestar with FleetPrompt's entry point: a request id on every response
+    (routing errors included) and one structured access line per request."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = request_id_of(scope)
+        header = (b"x-request-id", request_id.encode("ascii"))
+        status = 500
+
+        async def stamped(message: MutableMapping[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, stamped)  # type: ignore[arg-type]
+        finally:
+            log_event(
+                access_logger,
+                logging.INFO,
+                "request",
+                {
+                    "requestId": request_id,
+                    "method": scope.get("method"),
+                    "route": scope.get("path_template"),
+                    "status": status,
+                    "latencyMs": round((time.perf_counter() - started) * 1000, 3),
+                    "caller": caller_of(scope),
+                },
+            )
+
+
+@attrs.frozen
+class Storage:
+    """The use cases over the configured store, with its start-up check and shutdown."""
+
+    app: FleetPrompt
+    #: Raises :class:`SchemaNotCurrent` unless the database is at the migration head.
+    check_schema: Callable[[], None]
+    close: Callable[[], None]
+    engine: sa.Engine | None = None
+
+
+def open_storage(
+    settings: Settings, *, clock: Clock | None = None, limiter: RateLimiter | None = None
+) -> Storage:
+    """The configured store (no connection is opened until first use)."""
+    core_settings = CoreSettings(image_hosts=settings.image_hosts)
+    if settings.uses_memory:
+        app = memory.bootstrap(
+            clock=clock,
+            settings=core_settings,
+            cursor_key=settings.cursor_key,
+            limiter=limiter,
+            rate_limits=settings.rate_limits,
+        )
+        return Storage(app, lambda: None, lambda: None)
+
+    engine = sql.create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+    )
+    app = sql.bootstrap(
+        engine,
+        clock=clock,
+        settings=core_settings,
+        cursor_key=settings.cursor_key,
+        limiter=limiter,
+        rate_limits=settings.rate_limits,
+    )
+
+    def check_schema() -> None:
+        current, head = sql.current_revision(engine), sql.head_revision()
+        if current != head:
+            raise SchemaNotCurrent(
+                f"the database schema is at revision {current or 'none'}, this server needs "
+                f"{head}: run `fleetprompt db upgrade` (FLEETPROMPT_DATABASE_URL)"
+            )
+
+    return Storage(app, check_schema, engine.dispose, engine)
+
+
+def _limiter(settings: Settings) -> RateLimiter | None:
+    if settings.rate_limits is None:
+        return None
+    if settings.redis_url:
+        return RedisRateLimiter.from_url(settings.redis_url, prefix=settings.redis_prefix)
+    return MemoryRateLimiter()
+
+
+def _identity(settings: Settings) -> tuple[IdentityResolver, ...]:
+    if settings.oidc is None:
+        return ()
+    oidc = settings.oidc
+    return (
+        OidcIdentityResolver(
+            issuer=oidc.issuer, audience=oidc.audience, jwks_url=oidc.jwks_url, keys=oidc.keys
+        ),
+    )
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
+    """The FleetPrompt server for ``settings`` (default: :meth:`Settings.from_env`-like defaults).
+
+    ``clock`` replaces the system clock (tests drive expiry with a manual one).
+    The database must already be at the migration head (``fleetprompt db
+    upgrade``; ``fleetprompt serve`` does it for the embedded SQLite default):
+    the app refuses to start otherwise.
+    """
+    settings = settings or Settings()
+    limiter = _limiter(settings)
+    storage = open_storage(settings, clock=clock, limiter=limiter)
+    fleetprompt = storage.app
+    verifier = (
+        RedeemVerifier(keys=settings.redeem_secrets, allowed_sources=settings.redeem_sources)
+        if settings.redeem_secrets
+        else None
+    )
+    services = Services(
+        app=fleetprompt,
+        authenticator=BearerAuthenticator(fleetprompt.credentials, _identity(settings)),
+        verifier=verifier,
+        version=package_version(),
+    )
+    state: dict[str, Any] = {}
+    install_services(state, services)
+    return FleetPromptServer(
+        route_handlers=[
+            PublicController,
+            PublisherController,
+            InstallController,
+            InternalController,
+            AdminController,
+            healthz,
+        ],
+        exception_handlers=exception_handlers(),
+        request_max_body_size=MAX_BODY_BYTES,
+        on_startup=[storage.check_schema],
+        on_shutdown=[storage.close],
+        state=State(state),
+        logging_config=None,
+        openapi_config=OpenAPIConfig(
+            title="FleetPrompt",
+            version=services.version,
+            description="Marketplace and distribution API for agent products (contract v1).",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin()],
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="A personal API token (`fpat_…`) or an OIDC JWT.",
+                    )
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+    )
+
+
+def fleetprompt_of(app: Litestar) -> FleetPrompt:
+    """The use cases an app serves (for tests and embedders that seed data)."""
+    return services_in(app.state).app

@@ -1,0 +1,162 @@
+"""The one place where exceptions become the contract's error envelope (§5).
+
+Domain errors carry their code and a client-safe message. Framework errors
+(no such route, wrong method, body too large, unreadable JSON) get the code
+their status means. Anything else is ``INTERNAL`` with a generic message: no
+exception text, stack trace or SQL ever reaches a client, and the log line
+names only the exception's type.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Final
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException
+from litestar.types import ExceptionHandlersMap
+
+from fleetprompt_core.domain.errors import DomainError, ErrorCode, RateLimited
+from fleetprompt_http.context import request_id_of
+from fleetprompt_http.wire import ErrorDetails, ErrorEnvelope
+
+__all__ = ["STATUS", "envelope", "error_response", "exception_handlers"]
+
+#: The status of each error code (§5). ``UNSUPPORTED`` is 415 for a wrong media
+#: type; a feature this server does not offer answers 501 and a method a route
+#: does not have 405, both with code ``UNSUPPORTED``.
+STATUS: Final[Mapping[ErrorCode, int]] = {
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.UNAUTHORIZED: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.VALIDATION_FAILED: 400,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.TOO_LARGE: 413,
+    ErrorCode.UNSUPPORTED: 415,
+    ErrorCode.INTERNAL: 500,
+}
+
+_FRAMEWORK: Final[Mapping[int, tuple[ErrorCode, str]]] = {
+    400: (ErrorCode.VALIDATION_FAILED, "The request is invalid."),
+    401: (ErrorCode.UNAUTHENTICATED, "Authentication is required."),
+    403: (ErrorCode.UNAUTHORIZED, "You are not allowed to do this."),
+    404: (ErrorCode.NOT_FOUND, "Not found."),
+    405: (ErrorCode.UNSUPPORTED, "This method is not supported on this path."),
+    409: (ErrorCode.CONFLICT, "The request conflicts with the current state."),
+    413: (ErrorCode.TOO_LARGE, "The request body is too large (256 KiB at most)."),
+    415: (ErrorCode.UNSUPPORTED, "Request bodies must be JSON (Content-Type: application/json)."),
+    429: (ErrorCode.RATE_LIMITED, "Too many requests."),
+    501: (ErrorCode.UNSUPPORTED, "This feature is not offered by this server."),
+}
+
+_log = logging.getLogger("fleetprompt.http")
+
+
+def envelope(
+    code: ErrorCode,
+    message: str,
+    request_id: str,
+    *,
+    hint: str | None = None,
+    fields: list[tuple[str, str]] | None = None,
+) -> ErrorEnvelope:
+    details: ErrorDetails = {}
+    if hint:
+        details["hint"] = hint
+    if fields is not None:
+        details["fields"] = [{"fieldName": name, "message": text} for name, text in fields]
+    return {
+        "error": {
+            "code": code.value,
+            "message": message,
+            "requestId": request_id,
+            "details": details,
+        }
+    }
+
+
+def error_response(
+    request_id: str,
+    code: ErrorCode,
+    message: str,
+    *,
+    status: int | None = None,
+    hint: str | None = None,
+    fields: list[tuple[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response[ErrorEnvelope]:
+    return Response(
+        envelope(code, message, request_id, hint=hint, fields=fields),
+        status_code=status or STATUS[code],
+        media_type=MediaType.JSON,
+        headers=dict(headers or {}),
+    )
+
+
+def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorEnvelope]:
+    headers: dict[str, str] = {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after_s)
+    fields = [(f.field_name, f.message) for f in exc.fields]
+    if exc.code is ErrorCode.VALIDATION_FAILED and not fields:
+        fields = [("body", exc.message)]
+    if exc.code is ErrorCode.INTERNAL:
+        _log.error(
+            "internal error",
+            extra={"fleetprompt": {"requestId": request_id_of(request.scope), "error": "storage"}},
+        )
+    return error_response(
+        request_id_of(request.scope),
+        exc.code,
+        exc.message,
+        hint=exc.hint,
+        fields=fields if exc.code is ErrorCode.VALIDATION_FAILED else None,
+        headers=headers,
+    )
+
+
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorEnvelope]:
+    status = exc.status_code
+    code, message = _FRAMEWORK.get(status, (ErrorCode.INTERNAL, "Internal error."))
+    if code is ErrorCode.INTERNAL:
+        status = 500
+    headers: dict[str, str] = {}
+    if status == 405 and exc.headers and "Allow" in exc.headers:
+        headers["Allow"] = exc.headers["Allow"]
+    fields: list[tuple[str, str]] | None = None
+    if code is ErrorCode.VALIDATION_FAILED:
+        fields = _framework_fields(exc) or [("body", message)]
+    return error_response(
+        request_id_of(request.scope),
+        code,
+        message,
+        status=status,
+        fields=fields,
+        headers=headers,
+    )
+
+
+def _framework_fields(exc: HTTPException) -> list[tuple[str, str]]:
+    """Field names from a framework validation error (parameters only; never values)."""
+    fields: list[tuple[str, str]] = []
+    if isinstance(exc.extra, list):
+        for item in exc.extra:
+            if isinstance(item, dict) and isinstance(item.get("key"), str):
+                fields.append((item["key"], "is invalid"))
+    return fields
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorEnvelope]:
+    request_id = request_id_of(request.scope)
+    # The type only: an exception's text may hold SQL, a path or a secret.
+    _log.error(
+        "unhandled exception",
+        extra={"fleetprompt": {"requestId": request_id, "error": type(exc).__name__}},
+    )
+    return error_response(request_id, ErrorCode.INTERNAL, "Internal error.")
+
+
+def exception_handlers() -> ExceptionHandlersMap:
+    return {DomainError: _domain, HTTPException: _http, Exception: _unexpected}

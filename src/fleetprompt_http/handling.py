@@ -1,0 +1,136 @@
+"""What every route handler does the same way: read the request, call one use case.
+
+Handlers stay thin: they read the caller, the query, the JSON body and the
+``Idempotency-Key`` header, run the (synchronous) use case in a worker thread —
+resolving the caller's credential there too, so a request costs one thread hop
+— and shape the result. Validation, authorization, idempotency and rate limits
+are the core's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
+
+import attrs
+from anyio import to_thread
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException
+
+from fleetprompt_core import FleetPrompt
+from fleetprompt_core.policies.signing import RedeemVerifier
+from fleetprompt_core.services.runtime import Call, Outcome
+from fleetprompt_http.auth import BearerAuthenticator
+from fleetprompt_http.context import request_id_of, set_caller
+
+__all__ = [
+    "REPLAYED_HEADER",
+    "Services",
+    "call_use_case",
+    "idempotency_key",
+    "json_body",
+    "query",
+    "respond",
+    "services_of",
+    "written",
+]
+
+T = TypeVar("T")
+W = TypeVar("W")
+
+REPLAYED_HEADER: Final = "Idempotent-Replayed"
+_STATE_KEY: Final = "fleetprompt_services"
+_JSON_TYPES: Final = ("application/json",)
+
+
+@attrs.frozen
+class Services:
+    """What the handlers use, wired by ``create_app``."""
+
+    app: FleetPrompt
+    authenticator: BearerAuthenticator
+    #: ``None`` when no redeem secret is configured (internal redemption is off).
+    verifier: RedeemVerifier | None
+    version: str
+
+
+def services_of(request: Request[Any, Any, Any]) -> Services:
+    return services_in(request.app.state)
+
+
+def services_in(state: Mapping[str, Any]) -> Services:
+    services: Services = state[_STATE_KEY]
+    return services
+
+
+def install_services(state: dict[str, Any], services: Services) -> None:
+    state[_STATE_KEY] = services
+
+
+def query(request: Request[Any, Any, Any]) -> dict[str, object]:
+    """Query parameters: one value as a string, a repeated one as a list (``tags=a&tags=b``)."""
+    params: dict[str, object] = {}
+    for name, values in request.query_params.dict().items():
+        params[name] = values[0] if len(values) == 1 else list(values)
+    return params
+
+
+def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
+    return request.headers.get("idempotency-key")
+
+
+class UnreadableBody:
+    """A body that is not JSON. The use case rejects it as ``body: must be a JSON
+    object`` after it has checked the caller, so an anonymous caller learns
+    ``UNAUTHENTICATED`` first, like for any other body."""
+
+    __slots__ = ()
+
+
+UNREADABLE: Final = UnreadableBody()
+
+
+async def json_body(request: Request[Any, Any, Any]) -> object:
+    """The parsed JSON body (``None`` when empty); only ``application/json`` is accepted."""
+    raw = await request.body()  # the 256 KiB limit is enforced while reading
+    if not raw:
+        return None
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in _JSON_TYPES and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        raise HTTPException(status_code=415)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return UNREADABLE
+
+
+async def call_use_case(request: Request[Any, Any, Any], use_case: Callable[[Call], T]) -> T:
+    """Resolve the caller and run ``use_case`` with its :class:`Call`, in a worker thread."""
+    services = services_of(request)
+    authorization = request.headers.get("authorization")
+    request_id = request_id_of(request.scope)
+    client = request.client.host if request.client else None
+    scope = request.scope
+
+    def run() -> T:
+        principal = services.authenticator.principal(authorization)
+        if principal is not None:
+            set_caller(scope, principal.external_id)
+        return use_case(Call(principal, request_id, client))
+
+    return await to_thread.run_sync(run)
+
+
+def respond(body: W, status: int = 200, headers: Mapping[str, str] | None = None) -> Response[W]:
+    return Response(
+        body, status_code=status, media_type=MediaType.JSON, headers=dict(headers or {})
+    )
+
+
+def written(outcome: Outcome[T], shape: Callable[[T], W], status: int = 200) -> Response[W]:
+    """An idempotent write's answer; a replay carries ``Idempotent-Replayed: true``."""
+    headers = {REPLAYED_HEADER: "true"} if outcome.replayed else None
+    return respond(shape(outcome.value), status, headers)

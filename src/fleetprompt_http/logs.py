@@ -1,0 +1,97 @@
+"""Structured logs (§10): one JSON object per line, redacted before it is written.
+
+Two layers keep secrets out of the log:
+
+* our own events go through :func:`log_event`, which applies the core's
+  redaction to every field before the logging call, whatever handler the host
+  application has configured;
+* :func:`configure_logging` (used by ``fleetprompt serve``) installs one JSON
+  formatter on the root logger, built with structlog, that redacts every
+  record again (the server's, uvicorn's, any library's) and replaces a
+  traceback by the exception's type name: stack traces are never written.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Final, TextIO
+
+import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+from fleetprompt_core.policies.redaction import redact, redact_text
+
+__all__ = ["access_logger", "configure_logging", "json_formatter", "log_event"]
+
+#: The attribute of a ``LogRecord`` that carries our structured fields.
+FIELDS: Final = "fleetprompt"
+
+access_logger = logging.getLogger("fleetprompt.access")
+
+
+def log_event(logger: logging.Logger, level: int, event: str, fields: Mapping[str, object]) -> None:
+    """Log ``event`` with ``fields`` redacted (secrets never reach a handler)."""
+    if logger.isEnabledFor(level):
+        logger.log(level, event, extra={FIELDS: redact(dict(fields))})
+
+
+def _redact_event(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    """Last step before rendering: redact every value, drop tracebacks."""
+    exc_info = event_dict.pop("exc_info", None)
+    event_dict.pop("stack_info", None)
+    event_dict.pop("exception", None)
+    if exc_info:
+        kind = exc_info[0] if isinstance(exc_info, tuple) else type(exc_info)
+        if isinstance(kind, type):
+            event_dict["errorType"] = kind.__name__
+    fields = event_dict.pop(FIELDS, None)
+    if isinstance(fields, Mapping):
+        for key, value in fields.items():
+            event_dict.setdefault(str(key), value)
+    redacted = redact(event_dict)
+    assert isinstance(redacted, dict)
+    if isinstance(redacted.get("event"), str):
+        redacted["event"] = redact_text(redacted["event"])
+    return redacted
+
+
+def json_formatter() -> logging.Formatter:
+    """A formatter that renders any record as one redacted JSON line."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.ExtraAdder(allow=[FIELDS]),
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="ts"),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _redact_event,
+            structlog.processors.JSONRenderer(sort_keys=False, ensure_ascii=False),
+        ],
+        pass_foreign_args=False,
+    )
+
+
+def configure_logging(level: int | str = "INFO", stream: TextIO | None = None) -> None:
+    """Send every log record (ours, uvicorn's, libraries') to ``stream`` as JSON lines."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(json_formatter())
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "litestar"):
+        named = logging.getLogger(name)
+        named.handlers.clear()
+        named.propagate = True
+    # We write our own access line (with the request id); uvicorn's would repeat it.
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def scope_fields(scope: MutableMapping[str, Any]) -> dict[str, object]:
+    """The route template of a matched request, or ``None`` (never the raw path's ids)."""
+    return {"route": scope.get("path_template")}

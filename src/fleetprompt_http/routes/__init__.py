@@ -1,0 +1,1 @@
+"""Route handlers, one module per surface of the contract's endpoint table (§5)."""

@@ -1,0 +1,132 @@
+"""A1–A4: moderation, roles, publisher verification and the audit log (admins only)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, TypedDict
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+
+from fleetprompt_core.domain.errors import ErrorCode
+from fleetprompt_http import wire
+from fleetprompt_http.handling import call_use_case, json_body, query, respond, services_of, written
+from fleetprompt_http.routes.docs import errors
+from fleetprompt_http.routes.publisher import ListingEnvelope, ProfileEnvelope
+
+__all__ = ["AdminController"]
+
+_PRIVATE: Final = (ErrorCode.UNAUTHENTICATED, ErrorCode.UNAUTHORIZED)
+_WRITE: Final = (
+    *_PRIVATE,
+    ErrorCode.NOT_FOUND,
+    ErrorCode.CONFLICT,
+    ErrorCode.TOO_LARGE,
+    ErrorCode.UNSUPPORTED,
+)
+_KEY_REQUIRED: Final = Parameter(
+    header="Idempotency-Key",
+    required=False,
+    description="Required: 1..255 printable ASCII characters.",
+)
+
+
+class UserEnvelope(TypedDict):
+    user: wire.UserWire
+
+
+class AdminController(Controller):
+    path = "/v1/admin"
+    tags = ["admin"]  # noqa: RUF012 - Litestar reads a class attribute
+
+    @post(
+        "/listings/{listing_id:str}/suspend",
+        summary="Suspend a listing (hidden, not installable), with a reason",
+        status_code=200,
+        responses=errors(*_WRITE),
+    )
+    async def suspend(
+        self,
+        request: Request[Any, Any, Any],
+        listing_id: str,
+        key: Annotated[str | None, _KEY_REQUIRED] = None,
+    ) -> Response[ListingEnvelope]:
+        body = await json_body(request)
+        admin = services_of(request).app.admin
+        outcome = await call_use_case(
+            request, lambda call: admin.suspend_listing(call, listing_id, body, idempotency_key=key)
+        )
+        return written(outcome, lambda v: {"listing": wire.publisher_listing(v)})
+
+    @post(
+        "/listings/{listing_id:str}/unsuspend",
+        summary="Lift a suspension (the listing returns to its earlier status)",
+        status_code=200,
+        responses=errors(*_WRITE),
+    )
+    async def unsuspend(
+        self,
+        request: Request[Any, Any, Any],
+        listing_id: str,
+        key: Annotated[str | None, _KEY_REQUIRED] = None,
+    ) -> Response[ListingEnvelope]:
+        body = await json_body(request)
+        admin = services_of(request).app.admin
+        outcome = await call_use_case(
+            request,
+            lambda call: admin.unsuspend_listing(call, listing_id, body, idempotency_key=key),
+        )
+        return written(outcome, lambda v: {"listing": wire.publisher_listing(v)})
+
+    @post(
+        "/users/{user_id:str}/roles",
+        summary="Grant or revoke the publisher and admin roles",
+        status_code=200,
+        responses=errors(*_WRITE),
+    )
+    async def change_roles(
+        self,
+        request: Request[Any, Any, Any],
+        user_id: str,
+        key: Annotated[str | None, _KEY_REQUIRED] = None,
+    ) -> Response[UserEnvelope]:
+        body = await json_body(request)
+        admin = services_of(request).app.admin
+        outcome = await call_use_case(
+            request, lambda call: admin.change_roles(call, user_id, body, idempotency_key=key)
+        )
+        return written(outcome, lambda v: {"user": wire.user(v)})
+
+    @post(
+        "/publishers/{publisher_id:str}/verification",
+        summary="Set a publisher's verification (informational; grants nothing)",
+        status_code=200,
+        responses=errors(*_WRITE),
+    )
+    async def set_verification(
+        self,
+        request: Request[Any, Any, Any],
+        publisher_id: str,
+        key: Annotated[str | None, _KEY_REQUIRED] = None,
+    ) -> Response[ProfileEnvelope]:
+        body = await json_body(request)
+        admin = services_of(request).app.admin
+        outcome = await call_use_case(
+            request,
+            lambda call: admin.set_verification(call, publisher_id, body, idempotency_key=key),
+        )
+        return written(outcome, lambda v: {"profile": wire.publisher_profile(v)})
+
+    @get("/audit", summary="The audit log, newest first", responses=errors(*_PRIVATE))
+    async def audit(
+        self,
+        request: Request[Any, Any, Any],
+        type_: Annotated[str | None, Parameter(query="type", description="Event type.")] = None,
+        listing_id: Annotated[str | None, Parameter(query="listingId")] = None,
+        actor_user_id: Annotated[str | None, Parameter(query="actorUserId")] = None,
+        cursor: Annotated[str | None, Parameter(description="Opaque cursor.")] = None,
+        limit: Annotated[str | None, Parameter(description="1..200 (default 50).")] = None,
+    ) -> Response[wire.PageWire[wire.AuditEventWire]]:
+        params = query(request)
+        admin = services_of(request).app.admin
+        page = await call_use_case(request, lambda call: admin.read_audit(call, params))
+        return respond(wire.page(page, wire.audit_event))

@@ -1,0 +1,135 @@
+"""I1–I5: a buyer's install intents and their single-use install tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, TypedDict
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import Parameter
+
+from fleetprompt_core.domain.errors import ErrorCode
+from fleetprompt_http import wire
+from fleetprompt_http.handling import (
+    call_use_case,
+    json_body,
+    query,
+    respond,
+    services_of,
+    written,
+)
+from fleetprompt_http.routes.docs import errors
+
+__all__ = ["InstallController"]
+
+_READ: Final = (ErrorCode.UNAUTHENTICATED,)
+_WRITE: Final = (
+    ErrorCode.UNAUTHENTICATED,
+    ErrorCode.NOT_FOUND,
+    ErrorCode.CONFLICT,
+    ErrorCode.RATE_LIMITED,
+    ErrorCode.TOO_LARGE,
+    ErrorCode.UNSUPPORTED,
+)
+_KEY_REQUIRED: Final = Parameter(
+    header="Idempotency-Key",
+    required=False,
+    description="Required: 1..255 printable ASCII characters.",
+)
+_LIMIT = Parameter(description="Page size, 1..200 (default 50).")
+_CURSOR = Parameter(description="Opaque cursor from a previous page's `nextCursor`.")
+
+
+class IntentEnvelope(TypedDict):
+    installIntent: wire.InstallIntentWire
+
+
+class InstallController(Controller):
+    path = "/v1/install/intents"
+    tags = ["install"]  # noqa: RUF012 - Litestar reads a class attribute
+
+    @post(
+        "/",
+        summary="Turn a published release into an install intent",
+        status_code=201,
+        responses=errors(*_WRITE),
+    )
+    async def create_intent(
+        self, request: Request[Any, Any, Any], key: Annotated[str | None, _KEY_REQUIRED] = None
+    ) -> Response[IntentEnvelope]:
+        body = await json_body(request)
+        installs = services_of(request).app.installs
+        outcome = await call_use_case(
+            request, lambda call: installs.create_intent(call, body, idempotency_key=key)
+        )
+        return written(outcome, lambda v: {"installIntent": wire.install_intent(v)}, 201)
+
+    @get("/", summary="The caller's install intents, newest first", responses=errors(*_READ))
+    async def list_intents(
+        self,
+        request: Request[Any, Any, Any],
+        status: Annotated[
+            str | None,
+            Parameter(description="created | token_issued | redeemed | expired | canceled"),
+        ] = None,
+        cursor: Annotated[str | None, _CURSOR] = None,
+        limit: Annotated[str | None, _LIMIT] = None,
+    ) -> Response[wire.PageWire[wire.InstallIntentWire]]:
+        params = query(request)
+        installs = services_of(request).app.installs
+        page = await call_use_case(request, lambda call: installs.list_intents(call, params))
+        return respond(wire.page(page, wire.install_intent))
+
+    @get(
+        "/{install_intent_id:str}",
+        summary="One of the caller's install intents",
+        responses=errors(*_READ, ErrorCode.NOT_FOUND),
+    )
+    async def get_intent(
+        self, request: Request[Any, Any, Any], install_intent_id: str
+    ) -> Response[IntentEnvelope]:
+        installs = services_of(request).app.installs
+        intent = await call_use_case(
+            request, lambda call: installs.get_intent(call, install_intent_id)
+        )
+        return respond({"installIntent": wire.install_intent(intent)})
+
+    @post(
+        "/{install_intent_id:str}/token",
+        summary="Issue a short-lived single-use install token (revokes earlier ones)",
+        description="The raw token is in this answer only; a replay answers `installToken: null`.",
+        status_code=201,
+        responses=errors(*_WRITE),
+    )
+    async def issue_token(
+        self,
+        request: Request[Any, Any, Any],
+        install_intent_id: str,
+        key: Annotated[str | None, _KEY_REQUIRED] = None,
+    ) -> Response[wire.IssuedTokenWire]:
+        body = await json_body(request)
+        installs = services_of(request).app.installs
+        outcome = await call_use_case(
+            request,
+            lambda call: installs.issue_token(call, install_intent_id, body, idempotency_key=key),
+        )
+        return written(outcome, wire.issued_token, 201)
+
+    @post(
+        "/{install_intent_id:str}/cancel",
+        summary="Cancel an install intent (revokes its tokens)",
+        status_code=200,
+        responses=errors(*_WRITE),
+    )
+    async def cancel_intent(
+        self,
+        request: Request[Any, Any, Any],
+        install_intent_id: str,
+        key: Annotated[str | None, _KEY_REQUIRED] = None,
+    ) -> Response[IntentEnvelope]:
+        body = await json_body(request)
+        installs = services_of(request).app.installs
+        outcome = await call_use_case(
+            request,
+            lambda call: installs.cancel_intent(call, install_intent_id, body, idempotency_key=key),
+        )
+        return written(outcome, lambda v: {"installIntent": wire.install_intent(v)})

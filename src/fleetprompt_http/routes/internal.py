@@ -1,0 +1,93 @@
+"""X1: server-to-server redemption of an install token (§7).
+
+The handler passes the exact raw body bytes and the headers to the core, which
+checks the HMAC signature, timestamp window, source allowlist and the absence
+of browser markers (``Origin``, cookies) before it parses anything. No CORS
+headers are ever sent here (the server configures no CORS at all).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from anyio import to_thread
+from litestar import Controller, Request, Response, post
+from litestar.exceptions import HTTPException
+from litestar.params import Parameter
+
+from fleetprompt_core.domain.errors import ErrorCode
+from fleetprompt_http import wire
+from fleetprompt_http.context import request_id_of, set_caller
+from fleetprompt_http.handling import respond, services_of
+from fleetprompt_http.routes.docs import errors
+
+__all__ = ["InternalController"]
+
+
+class InternalController(Controller):
+    path = "/v1/internal/install"
+    tags = ["internal"]  # noqa: RUF012 - Litestar reads a class attribute
+
+    @post(
+        "/redeem",
+        summary="Redeem an install token (target system servers only, HMAC-signed)",
+        description="Body `{installToken, targetSystem}`. Signature: `v1=<hex HMAC-SHA256(key, "
+        "raw body)>`; several comma-separated values may be sent during a key rotation. "
+        "Every authentication failure is the same `UNAUTHENTICATED`; every token that "
+        "cannot be redeemed is the same `NOT_FOUND`.",
+        status_code=200,
+        responses=errors(
+            ErrorCode.UNAUTHENTICATED,
+            ErrorCode.NOT_FOUND,
+            ErrorCode.RATE_LIMITED,
+            ErrorCode.TOO_LARGE,
+            not_offered=True,
+        ),
+    )
+    async def redeem(
+        self,
+        request: Request[Any, Any, Any],
+        source: Annotated[
+            str | None,
+            Parameter(
+                header="X-WHS-Delegation-Source",
+                required=False,
+                description="The calling system, on the allowlist.",
+            ),
+        ] = None,
+        timestamp: Annotated[
+            str | None,
+            Parameter(
+                header="X-WHS-Delegation-Timestamp",
+                required=False,
+                description="Epoch milliseconds, within ±5 minutes.",
+            ),
+        ] = None,
+        signature: Annotated[
+            str | None,
+            Parameter(
+                header="X-WHS-Delegation-Signature",
+                required=False,
+                description="`v1=<hex>`; comma-separated values accepted.",
+            ),
+        ] = None,
+    ) -> Response[wire.RedemptionWire]:
+        services = services_of(request)
+        verifier = services.verifier
+        if verifier is None:
+            raise HTTPException(status_code=501)
+        raw = await request.body()
+        headers = dict(request.headers.items())
+        request_id = request_id_of(request.scope)
+        redeemer = services.app.redemption
+
+        def run() -> wire.RedemptionWire:
+            result = redeemer.redeem_request(
+                verifier, body=raw, headers=headers, request_id=request_id
+            )
+            return wire.redemption(result)
+
+        body = await to_thread.run_sync(run)
+        if source:
+            set_caller(request.scope, "source:" + source)
+        return respond(body)

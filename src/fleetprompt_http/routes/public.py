@@ -1,0 +1,89 @@
+"""P1–P3: the public catalogue, open to anyone (rate-limited per client)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, TypedDict
+
+from litestar import Controller, Request, Response, get
+from litestar.params import Parameter
+
+from fleetprompt_core.domain.errors import ErrorCode
+from fleetprompt_http import wire
+from fleetprompt_http.handling import call_use_case, query, respond, services_of
+from fleetprompt_http.routes.docs import errors
+
+__all__ = ["PublicController"]
+
+_LIMIT = Parameter(description="Page size, 1..200 (default 50).")
+_CURSOR = Parameter(description="Opaque cursor from a previous page's `nextCursor`.")
+
+
+class DetailEnvelope(TypedDict):
+    listingDetail: wire.ListingDetailWire
+
+
+class PublicController(Controller):
+    path = "/v1/public/listings"
+    tags = ["public"]  # noqa: RUF012 - Litestar reads a class attribute
+
+    @get(
+        "/search",
+        summary="Search published listings",
+        description="Published listings only. `sort` defaults to `relevance` with `q`, "
+        "else `updated`. Filters combine with AND; `tags`/`categories` may repeat or be "
+        "comma-separated.",
+        responses=errors(ErrorCode.RATE_LIMITED, ErrorCode.UNAUTHENTICATED),
+    )
+    async def search(
+        self,
+        request: Request[Any, Any, Any],
+        q: Annotated[str | None, Parameter(description="Words to find (≤ 200 chars).")] = None,
+        tags: Annotated[list[str] | None, Parameter(description="Required tags.")] = None,
+        categories: Annotated[list[str] | None, Parameter(description="Categories.")] = None,
+        asset_kind: Annotated[
+            str | None,
+            Parameter(query="assetKind", description="whs_agent|agentromatic_workflow|spec_asset"),
+        ] = None,
+        sort: Annotated[
+            str | None, Parameter(description="relevance | updated | created | name")
+        ] = None,
+        cursor: Annotated[str | None, _CURSOR] = None,
+        limit: Annotated[str | None, _LIMIT] = None,
+    ) -> Response[wire.PageWire[wire.PublicListingWire]]:
+        params = query(request)
+        catalog = services_of(request).app.catalog
+        page = await call_use_case(request, lambda call: catalog.search(params, call))
+        return respond(wire.page(page, wire.public_listing))
+
+    @get(
+        "/{listing_id:str}",
+        summary="A published listing with its first page of releases",
+        responses=errors(ErrorCode.NOT_FOUND, ErrorCode.RATE_LIMITED, ErrorCode.UNAUTHENTICATED),
+    )
+    async def detail(
+        self, request: Request[Any, Any, Any], listing_id: Annotated[str, Parameter()]
+    ) -> Response[DetailEnvelope]:
+        catalog = services_of(request).app.catalog
+        detail = await call_use_case(request, lambda call: catalog.listing(listing_id, call))
+        return respond({"listingDetail": wire.public_detail(detail)})
+
+    @get(
+        "/{listing_id:str}/releases",
+        summary="A published listing's releases, newest first",
+        description="Revoked releases are hidden unless `includeRevoked=true`.",
+        responses=errors(ErrorCode.NOT_FOUND, ErrorCode.RATE_LIMITED, ErrorCode.UNAUTHENTICATED),
+    )
+    async def releases(
+        self,
+        request: Request[Any, Any, Any],
+        listing_id: str,
+        include_revoked: Annotated[
+            str | None, Parameter(query="includeRevoked", description="true | false")
+        ] = None,
+        cursor: Annotated[str | None, _CURSOR] = None,
+        limit: Annotated[str | None, _LIMIT] = None,
+    ) -> Response[wire.PageWire[wire.PublicReleaseWire]]:
+        params = query(request)
+        catalog = services_of(request).app.catalog
+        page = await call_use_case(request, lambda call: catalog.releases(listing_id, params, call))
+        return respond(wire.page(page, wire.public_release))

@@ -1,0 +1,236 @@
+"""B1–B9: the publisher console (own listings, releases and profile)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal, TypedDict
+
+from litestar import Controller, Request, Response, get, patch, post, put
+from litestar.params import Parameter
+
+from fleetprompt_core.domain.errors import ErrorCode
+from fleetprompt_http import wire
+from fleetprompt_http.handling import (
+    call_use_case,
+    json_body,
+    query,
+    respond,
+    services_of,
+    written,
+)
+from fleetprompt_http.routes.docs import errors
+
+__all__ = ["PublisherController"]
+
+_PRIVATE: Final = (ErrorCode.UNAUTHENTICATED, ErrorCode.UNAUTHORIZED)
+_WRITE: Final = (
+    *_PRIVATE,
+    ErrorCode.NOT_FOUND,
+    ErrorCode.CONFLICT,
+    ErrorCode.RATE_LIMITED,
+    ErrorCode.TOO_LARGE,
+    ErrorCode.UNSUPPORTED,
+)
+_KEY_REQUIRED: Final = Parameter(
+    header="Idempotency-Key",
+    required=False,
+    description="Required: 1..255 printable ASCII characters; a retry with the same key "
+    "and request replays the answer (`Idempotent-Replayed: true`).",
+)
+_KEY_ACCEPTED: Final = Parameter(
+    header="Idempotency-Key", required=False, description="Optional idempotency key."
+)
+_LIMIT = Parameter(description="Page size, 1..200 (default 50).")
+_CURSOR = Parameter(description="Opaque cursor from a previous page's `nextCursor`.")
+
+
+class ListingEnvelope(TypedDict):
+    listing: wire.PublisherListingWire
+
+
+class ReleaseEnvelope(TypedDict):
+    release: wire.ReleaseWire
+
+
+class ProfileEnvelope(TypedDict):
+    profile: wire.ProfileWire
+
+
+class Ok(TypedDict):
+    ok: Literal[True]
+
+
+class PublisherController(Controller):
+    path = "/v1/publisher"
+    tags = ["publisher"]  # noqa: RUF012 - Litestar reads a class attribute
+
+    @get(
+        "/listings",
+        summary="Own listings, newest first",
+        responses=errors(*_PRIVATE),
+    )
+    async def list_listings(
+        self,
+        request: Request[Any, Any, Any],
+        status: Annotated[
+            str | None, Parameter(description="draft | published | unlisted | suspended")
+        ] = None,
+        cursor: Annotated[str | None, _CURSOR] = None,
+        limit: Annotated[str | None, _LIMIT] = None,
+    ) -> Response[wire.PageWire[wire.PublisherListingWire]]:
+        params = query(request)
+        publishing = services_of(request).app.publishing
+        page = await call_use_case(request, lambda call: publishing.list_listings(call, params))
+        return respond(wire.page(page, wire.publisher_listing))
+
+    @post(
+        "/listings",
+        summary="Create a draft listing",
+        status_code=201,
+        responses=errors(*_WRITE),
+    )
+    async def create_listing(
+        self,
+        request: Request[Any, Any, Any],
+        key: Annotated[str | None, _KEY_REQUIRED] = None,
+    ) -> Response[ListingEnvelope]:
+        body = await json_body(request)
+        publishing = services_of(request).app.publishing
+        outcome = await call_use_case(
+            request,
+            lambda call: publishing.create_listing(call, body, idempotency_key=key),
+        )
+        return written(outcome, lambda v: {"listing": wire.publisher_listing(v)}, 201)
+
+    @get(
+        "/listings/{listing_id:str}",
+        summary="One own listing",
+        responses=errors(*_PRIVATE, ErrorCode.NOT_FOUND),
+    )
+    async def get_listing(
+        self, request: Request[Any, Any, Any], listing_id: str
+    ) -> Response[ListingEnvelope]:
+        publishing = services_of(request).app.publishing
+        view = await call_use_case(request, lambda call: publishing.get_listing(call, listing_id))
+        return respond({"listing": wire.publisher_listing(view)})
+
+    @patch(
+        "/listings/{listing_id:str}",
+        summary="Change an own listing (fields not sent stay as they are)",
+        responses=errors(*_WRITE),
+    )
+    async def update_listing(
+        self,
+        request: Request[Any, Any, Any],
+        listing_id: str,
+        key: Annotated[str | None, _KEY_ACCEPTED] = None,
+    ) -> Response[Ok]:
+        body = await json_body(request)
+        publishing = services_of(request).app.publishing
+        outcome = await call_use_case(
+            request,
+            lambda call: publishing.update_listing(call, listing_id, body, idempotency_key=key),
+        )
+        return written(outcome, lambda _: {"ok": True})
+
+    @post(
+        "/listings/{listing_id:str}/status",
+        summary="Move an own listing to draft, published or unlisted",
+        status_code=200,
+        responses=errors(*_WRITE),
+    )
+    async def change_status(
+        self,
+        request: Request[Any, Any, Any],
+        listing_id: str,
+        key: Annotated[str | None, _KEY_REQUIRED] = None,
+    ) -> Response[ListingEnvelope]:
+        body = await json_body(request)
+        publishing = services_of(request).app.publishing
+        outcome = await call_use_case(
+            request,
+            lambda call: publishing.change_status(call, listing_id, body, idempotency_key=key),
+        )
+        return written(outcome, lambda v: {"listing": wire.publisher_listing(v)})
+
+    @post(
+        "/listings/{listing_id:str}/releases",
+        summary="Publish an immutable release of an own listing",
+        status_code=201,
+        responses=errors(*_WRITE),
+    )
+    async def publish_release(
+        self,
+        request: Request[Any, Any, Any],
+        listing_id: str,
+        key: Annotated[str | None, _KEY_REQUIRED] = None,
+    ) -> Response[ReleaseEnvelope]:
+        body = await json_body(request)
+        publishing = services_of(request).app.publishing
+        outcome = await call_use_case(
+            request,
+            lambda call: publishing.publish_release(call, listing_id, body, idempotency_key=key),
+        )
+        return written(outcome, lambda v: {"release": wire.release(v)}, 201)
+
+    @get(
+        "/listings/{listing_id:str}/releases",
+        summary="An own listing's releases, revoked ones included",
+        responses=errors(*_PRIVATE, ErrorCode.NOT_FOUND),
+    )
+    async def list_releases(
+        self,
+        request: Request[Any, Any, Any],
+        listing_id: str,
+        cursor: Annotated[str | None, _CURSOR] = None,
+        limit: Annotated[str | None, _LIMIT] = None,
+    ) -> Response[wire.PageWire[wire.ReleaseWire]]:
+        params = query(request)
+        publishing = services_of(request).app.publishing
+        page = await call_use_case(
+            request, lambda call: publishing.list_releases(call, listing_id, params)
+        )
+        return respond(wire.page(page, wire.release))
+
+    @post(
+        "/releases/{release_id:str}/revoke",
+        summary="Revoke an own release (kept, marked, never installable again)",
+        status_code=200,
+        responses=errors(*_WRITE),
+    )
+    async def revoke_release(
+        self,
+        request: Request[Any, Any, Any],
+        release_id: str,
+        key: Annotated[str | None, _KEY_REQUIRED] = None,
+    ) -> Response[ReleaseEnvelope]:
+        body = await json_body(request)
+        publishing = services_of(request).app.publishing
+        outcome = await call_use_case(
+            request,
+            lambda call: publishing.revoke_release(call, release_id, body, idempotency_key=key),
+        )
+        return written(outcome, lambda v: {"release": wire.release(v)})
+
+    @get("/profile", summary="The caller's publisher profile", responses=errors(*_PRIVATE))
+    async def get_profile(self, request: Request[Any, Any, Any]) -> Response[ProfileEnvelope]:
+        profiles = services_of(request).app.profiles
+        profile = await call_use_case(request, profiles.get)
+        return respond({"profile": wire.publisher_profile(profile)})
+
+    @put(
+        "/profile",
+        summary="Replace the caller's display name and bio",
+        status_code=200,
+        responses=errors(*_WRITE),
+    )
+    async def put_profile(
+        self,
+        request: Request[Any, Any, Any],
+        key: Annotated[str | None, _KEY_ACCEPTED] = None,
+    ) -> Response[ProfileEnvelope]:
+        body = await json_body(request)
+        profiles = services_of(request).app.profiles
+        outcome = await call_use_case(
+            request, lambda call: profiles.put(call, body, idempotency_key=key)
+        )
+        return written(outcome, lambda v: {"profile": wire.publisher_profile(v)})

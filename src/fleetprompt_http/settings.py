@@ -1,0 +1,212 @@
+"""Server configuration, read from ``FLEETPROMPT_*`` environment variables.
+
+Every variable has a documented default (``docs/configuration.md``); an invalid
+value stops the server at start with a :class:`ConfigError` that names the
+variable and never echoes a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Final
+
+import attrs
+
+from fleetprompt_core.policies.rate_limits import Action, RateLimits, RateRule
+from fleetprompt_core.policies.urls import normalize_host_allowlist
+
+__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_REDEEM_SOURCES", "ConfigError", "Settings"]
+
+DEFAULT_DATABASE_URL: Final = "sqlite:///./fleetprompt.db"
+DEFAULT_REDEEM_SOURCES: Final = ("whs", "agentromatic", "agentelic", "specprompt")
+#: Shortest accepted HMAC key for internal redemption and cursor signing (§7).
+MIN_SECRET_BYTES: Final = 32
+_MEMORY_URL: Final = "memory://"
+_LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class ConfigError(ValueError):
+    """An invalid setting; the message names the variable (never its secret value)."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        self.variable = variable
+        super().__init__(f"{variable}: {problem}")
+
+
+def _secret(raw: str, variable: str) -> bytes:
+    key = raw.encode("utf-8")
+    if len(key) < MIN_SECRET_BYTES:
+        raise ConfigError(
+            variable, f"each key must be at least {MIN_SECRET_BYTES} bytes (got {len(key)})"
+        )
+    return key
+
+
+def _list(raw: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
+def _rate_limits(raw: str | None, variable: str) -> RateLimits | None:
+    """``search=120/60,redeem=300/60`` (requests / window in seconds); ``off`` disables."""
+    if raw is None or not raw.strip():
+        return RateLimits()
+    if raw.strip().lower() == "off":
+        return None
+    rules = dict(RateLimits().rules)
+    for entry in _list(raw):
+        name, _, rule = entry.partition("=")
+        count, _, window = rule.partition("/")
+        try:
+            action = Action(name.strip())
+            rules[action] = RateRule(int(count), int(window or "60") * 1000)
+        except ValueError:
+            raise ConfigError(
+                variable,
+                f"{entry!r} is not ACTION=COUNT/SECONDS with ACTION one of "
+                + ", ".join(a.value for a in Action)
+                + " and positive integers",
+            ) from None
+    return RateLimits(rules)
+
+
+def _positive_int(raw: str | None, default: int, variable: str, *, maximum: int) -> int:
+    if raw is None or not raw.strip():
+        return default
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= maximum:
+        raise ConfigError(variable, f"must be an integer between 1 and {maximum}")
+    return int(raw)
+
+
+@attrs.frozen
+class OidcSettings:
+    """Bearer JWTs from an OIDC provider (§8): ``sub`` becomes the external id."""
+
+    issuer: str
+    audience: str
+    jwks_url: str | None = None
+    #: Signing keys given inline (a JWKS document's ``keys``).
+    keys: tuple[Mapping[str, object], ...] = ()
+
+
+@attrs.frozen
+class Settings:
+    """Everything the server needs; build one with :meth:`from_env` or directly in tests."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    #: HMAC keys accepted on ``/v1/internal/install/redeem``; several for rotation,
+    #: none ⇒ internal redemption answers ``UNSUPPORTED`` (501).
+    redeem_secrets: tuple[bytes, ...] = attrs.field(default=(), repr=False)
+    redeem_sources: frozenset[str] = frozenset(DEFAULT_REDEEM_SOURCES)
+    #: Key that signs pagination cursors; processes serving one database must share it.
+    #: ``None`` ⇒ a random key per process (cursors do not survive a restart).
+    cursor_key: bytes | None = attrs.field(default=None, repr=False)
+    redis_url: str | None = attrs.field(default=None, repr=False)
+    redis_prefix: str = "fleetprompt:rl:"
+    image_hosts: frozenset[str] = frozenset()
+    #: ``None`` disables rate limiting.
+    rate_limits: RateLimits | None = attrs.field(factory=RateLimits)
+    oidc: OidcSettings | None = None
+    log_level: str = "INFO"
+    #: Connections per process (SQL pool).
+    db_pool_size: int = 10
+
+    @property
+    def uses_memory(self) -> bool:
+        """``memory://``: the in-process adapter (one process, nothing kept; for trials)."""
+        return self.database_url == _MEMORY_URL
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read and check every ``FLEETPROMPT_*`` variable; raise :class:`ConfigError`."""
+        env = {name: value for name, value in environ.items() if name.startswith("FLEETPROMPT_")}
+        database_url = env.get("FLEETPROMPT_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+        if database_url != _MEMORY_URL and not database_url.startswith(
+            ("sqlite:", "postgresql:", "postgres:", "postgresql+psycopg:")
+        ):
+            raise ConfigError(
+                "FLEETPROMPT_DATABASE_URL",
+                "must be a sqlite:///PATH or postgresql://... URL (or memory:// for trials)",
+            )
+        secrets = tuple(
+            _secret(part, "FLEETPROMPT_INTERNAL_REDEEM_SECRET")
+            for part in _list(env.get("FLEETPROMPT_INTERNAL_REDEEM_SECRET"))
+        )
+        sources = _list(env.get("FLEETPROMPT_REDEEM_SOURCES")) or DEFAULT_REDEEM_SOURCES
+        for source in sources:
+            if not source.isascii() or not source.replace("-", "").replace("_", "").isalnum():
+                raise ConfigError(
+                    "FLEETPROMPT_REDEEM_SOURCES",
+                    "sources are comma-separated names of letters, digits, '-' and '_'",
+                )
+        cursor_raw = env.get("FLEETPROMPT_CURSOR_KEY", "").strip()
+        cursor_key = _secret(cursor_raw, "FLEETPROMPT_CURSOR_KEY") if cursor_raw else None
+        redis_url = env.get("FLEETPROMPT_REDIS_URL", "").strip() or None
+        if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix:")):
+            raise ConfigError("FLEETPROMPT_REDIS_URL", "must be a redis:// or rediss:// URL")
+        try:
+            image_hosts = normalize_host_allowlist(_list(env.get("FLEETPROMPT_IMAGE_HOSTS")))
+        except ValueError as exc:
+            raise ConfigError("FLEETPROMPT_IMAGE_HOSTS", str(exc)) from None
+        log_level = (env.get("FLEETPROMPT_LOG_LEVEL", "").strip() or "INFO").upper()
+        if log_level not in _LOG_LEVELS:
+            raise ConfigError("FLEETPROMPT_LOG_LEVEL", "must be one of " + ", ".join(_LOG_LEVELS))
+        return cls(
+            database_url=database_url,
+            redeem_secrets=secrets,
+            redeem_sources=frozenset(sources),
+            cursor_key=cursor_key,
+            redis_url=redis_url,
+            redis_prefix=env.get("FLEETPROMPT_REDIS_PREFIX", "").strip() or "fleetprompt:rl:",
+            image_hosts=image_hosts,
+            rate_limits=_rate_limits(env.get("FLEETPROMPT_RATE_LIMITS"), "FLEETPROMPT_RATE_LIMITS"),
+            oidc=_oidc(env),
+            log_level=log_level,
+            db_pool_size=_positive_int(
+                env.get("FLEETPROMPT_DB_POOL_SIZE"), 10, "FLEETPROMPT_DB_POOL_SIZE", maximum=200
+            ),
+        )
+
+    @property
+    def logging_level(self) -> int:
+        return logging.getLevelName(self.log_level)  # type: ignore[no-any-return]
+
+
+def _oidc(env: Mapping[str, str]) -> OidcSettings | None:
+    issuer = env.get("FLEETPROMPT_OIDC_ISSUER", "").strip()
+    audience = env.get("FLEETPROMPT_OIDC_AUDIENCE", "").strip()
+    jwks_url = env.get("FLEETPROMPT_OIDC_JWKS_URL", "").strip() or None
+    jwks_raw = env.get("FLEETPROMPT_OIDC_JWKS", "").strip()
+    if not (issuer or audience or jwks_url or jwks_raw):
+        return None
+    if not issuer or not audience:
+        raise ConfigError(
+            "FLEETPROMPT_OIDC_ISSUER" if not issuer else "FLEETPROMPT_OIDC_AUDIENCE",
+            "OIDC needs both FLEETPROMPT_OIDC_ISSUER and FLEETPROMPT_OIDC_AUDIENCE",
+        )
+    # Plain http only on loopback (a local identity provider, tests).
+    if jwks_url is not None and not jwks_url.startswith(
+        ("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")
+    ):
+        raise ConfigError("FLEETPROMPT_OIDC_JWKS_URL", "must be an https:// URL")
+    keys: tuple[Mapping[str, object], ...] = ()
+    if jwks_raw:
+        try:
+            document = json.loads(jwks_raw)
+            keys = tuple(document["keys"])
+            if not all(isinstance(key, dict) for key in keys):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(
+                "FLEETPROMPT_OIDC_JWKS", 'must be a JWKS document: {"keys": [...]}'
+            ) from None
+    if jwks_url is None and not keys:
+        raise ConfigError(
+            "FLEETPROMPT_OIDC_JWKS_URL", "OIDC needs FLEETPROMPT_OIDC_JWKS_URL or _JWKS"
+        )
+    return OidcSettings(issuer=issuer, audience=audience, jwks_url=jwks_url, keys=keys)
