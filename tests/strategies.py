@@ -27,6 +27,8 @@ from support import IMAGE_HOST
 
 __all__ = [
     "KNOWN_PAYLOAD_KEYS",
+    "api_token_expiry_days",
+    "api_token_names",
     "arbitrary_payloads",
     "artifacts",
     "asset_kinds",
@@ -38,6 +40,7 @@ __all__ = [
     "image_urls",
     "images",
     "intent_payloads",
+    "invalid_api_token_expiry_days",
     "invalid_idempotency_keys",
     "invalid_token_ttls",
     "json_texts",
@@ -80,6 +83,9 @@ TARGET_CONTEXT_MAX: Final = 200
 TOKEN_TTL_MIN_MS: Final = 60_000
 TOKEN_TTL_MAX_MS: Final = 3_600_000
 IDEMPOTENCY_KEY_MAX: Final = 255
+API_TOKEN_NAME_MAX: Final = 80
+API_TOKEN_EXPIRY_DAYS_MIN: Final = 1
+API_TOKEN_EXPIRY_DAYS_MAX: Final = 3_650
 URL_MAX: Final = 2_048
 JSON_SAFE_INT_MAX: Final = 2**53 - 1
 
@@ -495,6 +501,27 @@ def invalid_token_ttls() -> SearchStrategy[object]:
 def token_requests() -> SearchStrategy[dict[str, int] | None]:
     """A valid token request body (I4): absent, ``{}`` (15 min default) or a ``ttlMs``."""
     return st.one_of(st.none(), st.just({}), st.fixed_dictionaries({"ttlMs": token_ttls()}))
+
+
+def api_token_names() -> SearchStrategy[str]:
+    """A personal API token's name: 1..80 code points after trimming (§8)."""
+    return bounded_text(min_size=1, max_size=API_TOKEN_NAME_MAX, trimmed=True)
+
+
+def api_token_expiry_days() -> SearchStrategy[int]:
+    """An API token lifetime an operator may ask for: 1..3 650 days."""
+    return st.integers(API_TOKEN_EXPIRY_DAYS_MIN, API_TOKEN_EXPIRY_DAYS_MAX)
+
+
+def invalid_api_token_expiry_days() -> SearchStrategy[object]:
+    """An ``expiresInDays`` value that must be refused: out of range, or not an integer."""
+    return st.one_of(
+        st.integers(max_value=API_TOKEN_EXPIRY_DAYS_MIN - 1),
+        st.integers(min_value=API_TOKEN_EXPIRY_DAYS_MAX + 1),
+        st.booleans(),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=10),
+    )
 
 
 def reasons() -> SearchStrategy[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fleetprompt_core.services.admin import Admin
 from fleetprompt_core.services.catalog import Catalog
+from fleetprompt_core.services.credentials import Credentials
 from fleetprompt_core.services.installs import Installs
 from fleetprompt_core.services.operator import Operator
 from fleetprompt_core.services.profiles import Profiles
@@ -33,3 +34,4 @@ class FleetPrompt:
         self.admin = Admin(runtime)
         self.retention = Retention(runtime)
         self.operator = Operator(runtime)
+        self.credentials = Credentials(runtime)

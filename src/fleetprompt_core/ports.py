@@ -24,6 +24,7 @@ from fleetprompt_core.domain.enums import (
     ReleaseStatus,
 )
 from fleetprompt_core.domain.model import (
+    ApiToken,
     AuditEvent,
     IdempotencyRecord,
     InstallIntent,
@@ -36,6 +37,7 @@ from fleetprompt_core.domain.model import (
 from fleetprompt_core.policies.search import ListingSearch, SearchHit
 
 __all__ = [
+    "ApiTokenRepository",
     "AuditLog",
     "AuditQuery",
     "Clock",
@@ -66,6 +68,7 @@ class UniqueConstraint(enum.StrEnum):
     USER_EXTERNAL_ID = "users.external_id"
     RELEASE_VERSION = "releases.listing_id_version"
     TOKEN_HASH = "install_tokens.token_hash"  # noqa: S105 - a constraint name
+    API_TOKEN_HASH = "api_tokens.token_hash"  # noqa: S105 - a constraint name
     IDEMPOTENCY_KEY = "idempotency.scope_endpoint_key"
     PRIMARY_KEY = "primary_key"
 
@@ -240,6 +243,28 @@ class InstallTokenRepository(Protocol):
         ...
 
 
+class ApiTokenRepository(Protocol):
+    def add(self, token: ApiToken) -> None:
+        """Raises ``DuplicateError(API_TOKEN_HASH)`` when the hash exists."""
+        ...
+
+    def get(self, token_id: str) -> ApiToken | None: ...
+    def get_by_hash(self, token_hash: str) -> ApiToken | None: ...
+    def update(self, token: ApiToken, expected_revoked_at_ms: int | None) -> bool:
+        """Compare-and-set on the stored ``revoked_at_ms``; ``False`` when it differs.
+
+        Only the revocation of a token ever changes.
+        """
+        ...
+
+    def list_for_user(
+        self, user_id: str, after: CreatedKey | None, limit: int
+    ) -> Sequence[ApiToken]:
+        """The user's tokens (revoked and expired ones too), ``(created_at_ms, token_id)``
+        descending."""
+        ...
+
+
 class IdempotencyRepository(Protocol):
     def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None: ...
     def add(self, record: IdempotencyRecord) -> None:
@@ -290,6 +315,8 @@ class UnitOfWork(Protocol):
     def intents(self) -> InstallIntentRepository: ...
     @property
     def tokens(self) -> InstallTokenRepository: ...
+    @property
+    def api_tokens(self) -> ApiTokenRepository: ...
     @property
     def idempotency(self) -> IdempotencyRepository: ...
     @property

@@ -40,6 +40,7 @@ from fleetprompt_core.domain.enums import (
 )
 from fleetprompt_core.domain.model import (
     Actor,
+    ApiToken,
     Artifact,
     ArtifactDownload,
     AuditEvent,
@@ -65,6 +66,9 @@ __all__ = [
     "MAX_JSON_INT",
     "T0",
     "Family",
+    "api_token",
+    "api_token_at_limits",
+    "api_token_minimal",
     "audit_event",
     "audit_event_at_limits",
     "audit_event_minimal",
@@ -380,6 +384,37 @@ def token_redeemed(**overrides: Any) -> InstallToken:
         redeemed_by_system=_text(limits.TARGET_CONTEXT_MAX),
         **overrides,
     )
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def api_token(**overrides: Any) -> ApiToken:
+    token_id = overrides.pop("token_id", None) or new_id("pat")
+    created = overrides.get("created_at_ms", T0)
+    value = ApiToken(
+        token_id=token_id,
+        user_id=new_id("usr"),
+        name="ci deploys",
+        token_hash=hashlib.sha256(token_id.encode()).hexdigest(),
+        created_at_ms=created,
+        expires_at_ms=created + 30 * limits.DAY_MS,
+    )
+    return attrs.evolve(value, **overrides)
+
+
+def api_token_at_limits(**overrides: Any) -> ApiToken:
+    return api_token(
+        name=_text(limits.API_TOKEN_NAME_MAX, GOTHIC),
+        created_at_ms=MAX_JSON_INT - 2,
+        expires_at_ms=MAX_JSON_INT,
+        revoked_at_ms=MAX_JSON_INT - 1,
+        **overrides,
+    )
+
+
+def api_token_minimal(**overrides: Any) -> ApiToken:
+    return api_token(name="x", expires_at_ms=None, revoked_at_ms=None, **overrides)
 
 
 # --------------------------------------------------------------------------- idempotency

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import attrs
 
 from fleetprompt_core.domain.model import (
+    ApiToken,
     AuditEvent,
     IdempotencyRecord,
     InstallIntent,
@@ -47,6 +48,7 @@ _STORE_ORDER: tuple[type, ...] = (
     Release,
     InstallIntent,
     InstallToken,
+    ApiToken,
     IdempotencyRecord,
     AuditEvent,
 )
@@ -66,6 +68,8 @@ def store(uow: UnitOfWork, entity: object) -> None:
         uow.intents.add(entity)
     elif isinstance(entity, InstallToken):
         uow.tokens.add(entity)
+    elif isinstance(entity, ApiToken):
+        uow.api_tokens.add(entity)
     elif isinstance(entity, IdempotencyRecord):
         uow.idempotency.add(entity)
     elif isinstance(entity, AuditEvent):

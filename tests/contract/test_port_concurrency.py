@@ -102,6 +102,10 @@ def _record(uow: UnitOfWork, family: Family) -> Any:
     return uow.idempotency.get(family.buyer.user_id, "POST /v1/race", "race-key")
 
 
+#: The hash of the API token the CAS test stores for the family's buyer.
+_RACE_API_TOKEN_HASH = "d" * 64
+
+
 CAS_CASES = {
     "listing": CasCase(
         read=lambda uow, f: uow.listings.get(f.listing.listing_id),
@@ -128,6 +132,11 @@ CAS_CASES = {
         change=lambda cur, i: attrs.evolve(cur, claim_id=f"idm_{i}", response_json=f"[{i}]"),
         update=lambda uow, new, cur: uow.idempotency.replace(new, cur.claim_id),
     ),
+    "api_token": CasCase(
+        read=lambda uow, f: uow.api_tokens.get_by_hash(_RACE_API_TOKEN_HASH),
+        change=lambda cur, i: cur.revoked(T0 + i),
+        update=lambda uow, new, cur: uow.api_tokens.update(new, cur.revoked_at_ms),
+    ),
 }
 
 
@@ -135,10 +144,11 @@ CAS_CASES = {
 def test_concurrent_cas_from_one_snapshot_has_one_winner(adapter: Adapter, case: CasCase) -> None:
     """Threads that read the same state and then compare-and-set it: exactly one wins."""
     family = _family(adapter)
-    adapter.add(  # the record of the idempotency case
+    adapter.add(  # the record of the idempotency case, the token of the API token case
         entities.idempotency_record(
             scope_user_id=family.buyer.user_id, endpoint="POST /v1/race", key="race-key"
-        )
+        ),
+        entities.api_token(user_id=family.buyer.user_id, token_hash=_RACE_API_TOKEN_HASH),
     )
     barrier = threading.Barrier(THREADS, timeout=10)
 
@@ -201,6 +211,13 @@ UNIQUE_CASES = {
             token_hash="e" * 64,
         ),
         read=lambda uow, f: uow.tokens.get_by_hash("e" * 64),
+    ),
+    "api_token_hash": UniqueCase(
+        UniqueConstraint.API_TOKEN_HASH,
+        build=lambda f, i: entities.api_token(
+            user_id=f.buyer.user_id, token_hash="e" * 64, name=f"t{i}"
+        ),
+        read=lambda uow, f: uow.api_tokens.get_by_hash("e" * 64),
     ),
 }
 
@@ -325,12 +342,26 @@ class AuditEvents(Lister):
         return (item.created_at_ms, item.event_id)
 
 
+class UserApiTokens(Lister):
+    def make(self, created: int, ident: str) -> Any:
+        return entities.api_token(
+            token_id=f"pat_{ident}", user_id=self.family.buyer.user_id, created_at_ms=created
+        )
+
+    def fetch(self, uow: UnitOfWork, after: Any, limit: int) -> Sequence[Any]:
+        return uow.api_tokens.list_for_user(self.family.buyer.user_id, after, limit)
+
+    def key(self, item: Any) -> tuple[Any, ...]:
+        return (item.created_at_ms, item.token_id)
+
+
 LISTERS = {
     "listings_by_owner": OwnerListings,
     "search_published": PublishedSearch,
     "releases_for_listing": ListingReleases,
     "intents_for_buyer": BuyerIntents,
     "audit_query": AuditEvents,
+    "api_tokens_for_user": UserApiTokens,
 }
 
 

@@ -20,6 +20,7 @@ from fleetprompt_core.domain.enums import (
 )
 from fleetprompt_core.domain.model import (
     Actor,
+    ApiToken,
     AuditEvent,
     IdempotencyRecord,
     PublisherProfile,
@@ -38,6 +39,7 @@ class Seed:
     stale_record: IdempotencyRecord
     live_record: IdempotencyRecord
     event: AuditEvent
+    api_token: ApiToken
 
 
 def _seed(adapter: Adapter) -> Seed:
@@ -49,8 +51,9 @@ def _seed(adapter: Adapter) -> Seed:
         scope_user_id=family.buyer.user_id, expires_at_ms=NOW + 1, response_json="{}"
     )
     event = entities.audit_event(actor=Actor(type=ActorType.USER, user_id=family.buyer.user_id))
-    adapter.add(*family, profile, stale, live, event)
-    return Seed(family, profile, stale, live, event)
+    api_token = entities.api_token(user_id=family.buyer.user_id)
+    adapter.add(*family, profile, stale, live, event, api_token)
+    return Seed(family, profile, stale, live, event, api_token)
 
 
 def _snapshot(uow: UnitOfWork, seed: Seed) -> dict[str, object]:
@@ -80,7 +83,14 @@ def _snapshot(uow: UnitOfWork, seed: Seed) -> dict[str, object]:
         "live": _record(uow, seed.live_record),
         "new_record": uow.idempotency.get(f.buyer.user_id, seed.live_record.endpoint, "rb-key"),
         "audit": list(uow.audit.query(AuditQuery(), None, 100)),
+        "api_token": uow.api_tokens.get(seed.api_token.token_id),
+        "api_token_by_hash": uow.api_tokens.get_by_hash(seed.api_token.token_hash),
+        "new_api_token": uow.api_tokens.get_by_hash(_NEW_API_TOKEN_HASH),
+        "api_tokens": list(uow.api_tokens.list_for_user(f.buyer.user_id, None, 100)),
     }
+
+
+_NEW_API_TOKEN_HASH = "c" * 64
 
 
 def _record(uow: UnitOfWork, record: IdempotencyRecord) -> IdempotencyRecord | None:
@@ -140,6 +150,12 @@ def _write_everything(uow: UnitOfWork, seed: Seed) -> None:
     assert uow.idempotency.delete_expired(NOW, 100) == 1  # the stale record
     uow.idempotency.delete(attrs.evolve(live, claim_id="idm_x"))
     uow.audit.append(entities.audit_event(actor=seed.event.actor))
+    uow.api_tokens.add(
+        entities.api_token(
+            user_id=newcomer.user_id, token_hash=_NEW_API_TOKEN_HASH, created_at_ms=T0 + 4
+        )
+    )
+    assert uow.api_tokens.update(seed.api_token.revoked(T0 + 4), None)
 
 
 def test_unit_of_work_commit_is_visible_to_a_new_unit_of_work(adapter: Adapter) -> None:

@@ -28,6 +28,7 @@ from fleetprompt_core.domain.enums import (
 from fleetprompt_core.domain.errors import DuplicateError
 from fleetprompt_core.domain.model import (
     OPEN_INTENT_STATUSES,
+    ApiToken,
     AuditEvent,
     IdempotencyRecord,
     InstallIntent,
@@ -83,6 +84,9 @@ class MemoryStore:
         self.tokens: dict[str, InstallToken] = {}
         self.tokens_by_hash: dict[str, str] = {}
         self.tokens_by_intent: dict[str, list[str]] = {}
+        self.api_tokens: dict[str, ApiToken] = {}
+        self.api_tokens_by_hash: dict[str, str] = {}
+        self.api_tokens_by_user: dict[str, list[str]] = {}
         self.idempotency: dict[tuple[str, str, str], IdempotencyRecord] = {}
         self.audit: list[AuditEvent] = []
         self.audit_ids: dict[str, None] = {}
@@ -375,6 +379,39 @@ class _Tokens(_Repo):
         return due[:limit]
 
 
+class _ApiTokens(_Repo):
+    def add(self, token: ApiToken) -> None:
+        if token.token_id in self.s.api_tokens:
+            raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
+        if token.token_hash in self.s.api_tokens_by_hash:
+            raise DuplicateError(UniqueConstraint.API_TOKEN_HASH)
+        self.tx.put(self.s.api_tokens, token.token_id, token)
+        self.tx.put(self.s.api_tokens_by_hash, token.token_hash, token.token_id)
+        self.tx.index(self.s.api_tokens_by_user, token.user_id, token.token_id)
+
+    def get(self, token_id: str) -> ApiToken | None:
+        return self.s.api_tokens.get(token_id)
+
+    def get_by_hash(self, token_hash: str) -> ApiToken | None:
+        token_id = self.s.api_tokens_by_hash.get(token_hash)
+        return self.s.api_tokens[token_id] if token_id else None
+
+    def update(self, token: ApiToken, expected_revoked_at_ms: int | None) -> bool:
+        current = self.s.api_tokens[token.token_id]
+        if current.revoked_at_ms != expected_revoked_at_ms:
+            return False
+        if attrs.evolve(token, revoked_at_ms=current.revoked_at_ms) != current:
+            raise ValueError("an API token is immutable apart from its revocation")
+        self.tx.put(self.s.api_tokens, token.token_id, token)
+        return True
+
+    def list_for_user(
+        self, user_id: str, after: CreatedKey | None, limit: int
+    ) -> Sequence[ApiToken]:
+        rows = (self.s.api_tokens[t] for t in self.s.api_tokens_by_user.get(user_id, ()))
+        return _page(rows, lambda t: (t.created_at_ms, t.token_id), after, limit)
+
+
 class _Idempotency(_Repo):
     @staticmethod
     def _key(record: IdempotencyRecord) -> tuple[str, str, str]:
@@ -441,6 +478,7 @@ class MemoryUnitOfWork:
         self.releases = _Releases(store, self._tx)
         self.intents = _Intents(store, self._tx)
         self.tokens = _Tokens(store, self._tx)
+        self.api_tokens = _ApiTokens(store, self._tx)
         self.idempotency = _Idempotency(store, self._tx)
         self.audit = _Audit(store, self._tx)
 

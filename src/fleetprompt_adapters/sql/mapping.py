@@ -28,6 +28,7 @@ from fleetprompt_core.domain.enums import (
 )
 from fleetprompt_core.domain.model import (
     Actor,
+    ApiToken,
     Artifact,
     ArtifactDownload,
     AuditEvent,
@@ -50,6 +51,7 @@ from fleetprompt_core.domain.model import (
 from fleetprompt_core.policies.search import FIELD_WEIGHTS, name_key, tokenize
 
 __all__ = [
+    "api_token_row",
     "audit_row",
     "idempotency_row",
     "intent_row",
@@ -58,6 +60,7 @@ __all__ = [
     "profile_row",
     "release_row",
     "term_rows",
+    "to_api_token",
     "to_audit_event",
     "to_idempotency",
     "to_intent",
@@ -362,6 +365,33 @@ def to_token(row: Row) -> InstallToken:
         expires_at_ms=row["expires_at_ms"],
         redeemed_at_ms=row["redeemed_at_ms"],
         redeemed_by_system=row["redeemed_by_system"],
+    )
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+def api_token_row(token: ApiToken) -> dict[str, Any]:
+    return {
+        "token_id": token.token_id,
+        "user_id": token.user_id,
+        "name": token.name,
+        "token_hash": token.token_hash,
+        "created_at_ms": token.created_at_ms,
+        "expires_at_ms": token.expires_at_ms,
+        "revoked_at_ms": token.revoked_at_ms,
+    }
+
+
+def to_api_token(row: Row) -> ApiToken:
+    return ApiToken(
+        token_id=row["token_id"],
+        user_id=row["user_id"],
+        name=row["name"],
+        token_hash=row["token_hash"],
+        created_at_ms=row["created_at_ms"],
+        expires_at_ms=row["expires_at_ms"],
+        revoked_at_ms=row["revoked_at_ms"],
     )
 
 

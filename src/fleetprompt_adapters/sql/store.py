@@ -40,6 +40,7 @@ from fleetprompt_core.domain.enums import (
 from fleetprompt_core.domain.errors import Conflict, DuplicateError, Internal
 from fleetprompt_core.domain.model import (
     OPEN_INTENT_STATUSES,
+    ApiToken,
     AuditEvent,
     IdempotencyRecord,
     InstallIntent,
@@ -503,6 +504,58 @@ class _Tokens(_Repo):
         return [m.to_token(row) for row in self._all(query)]
 
 
+class _ApiTokens(_Repo):
+    def add(self, token: ApiToken) -> None:
+        self._insert(
+            t.api_tokens,
+            m.api_token_row(token),
+            t.api_tokens.c.token_id == token.token_id,
+            UniqueConstraint.API_TOKEN_HASH,
+        )
+
+    def get(self, token_id: str) -> ApiToken | None:
+        row = self._get(t.api_tokens, token_id=token_id)
+        return None if row is None else m.to_api_token(row)
+
+    def get_by_hash(self, token_hash: str) -> ApiToken | None:
+        row = self._get(t.api_tokens, token_hash=token_hash)
+        return None if row is None else m.to_api_token(row)
+
+    def update(self, token: ApiToken, expected_revoked_at_ms: int | None) -> bool:
+        current = self.get(token.token_id)
+        if current is None:
+            raise KeyError(token.token_id)
+        if current.revoked_at_ms != expected_revoked_at_ms:
+            return False
+        if attrs.evolve(token, revoked_at_ms=current.revoked_at_ms) != current:
+            raise ValueError("an API token is immutable apart from its revocation")
+        c = t.api_tokens.c
+        unchanged = (
+            c.revoked_at_ms.is_(None)
+            if expected_revoked_at_ms is None
+            else c.revoked_at_ms == expected_revoked_at_ms
+        )
+        statement = (
+            sa.update(t.api_tokens)
+            .where(c.token_id == token.token_id, unchanged)
+            .values(revoked_at_ms=token.revoked_at_ms)
+        )
+        return self._update(statement)
+
+    def list_for_user(
+        self, user_id: str, after: CreatedKey | None, limit: int
+    ) -> Sequence[ApiToken]:
+        c = t.api_tokens.c
+        key = [c.created_at_ms, c.token_id]
+        query = (
+            sa.select(t.api_tokens)
+            .where(c.user_id == user_id, *_page_condition(key, after))
+            .order_by(*_descending(key))
+            .limit(limit)
+        )
+        return [m.to_api_token(row) for row in self._all(query)]
+
+
 class _Idempotency(_Repo):
     @staticmethod
     def _where(scope_user_id: str, endpoint: str, key: str) -> sa.ColumnElement[bool]:
@@ -597,6 +650,7 @@ class SqlUnitOfWork:
         self.releases = _Releases(self)
         self.intents = _Intents(self)
         self.tokens = _Tokens(self)
+        self.api_tokens = _ApiTokens(self)
         self.idempotency = _Idempotency(self)
         self.audit = _Audit(self)
 

@@ -2,8 +2,9 @@
 
 The domain classes stay free of SQLAlchemy; :mod:`.mapping` converts rows to
 entities and back. The invariants the core relies on hold in the database
-itself: unique external ids, release versions, token hashes and idempotency
-keys; foreign keys; a check constraint on every enum column.
+itself: unique external ids, release versions, token hashes (of install and
+API tokens) and idempotency keys; foreign keys; a check constraint on every
+enum column.
 
 Two tables exist only for search and hold **published listings only**:
 ``listing_terms`` (an inverted index of the tokens of name, labels and
@@ -38,6 +39,7 @@ from fleetprompt_core.domain.enums import (
 __all__ = [
     "LABEL_CATEGORY",
     "LABEL_TAG",
+    "api_tokens",
     "audit_events",
     "idempotency_records",
     "install_intents",
@@ -282,6 +284,25 @@ install_tokens = sa.Table(
     sa.Column("redeemed_by_system", sa.Text),
     sa.Index(None, "install_intent_id", "status"),
     sa.Index(None, "status", "expires_at_ms", "token_id"),
+)
+
+# --------------------------------------------------------------------------- credentials
+
+#: Personal API tokens (§8): hashes only; revocation is a timestamp, never a delete.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    _id("token_id", primary_key=True),
+    _ref("user_id", "users.user_id"),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("token_hash", sa.Text, nullable=False),
+    sa.Column("created_at_ms", Millis, nullable=False),
+    sa.Column("expires_at_ms", Millis),
+    sa.Column("revoked_at_ms", Millis),
+    # Resolving a bearer token: one look-up by hash.
+    sa.Index(None, "token_hash", unique=True),
+    # A user's tokens, newest first.
+    sa.Index(None, "user_id", "created_at_ms", "token_id"),
 )
 
 # --------------------------------------------------------------------------- idempotency

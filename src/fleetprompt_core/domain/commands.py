@@ -51,6 +51,7 @@ from fleetprompt_core.policies.validation import (
 __all__ = [
     "CONTENT_ATTRIBUTES",
     "ListingContent",
+    "NewApiToken",
     "NewIntent",
     "NewListing",
     "NewRelease",
@@ -58,6 +59,7 @@ __all__ = [
     "RoleChange",
     "SearchRequest",
     "apply_listing_patch",
+    "parse_api_token_request",
     "parse_bare",
     "parse_limit",
     "parse_new_intent",
@@ -515,6 +517,32 @@ def parse_token_request(payload: object) -> int:
     ttl = reader.integer("ttlMs", minimum=limits.TOKEN_TTL_MIN_MS, maximum=limits.TOKEN_TTL_MAX_MS)
     problems.raise_if_any()
     return ttl if ttl is not None else limits.TOKEN_TTL_DEFAULT_MS
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+@attrs.frozen
+class NewApiToken:
+    name: str
+    expires_in_days: int | None
+
+
+def parse_api_token_request(payload: object) -> NewApiToken:
+    """A personal API token's ``name`` (default ``"default"``) and ``expiresInDays``
+    (absent ⇒ no expiry)."""
+    problems = Problems()
+    reader = Reader(payload, problems, allowed=("name", "expiresInDays"), required=False)
+    name = reader.text(
+        "name", max_len=limits.API_TOKEN_NAME_MAX, min_len=1, trim=True, nullable=True
+    )
+    days = reader.integer(
+        "expiresInDays",
+        minimum=limits.API_TOKEN_EXPIRY_DAYS_MIN,
+        maximum=limits.API_TOKEN_EXPIRY_DAYS_MAX,
+    )
+    problems.raise_if_any()
+    return NewApiToken(name if name is not None else limits.API_TOKEN_NAME_DEFAULT, days)
 
 
 # --------------------------------------------------------------------------- queries

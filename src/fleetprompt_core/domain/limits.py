@@ -32,6 +32,12 @@ TOKEN_TTL_DEFAULT_MS: Final = 15 * 60 * 1000
 TOKEN_TTL_MIN_MS: Final = 60_000
 TOKEN_TTL_MAX_MS: Final = 3_600_000
 
+API_TOKEN_NAME_MAX: Final = 80
+API_TOKEN_NAME_DEFAULT: Final = "default"  # noqa: S105 - a label, not a secret
+API_TOKEN_EXPIRY_DAYS_MIN: Final = 1
+API_TOKEN_EXPIRY_DAYS_MAX: Final = 3_650
+DAY_MS: Final = 24 * 60 * 60 * 1000
+
 IDEMPOTENCY_KEY_MAX: Final = 255
 IDEMPOTENCY_RETENTION_MS: Final = 24 * 60 * 60 * 1000
 #: How long a running request holds its idempotency key before another may take it over.

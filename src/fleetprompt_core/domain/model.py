@@ -31,6 +31,7 @@ from fleetprompt_core.policies.markdown import RenderedMarkdown
 
 __all__ = [
     "Actor",
+    "ApiToken",
     "Artifact",
     "ArtifactDownload",
     "AuditEvent",
@@ -339,6 +340,38 @@ class InstallToken:
             states.INSTALL_TOKEN.require(self.status, InstallTokenStatus.EXPIRED)
             raise states.IllegalTransition("An install token expires only after its expiry time.")
         return self._moved(InstallTokenStatus.EXPIRED)
+
+
+# --------------------------------------------------------------------------- credentials
+
+
+@attrs.frozen
+class ApiToken:
+    """A personal API token (§8): a bearer credential of one user, stored only as a hash.
+
+    Revocation is a state, never a delete: ``revoked_at_ms`` is set once and
+    never cleared. ``expires_at_ms`` is ``None`` for a token without expiry.
+    """
+
+    token_id: str
+    user_id: str
+    name: str
+    token_hash: str = attrs.field(repr=False)
+    created_at_ms: int
+    expires_at_ms: int | None = None
+    revoked_at_ms: int | None = None
+
+    def is_usable(self, now_ms: int) -> bool:
+        """Not revoked and, when it expires, strictly before its expiry (as install tokens)."""
+        if self.revoked_at_ms is not None:
+            return False
+        return self.expires_at_ms is None or now_ms < self.expires_at_ms
+
+    def revoked(self, now_ms: int) -> ApiToken:
+        """The token revoked at ``now_ms``; a revoked token keeps its first revocation."""
+        if self.revoked_at_ms is not None:
+            return self
+        return attrs.evolve(self, revoked_at_ms=now_ms)
 
 
 # --------------------------------------------------------------------------- idempotency

@@ -38,6 +38,7 @@ from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.ports import UnitOfWork
 
 __all__ = [
+    "IssuedApiToken",
     "IssuedToken",
     "ListingView",
     "PublicListing",
@@ -123,6 +124,19 @@ class IssuedToken:
     install_token: str | None = attrs.field(repr=False)
     expires_at_ms: int
     target_system: InstallTargetSystem
+
+
+@attrs.frozen
+class IssuedApiToken:
+    """Answer to a personal API token issue. ``api_token`` is the raw token, present
+    exactly once: only its hash is stored, so no later answer can carry it."""
+
+    token_id: str
+    user_id: str
+    name: str
+    api_token: str = attrs.field(repr=False)
+    created_at_ms: int
+    expires_at_ms: int | None
 
 
 @attrs.frozen
