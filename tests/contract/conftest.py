@@ -15,14 +15,18 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 import databases
+from contract import http_harness
 from contract.harness import Adapter
+from contract.http_harness import Api
 from fleetprompt_adapters import sql
 from fleetprompt_adapters.memory import MemoryRateLimiter, MemoryStore
+from fleetprompt_adapters.redis_limiter import RedisRateLimiter
 from fleetprompt_core.ports import RateLimiter, UnitOfWorkFactory
 
 AdapterFactory = Callable[
@@ -41,6 +45,20 @@ def _memory(request: pytest.FixtureRequest) -> Iterator[UnitOfWorkFactory]:
 @contextlib.contextmanager
 def _memory_rate_limiter(request: pytest.FixtureRequest) -> Iterator[RateLimiter]:
     yield MemoryRateLimiter()
+
+
+@contextlib.contextmanager
+def _redis_rate_limiter(request: pytest.FixtureRequest) -> Iterator[RateLimiter]:
+    """A limiter on the test Redis under a key prefix of this test's own, deleted after."""
+    prefix = databases.redis_key_prefix()
+    limiter = RedisRateLimiter.from_url(databases.redis_url(), prefix=prefix)
+    try:
+        yield limiter
+    finally:
+        try:
+            databases.delete_redis_keys(limiter.client, prefix)
+        finally:
+            limiter.close()
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +103,7 @@ SEARCH_PLAN_VARIANTS: dict[str, AdapterFactory] = {
 #: Rate limiters under test: param name → factory of a fresh limiter.
 RATE_LIMITERS: dict[str, RateLimiterFactory] = {
     "memory": _memory_rate_limiter,
+    "redis": _redis_rate_limiter,
 }
 
 
@@ -107,3 +126,46 @@ def rate_limiter(request: pytest.FixtureRequest) -> Iterator[RateLimiter]:
     """A fresh rate limiter of the kind under test."""
     with RATE_LIMITERS[request.param](request) as limiter:
         yield limiter
+
+
+# --------------------------------------------------------------------------- HTTP suites
+
+#: Databases the HTTP suites run the real app on.
+HTTP_DATABASES = ("sqlite", "postgres")
+
+
+@pytest.fixture(scope="session")
+def _http_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, sa.Engine]]:
+    """One migrated engine per database, opened on first use, emptied before each test."""
+    engines: dict[str, sa.Engine] = {}
+
+    class Lazy(dict[str, sa.Engine]):
+        def __missing__(self, name: str) -> sa.Engine:
+            directory = tmp_path_factory.mktemp(f"http-{name}")
+            engine = engines[name] = self[name] = http_harness.DATABASES[name](directory)
+            return engine
+
+    yield Lazy()
+    for engine in engines.values():
+        engine.dispose()
+
+
+@pytest.fixture(params=HTTP_DATABASES)
+def api(request: pytest.FixtureRequest, _http_engines: dict[str, sa.Engine]) -> Iterator[Api]:
+    """The real app on an empty database, with a manual clock (``api.clock``)."""
+    url = http_harness.database_url(_http_engines[request.param])
+    with http_harness.open_api(request.param, url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def api_factory(
+    request: pytest.FixtureRequest, _http_engines: dict[str, sa.Engine]
+) -> Callable[..., contextlib.AbstractContextManager[Api]]:
+    """Open an app with other settings: ``with api_factory("sqlite", rate_limits=...) as api``."""
+
+    def factory(name: str, **overrides: Any) -> contextlib.AbstractContextManager[Api]:
+        url = http_harness.database_url(_http_engines[name])
+        return http_harness.open_api(name, url, **overrides)
+
+    return factory
