@@ -41,9 +41,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     if missing:
         pytest.skip(f"the walk-through needs {', '.join(missing)} on PATH")
     port = _free_port()
-    env = {
-        name: value for name, value in os.environ.items() if not name.startswith("FLEETPROMPT_")
-    }
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FLEETPROMPT_")}
     env["FLEETPROMPT_INTERNAL_REDEEM_SECRET"] = SECRET
     log = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(
@@ -85,9 +83,7 @@ def test_e2e_04_readme_walkthrough_publishes_installs_and_redeems_once(
     (terminal_2,) = [b for b in _bash_blocks() if "FP=http://127.0.0.1:8000" in b]
     assert f"FLEETPROMPT_INTERNAL_REDEEM_SECRET={SECRET}" in terminal_1
     script = terminal_2.replace("FP=http://127.0.0.1:8000", f"FP={url}")
-    env = {
-        name: value for name, value in os.environ.items() if not name.startswith("FLEETPROMPT_")
-    }
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FLEETPROMPT_")}
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],  # noqa: S607
         cwd=directory,
