@@ -123,8 +123,10 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Error
     if code is ErrorCode.INTERNAL:
         status = 500
     headers: dict[str, str] = {}
-    if status == 405 and exc.headers and "Allow" in exc.headers:
-        headers["Allow"] = exc.headers["Allow"]
+    if status == 405:
+        allow = {name.lower(): value for name, value in (exc.headers or {}).items()}.get("allow")
+        if allow:
+            headers["Allow"] = allow
     fields: list[tuple[str, str]] | None = None
     if code is ErrorCode.VALIDATION_FAILED:
         fields = _framework_fields(exc) or [("body", message)]

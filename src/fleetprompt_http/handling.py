@@ -30,6 +30,7 @@ __all__ = [
     "call_use_case",
     "idempotency_key",
     "json_body",
+    "json_bytes",
     "query",
     "respond",
     "services_of",
@@ -91,16 +92,23 @@ class UnreadableBody:
 UNREADABLE: Final = UnreadableBody()
 
 
+async def json_bytes(request: Request[Any, Any, Any]) -> bytes:
+    """The raw body; a non-empty one must be declared JSON (``415 UNSUPPORTED`` otherwise)."""
+    raw = await request.body()  # the 256 KiB limit is enforced while reading
+    if raw:
+        media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if media_type not in _JSON_TYPES and not (
+            media_type.startswith("application/") and media_type.endswith("+json")
+        ):
+            raise HTTPException(status_code=415)
+    return raw
+
+
 async def json_body(request: Request[Any, Any, Any]) -> object:
     """The parsed JSON body (``None`` when empty); only ``application/json`` is accepted."""
-    raw = await request.body()  # the 256 KiB limit is enforced while reading
+    raw = await json_bytes(request)
     if not raw:
         return None
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type not in _JSON_TYPES and not (
-        media_type.startswith("application/") and media_type.endswith("+json")
-    ):
-        raise HTTPException(status_code=415)
     try:
         return json.loads(raw)
     except (ValueError, RecursionError):

@@ -74,7 +74,7 @@ def _rate_limits(raw: str | None, variable: str) -> RateLimits | None:
 def _positive_int(raw: str | None, default: int, variable: str, *, maximum: int) -> int:
     if raw is None or not raw.strip():
         return default
-    if not raw.strip().isdigit() or not 1 <= int(raw) <= maximum:
+    if not (raw.strip().isascii() and raw.strip().isdigit()) or not 1 <= int(raw) <= maximum:
         raise ConfigError(variable, f"must be an integer between 1 and {maximum}")
     return int(raw)
 
