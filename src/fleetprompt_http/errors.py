@@ -23,9 +23,9 @@ from fleetprompt_http.wire import ErrorDetails, ErrorEnvelope
 
 __all__ = ["STATUS", "envelope", "error_response", "exception_handlers"]
 
-#: The status of each error code (§5). ``UNSUPPORTED`` is 415 for a wrong media
-#: type; a feature this server does not offer answers 501 and a method a route
-#: does not have 405, both with code ``UNSUPPORTED``.
+#: The status of each error code a use case raises (§5). A use case's
+#: ``UNSUPPORTED`` means a feature this server does not offer (501); a wrong media
+#: type (415) and a method a route does not have (405) come from the framework.
 STATUS: Final[Mapping[ErrorCode, int]] = {
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.UNAUTHORIZED: 403,
@@ -34,7 +34,7 @@ STATUS: Final[Mapping[ErrorCode, int]] = {
     ErrorCode.CONFLICT: 409,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.TOO_LARGE: 413,
-    ErrorCode.UNSUPPORTED: 415,
+    ErrorCode.UNSUPPORTED: 501,
     ErrorCode.INTERNAL: 500,
 }
 

@@ -779,3 +779,20 @@ def test_e2e_02_publisher_flow(api: Api) -> None:
         "release.revoked",
         "listing.status_changed",
     ]
+
+
+def test_i_rel_01_signed_url_artifacts_are_a_feature_not_offered(api: Api) -> None:
+    """B6 with a ``fleetprompt_signed_url`` artifact is 501 UNSUPPORTED and stores nothing."""
+    publisher = api.publisher()
+    listing = api.create_listing(publisher)
+    artifact = {
+        "kind": "manifest",
+        "sha256": "b" * 64,
+        "sizeBytes": 10,
+        "download": {"mode": "fleetprompt_signed_url"},
+    }
+    path = f"{LISTINGS}/{listing['listingId']}/releases"
+    response = api.post(path, publisher, release_payload("2.0.0", artifacts=[artifact]))
+    error = assert_error(response, 501, "UNSUPPORTED")
+    assert "fleetprompt_signed_url" in error["details"]["hint"]
+    assert _releases(api, publisher, listing["listingId"]) == []

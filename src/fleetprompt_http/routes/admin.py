@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, TypedDict
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, QueryParameter
 
 from fleetprompt_core.domain.errors import ErrorCode
 from fleetprompt_http import wire
 from fleetprompt_http.handling import call_use_case, json_body, query, respond, services_of, written
+from fleetprompt_http.openapi import AUDIT, documented
+from fleetprompt_http.requests import (
+    ReasonRequest,
+    RoleChangeRequest,
+    SuspendRequest,
+    VerificationRequest,
+)
 from fleetprompt_http.routes.docs import errors
 from fleetprompt_http.routes.publisher import ListingEnvelope, ProfileEnvelope
 
@@ -23,8 +30,8 @@ _WRITE: Final = (
     ErrorCode.TOO_LARGE,
     ErrorCode.UNSUPPORTED,
 )
-_KEY_REQUIRED: Final = Parameter(
-    header="Idempotency-Key",
+_KEY_REQUIRED: Final = HeaderParameter(
+    name="Idempotency-Key",
     required=False,
     description="Required: 1..255 printable ASCII characters.",
 )
@@ -43,11 +50,12 @@ class AdminController(Controller):
         summary="Suspend a listing (hidden, not installable), with a reason",
         status_code=200,
         responses=errors(*_WRITE),
+        operation_class=documented(SuspendRequest, idempotency="required"),
     )
     async def suspend(
         self,
         request: Request[Any, Any, Any],
-        listing_id: str,
+        listing_id: FromPath[str],
         key: Annotated[str | None, _KEY_REQUIRED] = None,
     ) -> Response[ListingEnvelope]:
         body = await json_body(request)
@@ -59,14 +67,15 @@ class AdminController(Controller):
 
     @post(
         "/listings/{listing_id:str}/unsuspend",
-        summary="Lift a suspension (the listing returns to its earlier status)",
+        summary="Lift a suspension (the listing becomes unlisted)",
         status_code=200,
         responses=errors(*_WRITE),
+        operation_class=documented(ReasonRequest, body_required=False, idempotency="required"),
     )
     async def unsuspend(
         self,
         request: Request[Any, Any, Any],
-        listing_id: str,
+        listing_id: FromPath[str],
         key: Annotated[str | None, _KEY_REQUIRED] = None,
     ) -> Response[ListingEnvelope]:
         body = await json_body(request)
@@ -82,11 +91,12 @@ class AdminController(Controller):
         summary="Grant or revoke the publisher and admin roles",
         status_code=200,
         responses=errors(*_WRITE),
+        operation_class=documented(RoleChangeRequest, idempotency="required"),
     )
     async def change_roles(
         self,
         request: Request[Any, Any, Any],
-        user_id: str,
+        user_id: FromPath[str],
         key: Annotated[str | None, _KEY_REQUIRED] = None,
     ) -> Response[UserEnvelope]:
         body = await json_body(request)
@@ -101,11 +111,12 @@ class AdminController(Controller):
         summary="Set a publisher's verification (informational; grants nothing)",
         status_code=200,
         responses=errors(*_WRITE),
+        operation_class=documented(VerificationRequest, idempotency="required"),
     )
     async def set_verification(
         self,
         request: Request[Any, Any, Any],
-        publisher_id: str,
+        publisher_id: FromPath[str],
         key: Annotated[str | None, _KEY_REQUIRED] = None,
     ) -> Response[ProfileEnvelope]:
         body = await json_body(request)
@@ -116,15 +127,20 @@ class AdminController(Controller):
         )
         return written(outcome, lambda v: {"profile": wire.publisher_profile(v)})
 
-    @get("/audit", summary="The audit log, newest first", responses=errors(*_PRIVATE))
+    @get(
+        "/audit",
+        summary="The audit log, newest first",
+        responses=errors(*_PRIVATE),
+        operation_class=documented(query=AUDIT),
+    )
     async def audit(
         self,
         request: Request[Any, Any, Any],
-        type_: Annotated[str | None, Parameter(query="type", description="Event type.")] = None,
-        listing_id: Annotated[str | None, Parameter(query="listingId")] = None,
-        actor_user_id: Annotated[str | None, Parameter(query="actorUserId")] = None,
-        cursor: Annotated[str | None, Parameter(description="Opaque cursor.")] = None,
-        limit: Annotated[str | None, Parameter(description="1..200 (default 50).")] = None,
+        type_: Annotated[str | None, QueryParameter(name="type", description="Event type.")] = None,
+        listing_id: Annotated[str | None, QueryParameter(name="listingId")] = None,
+        actor_user_id: Annotated[str | None, QueryParameter(name="actorUserId")] = None,
+        cursor: Annotated[str | None, QueryParameter(description="Opaque cursor.")] = None,
+        limit: Annotated[str | None, QueryParameter(description="1..200 (default 50).")] = None,
     ) -> Response[wire.PageWire[wire.AuditEventWire]]:
         params = query(request)
         admin = services_of(request).app.admin

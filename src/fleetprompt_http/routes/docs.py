@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Example
 
 from fleetprompt_core.domain.errors import ErrorCode
 from fleetprompt_http.errors import STATUS
@@ -24,22 +25,56 @@ _WHEN: Final = {
     ErrorCode.INTERNAL: "Unexpected failure; the envelope carries the request id.",
 }
 _ALWAYS: Final = (ErrorCode.VALIDATION_FAILED, ErrorCode.INTERNAL)
+_EXAMPLE_MESSAGES: Final = {
+    ErrorCode.UNAUTHENTICATED: "Authentication is required.",
+    ErrorCode.UNAUTHORIZED: "This needs the publisher role.",
+    ErrorCode.NOT_FOUND: "Listing not found.",
+    ErrorCode.VALIDATION_FAILED: "The request is invalid.",
+    ErrorCode.CONFLICT: "The request conflicts with the current state.",
+    ErrorCode.RATE_LIMITED: "Too many requests.",
+    ErrorCode.TOO_LARGE: "The request body is too large (256 KiB at most).",
+    ErrorCode.UNSUPPORTED: "Request bodies must be JSON (Content-Type: application/json).",
+    ErrorCode.INTERNAL: "Internal error.",
+}
 
 
-def errors(*codes: ErrorCode, not_offered: bool = False) -> dict[int, ResponseSpec]:
-    """Response specs for ``codes`` plus the ones every endpoint may answer."""
-    specs = {
-        STATUS[code]: ResponseSpec(
-            data_container=ErrorEnvelope, description=f"`{code.value}`: {_WHEN[code]}"
-        )
-        for code in (*codes, *_ALWAYS)
-    }
-    specs[405] = ResponseSpec(
-        data_container=ErrorEnvelope, description="`UNSUPPORTED`: the path has no such method."
+def _spec(code: ErrorCode, description: str) -> ResponseSpec:
+    """An error response: the envelope, with a realistic example (no generated noise)."""
+    details: dict[str, object] = (
+        {"fields": [{"fieldName": "name", "message": "is required"}]}
+        if code is ErrorCode.VALIDATION_FAILED
+        else {}
     )
+    example = {
+        "error": {
+            "code": code.value,
+            "message": _EXAMPLE_MESSAGES[code],
+            "requestId": "req_4f1c2a9e7b3d4c5a",
+            "details": details,
+        }
+    }
+    return ResponseSpec(
+        data_container=ErrorEnvelope,
+        description=description,
+        generate_examples=False,
+        examples=[Example(summary=code.value, value=example)],
+    )
+
+
+def errors(*codes: ErrorCode, not_offered: str | None = None) -> dict[int, ResponseSpec]:
+    """Response specs for ``codes`` plus the ones every endpoint may answer.
+
+    ``UNSUPPORTED`` among ``codes`` documents the wrong media type (415);
+    ``not_offered`` says when the endpoint answers 501 for a feature not offered.
+    """
+    specs = {
+        _status(code): _spec(code, f"`{code.value}`: {_WHEN[code]}") for code in (*codes, *_ALWAYS)
+    }
+    specs[405] = _spec(ErrorCode.UNSUPPORTED, "`UNSUPPORTED`: the path has no such method.")
     if not_offered:
-        specs[501] = ResponseSpec(
-            data_container=ErrorEnvelope,
-            description="`UNSUPPORTED`: this server has no redeem secret configured.",
-        )
+        specs[501] = _spec(ErrorCode.UNSUPPORTED, f"`UNSUPPORTED`: {not_offered}")
     return specs
+
+
+def _status(code: ErrorCode) -> int:
+    return 415 if code is ErrorCode.UNSUPPORTED else STATUS[code]

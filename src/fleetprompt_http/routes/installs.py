@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, TypedDict
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, QueryParameter
 
+from fleetprompt_core.domain.enums import InstallIntentStatus
 from fleetprompt_core.domain.errors import ErrorCode
 from fleetprompt_http import wire
 from fleetprompt_http.handling import (
@@ -17,6 +18,8 @@ from fleetprompt_http.handling import (
     services_of,
     written,
 )
+from fleetprompt_http.openapi import PAGE, choice, documented
+from fleetprompt_http.requests import CancelIntentRequest, NewIntentRequest, TokenRequest
 from fleetprompt_http.routes.docs import errors
 
 __all__ = ["InstallController"]
@@ -30,13 +33,13 @@ _WRITE: Final = (
     ErrorCode.TOO_LARGE,
     ErrorCode.UNSUPPORTED,
 )
-_KEY_REQUIRED: Final = Parameter(
-    header="Idempotency-Key",
+_KEY_REQUIRED: Final = HeaderParameter(
+    name="Idempotency-Key",
     required=False,
     description="Required: 1..255 printable ASCII characters.",
 )
-_LIMIT = Parameter(description="Page size, 1..200 (default 50).")
-_CURSOR = Parameter(description="Opaque cursor from a previous page's `nextCursor`.")
+_LIMIT = QueryParameter(description="Page size, 1..200 (default 50).")
+_CURSOR = QueryParameter(description="Opaque cursor from a previous page's `nextCursor`.")
 
 
 class IntentEnvelope(TypedDict):
@@ -52,6 +55,7 @@ class InstallController(Controller):
         summary="Turn a published release into an install intent",
         status_code=201,
         responses=errors(*_WRITE),
+        operation_class=documented(NewIntentRequest, idempotency="required"),
     )
     async def create_intent(
         self, request: Request[Any, Any, Any], key: Annotated[str | None, _KEY_REQUIRED] = None
@@ -63,13 +67,18 @@ class InstallController(Controller):
         )
         return written(outcome, lambda v: {"installIntent": wire.install_intent(v)}, 201)
 
-    @get("/", summary="The caller's install intents, newest first", responses=errors(*_READ))
+    @get(
+        "/",
+        summary="The caller's install intents, newest first",
+        responses=errors(*_READ),
+        operation_class=documented(query={**PAGE, "status": choice(InstallIntentStatus)}),
+    )
     async def list_intents(
         self,
         request: Request[Any, Any, Any],
         status: Annotated[
             str | None,
-            Parameter(description="created | token_issued | redeemed | expired | canceled"),
+            QueryParameter(description="created | token_issued | redeemed | expired | canceled"),
         ] = None,
         cursor: Annotated[str | None, _CURSOR] = None,
         limit: Annotated[str | None, _LIMIT] = None,
@@ -83,9 +92,10 @@ class InstallController(Controller):
         "/{install_intent_id:str}",
         summary="One of the caller's install intents",
         responses=errors(*_READ, ErrorCode.NOT_FOUND),
+        operation_class=documented(),
     )
     async def get_intent(
-        self, request: Request[Any, Any, Any], install_intent_id: str
+        self, request: Request[Any, Any, Any], install_intent_id: FromPath[str]
     ) -> Response[IntentEnvelope]:
         installs = services_of(request).app.installs
         intent = await call_use_case(
@@ -99,11 +109,12 @@ class InstallController(Controller):
         description="The raw token is in this answer only; a replay answers `installToken: null`.",
         status_code=201,
         responses=errors(*_WRITE),
+        operation_class=documented(TokenRequest, body_required=False, idempotency="required"),
     )
     async def issue_token(
         self,
         request: Request[Any, Any, Any],
-        install_intent_id: str,
+        install_intent_id: FromPath[str],
         key: Annotated[str | None, _KEY_REQUIRED] = None,
     ) -> Response[wire.IssuedTokenWire]:
         body = await json_body(request)
@@ -119,11 +130,14 @@ class InstallController(Controller):
         summary="Cancel an install intent (revokes its tokens)",
         status_code=200,
         responses=errors(*_WRITE),
+        operation_class=documented(
+            CancelIntentRequest, body_required=False, idempotency="required"
+        ),
     )
     async def cancel_intent(
         self,
         request: Request[Any, Any, Any],
-        install_intent_id: str,
+        install_intent_id: FromPath[str],
         key: Annotated[str | None, _KEY_REQUIRED] = None,
     ) -> Response[IntentEnvelope]:
         body = await json_body(request)

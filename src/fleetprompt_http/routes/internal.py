@@ -13,12 +13,14 @@ from typing import Annotated, Any
 from anyio import to_thread
 from litestar import Controller, Request, Response, post
 from litestar.exceptions import HTTPException
-from litestar.params import Parameter
+from litestar.params import HeaderParameter
 
 from fleetprompt_core.domain.errors import ErrorCode
 from fleetprompt_http import wire
 from fleetprompt_http.context import request_id_of, set_caller
-from fleetprompt_http.handling import respond, services_of
+from fleetprompt_http.handling import json_bytes, respond, services_of
+from fleetprompt_http.openapi import REDEEM_HEADERS, documented
+from fleetprompt_http.requests import RedeemRequest
 from fleetprompt_http.routes.docs import errors
 
 __all__ = ["InternalController"]
@@ -41,32 +43,34 @@ class InternalController(Controller):
             ErrorCode.NOT_FOUND,
             ErrorCode.RATE_LIMITED,
             ErrorCode.TOO_LARGE,
-            not_offered=True,
+            ErrorCode.UNSUPPORTED,
+            not_offered="this server has no redeem secret configured.",
         ),
+        operation_class=documented(RedeemRequest, headers=REDEEM_HEADERS, security="none"),
     )
     async def redeem(
         self,
         request: Request[Any, Any, Any],
         source: Annotated[
             str | None,
-            Parameter(
-                header="X-WHS-Delegation-Source",
+            HeaderParameter(
+                name="X-WHS-Delegation-Source",
                 required=False,
                 description="The calling system, on the allowlist.",
             ),
         ] = None,
         timestamp: Annotated[
             str | None,
-            Parameter(
-                header="X-WHS-Delegation-Timestamp",
+            HeaderParameter(
+                name="X-WHS-Delegation-Timestamp",
                 required=False,
                 description="Epoch milliseconds, within ±5 minutes.",
             ),
         ] = None,
         signature: Annotated[
             str | None,
-            Parameter(
-                header="X-WHS-Delegation-Signature",
+            HeaderParameter(
+                name="X-WHS-Delegation-Signature",
                 required=False,
                 description="`v1=<hex>`; comma-separated values accepted.",
             ),
@@ -76,7 +80,7 @@ class InternalController(Controller):
         verifier = services.verifier
         if verifier is None:
             raise HTTPException(status_code=501)
-        raw = await request.body()
+        raw = await json_bytes(request)  # exact bytes: the signature covers them
         headers = dict(request.headers.items())
         request_id = request_id_of(request.scope)
         redeemer = services.app.redemption

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any, TypedDict
 
 from litestar import Controller, Request, Response, get
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 
 from fleetprompt_core.domain.errors import ErrorCode
 from fleetprompt_http import wire
 from fleetprompt_http.handling import call_use_case, query, respond, services_of
+from fleetprompt_http.openapi import PAGE, SEARCH, choice, documented
 from fleetprompt_http.routes.docs import errors
 
 __all__ = ["PublicController"]
 
-_LIMIT = Parameter(description="Page size, 1..200 (default 50).")
-_CURSOR = Parameter(description="Opaque cursor from a previous page's `nextCursor`.")
+_LIMIT = QueryParameter(description="Page size, 1..200 (default 50).")
+_CURSOR = QueryParameter(description="Opaque cursor from a previous page's `nextCursor`.")
 
 
 class DetailEnvelope(TypedDict):
@@ -33,19 +34,22 @@ class PublicController(Controller):
         "else `updated`. Filters combine with AND; `tags`/`categories` may repeat or be "
         "comma-separated.",
         responses=errors(ErrorCode.RATE_LIMITED, ErrorCode.UNAUTHENTICATED),
+        operation_class=documented(query=SEARCH, security="optional"),
     )
     async def search(
         self,
         request: Request[Any, Any, Any],
-        q: Annotated[str | None, Parameter(description="Words to find (≤ 200 chars).")] = None,
-        tags: Annotated[list[str] | None, Parameter(description="Required tags.")] = None,
-        categories: Annotated[list[str] | None, Parameter(description="Categories.")] = None,
+        q: Annotated[str | None, QueryParameter(description="Words to find (≤ 200 chars).")] = None,
+        tags: Annotated[list[str] | None, QueryParameter(description="Required tags.")] = None,
+        categories: Annotated[list[str] | None, QueryParameter(description="Categories.")] = None,
         asset_kind: Annotated[
             str | None,
-            Parameter(query="assetKind", description="whs_agent|agentromatic_workflow|spec_asset"),
+            QueryParameter(
+                name="assetKind", description="whs_agent|agentromatic_workflow|spec_asset"
+            ),
         ] = None,
         sort: Annotated[
-            str | None, Parameter(description="relevance | updated | created | name")
+            str | None, QueryParameter(description="relevance | updated | created | name")
         ] = None,
         cursor: Annotated[str | None, _CURSOR] = None,
         limit: Annotated[str | None, _LIMIT] = None,
@@ -59,9 +63,10 @@ class PublicController(Controller):
         "/{listing_id:str}",
         summary="A published listing with its first page of releases",
         responses=errors(ErrorCode.NOT_FOUND, ErrorCode.RATE_LIMITED, ErrorCode.UNAUTHENTICATED),
+        operation_class=documented(security="optional"),
     )
     async def detail(
-        self, request: Request[Any, Any, Any], listing_id: Annotated[str, Parameter()]
+        self, request: Request[Any, Any, Any], listing_id: FromPath[str]
     ) -> Response[DetailEnvelope]:
         catalog = services_of(request).app.catalog
         detail = await call_use_case(request, lambda call: catalog.listing(listing_id, call))
@@ -72,13 +77,16 @@ class PublicController(Controller):
         summary="A published listing's releases, newest first",
         description="Revoked releases are hidden unless `includeRevoked=true`.",
         responses=errors(ErrorCode.NOT_FOUND, ErrorCode.RATE_LIMITED, ErrorCode.UNAUTHENTICATED),
+        operation_class=documented(
+            query={**PAGE, "includeRevoked": choice(("true", "false"))}, security="optional"
+        ),
     )
     async def releases(
         self,
         request: Request[Any, Any, Any],
-        listing_id: str,
+        listing_id: FromPath[str],
         include_revoked: Annotated[
-            str | None, Parameter(query="includeRevoked", description="true | false")
+            str | None, QueryParameter(name="includeRevoked", description="true | false")
         ] = None,
         cursor: Annotated[str | None, _CURSOR] = None,
         limit: Annotated[str | None, _LIMIT] = None,

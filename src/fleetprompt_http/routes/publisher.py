@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, Literal, TypedDict
 
 from litestar import Controller, Request, Response, get, patch, post, put
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, QueryParameter
 
+from fleetprompt_core.domain.enums import ListingStatus
 from fleetprompt_core.domain.errors import ErrorCode
 from fleetprompt_http import wire
 from fleetprompt_http.handling import (
@@ -16,6 +17,15 @@ from fleetprompt_http.handling import (
     respond,
     services_of,
     written,
+)
+from fleetprompt_http.openapi import PAGE, choice, documented
+from fleetprompt_http.requests import (
+    ListingPatchRequest,
+    NewListingRequest,
+    NewReleaseRequest,
+    ProfileRequest,
+    ReasonRequest,
+    StatusChangeRequest,
 )
 from fleetprompt_http.routes.docs import errors
 
@@ -30,17 +40,17 @@ _WRITE: Final = (
     ErrorCode.TOO_LARGE,
     ErrorCode.UNSUPPORTED,
 )
-_KEY_REQUIRED: Final = Parameter(
-    header="Idempotency-Key",
+_KEY_REQUIRED: Final = HeaderParameter(
+    name="Idempotency-Key",
     required=False,
     description="Required: 1..255 printable ASCII characters; a retry with the same key "
     "and request replays the answer (`Idempotent-Replayed: true`).",
 )
-_KEY_ACCEPTED: Final = Parameter(
-    header="Idempotency-Key", required=False, description="Optional idempotency key."
+_KEY_ACCEPTED: Final = HeaderParameter(
+    name="Idempotency-Key", required=False, description="Optional idempotency key."
 )
-_LIMIT = Parameter(description="Page size, 1..200 (default 50).")
-_CURSOR = Parameter(description="Opaque cursor from a previous page's `nextCursor`.")
+_LIMIT = QueryParameter(description="Page size, 1..200 (default 50).")
+_CURSOR = QueryParameter(description="Opaque cursor from a previous page's `nextCursor`.")
 
 
 class ListingEnvelope(TypedDict):
@@ -67,12 +77,13 @@ class PublisherController(Controller):
         "/listings",
         summary="Own listings, newest first",
         responses=errors(*_PRIVATE),
+        operation_class=documented(query={**PAGE, "status": choice(ListingStatus)}),
     )
     async def list_listings(
         self,
         request: Request[Any, Any, Any],
         status: Annotated[
-            str | None, Parameter(description="draft | published | unlisted | suspended")
+            str | None, QueryParameter(description="draft | published | unlisted | suspended")
         ] = None,
         cursor: Annotated[str | None, _CURSOR] = None,
         limit: Annotated[str | None, _LIMIT] = None,
@@ -87,6 +98,7 @@ class PublisherController(Controller):
         summary="Create a draft listing",
         status_code=201,
         responses=errors(*_WRITE),
+        operation_class=documented(NewListingRequest, idempotency="required"),
     )
     async def create_listing(
         self,
@@ -105,9 +117,10 @@ class PublisherController(Controller):
         "/listings/{listing_id:str}",
         summary="One own listing",
         responses=errors(*_PRIVATE, ErrorCode.NOT_FOUND),
+        operation_class=documented(),
     )
     async def get_listing(
-        self, request: Request[Any, Any, Any], listing_id: str
+        self, request: Request[Any, Any, Any], listing_id: FromPath[str]
     ) -> Response[ListingEnvelope]:
         publishing = services_of(request).app.publishing
         view = await call_use_case(request, lambda call: publishing.get_listing(call, listing_id))
@@ -117,11 +130,12 @@ class PublisherController(Controller):
         "/listings/{listing_id:str}",
         summary="Change an own listing (fields not sent stay as they are)",
         responses=errors(*_WRITE),
+        operation_class=documented(ListingPatchRequest, idempotency="accepted"),
     )
     async def update_listing(
         self,
         request: Request[Any, Any, Any],
-        listing_id: str,
+        listing_id: FromPath[str],
         key: Annotated[str | None, _KEY_ACCEPTED] = None,
     ) -> Response[Ok]:
         body = await json_body(request)
@@ -137,11 +151,12 @@ class PublisherController(Controller):
         summary="Move an own listing to draft, published or unlisted",
         status_code=200,
         responses=errors(*_WRITE),
+        operation_class=documented(StatusChangeRequest, idempotency="required"),
     )
     async def change_status(
         self,
         request: Request[Any, Any, Any],
-        listing_id: str,
+        listing_id: FromPath[str],
         key: Annotated[str | None, _KEY_REQUIRED] = None,
     ) -> Response[ListingEnvelope]:
         body = await json_body(request)
@@ -156,12 +171,16 @@ class PublisherController(Controller):
         "/listings/{listing_id:str}/releases",
         summary="Publish an immutable release of an own listing",
         status_code=201,
-        responses=errors(*_WRITE),
+        responses=errors(
+            *_WRITE,
+            not_offered="an artifact asks for `fleetprompt_signed_url` downloads (not in v1).",
+        ),
+        operation_class=documented(NewReleaseRequest, idempotency="required"),
     )
     async def publish_release(
         self,
         request: Request[Any, Any, Any],
-        listing_id: str,
+        listing_id: FromPath[str],
         key: Annotated[str | None, _KEY_REQUIRED] = None,
     ) -> Response[ReleaseEnvelope]:
         body = await json_body(request)
@@ -176,11 +195,12 @@ class PublisherController(Controller):
         "/listings/{listing_id:str}/releases",
         summary="An own listing's releases, revoked ones included",
         responses=errors(*_PRIVATE, ErrorCode.NOT_FOUND),
+        operation_class=documented(query=PAGE),
     )
     async def list_releases(
         self,
         request: Request[Any, Any, Any],
-        listing_id: str,
+        listing_id: FromPath[str],
         cursor: Annotated[str | None, _CURSOR] = None,
         limit: Annotated[str | None, _LIMIT] = None,
     ) -> Response[wire.PageWire[wire.ReleaseWire]]:
@@ -196,11 +216,12 @@ class PublisherController(Controller):
         summary="Revoke an own release (kept, marked, never installable again)",
         status_code=200,
         responses=errors(*_WRITE),
+        operation_class=documented(ReasonRequest, body_required=False, idempotency="required"),
     )
     async def revoke_release(
         self,
         request: Request[Any, Any, Any],
-        release_id: str,
+        release_id: FromPath[str],
         key: Annotated[str | None, _KEY_REQUIRED] = None,
     ) -> Response[ReleaseEnvelope]:
         body = await json_body(request)
@@ -211,7 +232,12 @@ class PublisherController(Controller):
         )
         return written(outcome, lambda v: {"release": wire.release(v)})
 
-    @get("/profile", summary="The caller's publisher profile", responses=errors(*_PRIVATE))
+    @get(
+        "/profile",
+        summary="The caller's publisher profile",
+        responses=errors(*_PRIVATE),
+        operation_class=documented(),
+    )
     async def get_profile(self, request: Request[Any, Any, Any]) -> Response[ProfileEnvelope]:
         profiles = services_of(request).app.profiles
         profile = await call_use_case(request, profiles.get)
@@ -222,6 +248,7 @@ class PublisherController(Controller):
         summary="Replace the caller's display name and bio",
         status_code=200,
         responses=errors(*_WRITE),
+        operation_class=documented(ProfileRequest, idempotency="accepted"),
     )
     async def put_profile(
         self,

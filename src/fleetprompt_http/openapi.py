@@ -1,0 +1,368 @@
+"""What the served OpenAPI document says beyond what Litestar derives from the handlers.
+
+The handlers read their JSON bodies themselves (the core is the only
+validator), so Litestar sees no request body. Each route names an
+``operation_class`` made by :func:`documented`, which completes its operation:
+
+- the request body, as JSON Schema derived from the shapes in
+  :mod:`fleetprompt_http.requests` (never used to validate anything);
+- the ``Idempotency-Key`` header, required where §6 requires it;
+- the exact values of query parameters (enums, bounds) and of the internal
+  redemption headers, in place of Litestar's "optional string";
+- who may call: a bearer credential, an optional one (public catalogue), or
+  none (health, HMAC-signed internal redemption);
+- the ``X-Request-Id`` header on every response, ``Retry-After`` on 429,
+  ``Allow`` on 405 and ``Idempotent-Replayed`` on idempotent writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import inspect
+import types
+import typing
+from collections.abc import Mapping
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin, get_type_hints
+
+from litestar.openapi.spec import (
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    Operation,
+    Parameter,
+    RequestBody,
+    Schema,
+)
+from litestar.openapi.spec.enums import OpenAPIType
+
+from fleetprompt_core.domain import limits
+from fleetprompt_core.domain.enums import AssetKind, SearchSort
+from fleetprompt_core.policies.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from fleetprompt_http.requests import PRINTABLE_ASCII, Integer, Items, Text
+
+__all__ = [
+    "CURSOR",
+    "LIMIT",
+    "Idempotency",
+    "Security",
+    "choice",
+    "documented",
+    "schema_of",
+]
+
+Idempotency = Literal["required", "accepted"]
+#: ``bearer``: a credential is required; ``optional``: anonymous or signed in;
+#: ``none``: no bearer credential is read.
+Security = Literal["bearer", "optional", "none"]
+
+_JSON: Final = "application/json"
+_KEY_HEADER: Final = "Idempotency-Key"
+_NULL: Final = Schema(type=OpenAPIType.NULL)
+_VALIDATED: Final = (
+    "Validated by the server alone: unknown fields are rejected, and every failing field "
+    "is listed in one `VALIDATION_FAILED`."
+)
+
+# --------------------------------------------------------------------------- bodies
+
+
+def schema_of(annotation: object) -> Schema:
+    """JSON Schema for a request shape: a ``TypedDict``, a scalar, a list, an enum, a
+    ``Literal`` or ``X | None``, with :class:`Text`/:class:`Items`/:class:`Integer` bounds."""
+    metadata: tuple[object, ...] = ()
+    if get_origin(annotation) is Annotated:
+        annotation, *extra = get_args(annotation)
+        metadata = tuple(extra)
+    options = _union_members(annotation)
+    nullable = type(None) in options
+    inner = [option for option in options if option is not type(None)]
+    if len(inner) != 1:
+        raise TypeError(f"cannot document {annotation!r}")
+    schema = _bounded(_plain_schema(inner[0]), metadata)
+    if not nullable:
+        return schema
+    if isinstance(schema.type, OpenAPIType):
+        return dataclasses.replace(schema, type=[schema.type, OpenAPIType.NULL])
+    return Schema(one_of=[schema, _NULL])
+
+
+def _union_members(annotation: object) -> tuple[object, ...]:
+    if get_origin(annotation) in (Union, types.UnionType):
+        return get_args(annotation)
+    return (annotation,)
+
+
+def _plain_schema(annotation: object) -> Schema:
+    origin = get_origin(annotation)
+    if origin in (typing.NotRequired, typing.Required):
+        return schema_of(get_args(annotation)[0])
+    if annotation is str:
+        return Schema(type=OpenAPIType.STRING)
+    if annotation is bool:
+        return Schema(type=OpenAPIType.BOOLEAN)
+    if annotation is int:
+        return Schema(type=OpenAPIType.INTEGER)
+    if origin is Literal:
+        return Schema(type=OpenAPIType.STRING, enum=list(get_args(annotation)))
+    if origin is list:
+        (item,) = get_args(annotation)
+        return Schema(type=OpenAPIType.ARRAY, items=schema_of(item))
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return choice(annotation)
+    if isinstance(annotation, type) and typing.is_typeddict(annotation):
+        return _object(annotation)
+    raise TypeError(f"cannot document {annotation!r}")
+
+
+def _object(shape: type) -> Schema:
+    hints = get_type_hints(shape, include_extras=True)
+    required_keys: frozenset[str] = getattr(shape, "__required_keys__", frozenset())
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        title=shape.__name__,
+        description=_docstring(shape),
+        properties={name: schema_of(hint) for name, hint in hints.items()},
+        required=[name for name, hint in hints.items() if _required(name, hint, required_keys)]
+        or None,
+        additional_properties=False,
+    )
+
+
+def _required(name: str, hint: object, required_keys: frozenset[str]) -> bool:
+    origin = get_origin(hint)
+    if origin is typing.NotRequired:
+        return False
+    return origin is typing.Required or name in required_keys
+
+
+def _docstring(shape: type) -> str | None:
+    doc = shape.__dict__.get("__doc__")
+    return inspect.cleandoc(doc).replace("\n", " ") if doc else None
+
+
+def _bounded(schema: Schema, metadata: tuple[object, ...]) -> Schema:
+    for item in metadata:
+        if isinstance(item, Text):
+            notes = [item.description] if item.description else []
+            if item.trimmed:
+                notes.append("Length counted after trimming surrounding whitespace.")
+            if item.multiline:
+                notes.append("Newlines allowed.")
+            schema = dataclasses.replace(
+                schema,
+                max_length=item.max_length,
+                min_length=item.min_length or None,
+                pattern=item.pattern,
+                description=" ".join(notes) or None,
+            )
+        elif isinstance(item, Items):
+            schema = dataclasses.replace(
+                schema, max_items=item.max_items, description=item.description
+            )
+        elif isinstance(item, Integer):
+            schema = dataclasses.replace(
+                schema, minimum=item.minimum, maximum=item.maximum, description=item.description
+            )
+    return schema
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def choice(values: type[enum.Enum] | tuple[str, ...], description: str | None = None) -> Schema:
+    """A string that is one of ``values`` (an enum's values, or the strings given)."""
+    allowed = [m.value for m in values] if isinstance(values, type) else list(values)
+    return Schema(type=OpenAPIType.STRING, enum=allowed, description=description)
+
+
+LIMIT: Final = Schema(
+    type=OpenAPIType.INTEGER,
+    minimum=1,
+    maximum=MAX_LIMIT,
+    default=DEFAULT_LIMIT,
+    description=f"Page size, 1..{MAX_LIMIT} (default {DEFAULT_LIMIT}).",
+)
+CURSOR: Final = Schema(
+    type=OpenAPIType.STRING,
+    min_length=1,
+    description="Opaque cursor from a previous page's `nextCursor` (same query only).",
+)
+PAGE: Final[Mapping[str, Schema]] = {"limit": LIMIT, "cursor": CURSOR}
+
+
+def _labels(max_items: int) -> Schema:
+    return Schema(
+        type=OpenAPIType.ARRAY,
+        items=Schema(type=OpenAPIType.STRING, min_length=1, max_length=limits.LABEL_MAX),
+        max_items=max_items,
+        description="Repeat the parameter or separate values with commas; all must match.",
+    )
+
+
+#: P1's filters.
+SEARCH: Final[Mapping[str, Schema]] = {
+    "q": Schema(
+        type=OpenAPIType.STRING,
+        max_length=limits.QUERY_MAX,
+        description="Words to find (plain words, no regular expressions).",
+    ),
+    "tags": _labels(limits.TAGS_MAX),
+    "categories": _labels(limits.CATEGORIES_MAX),
+    "assetKind": choice(AssetKind),
+    "sort": choice(SearchSort, "`relevance` (default with `q`), else `updated`."),
+    **PAGE,
+}
+
+_AUDIT_TEXT: Final = Schema(type=OpenAPIType.STRING, min_length=1, max_length=100)
+#: A4's filters.
+AUDIT: Final[Mapping[str, Schema]] = {
+    "type": dataclasses.replace(_AUDIT_TEXT, description="Event type, e.g. `listing.created`."),
+    "listingId": dataclasses.replace(_AUDIT_TEXT, description="Events about this listing."),
+    "actorUserId": dataclasses.replace(_AUDIT_TEXT, description="Events by this user."),
+    **PAGE,
+}
+
+_KEY: Final = Schema(
+    type=OpenAPIType.STRING,
+    min_length=1,
+    max_length=limits.IDEMPOTENCY_KEY_MAX,
+    pattern=PRINTABLE_ASCII,
+)
+#: X1's headers (§7): every one is required; any failure is one `UNAUTHENTICATED`.
+REDEEM_HEADERS: Final[Mapping[str, Schema]] = {
+    "X-WHS-Delegation-Source": Schema(type=OpenAPIType.STRING, min_length=1),
+    "X-WHS-Delegation-Timestamp": Schema(type=OpenAPIType.STRING, pattern="^[0-9]+$"),
+    "X-WHS-Delegation-Signature": Schema(type=OpenAPIType.STRING, pattern="^v1="),
+}
+
+# --------------------------------------------------------------------------- responses
+
+_REQUEST_ID: Final = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING),
+    required=True,
+    description="This request's id; error envelopes carry the same `requestId`.",
+)
+_RETRY_AFTER: Final = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING, pattern="^[0-9]+$"),
+    required=True,
+    description="Seconds to wait before retrying.",
+)
+_ALLOW: Final = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING),
+    description="The methods the path has (RFC 9110).",
+)
+_REPLAYED: Final = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING, enum=["true"]),
+    description="Present on the stored answer replayed for a repeated idempotency key.",
+)
+
+
+def _response_headers(status: str, response: OpenAPIResponse, idempotent: bool) -> OpenAPIResponse:
+    headers = dict(response.headers or {})
+    headers["X-Request-Id"] = _REQUEST_ID
+    if status == "429":
+        headers["Retry-After"] = _RETRY_AFTER
+    if status == "405":
+        headers["Allow"] = _ALLOW
+    if idempotent and status.startswith("2"):
+        headers["Idempotent-Replayed"] = _REPLAYED
+    return dataclasses.replace(response, headers=headers)
+
+
+def _without_null(schema: Schema) -> Schema:
+    """Litestar documents an optional parameter as ``T | null``; a query string or a
+    header has no null: leave ``T``."""
+    if schema.one_of and len(schema.one_of) == 2 and _NULL in schema.one_of:
+        (kept,) = [option for option in schema.one_of if option != _NULL]
+        if isinstance(kept, Schema):
+            return dataclasses.replace(kept, description=schema.description)
+    return schema
+
+
+# --------------------------------------------------------------------------- the operation
+
+
+def documented(
+    body: object = None,
+    *,
+    body_required: bool = True,
+    idempotency: Idempotency | None = None,
+    query: Mapping[str, Schema] | None = None,
+    headers: Mapping[str, Schema] | None = None,
+    security: Security = "bearer",
+) -> type[Operation]:
+    """An ``operation_class`` for a route handler.
+
+    ``body`` is the request shape (a ``TypedDict`` of :mod:`fleetprompt_http.requests`),
+    ``body_required=False`` when the body may be omitted; ``idempotency`` says whether
+    the ``Idempotency-Key`` header is required or only accepted; ``query`` and
+    ``headers`` give the exact schema of the named parameters (and make those
+    headers required).
+    """
+    body_schema = schema_of(body) if body is not None else None
+    query_schemas = dict(query or {})
+    header_schemas = dict(headers or {})
+
+    def complete(operation: Operation) -> None:
+        if body_schema is not None:
+            operation.request_body = RequestBody(
+                content={_JSON: OpenAPIMediaType(schema=body_schema)},
+                required=body_required,
+                description=" ".join(filter(None, (body_schema.description, _VALIDATED))),
+            )
+        operation.parameters = [
+            _parameter(parameter, query_schemas, header_schemas, idempotency)
+            for parameter in operation.parameters or ()
+        ] or None
+        if security == "optional":
+            operation.security = [{}, {"bearer": []}]
+        elif security == "none":
+            operation.security = []
+        operation.responses = {
+            status: _response_headers(status, response, idempotency is not None)
+            if isinstance(response, OpenAPIResponse)
+            else response
+            for status, response in (operation.responses or {}).items()
+        }
+
+    @dataclasses.dataclass
+    class DocumentedOperation(Operation):
+        def __post_init__(self) -> None:
+            complete(self)
+
+    return DocumentedOperation
+
+
+def _parameter(
+    parameter: Any,
+    query: Mapping[str, Schema],
+    headers: Mapping[str, Schema],
+    idempotency: Idempotency | None,
+) -> Any:
+    if not isinstance(parameter, Parameter) or not isinstance(parameter.schema, Schema):
+        return parameter
+    schema = parameter.schema
+    if parameter.param_in == "header" and parameter.name == _KEY_HEADER and idempotency:
+        required = idempotency == "required"
+        return dataclasses.replace(
+            parameter,
+            schema=dataclasses.replace(_KEY, description=parameter.description),
+            required=required,
+        )
+    if parameter.param_in == "query" and parameter.name in query:
+        exact = query[parameter.name]
+        return dataclasses.replace(
+            parameter,
+            schema=exact,
+            description=exact.description or parameter.description,
+        )
+    if parameter.param_in == "header" and parameter.name in headers:
+        return dataclasses.replace(
+            parameter,
+            schema=dataclasses.replace(headers[parameter.name], description=parameter.description),
+            required=True,
+        )
+    if parameter.param_in in ("query", "header"):
+        return dataclasses.replace(parameter, schema=_without_null(schema))
+    return parameter
