@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping, MutableMapping
-from typing import Any, Final, TextIO
+from collections.abc import Mapping
+from typing import Final, TextIO
 
 import structlog
 from structlog.typing import EventDict, WrappedLogger
@@ -90,8 +90,3 @@ def configure_logging(level: int | str = "INFO", stream: TextIO | None = None) -
         named.propagate = True
     # We write our own access line (with the request id); uvicorn's would repeat it.
     logging.getLogger("uvicorn.access").disabled = True
-
-
-def scope_fields(scope: MutableMapping[str, Any]) -> dict[str, object]:
-    """The route template of a matched request, or ``None`` (never the raw path's ids)."""
-    return {"route": scope.get("path_template")}
