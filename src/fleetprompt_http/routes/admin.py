@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, TypedDict
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from fleetprompt_core.domain.errors import ErrorCode
 from fleetprompt_http import wire
@@ -17,7 +17,7 @@ from fleetprompt_http.requests import (
     SuspendRequest,
     VerificationRequest,
 )
-from fleetprompt_http.routes.docs import errors
+from fleetprompt_http.routes.docs import KEY_REQUIRED, errors
 from fleetprompt_http.routes.publisher import ListingEnvelope, ProfileEnvelope
 
 __all__ = ["AdminController"]
@@ -29,11 +29,6 @@ _WRITE: Final = (
     ErrorCode.CONFLICT,
     ErrorCode.TOO_LARGE,
     ErrorCode.UNSUPPORTED,
-)
-_KEY_REQUIRED: Final = HeaderParameter(
-    name="Idempotency-Key",
-    required=False,
-    description="Required: 1..255 printable ASCII characters.",
 )
 
 
@@ -56,7 +51,7 @@ class AdminController(Controller):
         self,
         request: Request[Any, Any, Any],
         listing_id: FromPath[str],
-        key: Annotated[str | None, _KEY_REQUIRED] = None,
+        key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[ListingEnvelope]:
         body = await json_body(request)
         admin = services_of(request).app.admin
@@ -76,7 +71,7 @@ class AdminController(Controller):
         self,
         request: Request[Any, Any, Any],
         listing_id: FromPath[str],
-        key: Annotated[str | None, _KEY_REQUIRED] = None,
+        key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[ListingEnvelope]:
         body = await json_body(request)
         admin = services_of(request).app.admin
@@ -97,7 +92,7 @@ class AdminController(Controller):
         self,
         request: Request[Any, Any, Any],
         user_id: FromPath[str],
-        key: Annotated[str | None, _KEY_REQUIRED] = None,
+        key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[UserEnvelope]:
         body = await json_body(request)
         admin = services_of(request).app.admin
@@ -117,7 +112,7 @@ class AdminController(Controller):
         self,
         request: Request[Any, Any, Any],
         publisher_id: FromPath[str],
-        key: Annotated[str | None, _KEY_REQUIRED] = None,
+        key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[ProfileEnvelope]:
         body = await json_body(request)
         admin = services_of(request).app.admin

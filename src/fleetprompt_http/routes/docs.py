@@ -6,12 +6,28 @@ from typing import Final
 
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
+from litestar.params import HeaderParameter, QueryParameter
 
 from fleetprompt_core.domain.errors import ErrorCode
 from fleetprompt_http.errors import STATUS
 from fleetprompt_http.wire import ErrorEnvelope
 
-__all__ = ["errors"]
+__all__ = ["CURSOR", "KEY_ACCEPTED", "KEY_REQUIRED", "LIMIT", "errors"]
+
+
+#: Parameter markers shared by the controllers (``openapi.documented`` adds the
+#: exact schemas; the core validates the values).
+KEY_REQUIRED: Final = HeaderParameter(
+    name="Idempotency-Key",
+    required=False,
+    description="Required: 1..255 printable ASCII characters; a retry with the same key "
+    "and request replays the answer (`Idempotent-Replayed: true`).",
+)
+KEY_ACCEPTED: Final = HeaderParameter(
+    name="Idempotency-Key", required=False, description="Optional idempotency key."
+)
+LIMIT: Final = QueryParameter(description="Page size, 1..200 (default 50).")
+CURSOR: Final = QueryParameter(description="Opaque cursor from a previous page's `nextCursor`.")
 
 _WHEN: Final = {
     ErrorCode.UNAUTHENTICATED: "No credentials, or credentials that prove nothing.",

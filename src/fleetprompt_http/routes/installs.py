@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, TypedDict
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from fleetprompt_core.domain.enums import InstallIntentStatus
 from fleetprompt_core.domain.errors import ErrorCode
@@ -20,7 +20,7 @@ from fleetprompt_http.handling import (
 )
 from fleetprompt_http.openapi import PAGE, choice, documented
 from fleetprompt_http.requests import CancelIntentRequest, NewIntentRequest, TokenRequest
-from fleetprompt_http.routes.docs import errors
+from fleetprompt_http.routes.docs import CURSOR, KEY_REQUIRED, LIMIT, errors
 
 __all__ = ["InstallController"]
 
@@ -33,13 +33,6 @@ _WRITE: Final = (
     ErrorCode.TOO_LARGE,
     ErrorCode.UNSUPPORTED,
 )
-_KEY_REQUIRED: Final = HeaderParameter(
-    name="Idempotency-Key",
-    required=False,
-    description="Required: 1..255 printable ASCII characters.",
-)
-_LIMIT = QueryParameter(description="Page size, 1..200 (default 50).")
-_CURSOR = QueryParameter(description="Opaque cursor from a previous page's `nextCursor`.")
 
 
 class IntentEnvelope(TypedDict):
@@ -58,7 +51,7 @@ class InstallController(Controller):
         operation_class=documented(NewIntentRequest, idempotency="required"),
     )
     async def create_intent(
-        self, request: Request[Any, Any, Any], key: Annotated[str | None, _KEY_REQUIRED] = None
+        self, request: Request[Any, Any, Any], key: Annotated[str | None, KEY_REQUIRED] = None
     ) -> Response[IntentEnvelope]:
         body = await json_body(request)
         installs = services_of(request).app.installs
@@ -80,8 +73,8 @@ class InstallController(Controller):
             str | None,
             QueryParameter(description="created | token_issued | redeemed | expired | canceled"),
         ] = None,
-        cursor: Annotated[str | None, _CURSOR] = None,
-        limit: Annotated[str | None, _LIMIT] = None,
+        cursor: Annotated[str | None, CURSOR] = None,
+        limit: Annotated[str | None, LIMIT] = None,
     ) -> Response[wire.PageWire[wire.InstallIntentWire]]:
         params = query(request)
         installs = services_of(request).app.installs
@@ -115,7 +108,7 @@ class InstallController(Controller):
         self,
         request: Request[Any, Any, Any],
         install_intent_id: FromPath[str],
-        key: Annotated[str | None, _KEY_REQUIRED] = None,
+        key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[wire.IssuedTokenWire]:
         body = await json_body(request)
         installs = services_of(request).app.installs
@@ -138,7 +131,7 @@ class InstallController(Controller):
         self,
         request: Request[Any, Any, Any],
         install_intent_id: FromPath[str],
-        key: Annotated[str | None, _KEY_REQUIRED] = None,
+        key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[IntentEnvelope]:
         body = await json_body(request)
         installs = services_of(request).app.installs

@@ -11,12 +11,9 @@ from fleetprompt_core.domain.errors import ErrorCode
 from fleetprompt_http import wire
 from fleetprompt_http.handling import call_use_case, query, respond, services_of
 from fleetprompt_http.openapi import PAGE, SEARCH, choice, documented
-from fleetprompt_http.routes.docs import errors
+from fleetprompt_http.routes.docs import CURSOR, LIMIT, errors
 
 __all__ = ["PublicController"]
-
-_LIMIT = QueryParameter(description="Page size, 1..200 (default 50).")
-_CURSOR = QueryParameter(description="Opaque cursor from a previous page's `nextCursor`.")
 
 
 class DetailEnvelope(TypedDict):
@@ -51,8 +48,8 @@ class PublicController(Controller):
         sort: Annotated[
             str | None, QueryParameter(description="relevance | updated | created | name")
         ] = None,
-        cursor: Annotated[str | None, _CURSOR] = None,
-        limit: Annotated[str | None, _LIMIT] = None,
+        cursor: Annotated[str | None, CURSOR] = None,
+        limit: Annotated[str | None, LIMIT] = None,
     ) -> Response[wire.PageWire[wire.PublicListingWire]]:
         params = query(request)
         catalog = services_of(request).app.catalog
@@ -88,8 +85,8 @@ class PublicController(Controller):
         include_revoked: Annotated[
             str | None, QueryParameter(name="includeRevoked", description="true | false")
         ] = None,
-        cursor: Annotated[str | None, _CURSOR] = None,
-        limit: Annotated[str | None, _LIMIT] = None,
+        cursor: Annotated[str | None, CURSOR] = None,
+        limit: Annotated[str | None, LIMIT] = None,
     ) -> Response[wire.PageWire[wire.PublicReleaseWire]]:
         params = query(request)
         catalog = services_of(request).app.catalog

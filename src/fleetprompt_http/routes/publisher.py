@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Final, Literal, TypedDict
 
 from litestar import Controller, Request, Response, get, patch, post, put
-from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from fleetprompt_core.domain.enums import ListingStatus
 from fleetprompt_core.domain.errors import ErrorCode
@@ -27,7 +27,7 @@ from fleetprompt_http.requests import (
     ReasonRequest,
     StatusChangeRequest,
 )
-from fleetprompt_http.routes.docs import errors
+from fleetprompt_http.routes.docs import CURSOR, KEY_ACCEPTED, KEY_REQUIRED, LIMIT, errors
 
 __all__ = ["PublisherController"]
 
@@ -40,17 +40,6 @@ _WRITE: Final = (
     ErrorCode.TOO_LARGE,
     ErrorCode.UNSUPPORTED,
 )
-_KEY_REQUIRED: Final = HeaderParameter(
-    name="Idempotency-Key",
-    required=False,
-    description="Required: 1..255 printable ASCII characters; a retry with the same key "
-    "and request replays the answer (`Idempotent-Replayed: true`).",
-)
-_KEY_ACCEPTED: Final = HeaderParameter(
-    name="Idempotency-Key", required=False, description="Optional idempotency key."
-)
-_LIMIT = QueryParameter(description="Page size, 1..200 (default 50).")
-_CURSOR = QueryParameter(description="Opaque cursor from a previous page's `nextCursor`.")
 
 
 class ListingEnvelope(TypedDict):
@@ -85,8 +74,8 @@ class PublisherController(Controller):
         status: Annotated[
             str | None, QueryParameter(description="draft | published | unlisted | suspended")
         ] = None,
-        cursor: Annotated[str | None, _CURSOR] = None,
-        limit: Annotated[str | None, _LIMIT] = None,
+        cursor: Annotated[str | None, CURSOR] = None,
+        limit: Annotated[str | None, LIMIT] = None,
     ) -> Response[wire.PageWire[wire.PublisherListingWire]]:
         params = query(request)
         publishing = services_of(request).app.publishing
@@ -103,7 +92,7 @@ class PublisherController(Controller):
     async def create_listing(
         self,
         request: Request[Any, Any, Any],
-        key: Annotated[str | None, _KEY_REQUIRED] = None,
+        key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[ListingEnvelope]:
         body = await json_body(request)
         publishing = services_of(request).app.publishing
@@ -136,7 +125,7 @@ class PublisherController(Controller):
         self,
         request: Request[Any, Any, Any],
         listing_id: FromPath[str],
-        key: Annotated[str | None, _KEY_ACCEPTED] = None,
+        key: Annotated[str | None, KEY_ACCEPTED] = None,
     ) -> Response[Ok]:
         body = await json_body(request)
         publishing = services_of(request).app.publishing
@@ -157,7 +146,7 @@ class PublisherController(Controller):
         self,
         request: Request[Any, Any, Any],
         listing_id: FromPath[str],
-        key: Annotated[str | None, _KEY_REQUIRED] = None,
+        key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[ListingEnvelope]:
         body = await json_body(request)
         publishing = services_of(request).app.publishing
@@ -181,7 +170,7 @@ class PublisherController(Controller):
         self,
         request: Request[Any, Any, Any],
         listing_id: FromPath[str],
-        key: Annotated[str | None, _KEY_REQUIRED] = None,
+        key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[ReleaseEnvelope]:
         body = await json_body(request)
         publishing = services_of(request).app.publishing
@@ -201,8 +190,8 @@ class PublisherController(Controller):
         self,
         request: Request[Any, Any, Any],
         listing_id: FromPath[str],
-        cursor: Annotated[str | None, _CURSOR] = None,
-        limit: Annotated[str | None, _LIMIT] = None,
+        cursor: Annotated[str | None, CURSOR] = None,
+        limit: Annotated[str | None, LIMIT] = None,
     ) -> Response[wire.PageWire[wire.ReleaseWire]]:
         params = query(request)
         publishing = services_of(request).app.publishing
@@ -222,7 +211,7 @@ class PublisherController(Controller):
         self,
         request: Request[Any, Any, Any],
         release_id: FromPath[str],
-        key: Annotated[str | None, _KEY_REQUIRED] = None,
+        key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[ReleaseEnvelope]:
         body = await json_body(request)
         publishing = services_of(request).app.publishing
@@ -253,7 +242,7 @@ class PublisherController(Controller):
     async def put_profile(
         self,
         request: Request[Any, Any, Any],
-        key: Annotated[str | None, _KEY_ACCEPTED] = None,
+        key: Annotated[str | None, KEY_ACCEPTED] = None,
     ) -> Response[ProfileEnvelope]:
         body = await json_body(request)
         profiles = services_of(request).app.profiles
