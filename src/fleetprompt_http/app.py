@@ -18,7 +18,6 @@ from typing import Any, Final
 
 import attrs
 import sqlalchemy as sa
-from fleetprompt_adapters.oidc import OidcIdentityResolver
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
@@ -27,6 +26,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from fleetprompt_adapters import memory, sql
 from fleetprompt_adapters.memory import MemoryRateLimiter
+from fleetprompt_adapters.oidc import OidcIdentityResolver
 from fleetprompt_adapters.redis_limiter import RedisRateLimiter
 from fleetprompt_core import CoreSettings, FleetPrompt
 from fleetprompt_core.policies.signing import RedeemVerifier
@@ -34,7 +34,7 @@ from fleetprompt_core.ports import Clock, IdentityResolver, RateLimiter
 from fleetprompt_http.auth import BearerAuthenticator
 from fleetprompt_http.context import caller_of, request_id_of
 from fleetprompt_http.errors import exception_handlers
-from fleetprompt_http.handling import Services, install_services, services_in
+from fleetprompt_http.handling import Services, ThreadGate, install_services, services_in
 from fleetprompt_http.logs import access_logger, log_event
 from fleetprompt_http.routes.admin import AdminController
 from fleetprompt_http.routes.health import healthz
@@ -135,8 +135,9 @@ def open_storage(
 
     engine = sql.create_engine(
         settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        # One connection per worker thread, a little overflow for the CLI's own use.
+        pool_size=settings.worker_threads,
+        max_overflow=2,
     )
     app = sql.bootstrap(
         engine,
@@ -199,6 +200,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         authenticator=BearerAuthenticator(fleetprompt.credentials, _identity(settings)),
         verifier=verifier,
         version=package_version(),
+        threads=ThreadGate(settings.worker_threads),
     )
     state: dict[str, Any] = {}
     install_services(state, services)

@@ -19,6 +19,7 @@ from litestar.types import ExceptionHandlersMap
 
 from fleetprompt_core.domain.errors import DomainError, ErrorCode, RateLimited
 from fleetprompt_http.context import request_id_of
+from fleetprompt_http.logs import log_event
 from fleetprompt_http.wire import ErrorDetails, ErrorEnvelope
 
 __all__ = ["STATUS", "envelope", "error_response", "exception_handlers"]
@@ -103,9 +104,11 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[Error
     if exc.code is ErrorCode.VALIDATION_FAILED and not fields:
         fields = [("body", exc.message)]
     if exc.code is ErrorCode.INTERNAL:
-        _log.error(
+        log_event(
+            _log,
+            logging.ERROR,
             "internal error",
-            extra={"fleetprompt": {"requestId": request_id_of(request.scope), "error": "storage"}},
+            {"requestId": request_id_of(request.scope), "error": "storage"},
         )
     return error_response(
         request_id_of(request.scope),
@@ -153,9 +156,11 @@ def _framework_fields(exc: HTTPException) -> list[tuple[str, str]]:
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorEnvelope]:
     request_id = request_id_of(request.scope)
     # The type only: an exception's text may hold SQL, a path or a secret.
-    _log.error(
+    log_event(
+        _log,
+        logging.ERROR,
         "unhandled exception",
-        extra={"fleetprompt": {"requestId": request_id, "error": type(exc).__name__}},
+        {"requestId": request_id, "error": type(exc).__name__},
     )
     return error_response(request_id, ErrorCode.INTERNAL, "Internal error.")
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
 import attrs
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
@@ -27,6 +27,7 @@ from fleetprompt_http.context import request_id_of, set_caller
 __all__ = [
     "REPLAYED_HEADER",
     "Services",
+    "ThreadGate",
     "call_use_case",
     "idempotency_key",
     "json_body",
@@ -45,6 +46,25 @@ _STATE_KEY: Final = "fleetprompt_services"
 _JSON_TYPES: Final = ("application/json",)
 
 
+class ThreadGate:
+    """At most ``size`` use cases of this process in worker threads at once.
+
+    The use cases are synchronous and mostly CPU (Python) bound: more threads
+    than that only contend for the GIL and, on SQLite, queue on the one
+    writer lock in busy-sleeps. Requests beyond the cap wait their turn on the
+    event loop instead (measured in ``docs/benchmarks.md``).
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._limiter: CapacityLimiter | None = None
+
+    async def run(self, function: Callable[[], T]) -> T:
+        if self._limiter is None:  # made inside the running event loop
+            self._limiter = CapacityLimiter(self.size)
+        return await to_thread.run_sync(function, limiter=self._limiter)
+
+
 @attrs.frozen
 class Services:
     """What the handlers use, wired by ``create_app``."""
@@ -54,6 +74,7 @@ class Services:
     #: ``None`` when no redeem secret is configured (internal redemption is off).
     verifier: RedeemVerifier | None
     version: str
+    threads: ThreadGate
 
 
 def services_of(request: Request[Any, Any, Any]) -> Services:
@@ -129,7 +150,7 @@ async def call_use_case(request: Request[Any, Any, Any], use_case: Callable[[Cal
             set_caller(scope, principal.external_id)
         return use_case(Call(principal, request_id, client))
 
-    return await to_thread.run_sync(run)
+    return await services.threads.run(run)
 
 
 def respond(body: W, status: int = 200, headers: Mapping[str, str] | None = None) -> Response[W]:

@@ -46,14 +46,15 @@ def _redact_event(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> 
         kind = exc_info[0] if isinstance(exc_info, tuple) else type(exc_info)
         if isinstance(kind, type):
             event_dict["errorType"] = kind.__name__
+    # Our own fields were redacted by log_event already; everything else is redacted here.
     fields = event_dict.pop(FIELDS, None)
-    if isinstance(fields, Mapping):
-        for key, value in fields.items():
-            event_dict.setdefault(str(key), value)
     redacted = redact(event_dict)
     assert isinstance(redacted, dict)
     if isinstance(redacted.get("event"), str):
         redacted["event"] = redact_text(redacted["event"])
+    if isinstance(fields, Mapping):
+        for key, value in fields.items():
+            redacted.setdefault(str(key), value)
     return redacted
 
 

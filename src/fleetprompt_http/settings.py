@@ -71,9 +71,9 @@ def _rate_limits(raw: str | None, variable: str) -> RateLimits | None:
     return RateLimits(rules)
 
 
-def _positive_int(raw: str | None, default: int, variable: str, *, maximum: int) -> int:
+def _positive_int(raw: str | None, variable: str, *, maximum: int) -> int | None:
     if raw is None or not raw.strip():
-        return default
+        return None
     if not (raw.strip().isascii() and raw.strip().isdigit()) or not 1 <= int(raw) <= maximum:
         raise ConfigError(variable, f"must be an integer between 1 and {maximum}")
     return int(raw)
@@ -109,8 +109,17 @@ class Settings:
     rate_limits: RateLimits | None = attrs.field(factory=RateLimits)
     oidc: OidcSettings | None = None
     log_level: str = "INFO"
-    #: Connections per process (SQL pool).
-    db_pool_size: int = 10
+    #: Use cases that run at once in one process (worker threads); ``None``: 1 on
+    #: SQLite (one writer at a time; more threads only contend for the GIL), 4
+    #: otherwise (they overlap database round trips). Each holds one pooled
+    #: connection. Scale CPU with ``--workers``.
+    threads: int | None = None
+
+    @property
+    def worker_threads(self) -> int:
+        if self.threads is not None:
+            return self.threads
+        return 1 if self.uses_sqlite else 4
 
     @property
     def uses_memory(self) -> bool:
@@ -167,8 +176,8 @@ class Settings:
             rate_limits=_rate_limits(env.get("FLEETPROMPT_RATE_LIMITS"), "FLEETPROMPT_RATE_LIMITS"),
             oidc=_oidc(env),
             log_level=log_level,
-            db_pool_size=_positive_int(
-                env.get("FLEETPROMPT_DB_POOL_SIZE"), 10, "FLEETPROMPT_DB_POOL_SIZE", maximum=200
+            threads=_positive_int(
+                env.get("FLEETPROMPT_THREADS"), "FLEETPROMPT_THREADS", maximum=64
             ),
         )
 

@@ -341,9 +341,9 @@ def test_purge_runs_and_reports(migrated: Cli) -> None:
         ),
         (("purge",), {"LOG_LEVEL": "chatty"}, "FLEETPROMPT_LOG_LEVEL", None),
         (("demo",), {"RATE_LIMITS": "search=lots"}, "FLEETPROMPT_RATE_LIMITS", None),
-        (("serve",), {"DB_POOL_SIZE": "0"}, "FLEETPROMPT_DB_POOL_SIZE", None),
+        (("serve",), {"THREADS": "0"}, "FLEETPROMPT_THREADS", None),
         # str.isdigit() is true for "²", which int() refuses:
-        (("serve",), {"DB_POOL_SIZE": "²"}, "FLEETPROMPT_DB_POOL_SIZE", None),
+        (("serve",), {"THREADS": "²"}, "FLEETPROMPT_THREADS", None),
     ],
     ids=[
         "serve-short-redeem-secret",

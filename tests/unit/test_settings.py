@@ -46,7 +46,7 @@ def test_defaults_with_an_empty_environment() -> None:
     assert settings.rate_limits == RateLimits()
     assert settings.oidc is None
     assert settings.log_level == "INFO"
-    assert settings.db_pool_size == 10
+    assert settings.threads is None
     assert Settings() == settings
 
 
@@ -71,7 +71,7 @@ def test_other_variables_are_ignored_and_blank_means_default() -> None:
             "FLEETPROMPT_DATABASE_URL": "  ",
             "FLEETPROMPT_REDIS_URL": "",
             "FLEETPROMPT_LOG_LEVEL": " ",
-            "FLEETPROMPT_DB_POOL_SIZE": "",
+            "FLEETPROMPT_THREADS": "",
             "FLEETPROMPT_RATE_LIMITS": "",
             "FLEETPROMPT_REDEEM_SOURCES": " , ",
         }
@@ -158,9 +158,16 @@ def test_log_level(value: str, level: str) -> None:
     assert settings.logging_level == getattr(__import__("logging"), level)
 
 
-@pytest.mark.parametrize(("value", "size"), [("1", 1), (" 25 ", 25), ("200", 200)])
-def test_db_pool_size(value: str, size: int) -> None:
-    assert _settings(DB_POOL_SIZE=value).db_pool_size == size
+@pytest.mark.parametrize(("value", "size"), [("1", 1), (" 25 ", 25), ("64", 64)])
+def test_threads(value: str, size: int) -> None:
+    """FLEETPROMPT_THREADS sets the worker threads of a process."""
+    assert _settings(THREADS=value).worker_threads == size
+
+
+def test_threads_default_to_one_on_sqlite_and_four_otherwise() -> None:
+    """SQLite has one writer: more threads only contend; PostgreSQL overlaps round trips."""
+    assert Settings().worker_threads == 1
+    assert _settings(DATABASE_URL="postgresql://db/fp").worker_threads == 4
 
 
 def test_oidc_with_a_jwks_url() -> None:
@@ -250,14 +257,14 @@ def test_invalid_secret_bearing_values_name_the_variable_never_the_value(
         ("RATE_LIMITS", "=10/60"),
         ("LOG_LEVEL", "verbose"),
         ("LOG_LEVEL", "CRITICAL"),
-        ("DB_POOL_SIZE", "0"),
-        ("DB_POOL_SIZE", "201"),
-        ("DB_POOL_SIZE", "-3"),
-        ("DB_POOL_SIZE", "ten"),
-        ("DB_POOL_SIZE", "2.5"),
+        ("THREADS", "0"),
+        ("THREADS", "65"),
+        ("THREADS", "-3"),
+        ("THREADS", "ten"),
+        ("THREADS", "2.5"),
         # str.isdigit() accepts superscripts, which int() refuses:
-        ("DB_POOL_SIZE", "²"),
-        ("DB_POOL_SIZE", "1²"),
+        ("THREADS", "²"),
+        ("THREADS", "1²"),
     ],
 )
 def test_invalid_values_raise_config_error_naming_the_variable(variable: str, value: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from anyio import to_thread
 from litestar import Controller, Request, Response, post
 from litestar.exceptions import HTTPException
 from litestar.params import HeaderParameter
@@ -91,7 +90,7 @@ class InternalController(Controller):
             )
             return wire.redemption(result)
 
-        body = await to_thread.run_sync(run)
+        body = await services.threads.run(run)
         if source:
             set_caller(request.scope, "source:" + source)
         return respond(body)
