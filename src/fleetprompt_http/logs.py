@@ -21,7 +21,7 @@ from typing import Final, TextIO
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from fleetprompt_core.policies.redaction import redact, redact_text
+from fleetprompt_core.policies.redaction import REDACTED, is_sensitive_key, redact, redact_text
 
 __all__ = ["access_logger", "configure_logging", "json_formatter", "log_event"]
 
@@ -34,7 +34,22 @@ access_logger = logging.getLogger("fleetprompt.access")
 def log_event(logger: logging.Logger, level: int, event: str, fields: Mapping[str, object]) -> None:
     """Log ``event`` with ``fields`` redacted (secrets never reach a handler)."""
     if logger.isEnabledFor(level):
-        logger.log(level, event, extra={FIELDS: redact(dict(fields))})
+        # Field names are our code's constants; only the values can carry a secret.
+        safe = {
+            name: REDACTED if is_sensitive_key(name) else _redacted_value(value)
+            for name, value in fields.items()
+        }
+        logger.log(level, event, extra={FIELDS: safe})
+
+
+def _redacted_value(value: object) -> object:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return redact_text(value) if isinstance(value, str) else redact(value)
+
+
+#: Keys the formatter itself adds (level, logger name, time): nothing to redact.
+_OWN_KEYS: Final = ("level", "logger", "ts")
 
 
 def _redact_event(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
@@ -48,10 +63,10 @@ def _redact_event(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> 
             event_dict["errorType"] = kind.__name__
     # Our own fields were redacted by log_event already; everything else is redacted here.
     fields = event_dict.pop(FIELDS, None)
+    own = {key: event_dict.pop(key) for key in _OWN_KEYS if key in event_dict}
     redacted = redact(event_dict)
     assert isinstance(redacted, dict)
-    if isinstance(redacted.get("event"), str):
-        redacted["event"] = redact_text(redacted["event"])
+    redacted.update(own)
     if isinstance(fields, Mapping):
         for key, value in fields.items():
             redacted.setdefault(str(key), value)
