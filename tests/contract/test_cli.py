@@ -165,7 +165,17 @@ def test_users_grant_refuses_a_bad_role(migrated: Cli, role: str) -> None:
 
 @pytest.mark.parametrize("external_id", ["", "x" * 256, "bad\x00id"])
 def test_users_create_refuses_an_unusable_external_id(migrated: Cli, external_id: str) -> None:
-    _assert_failed(migrated("users", "create", external_id), code=1)
+    stderr = _assert_failed(migrated("users", "create", external_id), code=1)
+    assert "VALIDATION_FAILED" in stderr
+    assert "externalId" in stderr
+
+
+def test_users_create_refuses_a_display_name_over_80_characters(migrated: Cli) -> None:
+    """An operator's display name is checked, not silently dropped."""
+    result = migrated("users", "create", "ext-long", "--display-name", "n" * 81)
+    stderr = _assert_failed(result, code=1)
+    assert "displayName" in stderr
+    migrated.ok("users", "create", "ext-long", "--display-name", "n" * 80)
 
 
 # --------------------------------------------------------------------------- tokens

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from fleetprompt_core.domain import limits
 from fleetprompt_core.domain.enums import Role
 from fleetprompt_core.domain.errors import NotFound
 from fleetprompt_core.domain.model import User
+from fleetprompt_core.policies.validation import Problems, check_text
 from fleetprompt_core.ports import Principal
 from fleetprompt_core.services import audit, authz
 from fleetprompt_core.services.roles import change_roles
@@ -31,7 +33,26 @@ class Operator:
         display_name: str | None = None,
         roles: Iterable[Role] = (),
     ) -> User:
-        """The user of ``external_id`` (created if new) holding at least ``roles``."""
+        """The user of ``external_id`` (created if new) holding at least ``roles``.
+
+        Unlike an identity provider's claims, which are dropped when out of
+        bounds, an operator's ``external_id`` and ``display_name`` are checked:
+        ``VALIDATION_FAILED`` names the field.
+        """
+        problems = Problems()
+        check_text(
+            external_id,
+            "externalId",
+            problems,
+            max_len=limits.EXTERNAL_ID_MAX,
+            min_len=1,
+            required=True,
+            nullable=False,
+        )
+        check_text(
+            display_name, "displayName", problems, max_len=limits.DISPLAY_NAME_MAX, trim=True
+        )
+        problems.raise_if_any()
         user = authz.signed_in(self._rt, Call(Principal(external_id, display_name)))
         wanted = frozenset(roles)
         if wanted <= user.roles:
