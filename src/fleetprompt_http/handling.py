@@ -131,8 +131,8 @@ async def json_body(request: Request[Any, Any, Any]) -> object:
     if not raw:
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):
+        return json.loads(raw.decode("utf-8"))  # RFC 8259: JSON on the wire is UTF-8
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return UNREADABLE
 
 

@@ -3,6 +3,7 @@ I-REL-01..04, E2E-02."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
@@ -796,3 +797,17 @@ def test_i_rel_01_signed_url_artifacts_are_a_feature_not_offered(api: Api) -> No
     error = assert_error(response, 501, "UNSUPPORTED")
     assert "fleetprompt_signed_url" in error["details"]["hint"]
     assert _releases(api, publisher, listing["listingId"]) == []
+
+
+def test_i_pubc_01_a_body_not_in_utf8_is_refused_and_creates_nothing(api: Api) -> None:
+    """JSON on the wire is UTF-8 (RFC 8259): a UTF-16 body is 400 naming ``body``."""
+    publisher = api.publisher()
+    body = json.dumps(listing_payload()).encode("utf-16")
+    response = api.client.post(
+        LISTINGS,
+        content=body,
+        headers={**publisher.headers("utf16-key"), "Content-Type": "application/json"},
+    )
+    assert_error(response, 400, "VALIDATION_FAILED", field="body")
+    listed = api.get(LISTINGS, publisher)
+    assert listed.json()["items"] == []

@@ -396,6 +396,18 @@ class _Intents(_Repo):
 
     def update(self, intent: InstallIntent, expected_status: InstallIntentStatus) -> bool:
         c = t.install_intents.c
+        # The immutable buyer is part of the condition: one statement when the set wins.
+        statement = (
+            sa.update(t.install_intents)
+            .where(
+                c.install_intent_id == intent.install_intent_id,
+                c.status == expected_status,
+                c.buyer_user_id == intent.buyer_user_id,
+            )
+            .values(m.intent_row(intent))
+        )
+        if self._update(statement):
+            return True
         current = self._one(
             sa.select(c.buyer_user_id).where(c.install_intent_id == intent.install_intent_id)
         )
@@ -403,12 +415,7 @@ class _Intents(_Repo):
             raise KeyError(intent.install_intent_id)
         if current["buyer_user_id"] != intent.buyer_user_id:
             raise ValueError("the buyer never changes")
-        statement = (
-            sa.update(t.install_intents)
-            .where(c.install_intent_id == intent.install_intent_id, c.status == expected_status)
-            .values(m.intent_row(intent))
-        )
-        return self._update(statement)
+        return False
 
     def list_for_buyer(
         self,
@@ -468,17 +475,24 @@ class _Tokens(_Repo):
 
     def update(self, token: InstallToken, expected_status: InstallTokenStatus) -> bool:
         c = t.install_tokens.c
+        # The immutable hash is part of the condition: one statement when the set wins.
+        statement = (
+            sa.update(t.install_tokens)
+            .where(
+                c.token_id == token.token_id,
+                c.status == expected_status,
+                c.token_hash == token.token_hash,
+            )
+            .values(m.token_row(token))
+        )
+        if self._update(statement):
+            return True
         current = self._one(sa.select(c.token_hash).where(c.token_id == token.token_id))
         if current is None:
             raise KeyError(token.token_id)
         if current["token_hash"] != token.token_hash:
             raise ValueError("a token's hash never changes")
-        statement = (
-            sa.update(t.install_tokens)
-            .where(c.token_id == token.token_id, c.status == expected_status)
-            .values(m.token_row(token))
-        )
-        return self._update(statement)
+        return False
 
     def get_by_hash(self, token_hash: str) -> InstallToken | None:
         row = self._get(t.install_tokens, token_hash=token_hash)
