@@ -35,6 +35,7 @@ __all__ = [
     "query",
     "respond",
     "services_of",
+    "write",
     "written",
 ]
 
@@ -163,3 +164,15 @@ def written(outcome: Outcome[T], shape: Callable[[T], W], status: int = 200) -> 
     """An idempotent write's answer; a replay carries ``Idempotent-Replayed: true``."""
     headers = {REPLAYED_HEADER: "true"} if outcome.replayed else None
     return respond(shape(outcome.value), status, headers)
+
+
+async def write(
+    request: Request[Any, Any, Any],
+    use_case: Callable[[Call, object], Outcome[T]],
+    shape: Callable[[T], W],
+    status: int = 200,
+) -> Response[W]:
+    """One idempotent write: the JSON body to ``use_case`` (with the caller), its outcome shaped."""
+    body = await json_body(request)
+    outcome = await call_use_case(request, lambda call: use_case(call, body))
+    return written(outcome, shape, status)

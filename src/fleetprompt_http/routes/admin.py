@@ -9,7 +9,7 @@ from litestar.params import FromPath, QueryParameter
 
 from fleetprompt_core.domain.errors import ErrorCode
 from fleetprompt_http import wire
-from fleetprompt_http.handling import call_use_case, json_body, query, respond, services_of, written
+from fleetprompt_http.handling import call_use_case, query, respond, services_of, write
 from fleetprompt_http.openapi import AUDIT, documented
 from fleetprompt_http.requests import (
     ReasonRequest,
@@ -53,12 +53,12 @@ class AdminController(Controller):
         listing_id: FromPath[str],
         key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[ListingEnvelope]:
-        body = await json_body(request)
         admin = services_of(request).app.admin
-        outcome = await call_use_case(
-            request, lambda call: admin.suspend_listing(call, listing_id, body, idempotency_key=key)
+        return await write(
+            request,
+            lambda call, body: admin.suspend_listing(call, listing_id, body, idempotency_key=key),
+            lambda v: {"listing": wire.publisher_listing(v)},
         )
-        return written(outcome, lambda v: {"listing": wire.publisher_listing(v)})
 
     @post(
         "/listings/{listing_id:str}/unsuspend",
@@ -73,13 +73,12 @@ class AdminController(Controller):
         listing_id: FromPath[str],
         key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[ListingEnvelope]:
-        body = await json_body(request)
         admin = services_of(request).app.admin
-        outcome = await call_use_case(
+        return await write(
             request,
-            lambda call: admin.unsuspend_listing(call, listing_id, body, idempotency_key=key),
+            lambda call, body: admin.unsuspend_listing(call, listing_id, body, idempotency_key=key),
+            lambda v: {"listing": wire.publisher_listing(v)},
         )
-        return written(outcome, lambda v: {"listing": wire.publisher_listing(v)})
 
     @post(
         "/users/{user_id:str}/roles",
@@ -94,12 +93,12 @@ class AdminController(Controller):
         user_id: FromPath[str],
         key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[UserEnvelope]:
-        body = await json_body(request)
         admin = services_of(request).app.admin
-        outcome = await call_use_case(
-            request, lambda call: admin.change_roles(call, user_id, body, idempotency_key=key)
+        return await write(
+            request,
+            lambda call, body: admin.change_roles(call, user_id, body, idempotency_key=key),
+            lambda v: {"user": wire.user(v)},
         )
-        return written(outcome, lambda v: {"user": wire.user(v)})
 
     @post(
         "/publishers/{publisher_id:str}/verification",
@@ -114,13 +113,14 @@ class AdminController(Controller):
         publisher_id: FromPath[str],
         key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[ProfileEnvelope]:
-        body = await json_body(request)
         admin = services_of(request).app.admin
-        outcome = await call_use_case(
+        return await write(
             request,
-            lambda call: admin.set_verification(call, publisher_id, body, idempotency_key=key),
+            lambda call, body: admin.set_verification(
+                call, publisher_id, body, idempotency_key=key
+            ),
+            lambda v: {"profile": wire.publisher_profile(v)},
         )
-        return written(outcome, lambda v: {"profile": wire.publisher_profile(v)})
 
     @get(
         "/audit",

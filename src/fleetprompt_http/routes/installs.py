@@ -10,14 +10,7 @@ from litestar.params import FromPath, QueryParameter
 from fleetprompt_core.domain.enums import InstallIntentStatus
 from fleetprompt_core.domain.errors import ErrorCode
 from fleetprompt_http import wire
-from fleetprompt_http.handling import (
-    call_use_case,
-    json_body,
-    query,
-    respond,
-    services_of,
-    written,
-)
+from fleetprompt_http.handling import call_use_case, query, respond, services_of, write
 from fleetprompt_http.openapi import PAGE, choice, documented
 from fleetprompt_http.requests import CancelIntentRequest, NewIntentRequest, TokenRequest
 from fleetprompt_http.routes.docs import CURSOR, KEY_REQUIRED, LIMIT, errors
@@ -53,12 +46,13 @@ class InstallController(Controller):
     async def create_intent(
         self, request: Request[Any, Any, Any], key: Annotated[str | None, KEY_REQUIRED] = None
     ) -> Response[IntentEnvelope]:
-        body = await json_body(request)
         installs = services_of(request).app.installs
-        outcome = await call_use_case(
-            request, lambda call: installs.create_intent(call, body, idempotency_key=key)
+        return await write(
+            request,
+            lambda call, body: installs.create_intent(call, body, idempotency_key=key),
+            lambda v: {"installIntent": wire.install_intent(v)},
+            201,
         )
-        return written(outcome, lambda v: {"installIntent": wire.install_intent(v)}, 201)
 
     @get(
         "/",
@@ -110,13 +104,15 @@ class InstallController(Controller):
         install_intent_id: FromPath[str],
         key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[wire.IssuedTokenWire]:
-        body = await json_body(request)
         installs = services_of(request).app.installs
-        outcome = await call_use_case(
+        return await write(
             request,
-            lambda call: installs.issue_token(call, install_intent_id, body, idempotency_key=key),
+            lambda call, body: installs.issue_token(
+                call, install_intent_id, body, idempotency_key=key
+            ),
+            wire.issued_token,
+            201,
         )
-        return written(outcome, wire.issued_token, 201)
 
     @post(
         "/{install_intent_id:str}/cancel",
@@ -133,10 +129,11 @@ class InstallController(Controller):
         install_intent_id: FromPath[str],
         key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[IntentEnvelope]:
-        body = await json_body(request)
         installs = services_of(request).app.installs
-        outcome = await call_use_case(
+        return await write(
             request,
-            lambda call: installs.cancel_intent(call, install_intent_id, body, idempotency_key=key),
+            lambda call, body: installs.cancel_intent(
+                call, install_intent_id, body, idempotency_key=key
+            ),
+            lambda v: {"installIntent": wire.install_intent(v)},
         )
-        return written(outcome, lambda v: {"installIntent": wire.install_intent(v)})

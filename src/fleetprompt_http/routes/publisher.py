@@ -10,14 +10,7 @@ from litestar.params import FromPath, QueryParameter
 from fleetprompt_core.domain.enums import ListingStatus
 from fleetprompt_core.domain.errors import ErrorCode
 from fleetprompt_http import wire
-from fleetprompt_http.handling import (
-    call_use_case,
-    json_body,
-    query,
-    respond,
-    services_of,
-    written,
-)
+from fleetprompt_http.handling import call_use_case, query, respond, services_of, write
 from fleetprompt_http.openapi import PAGE, choice, documented
 from fleetprompt_http.requests import (
     ListingPatchRequest,
@@ -94,13 +87,13 @@ class PublisherController(Controller):
         request: Request[Any, Any, Any],
         key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[ListingEnvelope]:
-        body = await json_body(request)
         publishing = services_of(request).app.publishing
-        outcome = await call_use_case(
+        return await write(
             request,
-            lambda call: publishing.create_listing(call, body, idempotency_key=key),
+            lambda call, body: publishing.create_listing(call, body, idempotency_key=key),
+            lambda v: {"listing": wire.publisher_listing(v)},
+            201,
         )
-        return written(outcome, lambda v: {"listing": wire.publisher_listing(v)}, 201)
 
     @get(
         "/listings/{listing_id:str}",
@@ -127,13 +120,14 @@ class PublisherController(Controller):
         listing_id: FromPath[str],
         key: Annotated[str | None, KEY_ACCEPTED] = None,
     ) -> Response[Ok]:
-        body = await json_body(request)
         publishing = services_of(request).app.publishing
-        outcome = await call_use_case(
+        return await write(
             request,
-            lambda call: publishing.update_listing(call, listing_id, body, idempotency_key=key),
+            lambda call, body: publishing.update_listing(
+                call, listing_id, body, idempotency_key=key
+            ),
+            lambda _: {"ok": True},
         )
-        return written(outcome, lambda _: {"ok": True})
 
     @post(
         "/listings/{listing_id:str}/status",
@@ -148,13 +142,14 @@ class PublisherController(Controller):
         listing_id: FromPath[str],
         key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[ListingEnvelope]:
-        body = await json_body(request)
         publishing = services_of(request).app.publishing
-        outcome = await call_use_case(
+        return await write(
             request,
-            lambda call: publishing.change_status(call, listing_id, body, idempotency_key=key),
+            lambda call, body: publishing.change_status(
+                call, listing_id, body, idempotency_key=key
+            ),
+            lambda v: {"listing": wire.publisher_listing(v)},
         )
-        return written(outcome, lambda v: {"listing": wire.publisher_listing(v)})
 
     @post(
         "/listings/{listing_id:str}/releases",
@@ -172,13 +167,15 @@ class PublisherController(Controller):
         listing_id: FromPath[str],
         key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[ReleaseEnvelope]:
-        body = await json_body(request)
         publishing = services_of(request).app.publishing
-        outcome = await call_use_case(
+        return await write(
             request,
-            lambda call: publishing.publish_release(call, listing_id, body, idempotency_key=key),
+            lambda call, body: publishing.publish_release(
+                call, listing_id, body, idempotency_key=key
+            ),
+            lambda v: {"release": wire.release(v)},
+            201,
         )
-        return written(outcome, lambda v: {"release": wire.release(v)}, 201)
 
     @get(
         "/listings/{listing_id:str}/releases",
@@ -213,13 +210,14 @@ class PublisherController(Controller):
         release_id: FromPath[str],
         key: Annotated[str | None, KEY_REQUIRED] = None,
     ) -> Response[ReleaseEnvelope]:
-        body = await json_body(request)
         publishing = services_of(request).app.publishing
-        outcome = await call_use_case(
+        return await write(
             request,
-            lambda call: publishing.revoke_release(call, release_id, body, idempotency_key=key),
+            lambda call, body: publishing.revoke_release(
+                call, release_id, body, idempotency_key=key
+            ),
+            lambda v: {"release": wire.release(v)},
         )
-        return written(outcome, lambda v: {"release": wire.release(v)})
 
     @get(
         "/profile",
@@ -244,9 +242,9 @@ class PublisherController(Controller):
         request: Request[Any, Any, Any],
         key: Annotated[str | None, KEY_ACCEPTED] = None,
     ) -> Response[ProfileEnvelope]:
-        body = await json_body(request)
         profiles = services_of(request).app.profiles
-        outcome = await call_use_case(
-            request, lambda call: profiles.put(call, body, idempotency_key=key)
+        return await write(
+            request,
+            lambda call, body: profiles.put(call, body, idempotency_key=key),
+            lambda v: {"profile": wire.publisher_profile(v)},
         )
-        return written(outcome, lambda v: {"profile": wire.publisher_profile(v)})
