@@ -15,6 +15,7 @@ from typing import Any, Final, TypeVar
 
 import attrs
 from anyio import CapacityLimiter, to_thread
+from anyio.lowlevel import RunVar
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
@@ -58,12 +59,17 @@ class ThreadGate:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._limiter: CapacityLimiter | None = None
+        # One limiter per event loop: a limiter's waiters belong to the loop that
+        # made it (a served process has one loop; tests may drive one app from two).
+        self._limiter: RunVar[CapacityLimiter] = RunVar(f"fleetprompt-threads-{id(self)}")
 
     async def run(self, function: Callable[[], T]) -> T:
-        if self._limiter is None:  # made inside the running event loop
-            self._limiter = CapacityLimiter(self.size)
-        return await to_thread.run_sync(function, limiter=self._limiter)
+        try:
+            limiter = self._limiter.get()
+        except LookupError:
+            limiter = CapacityLimiter(self.size)
+            self._limiter.set(limiter)
+        return await to_thread.run_sync(function, limiter=limiter)
 
 
 @attrs.frozen
