@@ -15,14 +15,13 @@ from typing import Final
 import attrs
 
 from fleetprompt_core.policies.rate_limits import Action, RateLimits, RateRule
+from fleetprompt_core.policies.signing import MIN_SECRET_BYTES
 from fleetprompt_core.policies.urls import normalize_host_allowlist
 
 __all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_REDEEM_SOURCES", "ConfigError", "Settings"]
 
 DEFAULT_DATABASE_URL: Final = "sqlite:///./fleetprompt.db"
 DEFAULT_REDEEM_SOURCES: Final = ("whs", "agentromatic", "agentelic", "specprompt")
-#: Shortest accepted HMAC key for internal redemption and cursor signing (§7).
-MIN_SECRET_BYTES: Final = 32
 _MEMORY_URL: Final = "memory://"
 _LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 

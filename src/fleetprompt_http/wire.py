@@ -28,6 +28,7 @@ from fleetprompt_core.domain.model import (
 )
 from fleetprompt_core.policies.markdown import RenderedMarkdown
 from fleetprompt_core.policies.pagination import Page
+from fleetprompt_core.services import views
 from fleetprompt_core.services.views import (
     IssuedToken,
     ListingView,
@@ -327,17 +328,9 @@ def public_release(value: PublicRelease) -> PublicReleaseWire:
 
 
 def release(value: Release) -> ReleaseWire:
+    """The owner's view: the public shape (of the core's public view) plus owner fields."""
     return {
-        "releaseId": value.release_id,
-        "listingId": value.listing_id,
-        "version": value.version,
-        "status": value.status.value,
-        "compat": _compat(value.compat),
-        "refs": _refs(value.refs),
-        "artifacts": _artifacts(value.artifacts),
-        "notes": _markdown(value.notes),
-        "publishedAtMs": value.published_at_ms,
-        "revokedAtMs": value.revoked_at_ms,
+        **public_release(views.public_release(value)),
         "publisherUserId": value.publisher_user_id,
         "revokeReason": value.revoke_reason,
     }
