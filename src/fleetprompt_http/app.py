@@ -21,7 +21,6 @@ import sqlalchemy as sa
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 from fleetprompt_adapters import memory, sql
@@ -31,6 +30,7 @@ from fleetprompt_adapters.redis_limiter import RedisRateLimiter
 from fleetprompt_core import CoreSettings, FleetPrompt
 from fleetprompt_core.policies.signing import RedeemVerifier
 from fleetprompt_core.ports import Clock, IdentityResolver, RateLimiter
+from fleetprompt_http.apidocs import PackagedSwagger, docs_router
 from fleetprompt_http.auth import BearerAuthenticator
 from fleetprompt_http.context import caller_of, request_id_of
 from fleetprompt_http.errors import exception_handlers
@@ -42,6 +42,7 @@ from fleetprompt_http.routes.installs import InstallController
 from fleetprompt_http.routes.internal import InternalController
 from fleetprompt_http.routes.public import PublicController
 from fleetprompt_http.routes.publisher import PublisherController
+from fleetprompt_http.security_headers import SecurityHeaders
 from fleetprompt_http.settings import Settings
 
 __all__ = [
@@ -70,8 +71,13 @@ def package_version() -> str:
 
 
 class FleetPromptServer(Litestar):
-    """Litestar with FleetPrompt's entry point: a request id on every response
-    (routing errors included) and one structured access line per request."""
+    """Litestar with FleetPrompt's entry point: a request id and the security
+    headers on every response (routing errors included) and one structured
+    access line per request."""
+
+    def __init__(self, *, security_headers: SecurityHeaders, **kwargs: Any) -> None:
+        self.security_headers = security_headers
+        super().__init__(**kwargs)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -86,7 +92,10 @@ class FleetPromptServer(Litestar):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [
+                    *self.security_headers.apply(scope, status, message.get("headers", ())),
+                    header,
+                ]
             await send(message)
 
         try:
@@ -205,6 +214,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     state: dict[str, Any] = {}
     install_services(state, services)
     return FleetPromptServer(
+        security_headers=SecurityHeaders(
+            image_hosts=settings.image_hosts, hsts_max_age_s=settings.hsts_max_age_s
+        ),
         route_handlers=[
             PublicController,
             PublisherController,
@@ -223,8 +235,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             title="FleetPrompt",
             version=services.version,
             description="Marketplace and distribution API for agent products (contract v1).",
-            path="/schema",
-            render_plugins=[SwaggerRenderPlugin()],
+            openapi_router=docs_router("/schema"),
+            render_plugins=[PackagedSwagger()],
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(

@@ -24,6 +24,7 @@ DEFAULT_DATABASE_URL: Final = "sqlite:///./fleetprompt.db"
 DEFAULT_REDEEM_SOURCES: Final = ("whs", "agentromatic", "agentelic", "specprompt")
 _MEMORY_URL: Final = "memory://"
 _LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
+_TWO_YEARS_S: Final = 2 * 365 * 24 * 3600
 
 
 class ConfigError(ValueError):
@@ -78,6 +79,12 @@ def _positive_int(raw: str | None, variable: str, *, maximum: int) -> int | None
     return int(raw)
 
 
+def _hsts(raw: str | None) -> int:
+    """Seconds of ``Strict-Transport-Security``; unset or empty: none sent."""
+    variable = "FLEETPROMPT_HSTS_MAX_AGE"
+    return _positive_int(raw, variable, maximum=_TWO_YEARS_S) or 0
+
+
 @attrs.frozen
 class OidcSettings:
     """Bearer JWTs from an OIDC provider (§8): ``sub`` becomes the external id."""
@@ -113,6 +120,9 @@ class Settings:
     #: otherwise (they overlap database round trips). Each holds one pooled
     #: connection. Scale CPU with ``--workers``.
     threads: int | None = None
+    #: ``Strict-Transport-Security: max-age=N`` on every response; 0 (the default)
+    #: sends none. Set it only when every client reaches the server over HTTPS.
+    hsts_max_age_s: int = 0
 
     @property
     def worker_threads(self) -> int:
@@ -178,6 +188,12 @@ class Settings:
             threads=_positive_int(
                 env.get("FLEETPROMPT_THREADS"), "FLEETPROMPT_THREADS", maximum=64
             ),
+            hsts_max_age_s=_positive_int(
+                env.get("FLEETPROMPT_HSTS_MAX_AGE"),
+                "FLEETPROMPT_HSTS_MAX_AGE",
+                maximum=_TWO_YEARS_S,
+            )
+            or 0,
         )
 
     @property

@@ -12,6 +12,7 @@ from fleetprompt_http import wire
 from fleetprompt_http.handling import call_use_case, query, respond, services_of
 from fleetprompt_http.openapi import PAGE, SEARCH, choice, documented
 from fleetprompt_http.routes.docs import CURSOR, LIMIT, errors
+from fleetprompt_http.security_headers import Caching, declare
 
 __all__ = ["PublicController"]
 
@@ -23,6 +24,8 @@ class DetailEnvelope(TypedDict):
 class PublicController(Controller):
     path = "/v1/public/listings"
     tags = ["public"]  # noqa: RUF012 - Litestar reads a class attribute
+    #: The same answer for every caller: caches may keep it.
+    opt = declare(caching=Caching.PUBLIC)
 
     @get(
         "/search",
