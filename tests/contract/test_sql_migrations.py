@@ -23,12 +23,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sql_apps import build_app, publisher
 
 import databases
 import fleetprompt_adapters
 from fleetprompt_adapters import sql
 from fleetprompt_adapters.sql.schema import alembic_config
-from fleetprompt_adapters.sql.tables import metadata, users
+from fleetprompt_adapters.sql.tables import idempotency_records, metadata, users
+from fleetprompt_core import Conflict
+from fleetprompt_core.services.idempotency import Operation, request_hash
+from support import listing_payload
 
 #: Makes a new, empty database of the backend under test.
 NewDatabase = Callable[[], sa.Engine]
@@ -318,3 +322,51 @@ def test_alembic_script_location_is_inside_the_installed_package() -> None:
     assert script_dir.is_relative_to(PACKAGE_DIR)
     assert (script_dir / "env.py").is_file()
     assert any((script_dir / "versions").glob("*.py"))
+
+
+def test_idempotency_scopes_migrate_from_routes_to_operations_and_still_replay(
+    new_database: NewDatabase,
+) -> None:
+    """Revision 0003 renames route-template scopes to operation names (ADR 0020).
+
+    A record stored by the old code (scope ``POST /v1/publisher/listings``, hash
+    over that name) is renamed; the same request with the same key then replays
+    the stored answer, another body is ``CONFLICT``, and downgrading restores the
+    record exactly as the old code wrote it.
+    """
+    engine = new_database()
+    sql.upgrade(engine, "0002")
+    fp = build_app(engine)
+    owner = publisher(fp)
+    payload = listing_payload(name="Migrated")
+    first = fp.publishing.create_listing(owner, payload, idempotency_key="old-key")
+    old_scope = "POST /v1/publisher/listings"
+    old_hash = request_hash(old_scope, {}, payload)
+    with engine.begin() as connection:  # what the code before operations stored
+        connection.execute(
+            idempotency_records.update().values(endpoint=old_scope, request_hash=old_hash)
+        )
+        stored_before = connection.execute(sa.select(idempotency_records)).mappings().one()
+
+    sql.upgrade(engine)
+
+    with engine.connect() as connection:
+        migrated = connection.execute(sa.select(idempotency_records)).mappings().one()
+    assert migrated["endpoint"] == Operation.LISTING_CREATE.value
+    assert migrated["request_hash"] == f"legacy:{old_scope}:{old_hash}"
+    replay = fp.publishing.create_listing(owner, payload, idempotency_key="old-key")
+    assert replay.replayed
+    assert replay.value == first.value
+    with pytest.raises(Conflict):
+        fp.publishing.create_listing(
+            owner, listing_payload(name="Other"), idempotency_key="old-key"
+        )
+    with engine.connect() as connection:
+        listings = connection.execute(sa.text("SELECT count(*) FROM listings")).scalar_one()
+    assert listings == 1
+
+    command.downgrade(alembic_config(engine), "0002")
+
+    with engine.connect() as connection:
+        restored = connection.execute(sa.select(idempotency_records)).mappings().one()
+    assert dict(restored) == dict(stored_before)

@@ -36,6 +36,7 @@ from fleetprompt_core import (
 from fleetprompt_core.domain.enums import ActorType
 from fleetprompt_core.policies.rate_limits import Action, RateLimits, RateRule
 from fleetprompt_core.policies.tokens import generate_token, hash_token, looks_like_token
+from fleetprompt_core.services.idempotency import Operation
 from support import Market, listing_payload, new_key, release_payload
 
 UNKNOWN_LISTING = "lst_01JUNKNOWN000000000000000"
@@ -491,7 +492,8 @@ def test_s_sec_03_raw_token_appears_only_in_the_issuing_answer(market: Market) -
     assert replay.replayed
     assert replay.value.install_token is None
     assert replay.value.token_id == first.value.token_id
-    (record,) = [r for r in market.store.idempotency.values() if r.endpoint.endswith("/token")]
+    records = market.store.idempotency.values()
+    (record,) = [r for r in records if r.endpoint == Operation.TOKEN_ISSUE]
     assert record.response_json is not None
     assert raw not in record.response_json
     assert '"install_token":null' in record.response_json

@@ -25,7 +25,7 @@ from fleetprompt_core.domain.model import IdempotencyRecord
 from fleetprompt_core.services import idempotency
 from support import Market, listing_payload, new_key, release_payload
 
-CREATE = "POST /v1/publisher/listings"
+CREATE = idempotency.Operation.LISTING_CREATE
 DAY_MS = 24 * 60 * 60 * 1000
 LEASE_MS = 120_000
 
@@ -541,7 +541,7 @@ def test_scope_is_per_endpoint(market: Market) -> None:
     assert list(market.store.releases) == [release.value.release_id]
     assert {record.endpoint for record in market.store.idempotency.values()} == {
         CREATE,
-        "POST /v1/publisher/listings/{id}/releases",
+        idempotency.Operation.RELEASE_PUBLISH,
     }
 
 
@@ -623,7 +623,7 @@ def _run(market: Market, op: Callable[[Any], int], key: str | None, body: object
     return idempotency.run(
         market.fp.runtime,
         scope_user_id="usr_x",
-        endpoint="POST /test",
+        scope=idempotency.Operation.PROFILE_UPDATE,
         key=key,
         required=False,
         target={"id": "1"},
@@ -687,3 +687,35 @@ def test_request_hash_rejects_non_json_bodies(body: object) -> None:
     with pytest.raises(ValidationFailed) as info:
         idempotency.request_hash("E", {}, body)
     assert field_names(info.value) == ["body"]
+
+
+def test_scopes_name_operations_not_routes() -> None:
+    """Every idempotency scope is an operation name: the core knows no HTTP method or path."""
+    for operation in idempotency.Operation:
+        assert "/" not in operation.value, operation
+        assert " " not in operation.value, operation
+    assert len({operation.value for operation in idempotency.Operation}) == len(
+        idempotency.Operation
+    )
+
+
+def test_legacy_hash_over_the_old_route_name_still_matches(market: Market) -> None:
+    """A record stored before operations were named (``legacy:<route>:<hash>``) still replays
+    the same request and refuses another body with ``CONFLICT`` (ADR 0020)."""
+    calls: list[int] = []
+
+    def op(_uow: Any) -> int:
+        calls.append(1)
+        return 7
+
+    assert _run(market, op, "k", body={"a": 1}) == Outcome(7)
+    (stored,) = market.store.idempotency.values()
+    legacy = "legacy:POST /v1/publisher/profile:" + idempotency.request_hash(
+        "POST /v1/publisher/profile", {"id": "1"}, {"a": 1}
+    )
+    key = next(iter(market.store.idempotency))
+    market.store.idempotency[key] = attrs.evolve(stored, request_hash=legacy)
+    assert _run(market, op, "k", body={"a": 1}) == Outcome(7, replayed=True)
+    with pytest.raises(Conflict):
+        _run(market, op, "k", body={"a": 2})
+    assert len(calls) == 1

@@ -18,6 +18,7 @@ from fleetprompt_core.domain.model import AuditEvent, PublisherProfile, User, Ve
 from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.ports import AuditQuery, UnitOfWork
 from fleetprompt_core.services import audit, authz, idempotency
+from fleetprompt_core.services.idempotency import Operation
 from fleetprompt_core.services.paging import page_request, paginate
 from fleetprompt_core.services.profiles import current_profile
 from fleetprompt_core.services.roles import change_roles
@@ -92,7 +93,7 @@ class Admin:
         return idempotency.run(
             self._rt,
             scope_user_id=admin.user_id,
-            endpoint=f"POST /v1/admin/listings/{{id}}/{action}",
+            scope=Operation.LISTING_SUSPEND if action == "suspend" else Operation.LISTING_UNSUSPEND,
             key=idempotency_key,
             required=True,
             target={"id": listing_id},
@@ -129,7 +130,7 @@ class Admin:
         return idempotency.run(
             self._rt,
             scope_user_id=admin.user_id,
-            endpoint="POST /v1/admin/users/{userId}/roles",
+            scope=Operation.ROLES_CHANGE,
             key=idempotency_key,
             required=True,
             target={"userId": user_id},
@@ -171,7 +172,7 @@ class Admin:
         return idempotency.run(
             self._rt,
             scope_user_id=admin.user_id,
-            endpoint="POST /v1/admin/publishers/{publisherId}/verification",
+            scope=Operation.VERIFICATION_SET,
             key=idempotency_key,
             required=True,
             target={"publisherId": publisher_id},

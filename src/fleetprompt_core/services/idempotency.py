@@ -10,12 +10,22 @@ operation fails, so that:
   second execution;
 * a request that fails (validation, authorization, state) stores nothing;
 * a claim whose holder died is taken over once its lease has passed.
+
+Keys are scoped by caller and by :class:`Operation`: a name of what the request
+does (``"listing.create"``), not of the HTTP route that carries it, so the core
+knows nothing of URLs and a route may move without touching stored records.
+Records stored before this naming (by route template, such as
+``"POST /v1/install/intents"``) are renamed by the SQL adapter's migration 0003;
+their request hashes, computed over the old name, are kept as
+``legacy:<old name>:<hash>`` and still compare equal for the same request (ADR 0020).
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import hashlib
+import hmac
 import json
 from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
@@ -29,12 +39,46 @@ from fleetprompt_core.domain.model import IdempotencyRecord
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
 from fleetprompt_core.services.runtime import Outcome, Runtime
 
-__all__ = ["HEADER", "ResultCodec", "check_key", "request_hash", "run"]
+__all__ = [
+    "HEADER",
+    "LEGACY_HASH_PREFIX",
+    "Operation",
+    "ResultCodec",
+    "check_key",
+    "request_hash",
+    "run",
+]
 
 T = TypeVar("T")
 
 #: The wire name of the key, used as the field name in validation errors.
 HEADER = "Idempotency-Key"
+
+
+class Operation(enum.StrEnum):
+    """The retryable writes (§6), each its own idempotency scope.
+
+    The values are stored with every record: renaming one is a data migration.
+    """
+
+    LISTING_CREATE = "listing.create"
+    LISTING_UPDATE = "listing.update"
+    LISTING_STATUS = "listing.status"
+    RELEASE_PUBLISH = "release.publish"
+    RELEASE_REVOKE = "release.revoke"
+    PROFILE_UPDATE = "profile.update"
+    INTENT_CREATE = "intent.create"
+    TOKEN_ISSUE = "intent.token"  # noqa: S105 - an operation name
+    INTENT_CANCEL = "intent.cancel"
+    LISTING_SUSPEND = "admin.listing.suspend"
+    LISTING_UNSUSPEND = "admin.listing.unsuspend"
+    ROLES_CHANGE = "admin.user.roles"
+    VERIFICATION_SET = "admin.publisher.verification"
+
+
+#: How a request hash stored before operations were named starts (ADR 0020).
+LEGACY_HASH_PREFIX = "legacy:"
+
 
 #: JSON-safe converter: sets become sorted lists, enums their values.
 converter = make_converter()
@@ -93,10 +137,34 @@ def request_hash(endpoint: str, target: Mapping[str, str], body: object) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def _same_request(stored: str, digest: str, target: Mapping[str, str], body: object) -> bool:
+    """Whether a stored request hash is the hash of this request.
+
+    A legacy hash (``legacy:<old scope>:<hash>``) was computed over the route
+    template the scope was named by then; it is recomputed with that name.
+    """
+    if stored.startswith(LEGACY_HASH_PREFIX):
+        old_scope, _, old_hash = stored[len(LEGACY_HASH_PREFIX) :].rpartition(":")
+        digest = request_hash(old_scope, target, body)
+        stored = old_hash
+    return hmac.compare_digest(stored, digest)
+
+
 def _claim(
-    rt: Runtime, scope_user_id: str, endpoint: str, key: str, digest: str
+    rt: Runtime,
+    scope_user_id: str,
+    endpoint: str,
+    key: str,
+    digest: str,
+    *,
+    request: tuple[Mapping[str, str], object] = ({}, None),
+    retention_ms: int = limits.IDEMPOTENCY_RETENTION_MS,
 ) -> IdempotencyRecord | str:
-    """Claim the key: a new claim's record, or the stored response to replay."""
+    """Claim the key: a new claim's record, or the stored response to replay.
+
+    ``request`` (path ids, body) is what ``digest`` hashes, to compare legacy hashes.
+    """
+    target, body = request
     for _attempt in range(3):
         now = rt.clock.now_ms()
         claim = IdempotencyRecord(
@@ -106,7 +174,7 @@ def _claim(
             request_hash=digest,
             claim_id=rt.ids.new_id("idm"),
             created_at_ms=now,
-            expires_at_ms=now + limits.IDEMPOTENCY_RETENTION_MS,
+            expires_at_ms=now + retention_ms,
             lease_until_ms=now + limits.IDEMPOTENCY_LEASE_MS,
         )
         try:
@@ -124,7 +192,7 @@ def _claim(
                         uow.commit()
                         return claim
                     continue
-                if existing.request_hash != digest:
+                if not _same_request(existing.request_hash, digest, target, body):
                     raise Conflict(
                         "This idempotency key was used for a different request.",
                         hint="use a new Idempotency-Key for a different request",
@@ -152,18 +220,21 @@ def run(
     rt: Runtime,
     *,
     scope_user_id: str,
-    endpoint: str,
+    scope: Operation,
     key: str | None,
     required: bool,
     target: Mapping[str, str],
     body: object,
     codec: ResultCodec[T],
     operation: Callable[[UnitOfWork], T],
+    retention_ms: int = limits.IDEMPOTENCY_RETENTION_MS,
 ) -> Outcome[T]:
-    """Run ``operation`` at most once per ``(user, endpoint, key)``; see the module doc.
+    """Run ``operation`` at most once per ``(user, scope, key)``; see the module doc.
 
-    ``operation`` receives an open unit of work and must not commit it.
+    ``operation`` receives an open unit of work and must not commit it. A
+    completed key answers replays for ``retention_ms`` (24 h by default).
     """
+    endpoint = scope.value
     checked = check_key(key, required=required)
     if checked is None:
         with rt.uow() as uow:
@@ -171,7 +242,15 @@ def run(
             uow.commit()
         return Outcome(value)
     digest = request_hash(endpoint, target, body)
-    claimed = _claim(rt, scope_user_id, endpoint, checked, digest)
+    claimed = _claim(
+        rt,
+        scope_user_id,
+        endpoint,
+        checked,
+        digest,
+        request=(target, body),
+        retention_ms=retention_ms,
+    )
     if isinstance(claimed, str):
         return Outcome(codec.decode(claimed), replayed=True)
     try:

@@ -23,6 +23,7 @@ from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.policies.tokens import INSTALL_TOKEN_PREFIX
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
 from fleetprompt_core.services import audit, authz, idempotency, throttle
+from fleetprompt_core.services.idempotency import Operation
 from fleetprompt_core.services.paging import page_request, paginate
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime, changed_ok
 from fleetprompt_core.services.views import IssuedToken
@@ -107,7 +108,7 @@ class Installs:
         return idempotency.run(
             self._rt,
             scope_user_id=user.user_id,
-            endpoint="POST /v1/install/intents",
+            scope=Operation.INTENT_CREATE,
             key=idempotency_key,
             required=True,
             target={},
@@ -209,7 +210,7 @@ class Installs:
         return idempotency.run(
             self._rt,
             scope_user_id=user.user_id,
-            endpoint="POST /v1/install/intents/{id}/token",
+            scope=Operation.TOKEN_ISSUE,
             key=idempotency_key,
             required=True,
             target={"id": install_intent_id},
@@ -260,7 +261,7 @@ class Installs:
         return idempotency.run(
             self._rt,
             scope_user_id=user.user_id,
-            endpoint="POST /v1/install/intents/{id}/cancel",
+            scope=Operation.INTENT_CANCEL,
             key=idempotency_key,
             required=True,
             target={"id": install_intent_id},

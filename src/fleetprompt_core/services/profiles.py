@@ -12,6 +12,7 @@ from fleetprompt_core.domain.model import PublisherProfile, User
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.ports import UnitOfWork
 from fleetprompt_core.services import audit, authz, idempotency, throttle
+from fleetprompt_core.services.idempotency import Operation
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime
 from fleetprompt_core.services.views import default_profile
 
@@ -67,7 +68,7 @@ class Profiles:
         return idempotency.run(
             self._rt,
             scope_user_id=user.user_id,
-            endpoint="PUT /v1/publisher/profile",
+            scope=Operation.PROFILE_UPDATE,
             key=idempotency_key,
             required=False,
             target={},

@@ -21,6 +21,7 @@ from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
 from fleetprompt_core.services import audit, authz, idempotency, throttle
 from fleetprompt_core.services.catalog import release_page
+from fleetprompt_core.services.idempotency import Operation
 from fleetprompt_core.services.paging import page_request, paginate
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime, changed_ok
 from fleetprompt_core.services.views import ListingView, listing_views
@@ -112,7 +113,7 @@ class Publishing:
         return idempotency.run(
             self._rt,
             scope_user_id=user.user_id,
-            endpoint="POST /v1/publisher/listings",
+            scope=Operation.LISTING_CREATE,
             key=idempotency_key,
             required=True,
             target={},
@@ -161,7 +162,7 @@ class Publishing:
         return idempotency.run(
             self._rt,
             scope_user_id=user.user_id,
-            endpoint="PATCH /v1/publisher/listings/{id}",
+            scope=Operation.LISTING_UPDATE,
             key=idempotency_key,
             required=False,
             target={"id": listing_id},
@@ -206,7 +207,7 @@ class Publishing:
         return idempotency.run(
             self._rt,
             scope_user_id=user.user_id,
-            endpoint="POST /v1/publisher/listings/{id}/status",
+            scope=Operation.LISTING_STATUS,
             key=idempotency_key,
             required=True,
             target={"id": listing_id},
@@ -265,7 +266,7 @@ class Publishing:
         return idempotency.run(
             self._rt,
             scope_user_id=user.user_id,
-            endpoint="POST /v1/publisher/listings/{id}/releases",
+            scope=Operation.RELEASE_PUBLISH,
             key=idempotency_key,
             required=True,
             target={"id": listing_id},
@@ -320,7 +321,7 @@ class Publishing:
         return idempotency.run(
             self._rt,
             scope_user_id=user.user_id,
-            endpoint="POST /v1/publisher/releases/{releaseId}/revoke",
+            scope=Operation.RELEASE_REVOKE,
             key=idempotency_key,
             required=True,
             target={"releaseId": release_id},
