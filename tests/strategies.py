@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from fleetprompt_core import ArtifactKind, AssetKind, InstallTargetSystem
+from fleetprompt_core.policies.validation import has_reordering
 from support import IMAGE_HOST
 
 __all__ = [
@@ -164,15 +165,17 @@ def text_characters(*, multiline: bool = False) -> SearchStrategy[str]:
 
     Surrogates and control characters (category ``Cc``, NUL included) are
     excluded; with ``multiline`` the three line characters ``\\n``, ``\\r``
-    and ``\\t`` are added, as markdown and reasons allow them.
+    and ``\\t`` are added, as markdown and reasons allow them. Single-line
+    fields also refuse bidi overrides, isolates and tag characters (ADR 0022),
+    so without ``multiline`` those are excluded too.
     """
     chars = st.one_of(
         st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")),
         st.sampled_from(_SPICY),
     )
     if multiline:
-        chars = st.one_of(chars, st.sampled_from("\n\r\t"))
-    return chars
+        return st.one_of(chars, st.sampled_from("\n\r\t"))
+    return chars.filter(lambda char: not has_reordering(char))
 
 
 def bounded_text(

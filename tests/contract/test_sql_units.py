@@ -19,6 +19,7 @@ from fleetprompt_core import CoreSettings
 from fleetprompt_core.domain.enums import InstallIntentStatus, InstallTokenStatus
 from fleetprompt_core.domain.errors import Conflict, Internal
 from fleetprompt_core.domain.limits import INTENT_TTL_MS
+from fleetprompt_core.policies import markdown
 from support import CURSOR_KEY, IMAGE_HOST, Market
 
 BACKENDS = ["sqlite", "postgres"]
@@ -284,3 +285,27 @@ def test_retention_runs_on_sql_in_bounded_batches(engine: sa.Engine) -> None:
     assert stored == [InstallIntentStatus.EXPIRED] * 5  # persisted, not only observed
     assert len(tokens) == 3
     assert InstallTokenStatus.ISSUED not in tokens
+
+
+def test_u_xss_03_html_stored_by_an_older_renderer_is_rendered_again_on_load(
+    engine: sa.Engine,
+) -> None:
+    """A description stored under the old link policy (href with credentials) reads back clean."""
+    market = sql_market(engine)
+    pub = market.publisher()
+    view, _ = market.published(
+        pub, description={"format": "markdown", "markdown": "[x](https://user:pw@evil.com)"}
+    )
+    listing_id = view.listing.listing_id
+    with engine.begin() as connection:
+        connection.execute(
+            sa.update(tables.listings)
+            .where(tables.listings.c.listing_id == listing_id)
+            .values(
+                description_html='<p><a href="https://user:pw@evil.com">x</a></p>\n',
+                description_renderer="fp-md-1",
+            )
+        )
+    detail = market.fp.catalog.listing(listing_id)
+    assert "href" not in detail.description.html
+    assert detail.description.renderer == markdown.RENDERER_VERSION

@@ -21,6 +21,7 @@ from fleetprompt_core.policies.markdown import (
     render_markdown,
     rendered,
 )
+from fleetprompt_core.policies.urls import url_problem
 
 # The contract's allowlist, restated here independently of the module under test
 # so that a change to the policy's configuration is caught by these tests.
@@ -440,16 +441,79 @@ def test_rendered_keeps_source_html_and_renderer_version() -> None:
     assert result == RenderedMarkdown(
         "*hi* <b>", "<p><em>hi</em> &lt;b&gt;</p>\n", RENDERER_VERSION
     )
-    assert RENDERER_VERSION == "fp-md-1"
+    assert RENDERER_VERSION == "fp-md-2"
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         result.html = "<script>"  # type: ignore[misc]
 
 
 def test_public_api_is_exactly_the_contracted_names() -> None:
-    """The policy module exports exactly its four public names."""
+    """The policy module exports exactly its five public names."""
     assert sorted(markdown_policy.__all__) == [
         "RENDERER_VERSION",
         "RenderedMarkdown",
+        "current",
         "render_markdown",
         "rendered",
     ]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "[x](https://user:pw@evil.com)",
+        "[x](https://trusted.example@evil.com/)",
+        "<https://trusted.example@evil.com/>",
+        "[x](https://user@evil.com/path)",
+        "[x][ref]\n\n[ref]: https://user:pw@evil.com",
+        "[x](https://evil.com:99999/)",
+        "[x](https://bad_host.example/)",
+        "[x](https://1.2.3/)",
+    ],
+)
+def test_u_xss_03_links_the_url_policy_refuses_lose_their_href(source: str) -> None:
+    """Inside markdown, a link keeps its href only when the URL policy accepts it (issue 14.3).
+
+    Credentials in the authority (``https://trusted.example@evil.com/`` is the
+    classic phishing form), bad ports and invalid hosts are refused as they are
+    in ``links.docsUrl``.
+    """
+    output = render_markdown(source)
+    assert "href" not in output
+    assert "@evil.com" not in output.split(">", 1)[0]
+    assert_no_executable_markup(output)
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["![x](https://user:pw@evil.com/a.png)", "![x](https://trusted.example@evil.com/a.png)"],
+)
+def test_u_xss_03_images_with_credentials_render_no_url(source: str) -> None:
+    """Markdown images render as alt text only, so no URL of theirs reaches the output."""
+    assert render_markdown(source) == "<p>x</p>\n"
+
+
+def test_u_xss_03_markdown_links_and_listing_links_share_one_url_policy() -> None:
+    """Every href the renderer keeps is a URL the URL policy accepts, and vice versa."""
+    urls = [
+        "https://ok.example/a?b=1&c=2#d",
+        "https://user:pw@evil.com",
+        "https://trusted.example@evil.com/",
+        "https://[::1]:8443/x",
+        "https://xn--bcher-kva.de/",
+        "https://evil.com:0/",
+    ]
+    for url in urls:
+        kept = "href" in render_markdown(f"[x](<{url}>)")
+        assert kept is (url_problem(url) is None), url
+
+
+def test_stored_html_of_an_older_renderer_is_rendered_again() -> None:
+    """current() keeps HTML of this renderer and re-renders HTML stored by an older one."""
+    stale = RenderedMarkdown(
+        "[x](https://user:pw@evil.com)", '<a href="https://user:pw@evil.com">x</a>', "fp-md-1"
+    )
+    fresh = markdown_policy.current(stale)
+    assert fresh == rendered(stale.markdown)
+    assert "href" not in fresh.html
+    up_to_date = rendered("*hi*")
+    assert markdown_policy.current(up_to_date) is up_to_date

@@ -48,6 +48,7 @@ from fleetprompt_core.domain.model import (
     User,
     Verification,
 )
+from fleetprompt_core.policies import markdown
 from fleetprompt_core.policies.search import FIELD_WEIGHTS, name_key, tokenize
 
 __all__ = [
@@ -77,8 +78,11 @@ Row = RowMapping | Mapping[str, Any]
 
 
 def _markdown(row: Row, prefix: str) -> RenderedMarkdown:
-    return RenderedMarkdown(
-        row[f"{prefix}_markdown"], row[f"{prefix}_html"], row[f"{prefix}_renderer"]
+    """Stored markdown; HTML written by an older renderer is rendered again on load."""
+    return markdown.current(
+        RenderedMarkdown(
+            row[f"{prefix}_markdown"], row[f"{prefix}_html"], row[f"{prefix}_renderer"]
+        )
     )
 
 

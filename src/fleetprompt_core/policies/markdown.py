@@ -21,9 +21,11 @@ The pipeline is:
    blockquote ul ol li a`` survive; ``script``/``style`` lose their content as
    well. Attributes: ``a[href title]`` and ``ol[start]``, nothing else (no
    ``style``, no ``class``, no ``id``, no event handlers). A link keeps its
-   ``href`` only when it is an absolute ``https://`` URL with a host; any other
-   ``href`` is removed and the ``<a>`` stays without it. Every ``<a>`` gets
-   ``rel="noopener noreferrer nofollow"``.
+   ``href`` only when it passes the one URL policy of the contract
+   (:func:`fleetprompt_core.policies.urls.url_problem`: ``https://`` with a
+   valid host, no credentials such as ``user:pw@``, no whitespace or
+   invisible characters...); any other ``href`` is removed and the ``<a>``
+   stays without it. Every ``<a>`` gets ``rel="noopener noreferrer nofollow"``.
 
 The output is deterministic (same input, same bytes) and the module holds no
 mutable state: the parser and the sanitizer are built once at import and are
@@ -34,7 +36,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 import attrs
 import nh3
@@ -44,14 +45,17 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 
+from fleetprompt_core.policies.urls import url_problem
+
 __all__ = [
     "RENDERER_VERSION",
     "RenderedMarkdown",
+    "current",
     "render_markdown",
     "rendered",
 ]
 
-RENDERER_VERSION: str = "fp-md-1"
+RENDERER_VERSION: str = "fp-md-2"
 """Identifies the output of :func:`render_markdown`; bump it when output changes."""
 
 _ALLOWED_TAGS: frozenset[str] = frozenset(
@@ -83,34 +87,19 @@ _ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
 }
 _LINK_REL = "noopener noreferrer nofollow"
 
-# Characters a browser strips or ignores inside a URL before it looks for the
-# scheme: C0 controls, space, DEL. They must not help a value pass the check.
-_URL_IGNORED = re.compile(r"[\x00-\x20\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
-def _is_absolute_https(url: str) -> bool:
-    """True when ``url`` is an absolute ``https://`` URL with a host."""
-    if _URL_IGNORED.search(url) or "\\" in url:
-        return False
-    if url[:8].lower() != "https://":
-        return False
-    try:
-        host = urlsplit(url).hostname
-    except ValueError:
-        return False
-    return bool(host)
-
-
 def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
-    """nh3 ``attribute_filter``: drop every ``href`` that is not absolute https.
+    """nh3 ``attribute_filter``: drop every ``href`` the URL policy refuses.
 
-    ``url_schemes={"https"}`` already removes other schemes; this also removes
-    relative and protocol-relative (``//host``) URLs and host-less ``https:``
-    values, which a scheme allowlist cannot express. It never raises (nh3 would
+    ``url_schemes={"https"}`` already removes other schemes; the URL policy
+    also removes relative and protocol-relative (``//host``) URLs, host-less
+    ``https:`` values and URLs with credentials (``https://trusted@evil``),
+    which a scheme allowlist cannot express. It never raises (nh3 would
     report an exception through ``sys.unraisablehook`` and strip the value).
     """
-    if attribute == "href" and not (tag == "a" and _is_absolute_https(value)):
+    if attribute == "href" and not (tag == "a" and url_problem(value) is None):
         return None
     return value
 
@@ -167,3 +156,13 @@ class RenderedMarkdown:
 def rendered(source: str) -> RenderedMarkdown:
     """Render ``source`` and keep the source, the HTML and the renderer version together."""
     return RenderedMarkdown(source, render_markdown(source), RENDERER_VERSION)
+
+
+def current(value: RenderedMarkdown) -> RenderedMarkdown:
+    """``value`` as this renderer renders it: re-rendered when it was stored by another.
+
+    Storage adapters apply it when they load stored HTML, so output written
+    under an older policy (an earlier :data:`RENDERER_VERSION`) never reaches
+    a reader.
+    """
+    return value if value.renderer == RENDERER_VERSION else rendered(value.markdown)

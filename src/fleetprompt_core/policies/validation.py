@@ -22,6 +22,7 @@ __all__ = [
     "MISSING",
     "Problems",
     "Reader",
+    "has_reordering",
     "join",
 ]
 
@@ -42,6 +43,19 @@ def join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
     return f"{path}.{key}" if path else key
+
+
+#: Characters that reorder or hide text (Trojan Source, CVE-2021-42574): the bidi
+#: embeddings and overrides U+202A..U+202E, the bidi isolates U+2066..U+2069 and the
+#: Unicode tag block U+E0000..U+E007F. Refused in single-line fields (names,
+#: summaries, labels, versions, ...), where they can make one listing display as
+#: another; see ADR 0022.
+_REORDERING: Final = re.compile("[\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
+
+
+def has_reordering(text: str) -> bool:
+    """Whether ``text`` holds a bidi embedding, override or isolate, or a tag character."""
+    return _REORDERING.search(text) is not None
 
 
 def _has_control(text: str, *, allow_newlines: bool) -> bool:
@@ -229,6 +243,9 @@ def check_text(
         return None
     if _has_control(value, allow_newlines=multiline):
         problems.add(path, "must not contain control characters")
+        return None
+    if not multiline and has_reordering(value):
+        problems.add(path, "must not contain bidirectional override, isolate or tag characters")
         return None
     if trim:
         value = value.strip()
