@@ -12,22 +12,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from importlib import metadata
 from typing import Any, Final
 
-import attrs
-import sqlalchemy as sa
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from fleetprompt_adapters import memory, sql
 from fleetprompt_adapters.memory import MemoryRateLimiter
 from fleetprompt_adapters.oidc import OidcIdentityResolver
 from fleetprompt_adapters.redis_limiter import RedisRateLimiter
-from fleetprompt_core import CoreSettings, FleetPrompt
+from fleetprompt_core import FleetPrompt
 from fleetprompt_core.policies.signing import RedeemVerifier
 from fleetprompt_core.ports import Clock, IdentityResolver, RateLimiter
 from fleetprompt_http.apidocs import PackagedSwagger, docs_router
@@ -44,6 +41,7 @@ from fleetprompt_http.routes.public import PublicController
 from fleetprompt_http.routes.publisher import PublisherController
 from fleetprompt_http.security_headers import SecurityHeaders
 from fleetprompt_http.settings import Settings
+from fleetprompt_http.storage import SchemaNotCurrent, Storage, open_storage
 
 __all__ = [
     "FleetPromptServer",
@@ -57,10 +55,6 @@ __all__ = [
 
 #: Request bodies above this are refused with ``TOO_LARGE`` (§3).
 MAX_BODY_BYTES: Final = 256 * 1024
-
-
-class SchemaNotCurrent(RuntimeError):
-    """The database is not at the migration head; ``fleetprompt db upgrade`` fixes it."""
 
 
 def package_version() -> str:
@@ -114,58 +108,6 @@ class FleetPromptServer(Litestar):
                     "caller": caller_of(scope),
                 },
             )
-
-
-@attrs.frozen
-class Storage:
-    """The use cases over the configured store, with its start-up check and shutdown."""
-
-    app: FleetPrompt
-    #: Raises :class:`SchemaNotCurrent` unless the database is at the migration head.
-    check_schema: Callable[[], None]
-    close: Callable[[], None]
-    engine: sa.Engine | None = None
-
-
-def open_storage(
-    settings: Settings, *, clock: Clock | None = None, limiter: RateLimiter | None = None
-) -> Storage:
-    """The configured store (no connection is opened until first use)."""
-    core_settings = CoreSettings(image_hosts=settings.image_hosts)
-    if settings.uses_memory:
-        app = memory.bootstrap(
-            clock=clock,
-            settings=core_settings,
-            cursor_key=settings.cursor_key,
-            limiter=limiter,
-            rate_limits=settings.rate_limits,
-        )
-        return Storage(app, lambda: None, lambda: None)
-
-    engine = sql.create_engine(
-        settings.database_url,
-        # One connection per worker thread, a little overflow for the CLI's own use.
-        pool_size=settings.worker_threads,
-        max_overflow=2,
-    )
-    app = sql.bootstrap(
-        engine,
-        clock=clock,
-        settings=core_settings,
-        cursor_key=settings.cursor_key,
-        limiter=limiter,
-        rate_limits=settings.rate_limits,
-    )
-
-    def check_schema() -> None:
-        current, head = sql.current_revision(engine), sql.head_revision()
-        if current != head:
-            raise SchemaNotCurrent(
-                f"the database schema is at revision {current or 'none'}, this server needs "
-                f"{head}: run `fleetprompt db upgrade` (FLEETPROMPT_DATABASE_URL)"
-            )
-
-    return Storage(app, check_schema, engine.dispose, engine)
 
 
 def _limiter(settings: Settings) -> RateLimiter | None:

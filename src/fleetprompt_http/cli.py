@@ -1,36 +1,38 @@
 """The ``fleetprompt`` command: serve, migrate, manage users and API tokens, demo data.
 
-Every command reads the same ``FLEETPROMPT_*`` variables as the server. Output
-meant for scripts goes to standard output (``tokens create`` prints the token
-and nothing else); messages and errors go to standard error, and any failure
-exits non-zero: 2 for invalid configuration or usage, 1 for everything else.
+Every command reads the same ``FLEETPROMPT_*`` variables as the server, finds
+the database the same way (:func:`fleetprompt_http.storage.open_storage`) and
+says on standard error which database it uses. Output meant for scripts goes
+to standard output (``tokens create`` prints the token and nothing else);
+messages and errors go to standard error, and any failure exits non-zero: 2
+for invalid configuration or usage, 1 for everything else.
+
+Start-up is part of the interface: ``fleetprompt --help`` and ``--version``
+import nothing but click, and each command imports what it needs inside its
+body (the server stack only for ``serve``). Adding a command: decorate a
+function with ``@main.command()`` (or a group's ``.command()``), import the
+heavy modules inside it, and open the database with ``with _storage() as app``.
 """
 
 from __future__ import annotations
 
 import os
-import secrets
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
-import sqlalchemy as sa
-import uvicorn
 
-from fleetprompt_adapters import sql
-from fleetprompt_core import FleetPrompt
-from fleetprompt_core.domain.enums import Role
-from fleetprompt_core.domain.errors import DomainError
-from fleetprompt_core.services.runtime import Call
-from fleetprompt_http.app import SchemaNotCurrent, Storage, open_storage
-from fleetprompt_http.settings import ConfigError, Settings
+if TYPE_CHECKING:
+    from fleetprompt_core import FleetPrompt
+    from fleetprompt_http.settings import Settings
+    from fleetprompt_http.storage import Storage
 
 __all__ = ["main"]
 
-_ROLES = {"publisher": Role.PUBLISHER, "admin": Role.ADMIN}
+_ROLES = ("admin", "publisher")
+_CREATE = "`fleetprompt db upgrade`"
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
@@ -38,7 +40,13 @@ def _fail(message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def _note(message: str) -> None:
+    click.echo(f"fleetprompt: {message}", err=True)
+
+
 def _settings() -> Settings:
+    from fleetprompt_http.settings import ConfigError, Settings  # noqa: PLC0415
+
     try:
         return Settings.from_env(os.environ)
     except ConfigError as error:
@@ -48,23 +56,56 @@ def _settings() -> Settings:
 @contextmanager
 def _failures() -> Iterator[None]:
     """Turn the errors a command can meet into one clear line and an exit code."""
+    from fleetprompt_adapters import MissingExtra  # noqa: PLC0415
+    from fleetprompt_core import DomainError  # noqa: PLC0415
+
+    try:
+        import sqlalchemy as sa  # noqa: PLC0415
+    except ModuleNotFoundError:
+        _fail(str(MissingExtra("the fleetprompt command", "server", "sqlalchemy")), 2)
+    from fleetprompt_http.storage import SchemaNotCurrent  # noqa: PLC0415
+
     try:
         yield
     except DomainError as error:
         details = "; ".join(f"{f.field_name}: {f.message}" for f in error.fields)
         _fail(f"{error.code.value}: {error.message}" + (f" ({details})" if details else ""))
-    except SchemaNotCurrent as error:
+    except (SchemaNotCurrent, MissingExtra) as error:
         _fail(str(error))
     except sa.exc.SQLAlchemyError as error:
         # The driver's text may hold a password or SQL: name the kind of failure only.
         _fail(f"database error ({type(error).__name__}); check FLEETPROMPT_DATABASE_URL")
 
 
+def _open(settings: Settings, *, create: bool) -> Storage:
+    """The configured store, after saying which one it is.
+
+    A missing SQLite file is created only by the commands that migrate
+    (``create``); the others refuse it rather than leave an empty file behind.
+    """
+    from fleetprompt_http.storage import describe_database, open_storage, sqlite_path  # noqa: PLC0415
+
+    described = describe_database(settings)
+    path = sqlite_path(settings)
+    if path is not None and not create and not path.exists():
+        if os.environ.get("FLEETPROMPT_DATABASE_URL", "").strip():
+            _fail(f"no database at {path} (FLEETPROMPT_DATABASE_URL); create it: {_CREATE}")
+        _fail(
+            f"no database at {path}: FLEETPROMPT_DATABASE_URL is unset, and the default "
+            "sqlite:///./fleetprompt.db is relative to the current directory; run this "
+            f"where the database is, set FLEETPROMPT_DATABASE_URL, or create one here: {_CREATE}"
+        )
+    _note(f"database: {described}")
+    return open_storage(settings)
+
+
 @contextmanager
 def _storage(*, migrate: bool = False) -> Iterator[FleetPrompt]:
+    """The use cases over the configured database, which must be at the latest schema
+    (``migrate`` brings it there first)."""
     settings = _settings()
     with _failures():
-        storage = open_storage(settings)
+        storage = _open(settings, create=migrate)
         try:
             if migrate:
                 _upgrade(storage)
@@ -74,9 +115,22 @@ def _storage(*, migrate: bool = False) -> Iterator[FleetPrompt]:
             storage.close()
 
 
-def _upgrade(storage: Storage) -> None:
-    if storage.engine is not None:
-        sql.upgrade(storage.engine)
+def _upgrade(storage: Storage) -> list[str]:
+    """Apply pending migrations; the revisions applied, oldest first."""
+    if storage.engine is None:
+        return []
+    from fleetprompt_adapters import sql  # noqa: PLC0415
+
+    return sql.upgrade(storage.engine)
+
+
+def _date(ms: int | None) -> str:
+    import datetime  # noqa: PLC0415
+
+    if ms is None:
+        return "-"
+    moment = datetime.datetime.fromtimestamp(ms / 1000, tz=datetime.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,8 +139,13 @@ def main() -> None:
     """FleetPrompt: the marketplace and distribution server for agent products.
 
     Configuration comes from FLEETPROMPT_* environment variables (see
-    docs/configuration.md); by default the data lives in ./fleetprompt.db.
+    docs/configuration.md); by default the data lives in ./fleetprompt.db,
+    relative to the current directory. Every command says which database it
+    uses.
     """
+
+
+# --------------------------------------------------------------------------- serve
 
 
 @main.command()
@@ -97,21 +156,29 @@ def main() -> None:
 )
 def serve(host: str, port: int, workers: int) -> None:
     """Serve the HTTP API (applies pending migrations on SQLite first)."""
+    import secrets  # noqa: PLC0415
+
     settings = _settings()
     if settings.uses_memory and workers > 1:
         _fail("memory:// keeps data inside one process; use --workers 1 or a database", 2)
     with _failures():
-        storage = open_storage(settings)
+        storage = _open(settings, create=settings.uses_sqlite)
         try:
             if settings.uses_sqlite:
                 _upgrade(storage)
             storage.check_schema()
         finally:
             storage.close()
+    try:
+        import uvicorn  # noqa: PLC0415
+    except ModuleNotFoundError as missing:
+        from fleetprompt_adapters import MissingExtra  # noqa: PLC0415
+
+        _fail(str(MissingExtra("fleetprompt serve", "server", missing.name)), 2)
     if settings.cursor_key is None:
         # Every worker must sign cursors with the same key; this one lasts until restart.
         os.environ["FLEETPROMPT_CURSOR_KEY"] = secrets.token_hex(32)
-    click.echo(f"FleetPrompt serving on http://{host}:{port} ({workers} worker(s))", err=True)
+    _note(f"serving on http://{host}:{port} ({workers} worker(s))")
     uvicorn.run(
         "fleetprompt_http.server:app_from_env",
         factory=True,
@@ -124,19 +191,64 @@ def serve(host: str, port: int, workers: int) -> None:
     )
 
 
+# --------------------------------------------------------------------------- db
+
+
 @main.group()
 def db() -> None:
-    """The database schema."""
+    """The database schema (Alembic migrations shipped with the package)."""
+
+
+def _schema_settings() -> Settings:
+    settings = _settings()
+    if settings.uses_memory:
+        _fail("memory:// has no schema to migrate", 2)
+    return settings
 
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply pending migrations to FLEETPROMPT_DATABASE_URL."""
-    settings = _settings()
-    if settings.uses_memory:
-        _fail("memory:// has no schema to migrate", 2)
-    with _storage(migrate=True):
-        click.echo("database is at the latest schema revision", err=True)
+    """Apply pending migrations to FLEETPROMPT_DATABASE_URL; says which ones it applied."""
+    from fleetprompt_adapters import sql  # noqa: PLC0415
+
+    settings = _schema_settings()
+    with _failures():
+        storage = _open(settings, create=True)
+        try:
+            assert storage.engine is not None
+            applied = _upgrade(storage)
+            storage.check_schema()
+            head = sql.head_revision()
+        finally:
+            storage.close()
+    if applied:
+        _note(f"applied {len(applied)} migration(s): {', '.join(applied)}")
+    else:
+        _note("nothing to apply")
+    _note(f"the database is at the latest schema revision, {head}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the database's schema revision ("none" when empty); says whether it is the latest."""
+    from fleetprompt_adapters import sql  # noqa: PLC0415
+
+    settings = _schema_settings()
+    with _failures():
+        storage = _open(settings, create=False)
+        try:
+            assert storage.engine is not None
+            current, head = sql.current_revision(storage.engine), sql.head_revision()
+        finally:
+            storage.close()
+    click.echo(current or "none")
+    if current == head:
+        _note("this is the latest schema revision")
+    else:
+        _note(f"the latest schema revision is {head}: run `fleetprompt db upgrade`")
+
+
+# --------------------------------------------------------------------------- users
 
 
 @main.group()
@@ -151,6 +263,8 @@ def users() -> None:
 @click.option("--admin", is_flag=True, help="Grant the admin role.")
 def users_create(external_id: str, display_name: str | None, publisher: bool, admin: bool) -> None:
     """Create a user (or give an existing one the roles asked for); prints the user id."""
+    from fleetprompt_core import Role  # noqa: PLC0415
+
     roles = [role for flag, role in ((publisher, Role.PUBLISHER), (admin, Role.ADMIN)) if flag]
     with _storage() as app:
         user = app.operator.ensure_user(external_id, display_name=display_name, roles=roles)
@@ -159,7 +273,9 @@ def users_create(external_id: str, display_name: str | None, publisher: bool, ad
 
 def _role_change(verb: str) -> Callable[[str, str], None]:
     def change(external_id: str, role: str) -> None:
-        changes = {verb: [_ROLES[role]]}
+        from fleetprompt_core import Role  # noqa: PLC0415
+
+        changes = {verb: [Role(role)]}
         with _storage() as app:
             user = app.operator.set_roles(external_id, **changes)
         click.echo(" ".join(sorted(r.value for r in user.roles)) or "(no roles)")
@@ -167,15 +283,16 @@ def _role_change(verb: str) -> Callable[[str, str], None]:
     return change
 
 
-_ROLE_OPTION = click.option(
-    "--role", required=True, type=click.Choice(sorted(_ROLES)), help="The role."
-)
+_ROLE_OPTION = click.option("--role", required=True, type=click.Choice(_ROLES), help="The role.")
 users.command("grant", help="Grant a role; prints the user's roles.")(
     click.argument("external_id")(_ROLE_OPTION(_role_change("grant")))
 )
 users.command("revoke", help="Revoke a role; prints the user's roles.")(
     click.argument("external_id")(_ROLE_OPTION(_role_change("revoke")))
 )
+
+
+# --------------------------------------------------------------------------- tokens
 
 
 @main.group()
@@ -196,7 +313,39 @@ def tokens_create(external_id: str, name: str | None, expires_in_days: int | Non
             external_id, name=name, expires_in_days=expires_in_days
         )
     click.echo(issued.api_token)
-    click.echo(f"token id: {issued.token_id} (keep the token secret; it is shown once)", err=True)
+    _note(f"token id: {issued.token_id} (keep the token secret; it is shown once)")
+
+
+@tokens.command("list")
+@click.argument("external_id")
+def tokens_list(external_id: str) -> None:
+    """List a user's API tokens, newest first: id, state, created, expires, name.
+
+    The tokens themselves are never stored, so they cannot be shown again.
+    """
+    import time  # noqa: PLC0415
+
+    with _storage() as app:
+        listed = app.credentials.list_api_tokens(external_id)
+    now_ms = time.time_ns() // 1_000_000
+    for token in listed:
+        state = (
+            "revoked"
+            if token.revoked_at_ms is not None
+            else ("active" if token.is_usable(now_ms) else "expired")
+        )
+        click.echo(
+            "\t".join(
+                (
+                    token.token_id,
+                    state,
+                    _date(token.created_at_ms),
+                    _date(token.expires_at_ms),
+                    token.name,
+                )
+            )
+        )
+    _note(f"{len(listed)} token(s) of {external_id}")
 
 
 @tokens.command("revoke")
@@ -205,7 +354,10 @@ def tokens_revoke(token_id: str) -> None:
     """Revoke an API token by its id (pat_…)."""
     with _storage() as app:
         app.credentials.revoke_api_token(token_id)
-    click.echo(f"revoked {token_id}", err=True)
+    _note(f"revoked {token_id}")
+
+
+# --------------------------------------------------------------------------- purge, demo
 
 
 @main.command()
@@ -221,107 +373,18 @@ def purge() -> None:
 
 @main.command()
 def demo() -> None:
-    """Fill the configured database with a small marketplace and print tokens to try it."""
+    """Fill the configured database with a small marketplace and print tokens to try it.
+
+    Safe to run twice: the demo users and listings are made once, and each run
+    prints fresh API tokens for them. Refuses memory://, whose data would end
+    with this command.
+    """
     settings = _settings()
-    with _storage(migrate=not settings.uses_memory) as app:
-        lines = _fill_demo(app)
+    if settings.uses_memory:
+        _fail("memory:// keeps nothing after this command ends; demo needs a database", 2)
+    from fleetprompt_http.demo import fill_demo  # noqa: PLC0415
+
+    with _storage(migrate=True) as app:
+        lines = fill_demo(app)
     for line in lines:
         click.echo(line)
-
-
-def _key() -> str:
-    return str(uuid.uuid4())
-
-
-def _fill_demo(app: FleetPrompt) -> list[str]:
-    """Publishers, a buyer and an admin; a listing of each asset kind; one revoked release."""
-    suffix = secrets.token_hex(3)
-    acme = f"demo-acme-{suffix}"
-    flows = f"demo-flows-{suffix}"
-    buyer = f"demo-buyer-{suffix}"
-    admin = f"demo-admin-{suffix}"
-    app.operator.ensure_user(acme, display_name="Acme Agents", roles=[Role.PUBLISHER])
-    app.operator.ensure_user(flows, display_name="Flowworks", roles=[Role.PUBLISHER])
-    app.operator.ensure_user(buyer, display_name="Bea Buyer")
-    app.operator.ensure_user(admin, display_name="Ada Admin", roles=[Role.ADMIN])
-    acme_call, flows_call = Call.as_user(acme), Call.as_user(flows)
-    app.profiles.put(
-        acme_call, {"displayName": "Acme Agents", "bioMarkdown": "We build **support** agents."}
-    )
-    app.profiles.put(flows_call, {"displayName": "Flowworks", "bioMarkdown": "Workflows."})
-    catalogue = [
-        (
-            acme_call,
-            "whs_agent",
-            "Support Triage Agent",
-            "Routes support tickets to the right queue.",
-            ["support", "triage"],
-            {"whsAgentId": "agent-triage-1", "whsDeploymentId": "dep-1"},
-        ),
-        (
-            acme_call,
-            "whs_agent",
-            "Meeting Notes Agent",
-            "Summarises meetings and files action items.",
-            ["productivity", "meetings"],
-            {"whsAgentId": "agent-notes-7"},
-        ),
-        (
-            flows_call,
-            "agentromatic_workflow",
-            "Invoice Approval Flow",
-            "Routes invoices for approval with an audit trail.",
-            ["finance", "approvals"],
-            {"agentromaticWorkflowId": "wf-invoice-42"},
-        ),
-        (
-            flows_call,
-            "spec_asset",
-            "Onboarding Checklist Spec",
-            "A spec for employee onboarding agents.",
-            ["hr", "onboarding"],
-            {"specAssetId": "spec-onboarding-3"},
-        ),
-    ]
-    first_listing = first_release = ""
-    for call, kind, name, summary, tags, refs in catalogue:
-        listing = app.publishing.create_listing(
-            call,
-            {
-                "assetKind": kind,
-                "name": name,
-                "summary": summary,
-                "description": {"markdown": f"# {name}\n\n{summary}"},
-                "tags": tags,
-                "categories": ["demo"],
-                "links": {"docsUrl": "https://docs.example.com/" + tags[0]},
-            },
-            idempotency_key=_key(),
-        ).value.listing
-        release = {"refs": refs, "notes": {"markdown": "Initial release."}}
-        first = app.publishing.publish_release(
-            call, listing.listing_id, {"version": "1.0.0", **release}, idempotency_key=_key()
-        ).value
-        app.publishing.change_status(
-            call, listing.listing_id, {"status": "published"}, idempotency_key=_key()
-        )
-        if not first_listing:
-            first_listing, first_release = listing.listing_id, first.release_id
-            bad = app.publishing.publish_release(
-                call, listing.listing_id, {"version": "1.0.1", **release}, idempotency_key=_key()
-            ).value
-            app.publishing.revoke_release(
-                call, bad.release_id, {"reason": "Broke ticket routing."}, idempotency_key=_key()
-            )
-    issued = {
-        who: app.credentials.issue_api_token(who, name="demo").api_token
-        for who in (acme, buyer, admin)
-    }
-    return [
-        f"# demo marketplace: 4 published listings (publisher tokens: {acme}, buyer: {buyer})",
-        f"export FP_PUBLISHER_TOKEN={issued[acme]}",
-        f"export FP_BUYER_TOKEN={issued[buyer]}",
-        f"export FP_ADMIN_TOKEN={issued[admin]}",
-        f"export FP_LISTING_ID={first_listing}",
-        f"export FP_RELEASE_ID={first_release}",
-    ]

@@ -14,6 +14,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import sysconfig
 import time
 from collections.abc import Iterator, Mapping
@@ -24,13 +25,16 @@ import attrs
 import httpx
 import pytest
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner, Result
 from litestar.testing import TestClient
 
 from fleetprompt_adapters import sql
+from fleetprompt_adapters.sql.schema import alembic_config
 from fleetprompt_http.app import create_app
 from fleetprompt_http.cli import main
 from fleetprompt_http.settings import Settings
+from fleetprompt_http.storage import describe_database
 
 TOKEN = re.compile(r"^fpat_[A-Za-z0-9]+$")
 USER_ID = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -68,7 +72,7 @@ class Cli:
 
 def _assert_failed(result: Result, *, code: int | None = None, names: str | None = None) -> str:
     """A clean failure: non-zero, one ``fleetprompt: error:`` message (or click's usage
-    error), no traceback. Returns stderr."""
+    error), no traceback. Returns stderr without the line naming the database."""
     assert result.exit_code != 0, (result.exit_code, result.stdout, result.stderr)
     if code is not None:
         assert result.exit_code == code, (result.exit_code, result.stderr)
@@ -78,7 +82,8 @@ def _assert_failed(result: Result, *, code: int | None = None, names: str | None
     assert result.stderr.strip(), "no message"
     if names is not None:
         assert names in result.stderr, result.stderr
-    return result.stderr
+    lines = result.stderr.splitlines(keepends=True)
+    return "".join(line for line in lines if not line.startswith("fleetprompt: database: "))
 
 
 @pytest.fixture
@@ -99,21 +104,104 @@ def _bearer(token: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- db
 
 
-def test_db_upgrade_migrates_to_the_head_and_is_repeatable(cli: Cli) -> None:
+def test_db_upgrade_migrates_to_the_head_says_what_it_applied_and_is_repeatable(
+    cli: Cli,
+) -> None:
     result = cli.ok("db", "upgrade")
     assert result.stdout == ""
-    assert "latest schema revision" in result.stderr
+    revisions = _revisions()
+    assert f"applied {len(revisions)} migration(s): {', '.join(revisions)}" in result.stderr
+    assert f"latest schema revision, {sql.head_revision()}" in result.stderr
     engine = sa.create_engine(cli.database_url)
     try:
         assert sql.current_revision(engine) == sql.head_revision()
     finally:
         engine.dispose()
+    again = cli.ok("db", "upgrade")
+    assert "nothing to apply" in again.stderr
+    assert "applied" not in again.stderr
+
+
+def _revisions() -> list[str]:
+    """Every shipped revision, oldest first."""
+    script = ScriptDirectory.from_config(alembic_config())
+    return [step.revision for step in reversed(list(script.walk_revisions()))]
+
+
+def test_db_upgrade_from_an_older_revision_applies_only_the_rest(cli: Cli) -> None:
+    revisions = _revisions()
+    if len(revisions) < 2:  # pragma: no cover - one migration only
+        pytest.skip("needs two migrations")
+    engine = sql.create_engine(cli.database_url)
+    try:
+        sql.upgrade(engine, revisions[0])
+    finally:
+        engine.dispose()
+    assert cli.ok("db", "current").stdout == f"{revisions[0]}\n"
+    result = cli.ok("db", "upgrade")
+    assert f"applied {len(revisions) - 1} migration(s): {', '.join(revisions[1:])}" in (
+        result.stderr
+    )
+
+
+def test_db_current_prints_the_revision_and_says_whether_it_is_the_latest(cli: Cli) -> None:
+    head = sql.head_revision()
+    _assert_failed(cli("db", "current"), code=1, names="no database at")  # nothing created
+    assert not Path(cli.database_url.removeprefix("sqlite:///")).exists()
     cli.ok("db", "upgrade")
+    result = cli.ok("db", "current")
+    assert result.stdout == f"{head}\n"
+    assert "this is the latest schema revision" in result.stderr
 
 
 def test_commands_refuse_a_database_that_is_not_migrated(cli: Cli) -> None:
+    path = Path(cli.database_url.removeprefix("sqlite:///"))
+    sa.create_engine(cli.database_url).connect().close()  # an empty SQLite file
+    assert path.exists()
     stderr = _assert_failed(cli("users", "create", "ext-1"), code=1)
     assert "fleetprompt db upgrade" in stderr
+    assert str(path) in stderr  # which database it means
+    current = cli.ok("db", "current")
+    assert current.stdout == "none\n"
+    assert "fleetprompt db upgrade" in current.stderr
+
+
+def test_commands_refuse_a_missing_sqlite_file_instead_of_creating_one(cli: Cli) -> None:
+    path = Path(cli.database_url.removeprefix("sqlite:///"))
+    stderr = _assert_failed(cli("users", "create", "ext-1"), code=1)
+    assert f"no database at {path}" in stderr
+    assert "fleetprompt db upgrade" in stderr
+    assert not path.exists()
+
+
+def test_the_default_database_is_relative_to_the_current_directory_and_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("FLEETPROMPT_")}
+    missing = runner.invoke(main, ["tokens", "list", "ext-1"], env=env)
+    stderr = _assert_failed(missing, code=1)
+    assert f"no database at {tmp_path / 'fleetprompt.db'}" in stderr
+    assert "FLEETPROMPT_DATABASE_URL is unset" in stderr
+    upgraded = runner.invoke(main, ["db", "upgrade"], env=env)
+    assert upgraded.exit_code == 0, upgraded.stderr
+    assert f"database: SQLite file {tmp_path / 'fleetprompt.db'}" in upgraded.stderr
+    assert (tmp_path / "fleetprompt.db").exists()
+
+
+def test_every_database_command_says_which_database_it_uses(migrated: Cli) -> None:
+    path = migrated.database_url.removeprefix("sqlite:///")
+    for args in (("users", "create", "ext-1"), ("tokens", "list", "ext-1"), ("purge",)):
+        assert f"fleetprompt: database: SQLite file {path}\n" in migrated.ok(*args).stderr
+
+
+def test_a_postgresql_database_is_named_without_its_password() -> None:
+    described = describe_database(
+        Settings(database_url="postgresql://fp:hunter2-pg@db.internal:5432/fleet")
+    )
+    assert described == "PostgreSQL postgresql://fp:***@db.internal:5432/fleet"
+    assert "hunter2" not in described
 
 
 def test_db_upgrade_refuses_memory(cli: Cli) -> None:
@@ -207,6 +295,25 @@ def test_tokens_create_with_an_expiry(migrated: Cli) -> None:
     assert TOKEN.match(token)
 
 
+def test_tokens_list_shows_ids_states_and_names_never_a_token(migrated: Cli) -> None:
+    migrated.ok("users", "create", "ext-1")
+    first = migrated.ok("tokens", "create", "ext-1", "--name", "laptop")
+    second = migrated.ok("tokens", "create", "ext-1", "--name", "ci", "--expires-in-days", "5")
+    first_id = re.search(r"token id: (pat_\w+)", first.stderr)
+    assert first_id
+    migrated.ok("tokens", "revoke", first_id.group(1))
+    listed = migrated.ok("tokens", "list", "ext-1")
+    rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert [(row[1], row[4]) for row in rows] == [("active", "ci"), ("revoked", "laptop")]
+    assert rows[1][0] == first_id.group(1)
+    assert rows[0][3] != "-"  # the expiry
+    assert rows[1][3] == "-"
+    for raw in (first.stdout.strip(), second.stdout.strip()):
+        assert raw not in listed.stdout
+    assert "2 token(s) of ext-1" in listed.stderr
+    _assert_failed(migrated("tokens", "list", "nobody"), code=1, names="NOT_FOUND")
+
+
 @pytest.mark.parametrize(
     ("args", "code"),
     [
@@ -296,12 +403,38 @@ def test_demo_fills_a_working_marketplace(cli: Cli) -> None:
         assert intent.status_code == 201, intent.text
 
 
-def test_demo_twice_adds_a_second_marketplace(cli: Cli) -> None:
+def test_demo_twice_changes_nothing_but_prints_fresh_tokens(cli: Cli) -> None:
     first = _exports(cli.ok("demo").stdout)
     second = _exports(cli.ok("demo").stdout)
     assert first["FP_PUBLISHER_TOKEN"] != second["FP_PUBLISHER_TOKEN"]
+    assert (first["FP_LISTING_ID"], first["FP_RELEASE_ID"]) == (
+        second["FP_LISTING_ID"],
+        second["FP_RELEASE_ID"],
+    )
     with cli.app() as client:
-        assert len(client.get("/v1/public/listings/search").json()["items"]) == 8
+        items = client.get("/v1/public/listings/search").json()["items"]
+        assert len(items) == 4
+        every = client.get(
+            f"/v1/public/listings/{first['FP_LISTING_ID']}/releases",
+            params={"includeRevoked": "true"},
+        ).json()["items"]
+        assert sorted(r["status"] for r in every) == ["published", "revoked"]
+        for name in ("FP_PUBLISHER_TOKEN", "FP_BUYER_TOKEN", "FP_ADMIN_TOKEN"):
+            me = client.get("/v1/install/intents", headers=_bearer(first[name]))
+            assert me.status_code == 200, name  # the first run's tokens still work
+
+
+def test_demo_labels_what_it_prints(cli: Cli) -> None:
+    comments = [line for line in cli.ok("demo").stdout.splitlines() if line.startswith("#")]
+    assert comments == [
+        "# demo marketplace: 4 published listings by demo-acme and demo-flows",
+        "# fresh API tokens of demo-acme (publisher), demo-buyer and demo-admin (admin):",
+        "# the Support Triage Agent listing and its release 1.0.0 (its 1.0.1 is revoked):",
+    ]
+
+
+def test_demo_refuses_memory(cli: Cli) -> None:
+    _assert_failed(cli("demo", DATABASE_URL="memory://"), code=2, names="memory://")
 
 
 def test_purge_runs_and_reports(migrated: Cli) -> None:
@@ -399,6 +532,74 @@ def test_help_and_version() -> None:
     version = runner.invoke(main, ["--version"])
     assert version.exit_code == 0
     assert "version" in version.stdout
+
+
+# --------------------------------------------------------------------------- start-up, extras
+
+#: Modules that only the commands needing them may import (the server stack, the
+#: database layer, the core): ``--help`` and ``--version`` must not pay for them.
+_HEAVY = ("litestar", "uvicorn", "sqlalchemy", "alembic", "redis", "fleetprompt_core")
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=_clean_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["db", "--help"], ["users", "-h"]])
+def test_help_and_version_import_nothing_heavy(args: list[str]) -> None:
+    """Start-up speed is measured in bench/cli_bench.py; this pins its cause."""
+    probe = _python(
+        "import sys\n"
+        "from fleetprompt_http.console import main\n"
+        f"sys.argv = ['fleetprompt', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    assert not done.code, done.code\n"
+        f"print(sorted(m for m in {_HEAVY!r} if m in sys.modules))\n"
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.splitlines()[-1] == "[]", probe.stdout
+
+
+def test_a_core_only_install_says_which_extra_the_command_needs() -> None:
+    probe = _python(
+        "import sys\nsys.modules['click'] = None\n"
+        "sys.argv = ['fleetprompt', '--version']\n"
+        "from fleetprompt_http.console import main\nmain()\n"
+    )
+    assert probe.returncode == 2, probe.stderr
+    assert "Traceback" not in probe.stderr
+    assert "pip install 'fleetprompt[server]'" in probe.stderr
+
+
+def test_a_core_only_install_says_which_extra_the_sql_adapter_needs() -> None:
+    probe = _python(
+        "import sys\nsys.modules['sqlalchemy'] = None\n"
+        "from fleetprompt_adapters import MissingExtra\n"
+        "try:\n    import fleetprompt_adapters.sql\n"
+        "except MissingExtra as missing:\n    print(missing.extra, '|', missing)\n"
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.startswith("sql | fleetprompt_adapters.sql needs the 'sql' extra")
+    assert "pip install 'fleetprompt[sql]'" in probe.stdout
+
+
+def test_postgresql_without_psycopg_says_which_extra_to_install(tmp_path: Path) -> None:
+    probe = _python(
+        "import sys\nsys.modules['psycopg'] = None\n"
+        "sys.argv = ['fleetprompt', 'users', 'create', 'ext-1']\n"
+        "import os\nos.environ['FLEETPROMPT_DATABASE_URL'] = 'postgresql://fp:pw@127.0.0.1/fp'\n"
+        "from fleetprompt_http.console import main\nmain()\n"
+    )
+    assert probe.returncode == 1, probe.stderr
+    assert "Traceback" not in probe.stderr
+    assert "PostgreSQL needs the 'postgres' extra" in probe.stderr
+    assert "pip install 'fleetprompt[postgres]'" in probe.stderr
 
 
 # --------------------------------------------------------------------------- the console script

@@ -19,6 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from fleetprompt_adapters import MissingExtra
+
 __all__ = [
     "READ_ONLY_OPTION",
     "SQLITE_BUSY_TIMEOUT_MS",
@@ -92,6 +94,10 @@ def create_engine(
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, options)
     if parsed.get_backend_name() == "postgresql":
+        try:
+            import psycopg  # noqa: F401, PLC0415 - SQLAlchemy imports it too; we say what is missing
+        except ModuleNotFoundError as missing:
+            raise MissingExtra("PostgreSQL", "postgres", missing.name) from None
         return sa.create_engine(parsed, pool_pre_ping=True, **options)
     raise ValueError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"

@@ -40,9 +40,17 @@ def alembic_config(engine: sa.Engine | None = None) -> Config:
     return config
 
 
-def upgrade(engine: sa.Engine, revision: str = "head") -> None:
-    """Apply every pending migration up to ``revision``."""
-    command.upgrade(alembic_config(engine), revision)
+def upgrade(engine: sa.Engine, revision: str = "head") -> list[str]:
+    """Apply every pending migration up to ``revision``; the revisions applied, oldest first."""
+    config = alembic_config(engine)
+    before = current_revision(engine)
+    command.upgrade(config, revision)
+    after = current_revision(engine)
+    if after is None or after == before:
+        return []
+    script = ScriptDirectory.from_config(config)
+    applied = script.iterate_revisions(after, before or "base")
+    return [step.revision for step in reversed(list(applied))]
 
 
 def head_revision() -> str | None:
