@@ -7,12 +7,14 @@ import secrets
 import threading
 import time
 
+from fleetprompt_adapters.passwords import Argon2PasswordHasher
 from fleetprompt_core import CoreSettings, CursorCodec, FleetPrompt, Runtime
 from fleetprompt_core.policies.rate_limits import RateLimits
 from fleetprompt_core.policies.tokens import generate_token, hash_token
 from fleetprompt_core.ports import (
     Clock,
     IdGenerator,
+    PasswordHasher,
     RateLimiter,
     TokenGenerator,
     TokenHasher,
@@ -125,12 +127,14 @@ def compose(
     hasher: TokenHasher | None = None,
     limiter: RateLimiter | None = None,
     rate_limits: RateLimits | None = None,
+    passwords: PasswordHasher | None = None,
 ) -> FleetPrompt:
     """A :class:`FleetPrompt` over a storage adapter, with system defaults for the rest.
 
     Every adapter's ``bootstrap()`` ends here: the system clock, ULID ids,
-    CSPRNG tokens, SHA-256 hashes and a random cursor key unless given (several
-    processes serving one store must share ``cursor_key``).
+    CSPRNG tokens, SHA-256 hashes, argon2id password hashes (RFC 9106) and a
+    random cursor key unless given (several processes serving one store must
+    share ``cursor_key``).
     """
     clock = clock or SystemClock()
     runtime = Runtime(
@@ -144,5 +148,6 @@ def compose(
         settings=settings or CoreSettings(),
         limiter=limiter,
         rate_limits=rate_limits or RateLimits(),
+        passwords=passwords or Argon2PasswordHasher(),
     )
     return FleetPrompt(runtime)

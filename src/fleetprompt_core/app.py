@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fleetprompt_core.services.accounts import Accounts
 from fleetprompt_core.services.admin import Admin
 from fleetprompt_core.services.catalog import Catalog
 from fleetprompt_core.services.credentials import Credentials
@@ -35,3 +36,4 @@ class FleetPrompt:
         self.retention = Retention(runtime)
         self.operator = Operator(runtime)
         self.credentials = Credentials(runtime)
+        self.accounts = Accounts(runtime)

@@ -17,6 +17,7 @@ from typing import Protocol, Self
 
 import attrs
 
+from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.enums import (
     InstallIntentStatus,
     InstallTokenStatus,
@@ -37,6 +38,7 @@ from fleetprompt_core.domain.model import (
 from fleetprompt_core.policies.search import ListingSearch, SearchHit
 
 __all__ = [
+    "AccountRepository",
     "ApiTokenRepository",
     "AuditLog",
     "AuditQuery",
@@ -47,11 +49,13 @@ __all__ = [
     "InstallIntentRepository",
     "InstallTokenRepository",
     "ListingRepository",
+    "PasswordHasher",
     "Principal",
     "PublisherProfileRepository",
     "RateDecision",
     "RateLimiter",
     "ReleaseRepository",
+    "SessionRepository",
     "TokenGenerator",
     "TokenHasher",
     "UniqueConstraint",
@@ -69,6 +73,8 @@ class UniqueConstraint(enum.StrEnum):
     RELEASE_VERSION = "releases.listing_id_version"
     TOKEN_HASH = "install_tokens.token_hash"  # noqa: S105 - a constraint name
     API_TOKEN_HASH = "api_tokens.token_hash"  # noqa: S105 - a constraint name
+    ACCOUNT_USERNAME = "accounts.username"
+    ACCOUNT_EMAIL = "accounts.email"
     IDEMPOTENCY_KEY = "idempotency.scope_endpoint_key"
     PRIMARY_KEY = "primary_key"
 
@@ -97,6 +103,22 @@ class TokenGenerator(Protocol):
 class TokenHasher(Protocol):
     def hash(self, raw_token: str) -> str:
         """Deterministic hash used to store and look up a token."""
+        ...
+
+
+class PasswordHasher(Protocol):
+    """A slow, salted password hash (argon2id in the shipped adapter, ADR 0018)."""
+
+    def hash(self, password: str) -> str:
+        """A self-describing hash string (algorithm, parameters, salt, digest)."""
+        ...
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        """Whether ``password`` matches; ``False`` (never an exception) otherwise."""
+        ...
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """Whether ``password_hash`` was made with other parameters than today's."""
         ...
 
 
@@ -265,6 +287,50 @@ class ApiTokenRepository(Protocol):
         ...
 
 
+class AccountRepository(Protocol):
+    """Built-in accounts, one per user (the user id is the key)."""
+
+    def get(self, user_id: str) -> Account | None: ...
+    def get_by_username(self, username: str) -> Account | None: ...
+    def get_by_email(self, email: str) -> Account | None: ...
+    def add(self, account: Account) -> None:
+        """Raises ``DuplicateError`` naming ``PRIMARY_KEY``, ``ACCOUNT_USERNAME`` or
+        ``ACCOUNT_EMAIL``."""
+        ...
+
+    def update(self, account: Account, expected_password_hash: str) -> bool:
+        """Compare-and-set on the stored password hash; ``False`` when it changed.
+
+        Username and e-mail never change through ``update``.
+        """
+        ...
+
+
+class SessionRepository(Protocol):
+    """Server-side browser sessions, keyed by the hash of their token."""
+
+    def add(self, session: BrowserSession) -> None:
+        """Raises ``DuplicateError(PRIMARY_KEY)`` when the hash exists."""
+        ...
+
+    def get(self, session_hash: str) -> BrowserSession | None: ...
+    def touch(self, session_hash: str, last_seen_at_ms: int) -> None:
+        """Move the session's last activity forward (never backwards)."""
+        ...
+
+    def delete(self, session_hash: str) -> bool:
+        """End one session; ``False`` when there was none."""
+        ...
+
+    def delete_for_user(self, user_id: str) -> int:
+        """End every session of the user; returns how many."""
+        ...
+
+    def delete_expired(self, now_ms: int, idle_ms: int, limit: int) -> int:
+        """Drop up to ``limit`` sessions past their end or idle for ``idle_ms``."""
+        ...
+
+
 class IdempotencyRepository(Protocol):
     def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None: ...
     def add(self, record: IdempotencyRecord) -> None:
@@ -317,6 +383,10 @@ class UnitOfWork(Protocol):
     def tokens(self) -> InstallTokenRepository: ...
     @property
     def api_tokens(self) -> ApiTokenRepository: ...
+    @property
+    def accounts(self) -> AccountRepository: ...
+    @property
+    def sessions(self) -> SessionRepository: ...
     @property
     def idempotency(self) -> IdempotencyRepository: ...
     @property

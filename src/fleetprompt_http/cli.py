@@ -256,19 +256,64 @@ def users() -> None:
     """Users and their roles (roles come only from an admin or this command)."""
 
 
+def _read_password(from_stdin: bool) -> str:
+    """One line of standard input (its line ending removed), or a hidden prompt."""
+    if from_stdin:
+        line = sys.stdin.readline()
+        return line[:-1] if line.endswith("\n") else line
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True))
+
+
+_PASSWORD_STDIN = click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input (never an argument).",
+)
+
+
 @users.command("create")
 @click.argument("external_id")
 @click.option("--display-name", default=None, help="Shown as the publisher's default name.")
 @click.option("--publisher", is_flag=True, help="Grant the publisher role.")
 @click.option("--admin", is_flag=True, help="Grant the admin role.")
-def users_create(external_id: str, display_name: str | None, publisher: bool, admin: bool) -> None:
-    """Create a user (or give an existing one the roles asked for); prints the user id."""
+@_PASSWORD_STDIN
+@click.option("--email", default=None, help="With --password-stdin: an e-mail to sign in with.")
+def users_create(
+    external_id: str,
+    display_name: str | None,
+    publisher: bool,
+    admin: bool,
+    password_stdin: bool,
+    email: str | None,
+) -> None:
+    """Create a user (or give an existing one the roles asked for); prints the user id.
+
+    With --password-stdin the user also gets a built-in account for the web
+    pages: its username is EXTERNAL_ID.
+    """
     from fleetprompt_core import Role  # noqa: PLC0415
 
     roles = [role for flag, role in ((publisher, Role.PUBLISHER), (admin, Role.ADMIN)) if flag]
+    password = _read_password(True) if password_stdin else None
     with _storage() as app:
+        if password is not None and app.accounts.account_of(external_id) is None:
+            app.accounts.check_new_account(external_id, password, email)  # before any write
         user = app.operator.ensure_user(external_id, display_name=display_name, roles=roles)
+        if password is not None:
+            app.accounts.set_password(external_id, password, email=email)
     click.echo(user.user_id)
+
+
+@users.command("set-password")
+@click.argument("external_id")
+@_PASSWORD_STDIN
+def users_set_password(external_id: str, password_stdin: bool) -> None:
+    """Set the web sign-in password of an existing user (creating its account if needed);
+    every session of the user ends."""
+    password = _read_password(password_stdin)
+    with _storage() as app:
+        app.accounts.set_password(external_id, password)
+    click.echo(f"password set for {external_id}; its sessions have ended", err=True)
 
 
 def _role_change(verb: str) -> Callable[[str, str], None]:

@@ -11,7 +11,14 @@ from fleetprompt_adapters.memory.store import MemoryStore, MemoryUnitOfWork
 from fleetprompt_adapters.system import ManualClock, compose
 from fleetprompt_core import CoreSettings, FleetPrompt
 from fleetprompt_core.policies.rate_limits import RateLimits
-from fleetprompt_core.ports import Clock, IdGenerator, RateLimiter, TokenGenerator, TokenHasher
+from fleetprompt_core.ports import (
+    Clock,
+    IdGenerator,
+    PasswordHasher,
+    RateLimiter,
+    TokenGenerator,
+    TokenHasher,
+)
 
 __all__ = [
     "ManualClock",
@@ -33,6 +40,7 @@ def bootstrap(
     hasher: TokenHasher | None = None,
     limiter: RateLimiter | None = None,
     rate_limits: RateLimits | None = None,
+    passwords: PasswordHasher | None = None,
 ) -> FleetPrompt:
     """A :class:`FleetPrompt` over an in-memory store (a new one unless given)."""
     store = store if store is not None else MemoryStore()
@@ -46,4 +54,5 @@ def bootstrap(
         hasher=hasher,
         limiter=limiter,
         rate_limits=rate_limits,
+        passwords=passwords,
     )

@@ -19,6 +19,7 @@ from typing import Self, TypeVar
 
 import attrs
 
+from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.enums import (
     InstallIntentStatus,
     InstallTokenStatus,
@@ -87,6 +88,10 @@ class MemoryStore:
         self.api_tokens: dict[str, ApiToken] = {}
         self.api_tokens_by_hash: dict[str, str] = {}
         self.api_tokens_by_user: dict[str, list[str]] = {}
+        self.accounts: dict[str, Account] = {}
+        self.accounts_by_username: dict[str, str] = {}
+        self.accounts_by_email: dict[str, str] = {}
+        self.sessions: dict[str, BrowserSession] = {}
         self.idempotency: dict[tuple[str, str, str], IdempotencyRecord] = {}
         self.audit: list[AuditEvent] = []
         self.audit_ids: dict[str, None] = {}
@@ -412,6 +417,75 @@ class _ApiTokens(_Repo):
         return _page(rows, lambda t: (t.created_at_ms, t.token_id), after, limit)
 
 
+class _Accounts(_Repo):
+    def get(self, user_id: str) -> Account | None:
+        return self.s.accounts.get(user_id)
+
+    def get_by_username(self, username: str) -> Account | None:
+        user_id = self.s.accounts_by_username.get(username)
+        return self.s.accounts[user_id] if user_id else None
+
+    def get_by_email(self, email: str) -> Account | None:
+        user_id = self.s.accounts_by_email.get(email)
+        return self.s.accounts[user_id] if user_id else None
+
+    def add(self, account: Account) -> None:
+        if account.user_id in self.s.accounts:
+            raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
+        if account.username in self.s.accounts_by_username:
+            raise DuplicateError(UniqueConstraint.ACCOUNT_USERNAME)
+        if account.email is not None and account.email in self.s.accounts_by_email:
+            raise DuplicateError(UniqueConstraint.ACCOUNT_EMAIL)
+        self.tx.put(self.s.accounts, account.user_id, account)
+        self.tx.put(self.s.accounts_by_username, account.username, account.user_id)
+        if account.email is not None:
+            self.tx.put(self.s.accounts_by_email, account.email, account.user_id)
+
+    def update(self, account: Account, expected_password_hash: str) -> bool:
+        current = self.s.accounts[account.user_id]
+        if current.password_hash != expected_password_hash:
+            return False
+        if (current.username, current.email) != (account.username, account.email):
+            raise ValueError("an account's username and e-mail never change through update")
+        self.tx.put(self.s.accounts, account.user_id, account)
+        return True
+
+
+class _Sessions(_Repo):
+    def add(self, session: BrowserSession) -> None:
+        if session.session_hash in self.s.sessions:
+            raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
+        self.tx.put(self.s.sessions, session.session_hash, session)
+
+    def get(self, session_hash: str) -> BrowserSession | None:
+        return self.s.sessions.get(session_hash)
+
+    def touch(self, session_hash: str, last_seen_at_ms: int) -> None:
+        current = self.s.sessions.get(session_hash)
+        if current is not None and current.last_seen_at_ms < last_seen_at_ms:
+            self.tx.put(self.s.sessions, session_hash, current.seen(last_seen_at_ms))
+
+    def delete(self, session_hash: str) -> bool:
+        if session_hash not in self.s.sessions:
+            return False
+        self.tx.delete(self.s.sessions, session_hash)
+        return True
+
+    def delete_for_user(self, user_id: str) -> int:
+        ended = [h for h, session in self.s.sessions.items() if session.user_id == user_id]
+        for session_hash in ended:
+            self.tx.delete(self.s.sessions, session_hash)
+        return len(ended)
+
+    def delete_expired(self, now_ms: int, idle_ms: int, limit: int) -> int:
+        expired = [
+            h for h, session in self.s.sessions.items() if not session.is_active(now_ms, idle_ms)
+        ][:limit]
+        for session_hash in expired:
+            self.tx.delete(self.s.sessions, session_hash)
+        return len(expired)
+
+
 class _Idempotency(_Repo):
     @staticmethod
     def _key(record: IdempotencyRecord) -> tuple[str, str, str]:
@@ -479,6 +553,8 @@ class MemoryUnitOfWork:
         self.intents = _Intents(store, self._tx)
         self.tokens = _Tokens(store, self._tx)
         self.api_tokens = _ApiTokens(store, self._tx)
+        self.accounts = _Accounts(store, self._tx)
+        self.sessions = _Sessions(store, self._tx)
         self.idempotency = _Idempotency(store, self._tx)
         self.audit = _Audit(store, self._tx)
 

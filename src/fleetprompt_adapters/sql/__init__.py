@@ -31,7 +31,14 @@ from fleetprompt_adapters.sql.store import SqlStore, SqlUnitOfWork
 from fleetprompt_adapters.system import compose
 from fleetprompt_core import CoreSettings, FleetPrompt
 from fleetprompt_core.policies.rate_limits import RateLimits
-from fleetprompt_core.ports import Clock, IdGenerator, RateLimiter, TokenGenerator, TokenHasher
+from fleetprompt_core.ports import (
+    Clock,
+    IdGenerator,
+    PasswordHasher,
+    RateLimiter,
+    TokenGenerator,
+    TokenHasher,
+)
 
 __all__ = [
     "SqlStore",
@@ -58,6 +65,7 @@ def bootstrap(
     hasher: TokenHasher | None = None,
     limiter: RateLimiter | None = None,
     rate_limits: RateLimits | None = None,
+    passwords: PasswordHasher | None = None,
 ) -> FleetPrompt:
     """A :class:`FleetPrompt` over the database behind ``engine`` (already migrated).
 
@@ -75,4 +83,5 @@ def bootstrap(
         hasher=hasher,
         limiter=limiter,
         rate_limits=rate_limits,
+        passwords=passwords,
     )

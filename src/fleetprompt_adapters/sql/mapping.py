@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import RowMapping
 
+from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.enums import (
     ActorType,
     ArtifactDownloadMode,
@@ -52,6 +53,7 @@ from fleetprompt_core.policies import markdown
 from fleetprompt_core.policies.search import FIELD_WEIGHTS, name_key, tokenize
 
 __all__ = [
+    "account_row",
     "api_token_row",
     "audit_row",
     "idempotency_row",
@@ -60,6 +62,7 @@ __all__ = [
     "listing_row",
     "profile_row",
     "release_row",
+    "session_row",
     "term_rows",
     "to_api_token",
     "to_audit_event",
@@ -396,6 +399,53 @@ def to_api_token(row: Row) -> ApiToken:
         created_at_ms=row["created_at_ms"],
         expires_at_ms=row["expires_at_ms"],
         revoked_at_ms=row["revoked_at_ms"],
+    )
+
+
+# --------------------------------------------------------------------------- accounts, sessions
+
+
+def account_row(account: Account) -> dict[str, Any]:
+    return {
+        "user_id": account.user_id,
+        "username": account.username,
+        "email": account.email,
+        "password_hash": account.password_hash,
+        "password_changed_at_ms": account.password_changed_at_ms,
+        "created_at_ms": account.created_at_ms,
+        "updated_at_ms": account.updated_at_ms,
+    }
+
+
+def to_account(row: Row) -> Account:
+    return Account(
+        user_id=row["user_id"],
+        username=row["username"],
+        email=row["email"],
+        password_hash=row["password_hash"],
+        password_changed_at_ms=row["password_changed_at_ms"],
+        created_at_ms=row["created_at_ms"],
+        updated_at_ms=row["updated_at_ms"],
+    )
+
+
+def session_row(session: BrowserSession) -> dict[str, Any]:
+    return {
+        "session_hash": session.session_hash,
+        "user_id": session.user_id,
+        "created_at_ms": session.created_at_ms,
+        "last_seen_at_ms": session.last_seen_at_ms,
+        "expires_at_ms": session.expires_at_ms,
+    }
+
+
+def to_session(row: Row) -> BrowserSession:
+    return BrowserSession(
+        session_hash=row["session_hash"],
+        user_id=row["user_id"],
+        created_at_ms=row["created_at_ms"],
+        last_seen_at_ms=row["last_seen_at_ms"],
+        expires_at_ms=row["expires_at_ms"],
     )
 
 

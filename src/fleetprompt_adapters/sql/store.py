@@ -31,6 +31,7 @@ from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import tables as t
 from fleetprompt_adapters.sql.engine import READ_ONLY_OPTION
 from fleetprompt_adapters.sql.search import COMMON_TERM_ROWS, search_published
+from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.enums import (
     InstallIntentStatus,
     InstallTokenStatus,
@@ -570,6 +571,103 @@ class _ApiTokens(_Repo):
         return [m.to_api_token(row) for row in self._all(query)]
 
 
+class _Accounts(_Repo):
+    def get(self, user_id: str) -> Account | None:
+        row = self._get(t.accounts, user_id=user_id)
+        return None if row is None else m.to_account(row)
+
+    def get_by_username(self, username: str) -> Account | None:
+        row = self._get(t.accounts, username=username)
+        return None if row is None else m.to_account(row)
+
+    def get_by_email(self, email: str) -> Account | None:
+        row = self._get(t.accounts, email=email)
+        return None if row is None else m.to_account(row)
+
+    def add(self, account: Account) -> None:
+        try:
+            self._insert(
+                t.accounts,
+                m.account_row(account),
+                t.accounts.c.user_id == account.user_id,
+                UniqueConstraint.ACCOUNT_USERNAME,
+            )
+        except DuplicateError as error:
+            if error.constraint != UniqueConstraint.ACCOUNT_USERNAME:
+                raise
+            # Two unique columns besides the key: say which one is taken.
+            if self.get_by_username(account.username) is None:
+                raise DuplicateError(UniqueConstraint.ACCOUNT_EMAIL) from None
+            raise
+
+    def update(self, account: Account, expected_password_hash: str) -> bool:
+        c = t.accounts.c
+        statement = (
+            sa.update(t.accounts)
+            .where(
+                c.user_id == account.user_id,
+                c.password_hash == expected_password_hash,
+                c.username == account.username,
+                c.email.is_(None) if account.email is None else c.email == account.email,
+            )
+            .values(
+                password_hash=account.password_hash,
+                password_changed_at_ms=account.password_changed_at_ms,
+                updated_at_ms=account.updated_at_ms,
+            )
+        )
+        if self._update(statement):
+            return True
+        current = self.get(account.user_id)
+        if current is None:
+            raise KeyError(account.user_id)
+        if (current.username, current.email) != (account.username, account.email):
+            raise ValueError("an account's username and e-mail never change through update")
+        return False
+
+
+class _Sessions(_Repo):
+    def add(self, session: BrowserSession) -> None:
+        self._insert(t.browser_sessions, m.session_row(session), None, UniqueConstraint.PRIMARY_KEY)
+
+    def get(self, session_hash: str) -> BrowserSession | None:
+        row = self._get(t.browser_sessions, session_hash=session_hash)
+        return None if row is None else m.to_session(row)
+
+    def touch(self, session_hash: str, last_seen_at_ms: int) -> None:
+        c = t.browser_sessions.c
+        self._run(
+            sa.update(t.browser_sessions)
+            .where(c.session_hash == session_hash, c.last_seen_at_ms < last_seen_at_ms)
+            .values(last_seen_at_ms=last_seen_at_ms)
+        )
+
+    def delete(self, session_hash: str) -> bool:
+        if not self._storable(session_hash):
+            return False
+        c = t.browser_sessions.c
+        return (
+            self._update_count(sa.delete(t.browser_sessions).where(c.session_hash == session_hash))
+            == 1
+        )
+
+    def delete_for_user(self, user_id: str) -> int:
+        c = t.browser_sessions.c
+        return self._update_count(sa.delete(t.browser_sessions).where(c.user_id == user_id))
+
+    def delete_expired(self, now_ms: int, idle_ms: int, limit: int) -> int:
+        c = t.browser_sessions.c
+        batch = (
+            sa.select(c.session_hash)
+            .where(sa.or_(c.expires_at_ms <= now_ms, c.last_seen_at_ms <= now_ms - idle_ms))
+            .limit(limit)
+        )
+        return self._update_count(sa.delete(t.browser_sessions).where(c.session_hash.in_(batch)))
+
+    def _update_count(self, statement: sa.Delete) -> int:
+        return int(self._run(statement).rowcount)
+
+
 class _Idempotency(_Repo):
     @staticmethod
     def _where(scope_user_id: str, endpoint: str, key: str) -> sa.ColumnElement[bool]:
@@ -665,6 +763,8 @@ class SqlUnitOfWork:
         self.intents = _Intents(self)
         self.tokens = _Tokens(self)
         self.api_tokens = _ApiTokens(self)
+        self.accounts = _Accounts(self)
+        self.sessions = _Sessions(self)
         self.idempotency = _Idempotency(self)
         self.audit = _Audit(self)
 

@@ -39,8 +39,10 @@ from fleetprompt_core.domain.enums import (
 __all__ = [
     "LABEL_CATEGORY",
     "LABEL_TAG",
+    "accounts",
     "api_tokens",
     "audit_events",
+    "browser_sessions",
     "idempotency_records",
     "install_intents",
     "install_tokens",
@@ -303,6 +305,37 @@ api_tokens = sa.Table(
     sa.Index(None, "token_hash", unique=True),
     # A user's tokens, newest first.
     sa.Index(None, "user_id", "created_at_ms", "token_id"),
+)
+
+#: Built-in accounts (§8): one per user; the password only as an argon2id hash.
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    _ref("user_id", "users.user_id"),
+    sa.Column("username", sa.Text, nullable=False, unique=True),
+    #: Unique when present (several rows may hold NULL).
+    sa.Column("email", sa.Text, unique=True),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("password_changed_at_ms", Millis, nullable=False),
+    sa.Column("created_at_ms", Millis, nullable=False),
+    sa.Column("updated_at_ms", Millis, nullable=False),
+    sa.PrimaryKeyConstraint("user_id"),
+)
+
+#: Server-side browser sessions (§12): the SHA-256 of the session token, never the token.
+browser_sessions = sa.Table(
+    "browser_sessions",
+    metadata,
+    sa.Column("session_hash", sa.Text, primary_key=True),
+    _ref("user_id", "users.user_id"),
+    sa.Column("created_at_ms", Millis, nullable=False),
+    sa.Column("last_seen_at_ms", Millis, nullable=False),
+    sa.Column("expires_at_ms", Millis, nullable=False),
+    # Ending every session of a user (sign-out everywhere, password change).
+    sa.Index(None, "user_id"),
+    # The retention job's sweep of ended sessions.
+    sa.Index(None, "expires_at_ms"),
+    sa.Index(None, "last_seen_at_ms"),
 )
 
 # --------------------------------------------------------------------------- idempotency

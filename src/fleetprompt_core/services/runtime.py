@@ -14,6 +14,7 @@ from fleetprompt_core.policies.urls import normalize_host_allowlist
 from fleetprompt_core.ports import (
     Clock,
     IdGenerator,
+    PasswordHasher,
     Principal,
     RateLimiter,
     TokenGenerator,
@@ -38,6 +39,12 @@ class CoreSettings:
 
     #: Hosts listing images may point at (``*.example.com`` for subdomains); empty ⇒ no images.
     image_hosts: frozenset[str] = attrs.field(default=frozenset(), converter=_hosts)
+    #: Whether anyone may create a built-in account (operators always can).
+    signup_enabled: bool = True
+    #: A browser session ends after this long without a request...
+    session_idle_ms: int = attrs.field(default=12 * 3_600_000, validator=attrs.validators.ge(1))
+    #: ...and this long after sign-in in any case.
+    session_max_ms: int = attrs.field(default=7 * 86_400_000, validator=attrs.validators.ge(1))
 
 
 @attrs.frozen
@@ -57,6 +64,8 @@ class Runtime:
     #: Units of work that only read (never commit); adapters may run them without
     #: taking write locks. ``None``: reads use ``uow`` too.
     read_uow: UnitOfWorkFactory | None = None
+    #: The password hash of built-in accounts; ``None``: accounts are unavailable.
+    passwords: PasswordHasher | None = None
 
     def reader(self) -> UnitOfWork:
         """A unit of work for a use case (or a step) that only reads."""
