@@ -12,9 +12,9 @@ from fleetprompt_adapters import sql
 from fleetprompt_core.domain.enums import Role
 from fleetprompt_core.domain.errors import Unauthenticated
 from fleetprompt_core.services.runtime import Call
-from fleetprompt_http.storage import open_storage
 from fleetprompt_http.cli import main
 from fleetprompt_http.settings import Settings
+from fleetprompt_http.storage import open_storage
 
 PASSWORD = "operator chosen passphrase 1"
 
