@@ -210,7 +210,12 @@ SEARCH: Final[Mapping[str, Schema]] = {
     "tags": _labels(limits.TAGS_MAX),
     "categories": _labels(limits.CATEGORIES_MAX),
     "assetKind": choice(AssetKind),
-    "sort": choice(SearchSort, "`relevance` (default with `q`), else `updated`."),
+    "verified": choice(("true", "false"), "`true`: listings of verified publishers only."),
+    "sort": choice(
+        SearchSort,
+        "`relevance` (default with `q`), else `updated`; `installs`: install attempts "
+        "over the last 30 days, then the id.",
+    ),
     **PAGE,
 }
 

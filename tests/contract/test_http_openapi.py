@@ -54,7 +54,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "/v1/public/listings/search",
         200,
         frozenset({401, 429}),
-        query=("q", "tags", "categories", "assetKind", "sort", *_PAGE),
+        query=("q", "tags", "categories", "assetKind", "verified", "sort", *_PAGE),
         security="optional",
     ),
     Endpoint(

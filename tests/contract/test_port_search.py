@@ -1,15 +1,17 @@
 """ListingRepository.search_published against an oracle built from ``policies.search``.
 
-The oracle applies ``matches`` to every stored listing with status ``published``,
-orders the hits by ``sort_key`` in the direction of ``descending`` and keeps
-those strictly after ``after`` in that direction. Adapters may index however
+The oracle applies ``matches`` to every stored listing with status ``published``
+(given which publishers are verified), gives each hit its install intents in
+the window for the ``installs`` sort, orders the hits by ``sort_key`` in the
+direction of ``descending`` and keeps those strictly after ``after`` in that
+direction. Adapters may index however
 they like; they must return exactly this list.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 
 import attrs
 import pytest
@@ -20,8 +22,20 @@ from contract import entities
 from contract.conftest import ADAPTERS, SEARCH_PLAN_VARIANTS, open_adapter
 from contract.entities import T0
 from contract.harness import Adapter, assert_identical
-from fleetprompt_core.domain.enums import AssetKind, ListingStatus, SearchSort
-from fleetprompt_core.domain.model import Listing, User
+from fleetprompt_core.domain.enums import (
+    AssetKind,
+    ListingStatus,
+    Role,
+    SearchSort,
+    VerificationStatus,
+)
+from fleetprompt_core.domain.model import (
+    InstallIntent,
+    Listing,
+    Release,
+    User,
+    Verification,
+)
 from fleetprompt_core.policies.search import (
     ListingSearch,
     SearchHit,
@@ -42,15 +56,27 @@ def adapter(request: pytest.FixtureRequest) -> Iterator[Adapter]:
 PUBLISHED = ListingStatus.PUBLISHED
 
 
-def oracle(listings: Iterable[Listing], search: ListingSearch) -> list[SearchHit]:
-    """The reference result of ``search`` over ``listings`` (see the module doc)."""
+def oracle(
+    listings: Iterable[Listing],
+    search: ListingSearch,
+    *,
+    verified: Collection[str] = frozenset(),
+    installs: Mapping[str, int] | None = None,
+) -> list[SearchHit]:
+    """The reference result of ``search`` over ``listings`` (see the module doc).
+
+    ``verified`` holds the verified publishers' ids, ``installs`` the install
+    intents in the window per listing (absent ⇒ 0).
+    """
+    counts = installs or {}
     hits = []
     for listing in listings:
         if listing.status is not PUBLISHED:
             continue
-        score = matches(listing, search)
+        score = matches(listing, search, publisher_verified=listing.publisher_user_id in verified)
         if score is not None:
-            hits.append(SearchHit(listing, score))
+            count = counts.get(listing.listing_id, 0) if search.sort is SearchSort.INSTALLS else 0
+            hits.append(SearchHit(listing, score, count))
     desc = descending(search.sort)
     hits.sort(key=lambda hit: sort_key(hit, search.sort), reverse=desc)
     if search.after is not None:
@@ -67,8 +93,8 @@ def _search(adapter: Adapter, search: ListingSearch) -> list[SearchHit]:
     return list(adapter.read(lambda uow: uow.listings.search_published(search)))
 
 
-def _summary(hits: Sequence[SearchHit]) -> list[tuple[str, int]]:
-    return [(hit.listing.listing_id, hit.score) for hit in hits]
+def _summary(hits: Sequence[SearchHit]) -> list[tuple[str, int, int]]:
+    return [(hit.listing.listing_id, hit.score, hit.installs) for hit in hits]
 
 
 def assert_same_hits(got: Sequence[SearchHit], want: Sequence[SearchHit]) -> None:
@@ -159,9 +185,9 @@ def test_search_score_sums_field_weights(adapter: Adapter) -> None:
     label_only = _listing(owner, name="Other", summary="", tags=(), categories=("alphabet",))
     adapter.add(everywhere, label_only)
     got = _search(adapter, _q("alpha beta", sort=SearchSort.RELEVANCE))
-    assert _summary(got) == [(everywhere.listing_id, 3 + 2 + 1 + 2 + 1)]
+    assert _summary(got) == [(everywhere.listing_id, 3 + 2 + 1 + 2 + 1, 0)]
     got = _search(adapter, _q("alpha", sort=SearchSort.RELEVANCE))
-    assert _summary(got) == [(everywhere.listing_id, 6), (label_only.listing_id, 2)]
+    assert _summary(got) == [(everywhere.listing_id, 6, 0), (label_only.listing_id, 2, 0)]
     assert [h.score for h in _search(adapter, ListingSearch())] == [0, 0]
 
 
@@ -283,6 +309,8 @@ def _positions(hits: Sequence[SearchHit], sort: SearchSort) -> list[SortKey]:
         extra += [("", ""), ("a", ""), ("zzz", ""), ("\uffff", "")]
     elif sort is SearchSort.RELEVANCE:
         extra += [(0, T0 + 5, ""), (100, 0, ""), (1, T0 + 100, "lst_a")]
+    elif sort is SearchSort.INSTALLS:
+        extra += [(-1, "lst_zz"), (0, ""), (0, "lst_zz"), (1, ""), (2, "lst_c"), (100, "")]
     else:
         extra += [(T0 - 1, ""), (T0 + 100, ""), (T0 + 2, "lst_c")]
     return keys + extra
@@ -334,6 +362,149 @@ def test_search_sees_updates(adapter: Adapter) -> None:
     assert _search(adapter, _q("fresh")) == []
 
 
+# ------------------------------------------------------------- §14: verified, installs
+
+#: The start of the install window in the tests below.
+SINCE = T0 + 1_000
+
+
+def _verified_shop(adapter: Adapter) -> tuple[list[Listing], set[str]]:
+    """Two listings per publisher: verified, unverified, failed, and one with no profile."""
+    listings: list[Listing] = []
+    verified: set[str] = set()
+    for status in (*VerificationStatus, None):
+        owner = _publisher(adapter)
+        if status is not None:
+            profile = entities.profile(
+                publisher_id=owner.user_id, verification=Verification(status, T0, "checked")
+            )
+            adapter.add(profile)
+        if status is VerificationStatus.VERIFIED:
+            verified.add(owner.user_id)
+        listings += [
+            _listing(owner, name="Agent One", tags=("support",), updated_at_ms=T0 + 1),
+            _listing(owner, name="Agent Two", summary="data", tags=(), updated_at_ms=T0 + 2),
+        ]
+    (verified_id,) = verified
+    draft = entities.listing(publisher_user_id=verified_id, name="Agent Draft", tags=("support",))
+    listings.append(draft)
+    adapter.add(*listings)
+    return listings, verified
+
+
+@pytest.mark.parametrize("sort", list(SearchSort))
+def test_x_cat_01_verified_filter_keeps_verified_publishers_only(
+    adapter: Adapter, sort: SearchSort
+) -> None:
+    """verified_only keeps exactly the published listings of publishers whose profile says
+    verified (unverified, failed and profile-less publishers are left out), in every sort,
+    with and without words and filters, page after page."""
+    listings, verified = _verified_shop(adapter)
+    for base in (ListingSearch(), _q("agent"), _q("agent data"), ListingSearch(tags=("support",))):
+        search = attrs.evolve(base, sort=sort, verified_only=True, installs_since_ms=SINCE)
+        want = oracle(listings, search, verified=verified)
+        assert want
+        assert {hit.listing.publisher_user_id for hit in want} == verified
+        assert_same_hits(_search(adapter, search), want)
+        assert_same_hits(_walk(adapter, attrs.evolve(search, limit=1)), want)
+    unfiltered = _search(adapter, attrs.evolve(ListingSearch(), sort=sort))
+    assert len(unfiltered) == 8
+
+
+def test_x_cat_01_verification_changes_are_seen(adapter: Adapter) -> None:
+    """A publisher whose verification is withdrawn leaves the verified results at once."""
+    owner = _publisher(adapter)
+    profile = entities.profile(
+        publisher_id=owner.user_id, verification=Verification(VerificationStatus.VERIFIED)
+    )
+    listing = _listing(owner)
+    adapter.add(profile, listing)
+    search = ListingSearch(verified_only=True)
+    assert [h.listing.listing_id for h in _search(adapter, search)] == [listing.listing_id]
+    failed = attrs.evolve(profile, verification=Verification(VerificationStatus.FAILED))
+    adapter.write(lambda uow: uow.profiles.save(failed))
+    assert _search(adapter, search) == []
+
+
+def _installed_shop(adapter: Adapter) -> tuple[list[Listing], dict[str, int]]:
+    """Published listings with 3, 1, 1, 0 and 0 install intents in the window (and older
+    intents that do not count), plus a draft with many."""
+    owner = _publisher(adapter)
+    buyer = entities.user()
+    adapter.add(buyer)
+    inside = {"lst_a": 3, "lst_b": 1, "lst_c": 1, "lst_d": 0, "lst_e": 0, "lst_f": 9}
+    outside = {"lst_b": 5, "lst_d": 2, "lst_e": 0, "lst_a": 1}
+    listings = [
+        _listing(
+            owner,
+            listing_id=listing_id,
+            name=f"Agent {listing_id}",
+            status=ListingStatus.DRAFT if listing_id == "lst_f" else PUBLISHED,
+            updated_at_ms=T0 + 10 - n,
+        )
+        for n, listing_id in enumerate(inside)
+    ]
+    rows: list[Release | InstallIntent] = []
+    for listing_id, count in inside.items():
+        release = entities.release(listing_id=listing_id, publisher_user_id=owner.user_id)
+        rows.append(release)
+        stamps = [SINCE] * count + [SINCE - 1] * outside.get(listing_id, 0)
+        rows += [
+            entities.intent(
+                listing_id=listing_id,
+                release_id=release.release_id,
+                buyer_user_id=buyer.user_id,
+                created_at_ms=stamp,
+            )
+            for stamp in stamps
+        ]
+    adapter.add(*listings, *rows)
+    return listings, {k: v for k, v in inside.items() if v}
+
+
+def test_x_cat_02_installs_sort_counts_the_window_then_the_id(adapter: Adapter) -> None:
+    """sort=installs orders by install intents created at or after the window start, ties
+    by id (both descending); intents before the window and unpublished listings never
+    count; every keyset position and page size gives the oracle's page."""
+    listings, installs = _installed_shop(adapter)
+    search = ListingSearch(sort=SearchSort.INSTALLS, installs_since_ms=SINCE)
+    got = _search(adapter, search)
+    assert [(h.listing.listing_id, h.installs) for h in got] == [
+        ("lst_a", 3),
+        ("lst_c", 1),
+        ("lst_b", 1),
+        ("lst_e", 0),
+        ("lst_d", 0),
+    ]
+    assert_same_hits(got, oracle(listings, search, installs=installs))
+    words = (("agent",), search_terms("lst_b"))
+    for query in (search, *(attrs.evolve(search, terms=terms) for terms in words)):
+        everything = oracle(listings, attrs.evolve(query, limit=1_000), installs=installs)
+        for after, limit in itertools.product(_positions(everything, query.sort), (1, 2, 50)):
+            page = attrs.evolve(query, after=after, limit=limit)
+            assert _summary(_search(adapter, page)) == _summary(
+                oracle(listings, page, installs=installs)
+            ), (query.terms, after, limit)
+        for limit in (1, 2):
+            assert_same_hits(_walk(adapter, attrs.evolve(query, limit=limit)), everything)
+
+
+def test_x_cat_02_installs_window_moves(adapter: Adapter) -> None:
+    """Moving the window start past some intents lowers their listing's count."""
+    _installed_shop(adapter)
+    later = ListingSearch(sort=SearchSort.INSTALLS, installs_since_ms=SINCE + 1)
+    assert [h.installs for h in _search(adapter, later)] == [0] * 5
+    earlier = ListingSearch(sort=SearchSort.INSTALLS, installs_since_ms=SINCE - 1)
+    got = _search(adapter, earlier)
+    assert [(h.listing.listing_id, h.installs) for h in got] == [
+        ("lst_b", 6),
+        ("lst_a", 4),
+        ("lst_d", 2),
+        ("lst_c", 1),
+        ("lst_e", 0),
+    ]
+
+
 # --------------------------------------------------------------------------- property
 
 WORDS = [
@@ -361,18 +532,65 @@ _words = st.lists(st.sampled_from(WORDS), min_size=1, max_size=3)
 _separator = st.sampled_from([" ", "-", "_", ", "])
 
 
+PUBLISHERS = ("usr_search", "usr_other")
+
+
+@attrs.frozen
+class Catalogue:
+    """Listings, the rows they need (publishers, releases, intents) and what the oracle
+    needs to know of them."""
+
+    listings: list[Listing]
+    rows: list[object]
+    verified: frozenset[str]
+    installs: dict[str, int]
+
+    def oracle(self, search: ListingSearch) -> list[SearchHit]:
+        return oracle(self.listings, search, verified=self.verified, installs=self.installs)
+
+
 @st.composite
-def catalogues(draw: st.DrawFn) -> list[Listing]:
-    """Small catalogues whose texts share a vocabulary and whose keys tie often."""
+def catalogues(draw: st.DrawFn) -> Catalogue:
+    """Small catalogues whose texts share a vocabulary and whose keys tie often, from two
+    publishers (each verified or not), with install intents inside and outside the window
+    that starts at ``T0``."""
+    rows: list[object] = [entities.user(user_id="usr_buyer")]
+    verified = set()
+    for publisher_id in PUBLISHERS:
+        rows.append(entities.user(user_id=publisher_id, roles=frozenset({Role.PUBLISHER})))
+        status = draw(st.none() | st.sampled_from(list(VerificationStatus)))
+        if status is not None:
+            rows.append(
+                entities.profile(publisher_id=publisher_id, verification=Verification(status))
+            )
+        if status is VerificationStatus.VERIFIED:
+            verified.add(publisher_id)
     count = draw(st.integers(0, 12))
     numbers = draw(st.lists(st.integers(0, 99), min_size=count, max_size=count, unique=True))
     listings = []
+    installs: dict[str, int] = {}
     for number in numbers:
         created = T0 + draw(st.integers(0, 3))
+        listing_id = f"lst_{number:02d}"
+        publisher_id = draw(st.sampled_from(PUBLISHERS))
+        inside, outside = draw(st.integers(0, 2)), draw(st.integers(0, 1))
+        if inside or outside:
+            release = entities.release(listing_id=listing_id, publisher_user_id=publisher_id)
+            rows.append(release)
+            rows += [
+                entities.intent(
+                    listing_id=listing_id,
+                    release_id=release.release_id,
+                    buyer_user_id="usr_buyer",
+                    created_at_ms=at,
+                )
+                for at in [T0 + 1] * (inside - 1) + [T0] * min(inside, 1) + [T0 - 1] * outside
+            ]
+            installs[listing_id] = inside
         listings.append(
             entities.listing(
-                listing_id=f"lst_{number:02d}",
-                publisher_user_id="usr_search",
+                listing_id=listing_id,
+                publisher_user_id=publisher_id,
                 status=draw(st.sampled_from(list(ListingStatus))),
                 asset_kind=draw(st.sampled_from(list(AssetKind))),
                 name=draw(_separator).join(draw(_words)),
@@ -385,7 +603,7 @@ def catalogues(draw: st.DrawFn) -> list[Listing]:
                 updated_at_ms=created + draw(st.integers(0, 3)),
             )
         )
-    return listings
+    return Catalogue(listings, rows, frozenset(verified), installs)
 
 
 def _random_key(draw: st.DrawFn, sort: SearchSort) -> SortKey:
@@ -398,11 +616,13 @@ def _random_key(draw: st.DrawFn, sort: SearchSort) -> SortKey:
     stamp = T0 + draw(st.integers(-1, 7))
     if sort is SearchSort.RELEVANCE:
         return (draw(st.integers(0, 20)), stamp, listing_id)
+    if sort is SearchSort.INSTALLS:
+        return (draw(st.integers(-1, 3)), listing_id)
     return (stamp, listing_id)
 
 
 @st.composite
-def searches(draw: st.DrawFn, listings: list[Listing]) -> ListingSearch:
+def searches(draw: st.DrawFn, catalogue: Catalogue) -> ListingSearch:
     """A random normalised search, with after = none, a real hit's key, or any key."""
     sort = draw(st.sampled_from(list(SearchSort)))
     search = ListingSearch(
@@ -410,10 +630,12 @@ def searches(draw: st.DrawFn, listings: list[Listing]) -> ListingSearch:
         tags=tuple(draw(st.lists(st.sampled_from(TAGS), unique=True, max_size=2))),
         categories=tuple(draw(st.lists(st.sampled_from(CATEGORIES), unique=True, max_size=1))),
         asset_kind=draw(st.none() | st.sampled_from(list(AssetKind))),
+        verified_only=draw(st.booleans()),
         sort=sort,
+        installs_since_ms=T0,
         limit=draw(st.integers(1, 6)),
     )
-    everything = oracle(listings, attrs.evolve(search, limit=1_000))
+    everything = catalogue.oracle(attrs.evolve(search, limit=1_000))
     choice = draw(st.sampled_from(["none", "hit", "random"]))
     if choice == "hit" and everything:
         return attrs.evolve(search, after=sort_key(draw(st.sampled_from(everything)), sort))
@@ -432,11 +654,11 @@ def test_search_agrees_with_the_oracle_on_random_catalogues(
     adapter: Adapter, data: st.DataObject
 ) -> None:
     """Random catalogues and searches: same page as the oracle, and page walks return it all."""
-    listings = data.draw(catalogues(), label="catalogue")
+    catalogue = data.draw(catalogues(), label="catalogue")
     with adapter.fresh() as fresh:
-        fresh.add(entities.user(user_id="usr_search"), *listings)
+        fresh.add(*catalogue.rows, *catalogue.listings)
         for _ in range(3):
-            search = data.draw(searches(listings), label="search")
-            assert_same_hits(_search(fresh, search), oracle(listings, search))
-            rest = oracle(listings, attrs.evolve(search, limit=1_000))
+            search = data.draw(searches(catalogue), label="search")
+            assert_same_hits(_search(fresh, search), catalogue.oracle(search))
+            rest = catalogue.oracle(attrs.evolve(search, limit=1_000))
             assert_same_hits(_walk(fresh, search), rest)

@@ -24,7 +24,9 @@ prefix one another; casefold cases such as ``Straße``/``STRASSE``, ``İstanbul`
 (whose case fold splits the token), ``ǅ``/``Ǆ``/``ǆ``, final sigma, the ``ﬁ``
 ligature, the Kelvin sign; superscript and Arabic-Indic digits; emoji and
 punctuation, which are no tokens; prefixes of words the catalogue holds, in any
-case; tag, category and kind filters; every sort, ``name`` and ``relevance``
+case; tag, category, kind and ``verified`` filters (publishers' verification
+changes through A3); every sort, ``name``, ``relevance`` and ``installs``
+(install intents in the 30-day window, which intents and the clock move)
 included; limits of 1 to 3, so pages are many), of saved cursors resumed after
 the catalogue changed, of publisher listings, releases, buyer intents (by each
 observed status) and the admin audit log. A search with terms and a sort other
@@ -87,6 +89,7 @@ from fleetprompt_core import (
     Role,
     SearchSort,
 )
+from fleetprompt_core.domain.enums import VerificationStatus
 from fleetprompt_core.policies.search import search_terms
 from fleetprompt_core.policies.signing import DEFAULT_SOURCES
 
@@ -103,6 +106,8 @@ CATALOGUE_VIEWS: Final[tuple[dict[str, object], ...]] = (
     {"limit": 1, "q": "s"},
     {"limit": 200, "sort": "name"},
     {"limit": 1, "q": "i"},
+    {"limit": 200, "sort": "installs"},
+    {"limit": 200, "verified": "true"},
 )
 #: A search parameter left out.
 ABSENT: Final = object()
@@ -351,6 +356,7 @@ def search_params() -> st.SearchStrategy[dict[str, object]]:
             "tags": sometimes(label_filters(), 2),
             "categories": sometimes(label_filters(), 2),
             "assetKind": sometimes(st.sampled_from(ASSET_KINDS).map(lambda k: k.value), 2),
+            "verified": sometimes(st.sampled_from(("true", "false")), 3),
             "sort": sometimes(st.sampled_from(SearchSort).map(lambda sort: sort.value), 6),
         }
     ).map(lambda params: {key: value for key, value in params.items() if value is not ABSENT})
@@ -777,6 +783,17 @@ class DifferentialMachine(RuleBasedStateMachine):
         )
         self._remember(observed)
 
+    @rule(pub=st.integers(0, 1), status=st.sampled_from(VerificationStatus))
+    def set_verification(self, pub: int, status: VerificationStatus) -> None:
+        """A3: the verified filter (contract §14) follows the publisher's verification."""
+        admin = self.admin
+        publisher_id = self.user_ids[1 + pub]  # provisioned after the admin
+        self._keyed(
+            "set_verification",
+            lambda fp, p, k: fp.admin.set_verification(admin, publisher_id, p, idempotency_key=k),
+            {"status": status.value, "reason": "checked"},
+        )
+
     # -- time, retention and replays -------------------------------------------------------
 
     @rule(
@@ -887,10 +904,17 @@ class DifferentialMachine(RuleBasedStateMachine):
         limit=st.integers(1, 3),
         kind=sometimes(st.sampled_from(ASSET_KINDS), 2),
         label=st.booleans(),
+        verified=st.sampled_from((False, False, True)),
         data=st.data(),
     )
     def search_every_sort(
-        self, q_from: str, limit: int, kind: object, label: bool, data: st.DataObject
+        self,
+        q_from: str,
+        limit: int,
+        kind: object,
+        label: bool,
+        verified: bool,
+        data: st.DataObject,
     ) -> None:
         """One search walked in every order (and in the default order): mostly a prefix of
         a word some published listing's name has; often with a label filter, which the SQL
@@ -905,6 +929,8 @@ class DifferentialMachine(RuleBasedStateMachine):
         if label:
             field, value = self._catalogue_label(data)
             params[field] = value
+        if verified:
+            params["verified"] = "true"
         self._search_walk(params)
         for sort in SearchSort:
             self._search_walk({**params, "sort": sort.value})

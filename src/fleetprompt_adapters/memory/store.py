@@ -25,6 +25,8 @@ from fleetprompt_core.domain.enums import (
     InstallTokenStatus,
     ListingStatus,
     ReleaseStatus,
+    SearchSort,
+    VerificationStatus,
 )
 from fleetprompt_core.domain.errors import DuplicateError
 from fleetprompt_core.domain.model import (
@@ -230,11 +232,16 @@ class _Listings(_Repo):
 
     def search_published(self, search: ListingSearch) -> Sequence[SearchHit]:
         hits = []
+        by_installs = search.sort is SearchSort.INSTALLS
         for listing_id in self.s.published_listings:
             listing = self.s.listings[listing_id]
-            score = matches(listing, search)
+            score = matches(
+                listing, search, publisher_verified=self._verified(listing.publisher_user_id)
+            )
             if score is not None:
-                hits.append(SearchHit(listing, score))
+                since = search.installs_since_ms
+                installs = self._installs(listing_id, since) if by_installs else 0
+                hits.append(SearchHit(listing, score, installs))
 
         def key(hit: SearchHit) -> SortKey:
             return sort_key(hit, search.sort)
@@ -247,6 +254,15 @@ class _Listings(_Repo):
         if after is not None:
             hits = [hit for hit in hits if key(hit) > after]
         return heapq.nsmallest(search.limit, hits, key=key)
+
+    def _verified(self, publisher_id: str) -> bool:
+        profile = self.s.profiles.get(publisher_id)
+        return profile is not None and profile.verification.status is VerificationStatus.VERIFIED
+
+    def _installs(self, listing_id: str, since_ms: int) -> int:
+        intents = self.s.intents
+        ids = self.s.intents_by_listing.get(listing_id, ())
+        return sum(1 for i in ids if intents[i].created_at_ms >= since_ms)
 
 
 class _Releases(_Repo):

@@ -14,6 +14,13 @@ Three plans, chosen per query (ADR 0012):
 * **order first** (``updated``/``created``/``name`` when every term is
   common): walk the listings in the requested order and keep those holding
   every term, stopping after ``limit`` rows.
+* **by installs** (``installs``, contract §14): first the listings with
+  install intents in the window, counted from ``install_intents`` and ordered
+  by ``(count, id)``; then, when the page is not full, the listings without
+  any, walked by id. Cost ∝ the listings installed in the window plus the page.
+
+``verified`` is one more condition: the listing's publisher profile says
+``verified``.
 
 A term ``t`` matches the tokens in the code-point range ``[t, t + U+10FFFF)``:
 exactly the tokens it prefixes, since a token (letters and digits) never
@@ -31,7 +38,7 @@ import sqlalchemy as sa
 
 from fleetprompt_adapters.sql import tables as t
 from fleetprompt_adapters.sql.mapping import to_listing
-from fleetprompt_core.domain.enums import ListingStatus, SearchSort
+from fleetprompt_core.domain.enums import ListingStatus, SearchSort, VerificationStatus
 from fleetprompt_core.policies.search import FIELD_WEIGHTS, ListingSearch, SearchHit
 
 __all__ = ["COMMON_TERM_ROWS", "search_published"]
@@ -43,6 +50,8 @@ _TOP = "\U0010ffff"
 _L = t.listings
 _T = t.listing_terms
 _LB = t.listing_labels
+_I = t.install_intents
+_P = t.publisher_profiles
 
 
 def _term_range(column: sa.ColumnElement[str], term: str) -> sa.ColumnElement[bool]:
@@ -80,6 +89,22 @@ def _label_filters(
             )
         )
     return filters
+
+
+def _verified_publisher(publisher_id: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+    """The publisher's profile says ``verified`` (no profile: not verified)."""
+    return sa.exists().where(
+        _P.c.publisher_id == publisher_id,
+        _P.c.verification_status == VerificationStatus.VERIFIED,
+    )
+
+
+def _verified_listing(listing_id: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+    """The listing ``listing_id`` belongs to a verified publisher."""
+    owner = _L.alias("owner")
+    return sa.exists().where(
+        owner.c.listing_id == listing_id, _verified_publisher(owner.c.publisher_user_id)
+    )
 
 
 def _labels(search: ListingSearch) -> list[tuple[str, str]]:
@@ -160,6 +185,8 @@ def _browse(conn: sa.Connection, original: ListingSearch, cap: int) -> list[Sear
         if search.asset_kind is not None:
             conditions.append(driver.c.asset_kind == search.asset_kind)
         conditions += _label_filters(driver.c.listing_id, others)
+        if search.verified_only:
+            conditions.append(_verified_listing(driver.c.listing_id))
         conditions += _keyset(columns, search)
         ids = (
             sa.select(driver.c.listing_id)
@@ -172,6 +199,8 @@ def _browse(conn: sa.Connection, original: ListingSearch, cap: int) -> list[Sear
     conditions = [_L.c.status == ListingStatus.PUBLISHED]
     if search.asset_kind is not None:
         conditions.append(_L.c.asset_kind == search.asset_kind)
+    if search.verified_only:
+        conditions.append(_verified_publisher(_L.c.publisher_user_id))
     conditions += _keyset(columns, search)
     query = (
         sa.select(_L)
@@ -224,6 +253,8 @@ def _terms_first(
     labels = _labels(search)
     # The search tables hold published listings only: no status condition needed.
     conditions: list[sa.ColumnElement[bool]] = [candidates.c.score.is_not(None)]
+    if search.verified_only:
+        conditions.append(_verified_listing(candidates.c.listing_id))
     if search.sort in {SearchSort.RELEVANCE, SearchSort.UPDATED} and not (
         labels or search.asset_kind
     ):
@@ -264,6 +295,8 @@ def _order_first(
             )
         )
     conditions += _label_filters(_L.c.listing_id, _labels(search))
+    if search.verified_only:
+        conditions.append(_verified_publisher(_L.c.publisher_user_id))
     columns = _order_columns(_L, search.sort)
     conditions += _keyset(columns, search)
     score: sa.ColumnElement[int] = sa.literal(0)
@@ -278,6 +311,78 @@ def _order_first(
     return _hits(conn, query)
 
 
+def _matching(search: ListingSearch) -> list[sa.ColumnElement[bool]]:
+    """Conditions on ``listings`` for every filter and term of ``search``."""
+    conditions: list[sa.ColumnElement[bool]] = [_L.c.status == ListingStatus.PUBLISHED]
+    if search.asset_kind is not None:
+        conditions.append(_L.c.asset_kind == search.asset_kind)
+    if search.verified_only:
+        conditions.append(_verified_publisher(_L.c.publisher_user_id))
+    conditions += _label_filters(_L.c.listing_id, _labels(search))
+    for term in search.terms:
+        holder = _T.alias()
+        conditions.append(
+            sa.exists().where(
+                holder.c.listing_id == _L.c.listing_id, _term_range(holder.c.token, term)
+            )
+        )
+    return conditions
+
+
+def _score(search: ListingSearch) -> sa.ColumnElement[int]:
+    score: sa.ColumnElement[int] = sa.literal(0)
+    for term in search.terms:
+        score = score + _probe(_L.c.listing_id, term)
+    return score
+
+
+def _by_installs(conn: sa.Connection, search: ListingSearch) -> list[SearchHit]:
+    """``(installs, id)`` descending: installed listings first, then the rest by id."""
+    since = search.installs_since_ms
+    after = search.after
+    hits: list[SearchHit] = []
+    if after is None or int(after[0]) > 0:
+        recent = (
+            sa.select(_I.c.listing_id, sa.func.count().label("installs"))
+            .where(_I.c.created_at_ms >= since)
+            .group_by(_I.c.listing_id)
+            .subquery("recent")
+        )
+        conditions = _matching(search)
+        if after is not None:
+            bound = sa.tuple_(sa.literal(after[0]), sa.literal(after[1]))
+            conditions.append(sa.tuple_(recent.c.installs, _L.c.listing_id) < bound)
+        query = (
+            sa.select(_L, _score(search).label("score"), recent.c.installs)
+            .select_from(recent.join(_L, _L.c.listing_id == recent.c.listing_id))
+            .where(*conditions)
+            .order_by(recent.c.installs.desc(), _L.c.listing_id.desc())
+            .limit(search.limit)
+        )
+        for row in conn.execute(query):
+            mapping = row._mapping
+            hits.append(
+                SearchHit(to_listing(mapping), int(mapping["score"]), int(mapping["installs"]))
+            )
+    remaining = search.limit - len(hits)
+    if remaining <= 0 or (after is not None and int(after[0]) < 0):
+        return hits
+    # Listings without install intents in the window all share the count 0: by id.
+    conditions = _matching(search)
+    conditions.append(
+        ~sa.exists().where(_I.c.listing_id == _L.c.listing_id, _I.c.created_at_ms >= since)
+    )
+    if after is not None and int(after[0]) == 0:
+        conditions.append(_L.c.listing_id < after[1])
+    query = (
+        sa.select(_L, _score(search).label("score"))
+        .where(*conditions)
+        .order_by(_L.c.listing_id.desc())
+        .limit(remaining)
+    )
+    return hits + _hits(conn, query)
+
+
 def search_published(
     conn: sa.Connection, search: ListingSearch, common_term_rows: int = COMMON_TERM_ROWS
 ) -> list[SearchHit]:
@@ -287,6 +392,8 @@ def search_published(
     """
     if search.limit <= 0:
         return []
+    if search.sort is SearchSort.INSTALLS:
+        return _by_installs(conn, search)
     if not search.terms:
         return _browse(conn, search, common_term_rows)
     if len(search.terms) == 1 and search.sort is SearchSort.RELEVANCE:

@@ -588,6 +588,7 @@ class SearchRequest:
     tags: tuple[str, ...]
     categories: tuple[str, ...]
     asset_kind: AssetKind | None
+    verified: bool
     sort: SearchSort
     cursor: str | None
     limit: int
@@ -627,7 +628,16 @@ def _label_filter(value: object, name: str, max_items: int, problems: Problems) 
     return tuple(labels)
 
 
-_SEARCH_PARAMS: Final = ("q", "tags", "categories", "assetKind", "sort", "cursor", "limit")
+_SEARCH_PARAMS: Final = (
+    "q",
+    "tags",
+    "categories",
+    "assetKind",
+    "verified",
+    "sort",
+    "cursor",
+    "limit",
+)
 
 
 def parse_search(params: Mapping[str, object]) -> SearchRequest:
@@ -646,6 +656,7 @@ def parse_search(params: Mapping[str, object]) -> SearchRequest:
             params.get("categories"), "categories", limits.CATEGORIES_MAX, problems
         ),
         asset_kind=asset_kind,
+        verified=parse_flag(params.get("verified"), "verified", problems),
         sort=sort,
         cursor=parse_cursor(params.get("cursor"), problems),
         limit=parse_limit(params.get("limit"), problems),

@@ -94,3 +94,4 @@ class SearchSort(enum.StrEnum):
     UPDATED = "updated"
     CREATED = "created"
     NAME = "name"
+    INSTALLS = "installs"

@@ -7,7 +7,13 @@
 * Its relevance score is the sum over terms of the weights of the fields in
   which the term matched: name 3, tags or categories 2, summary 1.
 * ``tags`` and ``categories`` filters require **all** the given values
-  (after the same normalisation as stored values); ``assetKind`` is equality.
+  (after the same normalisation as stored values); ``assetKind`` is equality;
+  ``verified`` keeps listings whose publisher's verification status is
+  ``verified`` (contract §14).
+* A hit's ``installs`` is the number of install intents created for the
+  listing at or after ``installs_since_ms`` (the 30-day window the public
+  ``stats.installAttempts30d`` shows); adapters fill it for the ``installs``
+  sort and leave it 0 otherwise.
 * Orders (every component in one direction, so keyset comparison is a plain
   tuple comparison):
 
@@ -18,6 +24,7 @@
   ``updated``           ``(updatedAtMs, listingId)``         desc
   ``created``           ``(createdAtMs, listingId)``         desc
   ``name``              ``(casefold(name), listingId)``      asc
+  ``installs``          ``(installs, listingId)``            desc
   ====================  ==================================  =========
 
 Adapters may use any index they like but must return exactly this order and
@@ -116,7 +123,11 @@ class ListingSearch:
     tags: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     asset_kind: AssetKind | None = None
+    #: Only listings whose publisher is verified.
+    verified_only: bool = False
     sort: SearchSort = SearchSort.UPDATED
+    #: Start of the window whose install intents the ``installs`` sort counts.
+    installs_since_ms: int = 0
     after: SortKey | None = None
     limit: int = 50
 
@@ -125,10 +136,20 @@ class ListingSearch:
 class SearchHit:
     listing: Listing
     score: int
+    #: Install intents in the window (``installs`` sort only; 0 otherwise).
+    installs: int = 0
 
 
-def matches(listing: Listing, search: ListingSearch) -> int | None:
-    """Score of a published listing for ``search`` (filters included), or ``None``."""
+def matches(
+    listing: Listing, search: ListingSearch, *, publisher_verified: bool = False
+) -> int | None:
+    """Score of a published listing for ``search`` (filters included), or ``None``.
+
+    ``publisher_verified`` says whether the listing's publisher is verified
+    (only consulted when ``search.verified_only``).
+    """
+    if search.verified_only and not publisher_verified:
+        return None
     if search.asset_kind is not None and listing.asset_kind is not search.asset_kind:
         return None
     if search.tags and not all(tag in listing.tags for tag in search.tags):
@@ -150,4 +171,6 @@ def sort_key(hit: SearchHit, sort: SearchSort) -> SortKey:
         return (listing.updated_at_ms, listing.listing_id)
     if sort is SearchSort.CREATED:
         return (listing.created_at_ms, listing.listing_id)
+    if sort is SearchSort.INSTALLS:
+        return (hit.installs, listing.listing_id)
     return (name_key(listing.name), listing.listing_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
+from fleetprompt_core.domain import limits
 from fleetprompt_core.domain.commands import parse_flag, parse_search
 from fleetprompt_core.domain.enums import SearchSort
 from fleetprompt_core.domain.model import Release
@@ -29,6 +30,7 @@ _SHAPES: Final[dict[SearchSort, tuple[type, ...]]] = {
     SearchSort.UPDATED: (int, str),
     SearchSort.CREATED: (int, str),
     SearchSort.NAME: (str, str),
+    SearchSort.INSTALLS: (int, str),
 }
 
 
@@ -65,21 +67,24 @@ class Catalog:
                 ",".join(request.tags),
                 ",".join(request.categories),
                 request.asset_kind.value if request.asset_kind else "",
+                "verified" if request.verified else "",
             )
         )
         after: Position | None = None
         if request.cursor:
             after = self._rt.cursors.decode(scope, request.cursor, _SHAPES[request.sort])
+        now = self._rt.clock.now_ms()
         search = ListingSearch(
             terms=request.terms,
             tags=request.tags,
             categories=request.categories,
             asset_kind=request.asset_kind,
+            verified_only=request.verified,
             sort=request.sort,
+            installs_since_ms=now - limits.STATS_WINDOW_MS,
             after=after,
             limit=request.limit + 1,
         )
-        now = self._rt.clock.now_ms()
         with self._rt.reader() as uow:
             hits: list[SearchHit] = list(uow.listings.search_published(search))
             page_hits = hits[: request.limit]

@@ -48,8 +48,12 @@ class PublicController(Controller):
                 name="assetKind", description="whs_agent|agentromatic_workflow|spec_asset"
             ),
         ] = None,
+        verified: Annotated[
+            str | None, QueryParameter(description="true: verified publishers only.")
+        ] = None,
         sort: Annotated[
-            str | None, QueryParameter(description="relevance | updated | created | name")
+            str | None,
+            QueryParameter(description="relevance | updated | created | name | installs"),
         ] = None,
         cursor: Annotated[str | None, CURSOR] = None,
         limit: Annotated[str | None, LIMIT] = None,
