@@ -1,6 +1,6 @@
 """Start-up time of the ``fleetprompt`` command, one fresh process per run.
 
-Prints median and p99 wall time per command and, measured in the same run:
+Prints median and p99 wall time per command (cases run round-robin) and, from the same run:
 the floor (``python -c pass``) and the cost the command line used to pay
 before every command (importing the whole server stack,
 ``fleetprompt_http.app``). Usage::
@@ -32,13 +32,8 @@ def run(argv: list[str], env: dict[str, str]) -> None:
     subprocess.run(argv, env=env, check=True, capture_output=True)  # noqa: S603 - our own argv
 
 
-def measure(argv: list[str], env: dict[str, str], repeat: int) -> tuple[float, float]:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run(argv, env)
-        samples.append((time.perf_counter() - start) * 1000)
-    samples.sort()
+def summary(samples: list[float]) -> tuple[float, float]:
+    samples = sorted(samples)
     return statistics.median(samples), samples[min(len(samples) - 1, int(len(samples) * 0.99))]
 
 
@@ -67,8 +62,15 @@ def main() -> None:
         print(f"CPython {platform.python_version()}, {platform.machine()}, {args.repeat} runs")
         print("| command | median ms | p99 ms |")
         print("|---|---:|---:|")
-        for name, argv in cases:
-            median, p99 = measure(argv, env, args.repeat)
+        # Round-robin, so that load from other processes falls on every case alike.
+        samples: dict[str, list[float]] = {name: [] for name, _ in cases}
+        for _ in range(args.repeat):
+            for name, argv in cases:
+                start = time.perf_counter()
+                run(argv, env)
+                samples[name].append((time.perf_counter() - start) * 1000)
+        for name, _ in cases:
+            median, p99 = summary(samples[name])
             print(f"| {name} | {median:.0f} | {p99:.0f} |")
 
 

@@ -316,6 +316,19 @@ def users_set_password(external_id: str, password_stdin: bool) -> None:
     click.echo(f"password set for {external_id}; its sessions have ended", err=True)
 
 
+@users.command("list")
+@click.option("--role", type=click.Choice(_ROLES), default=None, help="Only users with this role.")
+def users_list(role: str | None) -> None:
+    """List users, oldest first: user id, external id, roles, display name."""
+    with _storage() as app:
+        listed = app.operator.list_users()
+    shown = [user for user in listed if role is None or role in {r.value for r in user.roles}]
+    for user in shown:
+        roles = ",".join(sorted(r.value for r in user.roles)) or "-"
+        click.echo("\t".join((user.user_id, user.external_id, roles, user.display_name or "")))
+    _note(f"{len(shown)} user(s)" + (f" with the {role} role" if role else ""))
+
+
 def _role_change(verb: str) -> Callable[[str, str], None]:
     def change(external_id: str, role: str) -> None:
         from fleetprompt_core import Role  # noqa: PLC0415

@@ -238,6 +238,22 @@ def test_roles_granted_by_the_cli_are_the_ones_the_api_sees(migrated: Cli) -> No
         assert client.get("/v1/admin/audit", headers=_bearer(token)).status_code == 403
 
 
+def test_users_list_shows_every_user_oldest_first_and_filters_by_role(migrated: Cli) -> None:
+    ada = migrated.ok("users", "create", "ext-ada", "--display-name", "Ada", "--admin").stdout
+    bob = migrated.ok("users", "create", "ext-bob").stdout
+    cy = migrated.ok("users", "create", "ext-cy", "--publisher", "--admin").stdout
+    listed = migrated.ok("users", "list")
+    assert listed.stdout.splitlines() == [
+        f"{ada.strip()}\text-ada\tadmin\tAda",
+        f"{bob.strip()}\text-bob\t-\t",
+        f"{cy.strip()}\text-cy\tadmin,publisher\t",
+    ]
+    assert "3 user(s)" in listed.stderr
+    admins = migrated.ok("users", "list", "--role", "publisher")
+    assert [line.split("\t")[1] for line in admins.stdout.splitlines()] == ["ext-cy"]
+    assert "1 user(s) with the publisher role" in admins.stderr
+
+
 @pytest.mark.parametrize("verb", ["grant", "revoke"])
 def test_users_grant_and_revoke_fail_for_an_unknown_user(migrated: Cli, verb: str) -> None:
     stderr = _assert_failed(migrated("users", verb, "nobody", "--role", "admin"), code=1)
@@ -561,6 +577,19 @@ def test_help_and_version_import_nothing_heavy(args: list[str]) -> None:
         f"sys.argv = ['fleetprompt', *{args!r}]\n"
         "try:\n    main()\nexcept SystemExit as done:\n    assert not done.code, done.code\n"
         f"print(sorted(m for m in {_HEAVY!r} if m in sys.modules))\n"
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.splitlines()[-1] == "[]", probe.stdout
+
+
+def test_commands_that_only_read_the_schema_do_not_import_alembic(migrated: Cli) -> None:
+    probe = _python(
+        "import os, sys\n"
+        f"os.environ['FLEETPROMPT_DATABASE_URL'] = {migrated.database_url!r}\n"
+        "from fleetprompt_http.console import main\n"
+        "sys.argv = ['fleetprompt', 'users', 'list']\n"
+        "try:\n    main()\nexcept SystemExit as done:\n    assert not done.code, done.code\n"
+        "print(sorted(m for m in ('alembic', 'litestar', 'uvicorn') if m in sys.modules))\n"
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.splitlines()[-1] == "[]", probe.stdout

@@ -180,3 +180,17 @@ def test_profiles_get_many_of_nothing_is_empty(adapter: Adapter) -> None:
     twice = adapter.read(lambda uow: dict(uow.profiles.get_many([owner.user_id, owner.user_id])))
     assert list(twice) == [owner.user_id]
     assert_identical(twice[owner.user_id], profile)
+
+
+def test_users_list_page_is_ascending_by_id_and_resumes_after_a_key(adapter: Adapter) -> None:
+    """Operators list every user: pages in ``user_id`` order, each strictly after the last."""
+    users = [entities.user(user_id=f"usr_{n:03d}") for n in (5, 1, 3, 2, 4)]
+    for user in users:
+        adapter.add(user)
+    ordered = sorted(users, key=lambda u: u.user_id)
+    assert adapter.read(lambda uow: list(uow.users.list_page(None, 10))) == ordered
+    assert adapter.read(lambda uow: list(uow.users.list_page(None, 2))) == ordered[:2]
+    after = ordered[1].user_id
+    assert adapter.read(lambda uow: list(uow.users.list_page(after, 2))) == ordered[2:4]
+    last = ordered[-1].user_id
+    assert adapter.read(lambda uow: list(uow.users.list_page(last, 2))) == []

@@ -28,6 +28,7 @@ from sql_apps import build_app, publisher
 import databases
 import fleetprompt_adapters
 from fleetprompt_adapters import sql
+from fleetprompt_adapters.sql import schema
 from fleetprompt_adapters.sql.schema import alembic_config
 from fleetprompt_adapters.sql.tables import idempotency_records, metadata, users
 from fleetprompt_core import Conflict
@@ -370,3 +371,19 @@ def test_idempotency_scopes_migrate_from_routes_to_operations_and_still_replay(
     with engine.connect() as connection:
         restored = connection.execute(sa.select(idempotency_records)).mappings().one()
     assert dict(restored) == dict(stored_before)
+
+
+def test_the_head_read_from_the_revision_files_is_alembics_head() -> None:
+    """``head_revision`` parses the revision files instead of importing Alembic (start-up
+    speed); it must name the head Alembic would."""
+    script = ScriptDirectory.from_config(alembic_config())
+    assert sql.head_revision() == script.get_current_head()
+    shipped = {(r.revision, r.down_revision) for r in script.walk_revisions()}
+    assert set(schema._revision_files()) == shipped
+
+
+def test_several_heads_are_refused_rather_than_one_picked() -> None:
+    assert schema._head_of((("0001", None), ("0002", "0001"), ("0003", "0002"))) == "0003"
+    assert schema._head_of(()) is None
+    with pytest.raises(ValueError, match="several heads: 0002a, 0002b"):
+        schema._head_of((("0001", None), ("0002a", "0001"), ("0002b", "0001")))

@@ -176,6 +176,10 @@ class _Users(_Repo):
             raise ValueError("external ids never change")
         self.tx.put(self.s.users, user.user_id, user)
 
+    def list_page(self, after_user_id: str | None, limit: int) -> Sequence[User]:
+        ids = sorted(i for i in self.s.users if after_user_id is None or i > after_user_id)
+        return [self.s.users[i] for i in ids[:limit]]
+
 
 class _Profiles(_Repo):
     def get(self, publisher_id: str) -> PublisherProfile | None:

@@ -11,13 +11,16 @@ Requires the ``sql`` extra (and ``postgres`` for PostgreSQL).
 
 from __future__ import annotations
 
+import importlib.util
+
 from fleetprompt_adapters import MissingExtra
 
 try:
-    import alembic  # noqa: F401 - only checked for here
     import sqlalchemy as sa
 except ModuleNotFoundError as missing:  # a core-only install
     raise MissingExtra("fleetprompt_adapters.sql", "sql", missing.name) from None
+if importlib.util.find_spec("alembic") is None:  # imported only to migrate: slow to import
+    raise MissingExtra("fleetprompt_adapters.sql", "sql", "alembic")
 
 from fleetprompt_adapters.sql.engine import create_engine, normalize_url
 from fleetprompt_adapters.sql.schema import (

@@ -5,20 +5,27 @@
 deployments run. :func:`create_schema` builds the same schema straight from
 the table definitions, for throw-away test databases; a test proves the two
 agree.
+
+Checking a database (:func:`current_revision`, :func:`head_revision`) does not
+import Alembic, whose import costs a command-line start-up several hundred
+milliseconds: the head is read from the revision files' ``revision`` and
+``down_revision`` assignments (a test holds it equal to Alembic's answer).
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from fleetprompt_adapters.sql.engine import READ_ONLY_OPTION
 from fleetprompt_adapters.sql.tables import metadata
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "alembic_config",
@@ -32,6 +39,8 @@ __all__ = [
 
 def alembic_config(engine: sa.Engine | None = None) -> Config:
     """An Alembic configuration pointing at the packaged migrations (and ``engine``)."""
+    from alembic.config import Config  # noqa: PLC0415 - see the module docstring
+
     config = Config()
     location = resources.files("fleetprompt_adapters.sql") / "migrations"
     config.set_main_option("script_location", str(location))
@@ -42,6 +51,9 @@ def alembic_config(engine: sa.Engine | None = None) -> Config:
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> list[str]:
     """Apply every pending migration up to ``revision``; the revisions applied, oldest first."""
+    from alembic import command  # noqa: PLC0415
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
     config = alembic_config(engine)
     before = current_revision(engine)
     command.upgrade(config, revision)
@@ -54,14 +66,52 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> list[str]:
 
 
 def head_revision() -> str | None:
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    """The newest revision shipped with this package (``None`` if there is none)."""
+    return _head_of(_revision_files())
+
+
+@functools.cache
+def _revision_files() -> tuple[tuple[str, str | None], ...]:
+    """``(revision, down_revision)`` of every packaged revision file."""
+    versions = resources.files("fleetprompt_adapters.sql") / "migrations" / "versions"
+    found: list[tuple[str, str | None]] = []
+    for entry in versions.iterdir():
+        if not entry.name.endswith(".py") or entry.name.startswith("_"):
+            continue
+        values: dict[str, object] = {}
+        for node in ast.parse(entry.read_text(encoding="utf-8")).body:
+            target: ast.expr | None = node.target if isinstance(node, ast.AnnAssign) else None
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+            value = getattr(node, "value", None)
+            if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
+                values[target.id] = value.value
+        revision, down = values.get("revision"), values.get("down_revision")
+        if not isinstance(revision, str) or not (down is None or isinstance(down, str)):
+            raise ValueError(f"{entry.name}: revision and down_revision must be plain strings")
+        found.append((revision, down))
+    return tuple(sorted(found))
+
+
+def _head_of(revisions: tuple[tuple[str, str | None], ...]) -> str | None:
+    parents = {down for _, down in revisions}
+    heads = [revision for revision, _ in revisions if revision not in parents]
+    if len(heads) > 1:
+        raise ValueError(f"the migrations have several heads: {', '.join(heads)}")
+    return heads[0] if heads else None
 
 
 def current_revision(engine: sa.Engine) -> str | None:
     """The revision the database is at (``None`` for an empty database)."""
     with engine.connect() as connection:
         connection.execution_options(**{READ_ONLY_OPTION: True})  # no write lock on SQLite
-        return MigrationContext.configure(connection).get_current_revision()
+        if not sa.inspect(connection).has_table("alembic_version"):
+            return None
+        versions = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+        found = list(versions.scalars())
+    if len(found) > 1:
+        raise ValueError(f"the database is at several revisions: {', '.join(found)}")
+    return found[0] if found else None
 
 
 def create_schema(engine: sa.Engine) -> None:

@@ -237,6 +237,13 @@ class _Users(_Repo):
                 raise KeyError(user.user_id)
             raise ValueError("external ids never change")
 
+    def list_page(self, after_user_id: str | None, limit: int) -> Sequence[User]:
+        c = t.users.c
+        query = sa.select(t.users).order_by(c.user_id).limit(limit)
+        if after_user_id is not None:
+            query = query.where(c.user_id > after_user_id)
+        return [m.to_user(row) for row in self._all(query)]
+
 
 class _Profiles(_Repo):
     def get(self, publisher_id: str) -> PublisherProfile | None:

@@ -8,6 +8,7 @@ through the user-facing use cases.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
 from fleetprompt_core.domain import limits
 from fleetprompt_core.domain.enums import Role
@@ -22,9 +23,26 @@ from fleetprompt_core.services.runtime import Call, Runtime
 __all__ = ["Operator"]
 
 
+#: Users read per unit of work when listing them all.
+_LIST_PAGE: Final = 500
+
+
 class Operator:
+    """What a deployment's operator does outside any user's authority: create users,
+    grant and revoke roles, list users (``app.operator``)."""
+
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
+
+    def list_users(self) -> list[User]:
+        """Every user, oldest first (by ``user_id``, which is time-ordered)."""
+        users: list[User] = []
+        with self._rt.reader() as uow:
+            while True:
+                page = uow.users.list_page(users[-1].user_id if users else None, _LIST_PAGE)
+                users.extend(page)
+                if len(page) < _LIST_PAGE:
+                    return users
 
     def ensure_user(
         self,
