@@ -29,7 +29,7 @@ from fleetprompt_core.policies.signing import RedeemVerifier
 from fleetprompt_core.ports import Clock, IdentityResolver, RateLimiter
 from fleetprompt_http.apidocs import PackagedSwagger, docs_router
 from fleetprompt_http.auth import BearerAuthenticator
-from fleetprompt_http.context import caller_of, request_id_of
+from fleetprompt_http.context import caller_of, reason_of, request_id_of
 from fleetprompt_http.errors import exception_handlers
 from fleetprompt_http.handling import Services, ThreadGate, install_services, services_in
 from fleetprompt_http.logs import access_logger, log_event
@@ -106,6 +106,7 @@ class FleetPromptServer(Litestar):
                     "status": status,
                     "latencyMs": round((time.perf_counter() - started) * 1000, 3),
                     "caller": caller_of(scope),
+                    "reason": reason_of(scope),
                 },
             )
 
@@ -127,6 +128,18 @@ def _identity(settings: Settings) -> tuple[IdentityResolver, ...]:
             issuer=oidc.issuer, audience=oidc.audience, jwks_url=oidc.jwks_url, keys=oidc.keys
         ),
     )
+
+
+def _warn_if_redemption_is_off(verifier: RedeemVerifier | None) -> None:
+    """Say at start, naming the variable, that X1 answers 501 without a redeem secret."""
+    if verifier is None:
+        log_event(
+            logging.getLogger("fleetprompt.server"),
+            logging.WARNING,
+            "internal redemption is disabled: POST /v1/internal/install/redeem answers 501 "
+            "until FLEETPROMPT_INTERNAL_REDEEM_SECRET is set (32 bytes or more)",
+            {"setting": "FLEETPROMPT_INTERNAL_REDEEM_SECRET"},
+        )
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
@@ -169,7 +182,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ],
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,
-        on_startup=[storage.check_schema],
+        on_startup=[storage.check_schema, lambda: _warn_if_redemption_is_off(verifier)],
         on_shutdown=[storage.close],
         state=State(state),
         logging_config=None,

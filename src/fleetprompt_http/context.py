@@ -12,10 +12,18 @@ from typing import Any, Final
 
 from litestar.types import Scope
 
-__all__ = ["caller_of", "new_request_id", "request_id_of", "set_caller"]
+__all__ = [
+    "caller_of",
+    "new_request_id",
+    "reason_of",
+    "request_id_of",
+    "set_caller",
+    "set_reason",
+]
 
 _REQUEST_ID: Final = "fleetprompt.request_id"
 _CALLER: Final = "fleetprompt.caller"
+_REASON: Final = "fleetprompt.reason"
 
 
 def new_request_id() -> str:
@@ -43,3 +51,13 @@ def set_caller(scope: Scope, caller: str) -> None:
 def caller_of(scope: Scope) -> str | None:
     caller = _state(scope).get(_CALLER)
     return caller if isinstance(caller, str) else None
+
+
+def set_reason(scope: Scope, reason: str) -> None:
+    """Why the request was refused, for the access log only (never for the client)."""
+    _state(scope)[_REASON] = reason
+
+
+def reason_of(scope: Scope) -> str | None:
+    reason = _state(scope).get(_REASON)
+    return reason if isinstance(reason, str) else None

@@ -17,8 +17,8 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ExceptionHandlersMap
 
-from fleetprompt_core.domain.errors import DomainError, ErrorCode, RateLimited
-from fleetprompt_http.context import request_id_of
+from fleetprompt_core.domain.errors import DomainError, ErrorCode
+from fleetprompt_http.context import request_id_of, set_reason
 from fleetprompt_http.logs import log_event
 from fleetprompt_http.wire import ErrorDetails, ErrorEnvelope
 
@@ -98,8 +98,10 @@ def error_response(
 
 def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorEnvelope]:
     headers: dict[str, str] = {}
-    if isinstance(exc, RateLimited):
+    if exc.retry_after_s is not None:
         headers["Retry-After"] = str(exc.retry_after_s)
+    if exc.reason is not None:
+        set_reason(request.scope, exc.reason)  # for the access log only
     fields = [(f.field_name, f.message) for f in exc.fields]
     if exc.code is ErrorCode.VALIDATION_FAILED and not fields:
         fields = [("body", exc.message)]

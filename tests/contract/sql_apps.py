@@ -272,8 +272,12 @@ def signed_redeem(fp: FleetPrompt, redeem_key: bytes, token: str) -> Redemption:
     """Redeem ``token`` as the ``whs`` target system signing with ``redeem_key``, now."""
     body = json.dumps({"installToken": token, "targetSystem": "whs"}).encode()
     headers = signed_headers(body, redeem_key, "whs", fp.runtime.clock.now_ms())
-    return fp.redemption.redeem_request(
-        RedeemVerifier(keys=(redeem_key,)), body=body, headers=headers
+    return fp.redemption.redeem_signed(
+        RedeemVerifier(keys=(redeem_key,)),
+        body=body,
+        source=headers["X-WHS-Delegation-Source"],
+        timestamp=headers["X-WHS-Delegation-Timestamp"],
+        signature=headers["X-WHS-Delegation-Signature"],
     )
 
 

@@ -319,11 +319,9 @@ def test_s_cd_03_browser_requests_cannot_ride_a_valid_signature(market: Market) 
     issued = market.token(buyer, intent.install_intent_id)
     assert issued.install_token is not None
     before = snapshot(market)
-    for origin, cookie in ((True, False), (False, True)):
+    for marker in ("browser_context", "duplicate_header"):
         error = failure(
-            lambda o=origin, c=cookie: redeem_signed(
-                market, issued.install_token or "", has_origin=o, has_cookie=c
-            )
+            lambda m=marker: redeem_signed(market, issued.install_token or "", **{m: True})
         )
         assert isinstance(error, Unauthenticated)
     assert changes(before, snapshot(market)) == {}
@@ -441,7 +439,7 @@ Refusal = Callable[[Market, str], object]
 #: Every way a redemption carrying the raw token can be refused, by name.
 _REFUSALS: dict[str, Refusal] = {
     "wrong-target": lambda m, raw: redeem_signed(m, raw, "agentelic"),
-    "browser": lambda m, raw: redeem_signed(m, raw, has_origin=True),
+    "browser": lambda m, raw: redeem_signed(m, raw, browser_context=True),
     "bad-key": lambda m, raw: redeem_signed(m, raw, key=b"z" * 32),
     "bad-target-value": lambda m, raw: m.redeem(raw, "s3"),
     "extra-field": lambda m, raw: m.fp.redemption.redeem(

@@ -148,8 +148,8 @@ def redeem_request(
     source: str = "whs",
     sent_at_ms: int,
     key: bytes = REDEEM_KEY,
-    has_origin: bool = False,
-    has_cookie: bool = False,
+    browser_context: bool = False,
+    duplicate_header: bool = False,
     body: bytes | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments of ``redeem_signed`` for a request a target system signed."""
@@ -164,8 +164,8 @@ def redeem_request(
         "source": headers[SOURCE_HEADER],
         "timestamp": headers[TIMESTAMP_HEADER],
         "signature": headers[SIGNATURE_HEADER],
-        "has_origin": has_origin,
-        "has_cookie": has_cookie,
+        "browser_context": browser_context,
+        "duplicate_header": duplicate_header,
     }
 
 

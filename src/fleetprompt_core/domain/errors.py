@@ -51,14 +51,28 @@ class FieldError:
 
 
 class DomainError(Exception):
-    """Base of every error a use case raises on purpose."""
+    """Base of every error a use case raises on purpose.
+
+    ``reason`` is a short code for the server's own log (why a redemption was
+    refused, for example); it never reaches the client. ``retry_after_s``, when
+    set, becomes the ``Retry-After`` header of the answer.
+    """
 
     code: ErrorCode = ErrorCode.INTERNAL
     default_message: str = "The request could not be completed."
 
-    def __init__(self, message: str | None = None, *, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        hint: str | None = None,
+        reason: str | None = None,
+        retry_after_s: int | None = None,
+    ) -> None:
         self.message = message or self.default_message
         self.hint = hint
+        self.reason = reason
+        self.retry_after_s = retry_after_s
         super().__init__(self.message)
 
     @property
@@ -127,9 +141,15 @@ class RateLimited(DomainError):
     code = ErrorCode.RATE_LIMITED
     default_message = "Too many requests."
 
-    def __init__(self, retry_after_s: int, message: str | None = None) -> None:
-        self.retry_after_s = max(1, retry_after_s)
-        super().__init__(message, hint=f"retry after {self.retry_after_s} s")
+    retry_after_s: int
+
+    def __init__(
+        self, retry_after_s: int, message: str | None = None, *, reason: str | None = None
+    ) -> None:
+        seconds = max(1, retry_after_s)
+        super().__init__(
+            message, hint=f"retry after {seconds} s", reason=reason, retry_after_s=seconds
+        )
 
 
 class TooLarge(DomainError):

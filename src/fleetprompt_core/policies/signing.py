@@ -31,6 +31,7 @@ message or a ``repr``.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 import re
@@ -48,6 +49,7 @@ __all__ = [
     "SOURCE_HEADER",
     "TIMESTAMP_HEADER",
     "UNAUTHENTICATED_MESSAGE",
+    "RedeemFailure",
     "RedeemVerifier",
     "sign",
     "signed_headers",
@@ -71,6 +73,35 @@ MAX_SIGNATURE_ITEMS = 8
 
 UNAUTHENTICATED_MESSAGE = "The request could not be authenticated."
 """The one message of every verification failure."""
+
+
+class RedeemFailure(enum.StrEnum):
+    """Why a redemption was refused: logged by the server, never sent to the caller.
+
+    The caller always gets the one generic ``UNAUTHENTICATED`` (the first
+    group) or the one ``NOT_FOUND`` (the second); the operator debugging an
+    integration reads the code in the access log's ``reason`` field.
+    """
+
+    DUPLICATE_HEADER = "duplicate_header"
+    BROWSER_CONTEXT = "browser_context"
+    MISSING_HEADER = "missing_header"
+    UNKNOWN_SOURCE = "unknown_source"
+    MALFORMED_TIMESTAMP = "malformed_timestamp"
+    TIMESTAMP_SKEW = "timestamp_skew"
+    MALFORMED_SIGNATURE = "malformed_signature"
+    BAD_SIGNATURE = "bad_signature"
+    TOO_MANY_FAILURES = "too_many_failures"
+    # NOT_FOUND
+    MALFORMED_TOKEN = "malformed_token"  # noqa: S105 - a reason code
+    UNKNOWN_TOKEN = "unknown_token"  # noqa: S105 - a reason code
+    TOKEN_NOT_ISSUED = "token_not_issued"  # noqa: S105 - redeemed, revoked or expired by status
+    TOKEN_EXPIRED = "token_expired"  # noqa: S105 - a reason code
+    WRONG_TARGET = "wrong_target"
+    INTENT_CLOSED = "intent_closed"
+    NOT_INSTALLABLE = "not_installable"
+    LOST_RACE = "lost_race"
+
 
 _SCHEME = "v1"
 _PREFIX = _SCHEME + "="
@@ -147,44 +178,66 @@ class RedeemVerifier:
         timestamp: str | None,
         signature: str | None,
         now_ms: int,
-        has_origin: bool,
-        has_cookie: bool,
+        browser_context: bool = False,
+        duplicate_header: bool = False,
     ) -> str:
         """Return the verified source, or raise ``Unauthenticated``.
 
-        *source*, *timestamp* and *signature* are the raw header values (``None``
-        when absent); *body* is the exact raw request body; *has_origin* and
-        *has_cookie* say whether the request carried an ``Origin`` header or any
-        cookie, which marks it as coming from a browser. Whatever fails, the
-        exception and its message are the same.
+        The transport has already read the request: *source*, *timestamp* and
+        *signature* are the header values (``None`` when absent), *body* the
+        exact raw body, *browser_context* whether the request looks like it
+        came from a browser (an ``Origin``, a cookie, ...) and
+        *duplicate_header* whether a delegation header came more than once.
+        Whatever fails, the exception and its message are the same; its
+        ``reason`` (a :class:`RedeemFailure`) is for the server's log.
         """
-        if (
-            has_origin
-            or has_cookie
-            or not isinstance(body, bytes)
-            or not isinstance(source, str)
-            or source not in self.allowed_sources
-            or not self._timestamp_fresh(timestamp, now_ms)
-            or not self._signature_matches(body, signature)
-        ):
-            raise Unauthenticated(UNAUTHENTICATED_MESSAGE) from None
+        reason = self._failure(
+            body, source, timestamp, signature, now_ms, browser_context, duplicate_header
+        )
+        if reason is not None:
+            raise Unauthenticated(UNAUTHENTICATED_MESSAGE, reason=reason.value) from None
+        assert source is not None
         return source
 
-    def _timestamp_fresh(self, timestamp: str | None, now_ms: int) -> bool:
-        if not isinstance(timestamp, str) or _TIMESTAMP.fullmatch(timestamp) is None:
-            return False
-        return abs(now_ms - int(timestamp)) <= self.max_skew_ms
+    def _failure(
+        self,
+        body: bytes,
+        source: str | None,
+        timestamp: str | None,
+        signature: str | None,
+        now_ms: int,
+        browser_context: bool,
+        duplicate_header: bool,
+    ) -> RedeemFailure | None:
+        if duplicate_header:
+            return RedeemFailure.DUPLICATE_HEADER
+        if browser_context:
+            return RedeemFailure.BROWSER_CONTEXT
+        if not (
+            isinstance(body, bytes)
+            and isinstance(source, str)
+            and isinstance(timestamp, str)
+            and isinstance(signature, str)
+        ):
+            return RedeemFailure.MISSING_HEADER
+        if source not in self.allowed_sources:
+            return RedeemFailure.UNKNOWN_SOURCE
+        if _TIMESTAMP.fullmatch(timestamp) is None:
+            return RedeemFailure.MALFORMED_TIMESTAMP
+        if abs(now_ms - int(timestamp)) > self.max_skew_ms:
+            return RedeemFailure.TIMESTAMP_SKEW
+        return self._signature_failure(body, signature)
 
-    def _signature_matches(self, body: bytes, signature: str | None) -> bool:
-        if not isinstance(signature, str) or len(signature) > _MAX_SIGNATURE_HEADER_LENGTH:
-            return False
+    def _signature_failure(self, body: bytes, signature: str) -> RedeemFailure | None:
+        if len(signature) > _MAX_SIGNATURE_HEADER_LENGTH:
+            return RedeemFailure.MALFORMED_SIGNATURE
         candidates = [
             digest.lower().encode("ascii")
             for digest in _v1_digests(signature)
             if _HEX_DIGEST.fullmatch(digest) is not None
         ]
         if not candidates:
-            return False
+            return RedeemFailure.MALFORMED_SIGNATURE
         expected = [
             hmac.new(key, body, hashlib.sha256).hexdigest().encode("ascii") for key in self.keys
         ]
@@ -192,7 +245,7 @@ class RedeemVerifier:
         for candidate in candidates:
             for digest in expected:
                 matched |= hmac.compare_digest(candidate, digest)
-        return matched
+        return None if matched else RedeemFailure.BAD_SIGNATURE
 
 
 def _v1_digests(header: str) -> list[str]:

@@ -137,6 +137,20 @@ def request_hash(endpoint: str, target: Mapping[str, str], body: object) -> str:
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+#: ``Retry-After`` of the "still in progress" ``CONFLICT``: the first request
+#: usually ends within milliseconds; a client that waits this long and retries
+#: gets its replay.
+IN_PROGRESS_RETRY_AFTER_S = 1
+
+
+def _in_progress() -> Conflict:
+    return Conflict(
+        "A request with this idempotency key is still in progress.",
+        hint="in progress",
+        retry_after_s=IN_PROGRESS_RETRY_AFTER_S,
+    )
+
+
 def _same_request(stored: str, digest: str, target: Mapping[str, str], body: object) -> bool:
     """Whether a stored request hash is the hash of this request.
 
@@ -198,16 +212,13 @@ def _claim(
                         hint="use a new Idempotency-Key for a different request",
                     )
                 if existing.response_json is None:
-                    raise Conflict(
-                        "A request with this idempotency key is still in progress.",
-                        hint="in progress",
-                    )
+                    raise _in_progress()
                 return existing.response_json
         except DuplicateError as error:
             if error.constraint != UniqueConstraint.IDEMPOTENCY_KEY:
                 raise
             continue  # lost a race to insert: read what the winner stored
-    raise Conflict("A request with this idempotency key is still in progress.", hint="in progress")
+    raise _in_progress()
 
 
 def _release(rt: Runtime, claim: IdempotencyRecord) -> None:
@@ -258,9 +269,7 @@ def run(
             value = operation(uow)
             done = attrs.evolve(claimed, response_json=codec.encode(value))
             if not uow.idempotency.replace(done, claimed.claim_id):
-                raise Conflict(
-                    "A request with this idempotency key is still in progress.", hint="in progress"
-                )
+                raise _in_progress()
             uow.commit()
     except BaseException:
         # If even the release fails (storage down), the lease frees the key later.

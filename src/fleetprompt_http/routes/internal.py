@@ -1,9 +1,12 @@
 """X1: server-to-server redemption of an install token (§7).
 
-The handler passes the exact raw body bytes and the headers to the core, which
-checks the HMAC signature, timestamp window, source allowlist and the absence
-of browser markers (``Origin``, cookies) before it parses anything. No CORS
-headers are ever sent here (the server configures no CORS at all).
+The handler reads the delegation headers and the browser markers from the raw
+header list (:mod:`fleetprompt_http.redeem`) and passes them, with the exact
+raw body bytes, to the core, which checks the HMAC signature, timestamp
+window, source allowlist, duplicates and browser context before it parses
+anything. The access log names the caller only once the core has verified the
+source. No CORS headers are ever sent here (the server configures no CORS at
+all).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from fleetprompt_http import wire
 from fleetprompt_http.context import request_id_of, set_caller
 from fleetprompt_http.handling import json_bytes, respond, services_of
 from fleetprompt_http.openapi import REDEEM_HEADERS, documented
+from fleetprompt_http.redeem import read_redeem_headers
 from fleetprompt_http.requests import RedeemRequest
 from fleetprompt_http.routes.docs import errors
 
@@ -80,17 +84,25 @@ class InternalController(Controller):
         if verifier is None:
             raise HTTPException(status_code=501)
         raw = await json_bytes(request)  # exact bytes: the signature covers them
-        headers = dict(request.headers.items())
+        # The parameters above document the headers; the values are read from the
+        # raw list, where a duplicated header is still visible.
+        del source, timestamp, signature
+        read = read_redeem_headers(request.scope["headers"])
         request_id = request_id_of(request.scope)
         redeemer = services.app.redemption
+        scope = request.scope
 
         def run() -> wire.RedemptionWire:
-            result = redeemer.redeem_request(
-                verifier, body=raw, headers=headers, request_id=request_id
+            verified = redeemer.verify(
+                verifier,
+                body=raw,
+                source=read.source,
+                timestamp=read.timestamp,
+                signature=read.signature,
+                browser_context=read.browser_context,
+                duplicate_header=read.duplicate_header,
             )
-            return wire.redemption(result)
+            set_caller(scope, "source:" + verified)
+            return wire.redemption(redeemer.redeem_body(verified, raw, request_id=request_id))
 
-        body = await services.threads.run(run)
-        if source:
-            set_caller(request.scope, "source:" + source)
-        return respond(body)
+        return respond(await services.threads.run(run))

@@ -1,0 +1,218 @@
+"""The redemption edge over HTTP (issue 14 items 2, 6, 8, 10, 15; contract §7, §14).
+
+Duplicated delegation headers, the verified source in the access log, a reason
+code for every refusal (in the log, never in the answer), on SQLite and
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from contract.http_checks import assert_error, error_shape
+from contract.http_harness import REDEEM_PATH, REDEEM_SECRET, Api
+from contract.http_live import serve
+from contract.test_http_internal import UNAUTHENTICATED_SHAPE, Shop, _unknown_token
+from fleetprompt_core.policies.signing import (
+    MAX_SKEW_MS,
+    SIGNATURE_HEADER,
+    SOURCE_HEADER,
+    TIMESTAMP_HEADER,
+    RedeemFailure,
+    sign,
+)
+from fleetprompt_core.services import idempotency
+from fleetprompt_http.logs import FIELDS
+from support import listing_payload
+
+
+def _body(raw: str, target: str = "whs") -> bytes:
+    return json.dumps({"installToken": raw, "targetSystem": target}).encode()
+
+
+def _signed(api: Api, body: bytes, **overrides: str) -> list[tuple[str, str]]:
+    headers = {
+        "Content-Type": "application/json",
+        SOURCE_HEADER: "whs",
+        TIMESTAMP_HEADER: str(api.clock.now_ms()),
+        SIGNATURE_HEADER: sign(body, REDEEM_SECRET),
+        **overrides,
+    }
+    return list(headers.items())
+
+
+def _send(api: Api, body: bytes, headers: list[tuple[str, str]]) -> httpx.Response:
+    return api.client.post(REDEEM_PATH, content=body, headers=headers)
+
+
+def _send_live(url: str, body: bytes, headers: list[tuple[str, str]]) -> httpx.Response:
+    """Over a real socket: every header line arrives as sent, duplicates included."""
+    return httpx.post(url + REDEEM_PATH, content=body, headers=headers, timeout=10)
+
+
+@pytest.fixture
+def access(caplog: pytest.LogCaptureFixture) -> Iterator[list[dict[str, Any]]]:
+    """The structured fields of every access-log line written during the test."""
+    caplog.set_level(logging.INFO, logger="fleetprompt.access")
+    lines: list[dict[str, Any]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(dict(getattr(record, FIELDS)))
+
+    handler = Collect()
+    logging.getLogger("fleetprompt.access").addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logging.getLogger("fleetprompt.access").removeHandler(handler)
+
+
+def _line(access: list[dict[str, Any]], response: httpx.Response) -> dict[str, Any]:
+    (line,) = [f for f in access if f["requestId"] == response.headers["x-request-id"]]
+    return line
+
+
+def test_duplicate_delegation_headers_are_refused_and_logs_name_the_verified_source_only(
+    api: Api, access: list[dict[str, Any]]
+) -> None:
+    """Issue 14 item 2: a second ``X-WHS-Delegation-*`` value (even one that would verify)
+    is the generic 401 with no state change, and the access log never names an unverified
+    source; a good redeem logs the verified one."""
+    shop = Shop(api)
+    intent, raw = shop.token()
+    body = _body(raw)
+    good = _signed(api, body)
+    audit_before = shop.audit()
+    spoofed = [(SOURCE_HEADER, "attacker-spoofed-source"), *good]
+    cases = {
+        "source": spoofed,
+        "source-twice-same": [(SOURCE_HEADER, "whs"), *good],
+        "timestamp": [(TIMESTAMP_HEADER, str(api.clock.now_ms())), *good],
+        "signature": [*good, (SIGNATURE_HEADER, sign(body, REDEEM_SECRET))],
+    }
+    with serve(api.client.app) as url:
+        for name, headers in cases.items():
+            response = _send_live(url, body, headers)
+            assert_error(response, 401, "UNAUTHENTICATED")
+            assert error_shape(response) == UNAUTHENTICATED_SHAPE, name
+            line = _line(access, response)
+            assert line["caller"] is None, name
+            assert line["reason"] == RedeemFailure.DUPLICATE_HEADER, name
+        # What an intermediary makes of two header lines: one value, joined by a comma.
+        others = [header for header in good if header[0] != SOURCE_HEADER]
+        joined = _send(api, body, [(SOURCE_HEADER, "attacker-spoofed-source, whs"), *others])
+        assert error_shape(joined) == UNAUTHENTICATED_SHAPE
+        assert _line(access, joined)["reason"] == RedeemFailure.DUPLICATE_HEADER
+    assert "attacker-spoofed-source" not in repr(access)
+    assert shop.audit() == audit_before
+    assert shop.intent_status(intent["installIntentId"]) == "token_issued"
+
+    redeemed = _send(api, body, good)
+    assert redeemed.status_code == 200, redeemed.text
+    assert _line(access, redeemed)["caller"] == "source:whs"
+    assert _line(access, redeemed)["reason"] is None
+
+
+def test_every_redeem_refusal_logs_a_reason_code_the_client_never_sees(
+    api: Api, access: list[dict[str, Any]]
+) -> None:
+    """Issue 14 item 8: each way a redeem fails is logged with its own reason code; the
+    answers stay the one generic 401 or the one 404 and never carry the code."""
+    shop = Shop(api)
+    _, raw = shop.token()
+    _, other_target = shop.token("agentelic")
+    body = _body(raw)
+    now = api.clock.now_ms()
+    digest = sign(body, REDEEM_SECRET)
+    unauthenticated: dict[RedeemFailure, tuple[bytes, list[tuple[str, str]]]] = {
+        RedeemFailure.DUPLICATE_HEADER: (body, [(SOURCE_HEADER, "whs"), *_signed(api, body)]),
+        RedeemFailure.BROWSER_CONTEXT: (body, [*_signed(api, body), ("Origin", "https://x.test")]),
+        RedeemFailure.MISSING_HEADER: (
+            body,
+            [h for h in _signed(api, body) if h[0] != TIMESTAMP_HEADER],
+        ),
+        RedeemFailure.UNKNOWN_SOURCE: (body, _signed(api, body, **{SOURCE_HEADER: "evil"})),
+        RedeemFailure.MALFORMED_TIMESTAMP: (
+            body,
+            _signed(api, body, **{TIMESTAMP_HEADER: "yesterday"}),
+        ),
+        RedeemFailure.TIMESTAMP_SKEW: (
+            body,
+            _signed(api, body, **{TIMESTAMP_HEADER: str(now - MAX_SKEW_MS - 1)}),
+        ),
+        RedeemFailure.MALFORMED_SIGNATURE: (
+            body,
+            _signed(api, body, **{SIGNATURE_HEADER: digest[3:]}),
+        ),
+        RedeemFailure.BAD_SIGNATURE: (
+            body,
+            _signed(api, body, **{SIGNATURE_HEADER: sign(body, b"x" * 32)}),
+        ),
+    }
+    for reason, (sent, headers) in unauthenticated.items():
+        response = _send(api, sent, headers)
+        assert error_shape(response) == UNAUTHENTICATED_SHAPE, reason
+        assert reason.value not in response.text
+        assert _line(access, response)["reason"] == reason
+
+    not_found = {
+        RedeemFailure.MALFORMED_TOKEN: _body("fpit_not-a-real-token"),
+        RedeemFailure.UNKNOWN_TOKEN: _body(_unknown_token()),
+        RedeemFailure.WRONG_TARGET: _body(other_target, "whs"),
+    }
+    shapes = set()
+    for reason, sent in not_found.items():
+        response = _send(api, sent, _signed(api, sent))
+        assert_error(response, 404, "NOT_FOUND")
+        shapes.add(json.dumps(error_shape(response)))
+        assert reason.value not in response.text
+        assert _line(access, response)["reason"] == reason
+    assert _send(api, body, _signed(api, body)).status_code == 200
+    again = _send(api, body, _signed(api, body))
+    shapes.add(json.dumps(error_shape(again)))
+    assert _line(access, again)["reason"] == RedeemFailure.TOKEN_NOT_ISSUED
+    assert len(shapes) == 1
+
+
+def test_r_idemp_03_in_progress_conflict_carries_retry_after(api: Api) -> None:
+    """Issue 14 item 15a: the "still in progress" 409 says when to retry (``Retry-After``);
+    the retry after the first request finished replays it."""
+    publisher = api.publisher()
+    payload = listing_payload(name="In flight")
+    digest = idempotency.request_hash(idempotency.Operation.LISTING_CREATE, {}, payload)
+    claim = idempotency._claim(
+        api.fp.runtime, publisher.user_id, idempotency.Operation.LISTING_CREATE, "k-1", digest
+    )
+    assert not isinstance(claim, str)
+    response = api.post("/v1/publisher/listings", publisher, payload, key="k-1")
+    assert_error(response, 409, "CONFLICT")
+    assert response.json()["error"]["details"]["hint"] == "in progress"
+    assert response.headers["retry-after"] == str(idempotency.IN_PROGRESS_RETRY_AFTER_S)
+    other = api.post("/v1/publisher/listings", publisher, listing_payload(name="B"), key="k-1")
+    assert_error(other, 409, "CONFLICT")
+    assert "retry-after" not in other.headers  # a different request: retrying cannot help
+
+
+def test_server_warns_at_start_naming_the_variable_when_redemption_is_off(
+    api_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14 item 15c: without a redeem secret the server starts, warns once naming
+    ``FLEETPROMPT_INTERNAL_REDEEM_SECRET``, and X1 answers 501; with one it says nothing."""
+    caplog.set_level(logging.WARNING, logger="fleetprompt.server")
+    with api_factory("sqlite", redeem_secrets=()) as api:
+        assert api.client.post(REDEEM_PATH, json={}).status_code == 501
+    warnings = [r for r in caplog.records if r.name == "fleetprompt.server"]
+    assert len(warnings) == 1
+    assert warnings[0].levelno == logging.WARNING
+    assert "FLEETPROMPT_INTERNAL_REDEEM_SECRET" in warnings[0].getMessage()
+    caplog.clear()
+    with api_factory("sqlite"):
+        pass
+    assert [r for r in caplog.records if r.name == "fleetprompt.server"] == []
