@@ -49,6 +49,7 @@ __all__ = [
     "Storage",
     "create_app",
     "fleetprompt_of",
+    "open_services",
     "open_storage",
     "package_version",
 ]
@@ -142,17 +143,9 @@ def _warn_if_redemption_is_off(verifier: RedeemVerifier | None) -> None:
         )
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
-    """The FleetPrompt server for ``settings`` (default: :meth:`Settings.from_env`-like defaults).
-
-    ``clock`` replaces the system clock (tests drive expiry with a manual one).
-    The database must already be at the migration head (``fleetprompt db
-    upgrade``; ``fleetprompt serve`` does it for the embedded SQLite default):
-    the app refuses to start otherwise.
-    """
-    settings = settings or Settings()
-    limiter = _limiter(settings)
-    storage = open_storage(settings, clock=clock, limiter=limiter)
+def open_services(settings: Settings, *, clock: Clock | None = None) -> tuple[Storage, Services]:
+    """The store and what every transport's handlers use (the JSON API, ``/mcp``, stdio)."""
+    storage = open_storage(settings, clock=clock, limiter=_limiter(settings))
     fleetprompt = storage.app
     verifier = (
         RedeemVerifier(keys=settings.redeem_secrets, allowed_sources=settings.redeem_sources)
@@ -166,8 +159,25 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         version=package_version(),
         threads=ThreadGate(settings.worker_threads),
     )
+    return storage, services
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> Litestar:
+    """The FleetPrompt server for ``settings`` (default: :meth:`Settings.from_env`-like defaults).
+
+    ``clock`` replaces the system clock (tests drive expiry with a manual one).
+    The database must already be at the migration head (``fleetprompt db
+    upgrade``; ``fleetprompt serve`` does it for the embedded SQLite default):
+    the app refuses to start otherwise.
+    """
+    # The MCP SDK is imported when an app is built, not when this module is.
+    from fleetprompt_http.mcp.http import mcp_endpoint  # noqa: PLC0415
+
+    settings = settings or Settings()
+    storage, services = open_services(settings, clock=clock)
     state: dict[str, Any] = {}
     install_services(state, services)
+    mcp = mcp_endpoint(services, settings)
     return FleetPromptServer(
         security_headers=SecurityHeaders(
             image_hosts=settings.image_hosts, hsts_max_age_s=settings.hsts_max_age_s
@@ -179,11 +189,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             InternalController,
             AdminController,
             healthz,
+            *mcp.route_handlers,
         ],
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,
-        on_startup=[storage.check_schema, lambda: _warn_if_redemption_is_off(verifier)],
+        on_startup=[storage.check_schema, lambda: _warn_if_redemption_is_off(services.verifier)],
         on_shutdown=[storage.close],
+        lifespan=[mcp.lifespan],
         state=State(state),
         logging_config=None,
         openapi_config=OpenAPIConfig(

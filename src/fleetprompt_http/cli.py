@@ -191,6 +191,37 @@ def serve(host: str, port: int, workers: int) -> None:
     )
 
 
+@main.command("mcp")
+def mcp_stdio() -> None:
+    """Serve the MCP server over stdio for a local assistant (see docs/mcp.md).
+
+    Signs in with FLEETPROMPT_MCP_TOKEN (a personal API token) when set; logs go
+    to standard error, standard output carries the protocol only. Applies pending
+    migrations on SQLite first, like serve.
+    """
+    settings = _settings()
+    from fleetprompt_http.logs import configure_logging  # noqa: PLC0415
+
+    configure_logging(settings.log_level)
+    with _failures():
+        storage = _open(settings, create=settings.uses_sqlite)
+        try:
+            if settings.uses_sqlite:
+                _upgrade(storage)
+            storage.check_schema()
+        finally:
+            storage.close()
+        # The server stack and the MCP SDK are imported by this command only.
+        from fleetprompt_http.app import open_services  # noqa: PLC0415
+        from fleetprompt_http.mcp.stdio import serve_stdio  # noqa: PLC0415
+
+        storage, services = open_services(settings)
+        try:
+            serve_stdio(services, token=settings.mcp_token)
+        finally:
+            storage.close()
+
+
 # --------------------------------------------------------------------------- db
 
 

@@ -22,7 +22,7 @@ from fleetprompt_http.context import request_id_of, set_reason
 from fleetprompt_http.logs import log_event
 from fleetprompt_http.wire import ErrorDetails, ErrorEnvelope
 
-__all__ = ["STATUS", "envelope", "error_response", "exception_handlers"]
+__all__ = ["STATUS", "domain_envelope", "envelope", "error_response", "exception_handlers"]
 
 #: The status of each error code a use case raises (§5). A use case's
 #: ``UNSUPPORTED`` means a feature this server does not offer (501); a wrong media
@@ -96,28 +96,35 @@ def error_response(
     )
 
 
+def domain_envelope(exc: DomainError, request_id: str) -> ErrorEnvelope:
+    """The envelope of a domain error (the JSON API's body, the MCP tools' error result);
+    an ``INTERNAL`` one is logged with the request id and nothing else."""
+    fields = [(f.field_name, f.message) for f in exc.fields]
+    if exc.code is ErrorCode.VALIDATION_FAILED and not fields:
+        fields = [("body", exc.message)]
+    if exc.code is ErrorCode.INTERNAL:
+        log_event(
+            _log, logging.ERROR, "internal error", {"requestId": request_id, "error": "storage"}
+        )
+    return envelope(
+        exc.code,
+        exc.message,
+        request_id,
+        hint=exc.hint,
+        fields=fields if exc.code is ErrorCode.VALIDATION_FAILED else None,
+    )
+
+
 def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[ErrorEnvelope]:
     headers: dict[str, str] = {}
     if exc.retry_after_s is not None:
         headers["Retry-After"] = str(exc.retry_after_s)
     if exc.reason is not None:
         set_reason(request.scope, exc.reason)  # for the access log only
-    fields = [(f.field_name, f.message) for f in exc.fields]
-    if exc.code is ErrorCode.VALIDATION_FAILED and not fields:
-        fields = [("body", exc.message)]
-    if exc.code is ErrorCode.INTERNAL:
-        log_event(
-            _log,
-            logging.ERROR,
-            "internal error",
-            {"requestId": request_id_of(request.scope), "error": "storage"},
-        )
-    return error_response(
-        request_id_of(request.scope),
-        exc.code,
-        exc.message,
-        hint=exc.hint,
-        fields=fields if exc.code is ErrorCode.VALIDATION_FAILED else None,
+    return Response(
+        domain_envelope(exc, request_id_of(request.scope)),
+        status_code=STATUS[exc.code],
+        media_type=MediaType.JSON,
         headers=headers,
     )
 

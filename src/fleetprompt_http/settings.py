@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Mapping
 from typing import Final
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -123,6 +124,11 @@ class Settings:
     #: ``Strict-Transport-Security: max-age=N`` on every response; 0 (the default)
     #: sends none. Set it only when every client reaches the server over HTTPS.
     hsts_max_age_s: int = 0
+    #: The server's public origin (``https://host[:port]``), for ``/mcp``: the ``Host`` and
+    #: ``Origin`` it answers besides loopback, and its RFC 9728 resource URL.
+    public_url: str | None = None
+    #: The credential ``fleetprompt mcp`` (stdio) calls with; ``None``: public tools only.
+    mcp_token: str | None = attrs.field(default=None, repr=False)
 
     @property
     def worker_threads(self) -> int:
@@ -194,11 +200,36 @@ class Settings:
                 maximum=_TWO_YEARS_S,
             )
             or 0,
+            public_url=_public_url(env.get("FLEETPROMPT_PUBLIC_URL")),
+            mcp_token=env.get("FLEETPROMPT_MCP_TOKEN", "").strip() or None,
         )
 
     @property
     def logging_level(self) -> int:
         return logging.getLevelName(self.log_level)  # type: ignore[no-any-return]
+
+
+def _public_url(raw: str | None) -> str | None:
+    """``https://host[:port]`` (plain http only on loopback), no path, query or credentials."""
+    value = (raw or "").strip().rstrip("/")
+    if not value:
+        return None
+    parts = urlsplit(value)
+    loopback = parts.hostname in ("127.0.0.1", "localhost", "::1")
+    if (
+        parts.scheme not in ("https", "http")
+        or (parts.scheme == "http" and not loopback)
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+    ):
+        raise ConfigError(
+            "FLEETPROMPT_PUBLIC_URL",
+            "must be https://HOST[:PORT] (http:// only on loopback), without a path",
+        )
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def _oidc(env: Mapping[str, str]) -> OidcSettings | None:

@@ -10,7 +10,11 @@ publisher views of a listing are separate shapes: the public one has no
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Generic, Literal, TypedDict, TypeVar
+from typing import Generic, Literal, TypeVar
+
+# typing_extensions' TypedDict: pydantic (the MCP SDK's output schemas) reads these
+# shapes too, and refuses ``typing.TypedDict`` before Python 3.12.
+from typing_extensions import TypedDict
 
 from fleetprompt_core.domain.model import (
     Artifact,
@@ -34,6 +38,7 @@ from fleetprompt_core.services.views import (
     ListingView,
     PublicListing,
     PublicListingDetail,
+    PublicPublisher,
     PublicRelease,
     PublisherSummary,
     Redemption,
@@ -49,6 +54,7 @@ __all__ = [
     "page",
     "public_detail",
     "public_listing",
+    "public_publisher",
     "public_release",
     "publisher_listing",
     "publisher_profile",
@@ -353,6 +359,21 @@ def public_detail(value: PublicListingDetail) -> ListingDetailWire:
 
 
 # --------------------------------------------------------------------------- profiles, users
+
+
+class PublicPublisherWire(PublisherWire):
+    """A publisher's public profile: the listing's ``publisher`` piece and the bio."""
+
+    bio: MarkdownWire
+
+
+def public_publisher(value: PublicPublisher) -> PublicPublisherWire:
+    return {
+        "publisherId": value.publisher_id,
+        "displayName": value.display_name,
+        "verified": _verification(value.verification),
+        "bio": _markdown(value.bio),
+    }
 
 
 class ProfileWire(TypedDict):

@@ -30,6 +30,8 @@ __all__ = [
     "owned_listing",
     "owned_release",
     "public_listing",
+    "public_publisher",
+    "public_release",
     "require_admin",
     "require_role",
     "signed_in",
@@ -144,3 +146,26 @@ def public_listing(uow: UnitOfWork, listing_id: str) -> Listing:
     if listing is None or listing.status is not ListingStatus.PUBLISHED:
         raise NotFound("Listing not found.")
     return listing
+
+
+def public_release(uow: UnitOfWork, release_id: str) -> Release:
+    """A release anyone may read: its listing is published (a revoked one is marked so)."""
+    release = uow.releases.get(release_id)
+    if release is None:
+        raise NotFound("Release not found.")
+    try:
+        public_listing(uow, release.listing_id)
+    except NotFound:
+        raise NotFound("Release not found.") from None
+    return release
+
+
+def public_publisher(uow: UnitOfWork, publisher_id: str) -> User:
+    """A publisher anyone may read: one with at least one published listing. Any other
+    user id answers ``NOT_FOUND``, so user ids cannot be probed through it."""
+    user = uow.users.get(publisher_id)
+    if user is None or not uow.listings.list_by_owner(
+        user.user_id, ListingStatus.PUBLISHED, None, 1
+    ):
+        raise NotFound("Publisher not found.")
+    return user

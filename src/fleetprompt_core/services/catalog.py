@@ -14,10 +14,12 @@ from fleetprompt_core.policies.search import ListingSearch, SearchHit, sort_key
 from fleetprompt_core.ports import UnitOfWork
 from fleetprompt_core.services import authz, throttle
 from fleetprompt_core.services.paging import PageRequest, page_request, paginate
+from fleetprompt_core.services.profiles import current_profile
 from fleetprompt_core.services.runtime import Call, Runtime
 from fleetprompt_core.services.views import (
     PublicListing,
     PublicListingDetail,
+    PublicPublisher,
     PublicRelease,
     public_listings,
     public_release,
@@ -139,6 +141,24 @@ class Catalog:
                 request=request,
             )
         return Page(tuple(public_release(r) for r in page.items), page.next_cursor)
+
+    def release(self, release_id: str, call: Call | None = None) -> PublicRelease:
+        """One release of a published listing, by id (revoked ones are marked revoked)."""
+        throttle.check_call(self._rt, throttle.Action.DETAIL, call or Call())
+        with self._rt.reader() as uow:
+            return public_release(authz.public_release(uow, release_id))
+
+    def publisher(self, publisher_id: str, call: Call | None = None) -> PublicPublisher:
+        """The public profile of a publisher with at least one published listing."""
+        throttle.check_call(self._rt, throttle.Action.DETAIL, call or Call())
+        with self._rt.reader() as uow:
+            profile = current_profile(uow, authz.public_publisher(uow, publisher_id))
+        return PublicPublisher(
+            publisher_id=profile.publisher_id,
+            display_name=profile.display_name,
+            bio=profile.bio,
+            verification=profile.verification,
+        )
 
 
 def _release_scope(listing_id: str, include_revoked: bool) -> str:

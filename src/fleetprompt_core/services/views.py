@@ -43,6 +43,7 @@ __all__ = [
     "ListingView",
     "PublicListing",
     "PublicListingDetail",
+    "PublicPublisher",
     "PublicRelease",
     "PublisherSummary",
     "RedeemedListing",
@@ -99,6 +100,16 @@ class PublicListingDetail:
     description: RenderedMarkdown
     latest_release: PublicRelease | None
     releases: Page[PublicRelease]
+
+
+@attrs.frozen
+class PublicPublisher:
+    """A publisher's public profile: name, bio and verification, nothing about the user."""
+
+    publisher_id: str
+    display_name: str
+    bio: RenderedMarkdown
+    verification: Verification
 
 
 @attrs.frozen
