@@ -269,6 +269,8 @@ ROUTES: Final = (
         wrong_method="POST",
     ),
     Route("H1", "GET", "/healthz", None, wrong_method="POST"),
+    # §13: the RFC 9728 metadata of /mcp (the MCP transport itself is tested in test_mcp.py).
+    Route("M1", "GET", "/.well-known/oauth-protected-resource/mcp", None, wrong_method="POST"),
 )
 
 
