@@ -69,6 +69,20 @@ redis.call('PEXPIRE', key, string.format('%d', math.max(ttl, 1)))
 return 0
 """
 
+# The same decision as _HIT_SCRIPT's, read-only. ARGV: limit, window_ms, now_ms.
+_PEEK_SCRIPT: Final = """
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local floor = '(' .. string.format('%d', now - window)
+if redis.call('ZCOUNT', key, floor, '+inf') >= limit then
+  local oldest = redis.call('ZRANGEBYSCORE', key, floor, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  return tonumber(oldest[2]) + window - now
+end
+return 0
+"""
+
 _FAILURE_MESSAGE: Final = "rate limiter unavailable"
 
 
@@ -101,6 +115,7 @@ class RedisRateLimiter:
         # Registered once: redis-py sends EVALSHA and reloads the script if the
         # server lost it (restart, SCRIPT FLUSH, failover).
         self._script = client.register_script(_HIT_SCRIPT)
+        self._peek = client.register_script(_PEEK_SCRIPT)
         # Members are unique per hit: this process, this limiter, a counter.
         # The pid is read per hit so that workers forked after construction differ.
         self._nonce = secrets.token_hex(8)
@@ -156,6 +171,19 @@ class RedisRateLimiter:
             return RateDecision(allowed=False, retry_after_ms=retry_after)
         # Raised outside the ``except`` block so that neither ``__cause__`` nor
         # ``__context__`` holds the driver's exception (as ``sql.store.guarded``).
+        raise failure
+
+    def peek(self, bucket: str, limit: int, window_ms: int, now_ms: int) -> RateDecision:
+        if limit <= 0:
+            return RateDecision(allowed=False, retry_after_ms=window_ms)
+        try:
+            retry_after = int(self._peek(keys=[self.key(bucket)], args=(limit, window_ms, now_ms)))
+        except redis.RedisError as error:
+            failure = _limiter_error(error)
+        else:
+            if retry_after <= 0:
+                return RateDecision(allowed=True)
+            return RateDecision(allowed=False, retry_after_ms=retry_after)
         raise failure
 
     def close(self) -> None:

@@ -148,6 +148,10 @@ class RateLimiter(Protocol):
         """Count one event in ``bucket``; refuse once ``limit`` is reached within the window."""
         ...
 
+    def peek(self, bucket: str, limit: int, window_ms: int, now_ms: int) -> RateDecision:
+        """What :meth:`hit` would decide now, without counting anything."""
+        ...
+
 
 # --------------------------------------------------------------------------- repositories
 

@@ -29,6 +29,7 @@ from fleetprompt_core.policies.signing import RedeemVerifier
 from fleetprompt_core.ports import Clock, IdentityResolver, RateLimiter
 from fleetprompt_http.apidocs import PackagedSwagger, docs_router
 from fleetprompt_http.auth import BearerAuthenticator
+from fleetprompt_http.clients import TrustedProxies, parse_networks
 from fleetprompt_http.context import caller_of, reason_of, request_id_of
 from fleetprompt_http.errors import exception_handlers
 from fleetprompt_http.handling import Services, ThreadGate, install_services, services_in
@@ -158,6 +159,7 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> tuple[St
         verifier=verifier,
         version=package_version(),
         threads=ThreadGate(settings.worker_threads),
+        proxies=TrustedProxies(parse_networks(settings.trusted_proxies)),
     )
     return storage, services
 

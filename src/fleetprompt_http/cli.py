@@ -188,6 +188,7 @@ def serve(host: str, port: int, workers: int) -> None:
         log_config=None,
         access_log=False,
         server_header=False,
+        proxy_headers=False,  # the app reads X-Forwarded-For from trusted proxies only
     )
 
 

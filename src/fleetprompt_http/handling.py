@@ -21,8 +21,10 @@ from litestar.exceptions import HTTPException
 
 from fleetprompt_core import FleetPrompt
 from fleetprompt_core.policies.signing import RedeemVerifier
+from fleetprompt_core.services import throttle
 from fleetprompt_core.services.runtime import Call, Outcome
 from fleetprompt_http.auth import BearerAuthenticator
+from fleetprompt_http.clients import TrustedProxies
 from fleetprompt_http.context import request_id_of, set_caller
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "Services",
     "ThreadGate",
     "call_use_case",
+    "client_of",
     "idempotency_key",
     "json_body",
     "json_bytes",
@@ -82,6 +85,8 @@ class Services:
     verifier: RedeemVerifier | None
     version: str
     threads: ThreadGate
+    #: Whose ``X-Forwarded-For`` names the client (nobody by default).
+    proxies: TrustedProxies = attrs.field(factory=TrustedProxies)
 
 
 def services_of(request: Request[Any, Any, Any]) -> Services:
@@ -95,6 +100,11 @@ def services_in(state: Mapping[str, Any]) -> Services:
 
 def install_services(state: dict[str, Any], services: Services) -> None:
     state[_STATE_KEY] = services
+
+
+def client_of(request: Request[Any, Any, Any]) -> str | None:
+    """The client's address: the peer, or what a trusted proxy forwarded (``clients``)."""
+    return services_of(request).proxies.client(request.scope)
 
 
 def query(request: Request[Any, Any, Any]) -> dict[str, object]:
@@ -148,11 +158,19 @@ async def call_use_case(request: Request[Any, Any, Any], use_case: Callable[[Cal
     services = services_of(request)
     authorization = request.headers.get("authorization")
     request_id = request_id_of(request.scope)
-    client = request.client.host if request.client else None
+    client = client_of(request)
     scope = request.scope
 
     def run() -> T:
-        principal = services.authenticator.principal(authorization)
+        principal = (
+            None
+            if authorization is None
+            else throttle.authenticating(
+                services.app.runtime,
+                "client:" + (client or "unknown"),
+                lambda: services.authenticator.principal(authorization),
+            )
+        )
         if principal is not None:
             set_caller(scope, principal.external_id)
         return use_case(Call(principal, request_id, client))

@@ -18,6 +18,7 @@ import attrs
 from fleetprompt_core.policies.rate_limits import Action, RateLimits, RateRule
 from fleetprompt_core.policies.signing import MIN_SECRET_BYTES
 from fleetprompt_core.policies.urls import normalize_host_allowlist
+from fleetprompt_http.clients import parse_networks
 
 __all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_REDEEM_SOURCES", "ConfigError", "Settings"]
 
@@ -116,6 +117,9 @@ class Settings:
     rate_limits: RateLimits | None = attrs.field(factory=RateLimits)
     oidc: OidcSettings | None = None
     log_level: str = "INFO"
+    #: Proxies (addresses or networks) whose ``X-Forwarded-For`` names the client;
+    #: empty ⇒ the peer address is the client, whatever the header says.
+    trusted_proxies: tuple[str, ...] = ()
     #: Use cases that run at once in one process (worker threads); ``None``: 1 on
     #: SQLite (one writer at a time; more threads only contend for the GIL), 4
     #: otherwise (they overlap database round trips). Each holds one pooled
@@ -177,6 +181,11 @@ class Settings:
             image_hosts = normalize_host_allowlist(_list(env.get("FLEETPROMPT_IMAGE_HOSTS")))
         except ValueError as exc:
             raise ConfigError("FLEETPROMPT_IMAGE_HOSTS", str(exc)) from None
+        trusted_proxies = _list(env.get("FLEETPROMPT_TRUSTED_PROXIES"))
+        try:
+            parse_networks(trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError("FLEETPROMPT_TRUSTED_PROXIES", str(exc)) from None
         log_level = (env.get("FLEETPROMPT_LOG_LEVEL", "").strip() or "INFO").upper()
         if log_level not in _LOG_LEVELS:
             raise ConfigError("FLEETPROMPT_LOG_LEVEL", "must be one of " + ", ".join(_LOG_LEVELS))
@@ -191,6 +200,7 @@ class Settings:
             rate_limits=_rate_limits(env.get("FLEETPROMPT_RATE_LIMITS"), "FLEETPROMPT_RATE_LIMITS"),
             oidc=_oidc(env),
             log_level=log_level,
+            trusted_proxies=trusted_proxies,
             threads=_positive_int(
                 env.get("FLEETPROMPT_THREADS"), "FLEETPROMPT_THREADS", maximum=64
             ),

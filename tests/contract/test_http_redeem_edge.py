@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +21,9 @@ import pytest
 from contract.http_checks import assert_error, error_shape
 from contract.http_harness import REDEEM_PATH, REDEEM_SECRET, Api
 from contract.http_live import serve
+from contract.test_cli import SERVE_TIMEOUT_S, _clean_environment, _free_port, _script
 from contract.test_http_internal import UNAUTHENTICATED_SHAPE, Shop, _unknown_token
+from fleetprompt_core.policies.rate_limits import Action, RateLimits, RateRule
 from fleetprompt_core.policies.signing import (
     MAX_SKEW_MS,
     SIGNATURE_HEADER,
@@ -216,3 +221,93 @@ def test_server_warns_at_start_naming_the_variable_when_redemption_is_off(
     with api_factory("sqlite"):
         pass
     assert [r for r in caplog.records if r.name == "fleetprompt.server"] == []
+
+
+FAILURE_LIMITS = RateLimits({Action.AUTH_FAILURE: RateRule(3, 60_000)})
+
+
+def test_s_rl_failed_bearer_authentications_are_counted_per_client_then_429(
+    api_factory: Any, access: list[dict[str, Any]]
+) -> None:
+    """Issue 14 item 6: bad bearer tokens are counted per client address; past the limit
+    every credential from that address — a valid one too — is 429 with ``Retry-After``
+    and is not checked; anonymous reads go on; the window passing frees the address."""
+    with api_factory("sqlite", rate_limits=FAILURE_LIMITS) as api:
+        buyer = api.buyer()
+        bad = {"Authorization": "Bearer fpat_" + "x" * 40}
+        for _ in range(3):
+            assert_error(api.get("/v1/install/intents", headers=bad), 401, "UNAUTHENTICATED")
+        refused = api.get("/v1/install/intents", buyer)
+        assert_error(refused, 429, "RATE_LIMITED")
+        assert 0 < int(refused.headers["retry-after"]) <= 60
+        assert _line(access, refused)["reason"] == "too_many_failures"
+        assert api.get("/v1/public/listings/search").status_code == 200
+        api.clock.advance(60_000)
+        assert api.get("/v1/install/intents", buyer).status_code == 200
+
+
+def test_s_rl_failed_redeem_authentications_are_counted_per_source_then_429(
+    api_factory: Any, access: list[dict[str, Any]]
+) -> None:
+    """Issue 14 item 6: badly signed redeems are counted per source; past the limit even a
+    correctly signed redeem from that source is 429 and changes nothing, while another
+    source is unaffected."""
+    with api_factory("sqlite", rate_limits=FAILURE_LIMITS) as api:
+        shop = Shop(api)
+        intent, raw = shop.token()
+        body = _body(raw)
+        wrong = _signed(api, body, **{SIGNATURE_HEADER: sign(body, b"x" * 32)})
+        for _ in range(3):
+            assert error_shape(_send(api, body, wrong)) == UNAUTHENTICATED_SHAPE
+        refused = _send(api, body, _signed(api, body))
+        assert_error(refused, 429, "RATE_LIMITED")
+        assert "retry-after" in refused.headers
+        assert _line(access, refused)["reason"] == "too_many_failures"
+        assert shop.intent_status(intent["installIntentId"]) == "token_issued"
+        _, other = shop.token("agentelic")
+        other_body = _body(other, "agentelic")
+        by_agentelic = _signed(api, other_body, **{SOURCE_HEADER: "agentelic"})
+        assert _send(api, other_body, by_agentelic).status_code == 200
+        api.clock.advance(60_000)
+        assert _send(api, body, _signed(api, body)).status_code == 200
+
+
+def test_s_rl_serve_ignores_x_forwarded_for_by_default(tmp_path: Path) -> None:
+    """Issue 14 item 12: ``fleetprompt serve`` with default settings counts the peer address:
+    searches with rotating ``X-Forwarded-For`` values share one limit (they all passed a
+    limit of 120 before)."""
+    port = _free_port()
+    env = _clean_environment(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'serve.db'}",
+        RATE_LIMITS="search=3/60",
+        LOG_LEVEL="WARNING",
+    )
+    process = subprocess.Popen(
+        [_script(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + SERVE_TIMEOUT_S
+        while True:
+            assert process.poll() is None, "fleetprompt serve exited"
+            try:
+                httpx.get(base + "/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "fleetprompt serve did not answer"
+                time.sleep(0.1)
+        statuses = [
+            httpx.get(
+                base + "/v1/public/listings/search",
+                headers={"X-Forwarded-For": f"203.0.113.{n}"},
+                timeout=5,
+            ).status_code
+            for n in range(5)
+        ]
+        assert statuses == [200, 200, 200, 429, 429]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

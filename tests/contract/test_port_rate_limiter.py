@@ -1,4 +1,4 @@
-"""RateLimiter.hit: a sliding window of ``window_ms`` per bucket.
+"""RateLimiter.hit and .peek: a sliding window of ``window_ms`` per bucket.
 
 An allowed hit at ``t`` counts against its bucket while ``now < t + window_ms``;
 refused hits are not counted. A refusal says how long until the oldest counted
@@ -150,9 +150,11 @@ def test_rate_limiter_agrees_with_a_sliding_window_model(
     now = T
     for bucket, gap in steps:
         now += gap
+        peeked = rate_limiter.peek(prefix + bucket, limit, window_ms, now)
         got = rate_limiter.hit(prefix + bucket, limit, window_ms, now)
         want = model.hit(bucket, limit, window_ms, now)
         assert got == want
+        assert peeked == got  # peek decides exactly like the hit that follows
         if not got.allowed:
             assert 0 < got.retry_after_ms <= window_ms
 
@@ -166,3 +168,43 @@ def test_rate_limiter_handles_extreme_settings(
     refused = rate_limiter.hit("x", limit, window_ms, T)
     assert refused == RateDecision(False, window_ms)
     assert rate_limiter.hit("x", limit, window_ms, T + window_ms).allowed
+
+
+def test_rate_limiter_peek_decides_without_counting(rate_limiter: RateLimiter) -> None:
+    """peek answers what hit would, and never uses up the budget."""
+    for _ in range(10):
+        assert rate_limiter.peek("p", 2, 1_000, T) == RateDecision(True)
+    assert rate_limiter.hit("p", 2, 1_000, T).allowed
+    assert rate_limiter.hit("p", 2, 1_000, T + 10).allowed
+    assert rate_limiter.peek("p", 2, 1_000, T + 20) == RateDecision(False, 980)
+    assert rate_limiter.peek("p", 2, 1_000, T + 999) == RateDecision(False, 1)
+    assert rate_limiter.peek("p", 2, 1_000, T + 1_000) == RateDecision(True)  # the first left
+    assert rate_limiter.peek("unknown", 1, 1_000, T) == RateDecision(True)
+    assert rate_limiter.peek("p", 0, 1_000, T) == RateDecision(False, 1_000)
+
+
+def test_memory_limiter_full_table_evicts_instead_of_refusing_new_buckets() -> None:
+    """Issue 14 item 12: with the table full of live one-request buckets (a flood of spoofed
+    addresses), a new signed-in user and a redeem source are still served, and a bucket in
+    use keeps its count; memory stays bounded."""
+    limiter = MemoryRateLimiter(max_buckets=100)
+    assert limiter.hit("redeem|source:whs", 3, 60_000, T).allowed
+    assert limiter.hit("redeem|source:whs", 3, 60_000, T).allowed
+    for i in range(1_000):
+        assert limiter.hit(f"search|client:10.0.{i // 256}.{i % 256}", 120, 60_000, T + 1).allowed
+        assert len(limiter) <= 100
+    assert limiter.hit("search|user:alice", 120, 60_000, T + 2).allowed
+    assert limiter.hit("redeem|source:whs", 3, 60_000, T + 3).allowed
+    assert limiter.hit("redeem|source:whs", 3, 60_000, T + 4) == RateDecision(False, 59_996)
+    assert len(limiter) <= 100
+
+
+def test_memory_limiter_drops_empty_buckets_before_evicting_live_ones() -> None:
+    """A full table first forgets buckets whose window is over; live ones keep counting."""
+    limiter = MemoryRateLimiter(max_buckets=3)
+    assert limiter.hit("live", 1, 60_000, T).allowed
+    assert limiter.hit("short:1", 1, 10, T).allowed
+    assert limiter.hit("short:2", 1, 10, T).allowed
+    assert limiter.hit("new", 1, 60_000, T + 100).allowed  # both short buckets were empty
+    assert len(limiter) == 2
+    assert limiter.hit("live", 1, 60_000, T + 100) == RateDecision(False, 59_900)

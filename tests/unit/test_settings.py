@@ -47,6 +47,7 @@ def test_defaults_with_an_empty_environment() -> None:
     assert settings.oidc is None
     assert settings.log_level == "INFO"
     assert settings.threads is None
+    assert settings.trusted_proxies == ()  # X-Forwarded-For is believed from nobody
     assert Settings() == settings
 
 
@@ -61,6 +62,7 @@ def test_the_default_rate_limits() -> None:
         Action.TOKEN_ISSUE: RateRule(30, 60_000),
         Action.REDEEM: RateRule(300, 60_000),
         Action.LOGIN: RateRule(10, 60_000),
+        Action.AUTH_FAILURE: RateRule(60, 60_000),
     }
 
 
@@ -294,3 +296,13 @@ def test_config_error_is_a_value_error_with_the_variable() -> None:
     assert isinstance(error, ValueError)
     assert error.variable == "FLEETPROMPT_X"
     assert str(error) == "FLEETPROMPT_X: is wrong"
+
+
+def test_trusted_proxies_are_addresses_or_networks() -> None:
+    """``FLEETPROMPT_TRUSTED_PROXIES``: comma-separated addresses and networks; a bad entry
+    stops the server naming the variable."""
+    settings = _settings(TRUSTED_PROXIES="10.0.0.5, 192.168.0.0/16,::1")
+    assert settings.trusted_proxies == ("10.0.0.5", "192.168.0.0/16", "::1")
+    error = _config_error(TRUSTED_PROXIES="10.0.0.5,proxy.internal")
+    assert error.variable == "FLEETPROMPT_TRUSTED_PROXIES"
+    assert "proxy.internal" in str(error)

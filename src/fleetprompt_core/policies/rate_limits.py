@@ -17,6 +17,9 @@ class Action(enum.StrEnum):
     TOKEN_ISSUE = "token_issue"  # noqa: S105 - an action name
     REDEEM = "redeem"
     LOGIN = "login"
+    #: Failed authentications (bad bearer credential, badly signed redeem), per
+    #: client address or redeem source; past the limit even a good one waits.
+    AUTH_FAILURE = "auth_failure"
 
 
 @attrs.frozen
@@ -34,6 +37,7 @@ def _defaults() -> dict[Action, RateRule]:
         Action.TOKEN_ISSUE: RateRule(30),
         Action.REDEEM: RateRule(300),
         Action.LOGIN: RateRule(10),
+        Action.AUTH_FAILURE: RateRule(60),
     }
 
 

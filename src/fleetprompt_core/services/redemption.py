@@ -50,20 +50,33 @@ class Redeemer:
         signature: str | None,
         browser_context: bool = False,
         duplicate_header: bool = False,
+        client: str | None = None,
     ) -> str:
         """The verified source of a signed request, or one generic ``UNAUTHENTICATED``.
 
         The values are what the transport read from the request (see
-        :meth:`RedeemVerifier.verify`); nothing is parsed from *body*.
+        :meth:`RedeemVerifier.verify`); nothing is parsed from *body*. Failures
+        are counted per claimed source (per *client* address when the source is
+        not on the allowlist); past the ``auth_failure`` limit the answer is
+        ``RATE_LIMITED`` without any check.
         """
-        return verifier.verify(
-            body=body,
-            source=source,
-            timestamp=timestamp,
-            signature=signature,
-            now_ms=self._rt.clock.now_ms(),
-            browser_context=browser_context,
-            duplicate_header=duplicate_header,
+        subject = (
+            "source:" + source
+            if source is not None and source in verifier.allowed_sources
+            else "client:" + (client or "unknown")
+        )
+        return throttle.authenticating(
+            self._rt,
+            subject,
+            lambda: verifier.verify(
+                body=body,
+                source=source,
+                timestamp=timestamp,
+                signature=signature,
+                now_ms=self._rt.clock.now_ms(),
+                browser_context=browser_context,
+                duplicate_header=duplicate_header,
+            ),
         )
 
     def redeem_signed(
@@ -76,6 +89,7 @@ class Redeemer:
         signature: str | None,
         browser_context: bool = False,
         duplicate_header: bool = False,
+        client: str | None = None,
         request_id: str | None = None,
     ) -> Redemption:
         """Verify the HMAC over the exact ``body`` bytes, then parse and redeem.
@@ -91,6 +105,7 @@ class Redeemer:
             signature=signature,
             browser_context=browser_context,
             duplicate_header=duplicate_header,
+            client=client,
         )
         return self.redeem_body(verified_source, body, request_id=request_id)
 

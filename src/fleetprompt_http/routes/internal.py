@@ -20,7 +20,7 @@ from litestar.params import HeaderParameter
 from fleetprompt_core.domain.errors import ErrorCode
 from fleetprompt_http import wire
 from fleetprompt_http.context import request_id_of, set_caller
-from fleetprompt_http.handling import json_bytes, respond, services_of
+from fleetprompt_http.handling import client_of, json_bytes, respond, services_of
 from fleetprompt_http.openapi import REDEEM_HEADERS, documented
 from fleetprompt_http.redeem import read_redeem_headers
 from fleetprompt_http.requests import RedeemRequest
@@ -91,6 +91,7 @@ class InternalController(Controller):
         request_id = request_id_of(request.scope)
         redeemer = services.app.redemption
         scope = request.scope
+        client = client_of(request)
 
         def run() -> wire.RedemptionWire:
             verified = redeemer.verify(
@@ -101,6 +102,7 @@ class InternalController(Controller):
                 signature=read.signature,
                 browser_context=read.browser_context,
                 duplicate_header=read.duplicate_header,
+                client=client,
             )
             set_caller(scope, "source:" + verified)
             return wire.redemption(redeemer.redeem_body(verified, raw, request_id=request_id))
