@@ -1,4 +1,11 @@
-"""Developer sessions: tests, lint (ruff) and type checking (mypy --strict over src/)."""
+"""Developer sessions, each in a fresh virtualenv: ``nox`` runs tests, lint and typecheck.
+
+They run what CI (``.ci/run``) runs: ``tests`` installs the ``dev`` extra (every
+test dependency) and runs the whole suite; ``lint`` checks src, tests and bench;
+``typecheck`` runs ``mypy --strict`` over src/ with every dependency installed so
+that their types are seen. Arguments after ``--`` go to pytest:
+``nox -s tests -- tests/unit -x``.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +14,27 @@ import nox
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
+#: The folders CI lints and formats (.ci/run).
+LINTED = ("src", "tests", "bench")
+
 
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
-    """The whole test suite, the layering check included."""
-    session.install("-e", ".[test]")
+    """The whole test suite, the layering and link checks included."""
+    session.install("-e", ".[dev]")
     session.run("pytest", *session.posargs)
 
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    """ruff: lint and formatting."""
-    session.install("ruff>=0.6")
-    session.run("ruff", "check", "src", "tests")
-    session.run("ruff", "format", "--check", "src", "tests")
+    """ruff: lint and formatting, over the same folders as CI."""
+    session.install("-e", ".[lint]")
+    session.run("ruff", "check", *LINTED)
+    session.run("ruff", "format", "--check", *LINTED)
 
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over src/ (configured in pyproject.toml)."""
-    session.install("-e", ".[lint]")
+    session.install("-e", ".[dev]")
     session.run("mypy")

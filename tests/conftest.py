@@ -1,10 +1,27 @@
-"""Fixtures shared by every suite (``tests`` is on ``pythonpath``, see pyproject)."""
+"""Fixtures shared by every suite (``tests`` is on ``pythonpath``, see pyproject), and the
+hypothesis profiles.
+
+Profiles: ``dev`` (the default) runs few examples so that the suite stays quick
+while you work; ``ci`` runs many, and is chosen when ``CI=true`` (as CI services
+set it, and ``.ci/run`` does). ``HYPOTHESIS_PROFILE=ci`` picks one explicitly. A
+test that sets no example count of its own gets the profile's.
+"""
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import settings
 
 from support import Market
+
+settings.register_profile("dev", max_examples=25)
+settings.register_profile("ci", max_examples=200, print_blob=True)
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE")
+    or ("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
+)
 
 
 @pytest.fixture

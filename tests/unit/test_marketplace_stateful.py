@@ -1621,9 +1621,7 @@ class MarketplaceMachine(RuleBasedStateMachine):
             assert redeemed[intent_id] == int(is_redeemed), intent_id
 
 
-MarketplaceMachine.TestCase.settings = settings(
-    max_examples=240,
-    stateful_step_count=30,
-    deadline=None,
-)
+# The example count comes from the hypothesis profile (tests/conftest.py): a few
+# runs while developing, many in CI.
+MarketplaceMachine.TestCase.settings = settings(stateful_step_count=30, deadline=None)
 TestMarketplace = MarketplaceMachine.TestCase
