@@ -15,8 +15,9 @@ atomically, so processes on any number of hosts share one budget exactly:
 The decisions are exactly those of
 :class:`~fleetprompt_adapters.memory.MemoryRateLimiter` (the port contract
 suite runs against both). A Redis failure of any kind (connection, timeout,
-server error) comes out as :class:`~fleetprompt_core.domain.errors.Internal`
-with no driver text, not even in the exception chain.
+error reply) comes out as a domain error with no driver text, not even in the
+exception chain: ``Unavailable`` (503) when Redis cannot be reached in time,
+``Internal`` for an error reply.
 
 Requires the ``server`` extra (redis-py).
 """
@@ -24,6 +25,7 @@ Requires the ``server`` extra (redis-py).
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import secrets
 from typing import Final, Self
@@ -32,12 +34,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from fleetprompt_core.domain.errors import Internal
+from fleetprompt_core.domain.errors import Internal, Unavailable
 from fleetprompt_core.ports import RateDecision
 
 __all__ = ["DEFAULT_EXPIRY_GRACE_MS", "DEFAULT_PREFIX", "RedisRateLimiter"]
 
 DEFAULT_PREFIX: Final = "fleetprompt:rl:"
+_log = logging.getLogger("fleetprompt.redis")
 
 #: How long a bucket's key outlives its newest hit's window. Covers clock skew
 #: between server processes (a process whose clock lags still sees the hit
@@ -86,9 +89,15 @@ return 0
 _FAILURE_MESSAGE: Final = "rate limiter unavailable"
 
 
-def _limiter_error(error: redis.RedisError) -> Internal:
-    """The contract's error for a Redis failure: the class name only, never driver text."""
-    return Internal(f"{_FAILURE_MESSAGE} ({type(error).__name__})")
+def _limiter_error(error: redis.RedisError) -> Internal | Unavailable:
+    """The contract's error for a Redis failure: a lost or refused connection or a
+    timeout is an outage of a shared service (``Unavailable``), an error reply
+    ``Internal``. The log line names the exception class only, never driver text."""
+    if isinstance(error, redis.ConnectionError | redis.TimeoutError):
+        _log.warning("%s (%s)", _FAILURE_MESSAGE, type(error).__name__)
+        return Unavailable("The rate limiter is unavailable.")
+    _log.error("rate limiter failed (%s)", type(error).__name__)
+    return Internal("The rate limiter failed.")
 
 
 class RedisRateLimiter:
@@ -136,7 +145,7 @@ class RedisRateLimiter:
         and each reply are bounded by ``timeout_s``, and a failed command is
         retried once at once (a pooled connection may have died with a Redis
         restart), so a dead Redis costs a request at most about
-        ``4 * timeout_s`` before it is refused with ``Internal``.
+        ``4 * timeout_s`` before it is refused with ``Unavailable``.
         """
         client = redis.Redis.from_url(
             url,
@@ -184,6 +193,16 @@ class RedisRateLimiter:
             if retry_after <= 0:
                 return RateDecision(allowed=True)
             return RateDecision(allowed=False, retry_after_ms=retry_after)
+        raise failure
+
+    def ping(self) -> None:
+        """Check that Redis answers (readiness); raise ``Unavailable`` otherwise."""
+        try:
+            self._client.ping()
+        except redis.RedisError as error:
+            failure = _limiter_error(error)
+        else:
+            return
         raise failure
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ from fleetprompt_core.domain.errors import (
     TooLarge,
     Unauthenticated,
     Unauthorized,
+    Unavailable,
     Unsupported,
     ValidationFailed,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "TooLarge",
     "Unauthenticated",
     "Unauthorized",
+    "Unavailable",
     "Unsupported",
     "ValidationFailed",
     "VerificationStatus",

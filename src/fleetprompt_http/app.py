@@ -20,6 +20,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
 
 from fleetprompt_adapters.memory import MemoryRateLimiter
 from fleetprompt_adapters.oidc import OidcIdentityResolver
@@ -32,10 +33,16 @@ from fleetprompt_http.auth import BearerAuthenticator
 from fleetprompt_http.clients import TrustedProxies, parse_networks
 from fleetprompt_http.context import caller_of, reason_of, request_id_of
 from fleetprompt_http.errors import exception_handlers
-from fleetprompt_http.handling import Services, ThreadGate, install_services, services_in
+from fleetprompt_http.handling import (
+    ReadinessCheck,
+    Services,
+    ThreadGate,
+    install_services,
+    services_in,
+)
 from fleetprompt_http.logs import access_logger, log_event
 from fleetprompt_http.routes.admin import AdminController
-from fleetprompt_http.routes.health import healthz
+from fleetprompt_http.routes.health import healthz, readyz
 from fleetprompt_http.routes.installs import InstallController
 from fleetprompt_http.routes.internal import InternalController
 from fleetprompt_http.routes.public import PublicController
@@ -73,7 +80,24 @@ class FleetPromptServer(Litestar):
 
     def __init__(self, *, security_headers: SecurityHeaders, **kwargs: Any) -> None:
         self.security_headers = security_headers
+        self._allow: dict[str, bytes] | None = None
         super().__init__(**kwargs)
+
+    def allow_of(self, path_template: object) -> bytes | None:
+        """The ``Allow`` value of a route: its methods, ``HEAD`` wherever ``GET`` is.
+
+        Litestar's own OPTIONS answer forgets methods registered after the first
+        handler of a path (``OPTIONS, POST`` where GET exists too).
+        """
+        if self._allow is None:
+            allow: dict[str, bytes] = {}
+            for route in self.routes:
+                if isinstance(route, HTTPRoute):
+                    methods = set(route.methods) | ({"HEAD"} if "GET" in route.methods else set())
+                    value = ", ".join(sorted(methods)).encode("ascii")
+                    allow[route.path] = allow[route.path_format] = value
+            self._allow = allow
+        return self._allow.get(path_template) if isinstance(path_template, str) else None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -83,15 +107,27 @@ class FleetPromptServer(Litestar):
         request_id = request_id_of(scope)
         header = (b"x-request-id", request_id.encode("ascii"))
         status = 500
+        method = scope.get("method")
+        # HEAD is GET without the body (RFC 9110 §9.3.2), for every GET route: load
+        # balancers probe /healthz and /readyz with it. The server keeps its own
+        # scope (it knows the request was HEAD); the app sees a GET.
+        head = method == "HEAD"
+        if head:
+            scope = {**scope, "method": "GET"}
 
         async def stamped(message: MutableMapping[str, Any]) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [
-                    *self.security_headers.apply(scope, status, message.get("headers", ())),
-                    header,
-                ]
+                headers = self.security_headers.apply(scope, status, message.get("headers", ()))
+                if method == "OPTIONS" and status == 204:
+                    allow = self.allow_of(scope.get("path_template"))
+                    if allow is not None:
+                        headers = [(n, v) for n, v in headers if n.lower() != b"allow"]
+                        headers.append((b"allow", allow))
+                message["headers"] = [*headers, header]
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         try:
@@ -103,7 +139,7 @@ class FleetPromptServer(Litestar):
                 "request",
                 {
                     "requestId": request_id,
-                    "method": scope.get("method"),
+                    "method": method,
                     "route": scope.get("path_template"),
                     "status": status,
                     "latencyMs": round((time.perf_counter() - started) * 1000, 3),
@@ -144,9 +180,19 @@ def _warn_if_redemption_is_off(verifier: RedeemVerifier | None) -> None:
         )
 
 
+def _readiness(storage: Storage, limiter: RateLimiter | None) -> tuple[ReadinessCheck, ...]:
+    checks: list[ReadinessCheck] = []
+    if storage.ping is not None:
+        checks.append(ReadinessCheck("database", storage.ping))
+    if isinstance(limiter, RedisRateLimiter):
+        checks.append(ReadinessCheck("redis", limiter.ping))
+    return tuple(checks)
+
+
 def open_services(settings: Settings, *, clock: Clock | None = None) -> tuple[Storage, Services]:
     """The store and what every transport's handlers use (the JSON API, ``/mcp``, stdio)."""
-    storage = open_storage(settings, clock=clock, limiter=_limiter(settings))
+    limiter = _limiter(settings)
+    storage = open_storage(settings, clock=clock, limiter=limiter)
     fleetprompt = storage.app
     verifier = (
         RedeemVerifier(keys=settings.redeem_secrets, allowed_sources=settings.redeem_sources)
@@ -158,7 +204,8 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> tuple[St
         authenticator=BearerAuthenticator(fleetprompt.credentials, _identity(settings)),
         verifier=verifier,
         version=package_version(),
-        threads=ThreadGate(settings.worker_threads),
+        threads=ThreadGate(settings.worker_threads, deadline_ms=settings.request_timeout_ms),
+        readiness=_readiness(storage, limiter),
         proxies=TrustedProxies(parse_networks(settings.trusted_proxies)),
     )
     return storage, services
@@ -191,6 +238,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             InternalController,
             AdminController,
             healthz,
+            readyz,
             *mcp.route_handlers,
         ],
         exception_handlers=exception_handlers(),

@@ -37,6 +37,7 @@ STATUS: Final[Mapping[ErrorCode, int]] = {
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED: 501,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.UNAVAILABLE: 503,
 }
 
 _FRAMEWORK: Final[Mapping[int, tuple[ErrorCode, str]]] = {
@@ -50,6 +51,7 @@ _FRAMEWORK: Final[Mapping[int, tuple[ErrorCode, str]]] = {
     415: (ErrorCode.UNSUPPORTED, "Request bodies must be JSON (Content-Type: application/json)."),
     429: (ErrorCode.RATE_LIMITED, "Too many requests."),
     501: (ErrorCode.UNSUPPORTED, "This feature is not offered by this server."),
+    503: (ErrorCode.UNAVAILABLE, "The service is temporarily unavailable."),
 }
 
 _log = logging.getLogger("fleetprompt.http")
@@ -106,6 +108,13 @@ def domain_envelope(exc: DomainError, request_id: str) -> ErrorEnvelope:
         log_event(
             _log, logging.ERROR, "internal error", {"requestId": request_id, "error": "storage"}
         )
+    elif exc.code is ErrorCode.UNAVAILABLE:
+        log_event(
+            _log,
+            logging.WARNING,
+            "service unavailable",
+            {"requestId": request_id, "error": exc.message},
+        )
     return envelope(
         exc.code,
         exc.message,
@@ -138,7 +147,10 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Error
     if status == 405:
         allow = {name.lower(): value for name, value in (exc.headers or {}).items()}.get("allow")
         if allow:
-            headers["Allow"] = allow
+            methods = {method.strip() for method in allow.split(",") if method.strip()}
+            if "GET" in methods:
+                methods.add("HEAD")  # the entry point answers HEAD wherever GET exists
+            headers["Allow"] = ", ".join(sorted(methods))
     fields: list[tuple[str, str]] | None = None
     if code is ErrorCode.VALIDATION_FAILED:
         fields = _framework_fields(exc) or [("body", message)]

@@ -14,12 +14,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
 
 import attrs
-from anyio import CapacityLimiter, to_thread
+from anyio import CapacityLimiter, move_on_after, to_thread
 from anyio.lowlevel import RunVar
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 
-from fleetprompt_core import FleetPrompt
+from fleetprompt_core import FleetPrompt, Unavailable
 from fleetprompt_core.policies.signing import RedeemVerifier
 from fleetprompt_core.services import throttle
 from fleetprompt_core.services.runtime import Call, Outcome
@@ -29,6 +29,7 @@ from fleetprompt_http.context import request_id_of, set_caller
 
 __all__ = [
     "REPLAYED_HEADER",
+    "ReadinessCheck",
     "Services",
     "ThreadGate",
     "call_use_case",
@@ -60,8 +61,12 @@ class ThreadGate:
     event loop instead (measured in ``docs/benchmarks.md``).
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, deadline_ms: int | None = None) -> None:
         self.size = size
+        #: A use case not done this long after it asked for a thread (waiting for
+        #: one included) answers ``Unavailable``; its thread is abandoned, not
+        #: killed, and ends when the database answers or its own timeouts fire.
+        self.deadline_s = None if deadline_ms is None else deadline_ms / 1000
         # One limiter per event loop: a limiter's waiters belong to the loop that
         # made it (a served process has one loop; tests may drive one app from two).
         self._limiter: RunVar[CapacityLimiter] = RunVar(f"fleetprompt-threads-{id(self)}")
@@ -72,7 +77,20 @@ class ThreadGate:
         except LookupError:
             limiter = CapacityLimiter(self.size)
             self._limiter.set(limiter)
-        return await to_thread.run_sync(function, limiter=limiter)
+        if self.deadline_s is None:
+            return await to_thread.run_sync(function, limiter=limiter)
+        with move_on_after(self.deadline_s) as scope:
+            return await to_thread.run_sync(function, limiter=limiter, abandon_on_cancel=True)
+        assert scope.cancelled_caught
+        raise Unavailable("The request did not complete in time.")
+
+
+@attrs.frozen
+class ReadinessCheck:
+    """One dependency ``/readyz`` checks: ``probe`` raises unless it answers."""
+
+    name: str
+    probe: Callable[[], None]
 
 
 @attrs.frozen
@@ -87,6 +105,8 @@ class Services:
     threads: ThreadGate
     #: Whose ``X-Forwarded-For`` names the client (nobody by default).
     proxies: TrustedProxies = attrs.field(factory=TrustedProxies)
+    #: What ``/readyz`` checks (the database, Redis when configured).
+    readiness: tuple[ReadinessCheck, ...] = ()
 
 
 def services_of(request: Request[Any, Any, Any]) -> Services:

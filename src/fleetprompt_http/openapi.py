@@ -11,7 +11,7 @@ validator), so Litestar sees no request body. Each route names an
   redemption headers, in place of Litestar's "optional string";
 - who may call: a bearer credential, an optional one (public catalogue), or
   none (health, HMAC-signed internal redemption);
-- the ``X-Request-Id`` header on every response, ``Retry-After`` on 429,
+- the ``X-Request-Id`` header on every response, ``Retry-After`` on 429 and 503,
   ``Allow`` on 405 and ``Idempotent-Replayed`` on idempotent writes.
 """
 
@@ -266,7 +266,7 @@ _REPLAYED: Final = OpenAPIHeader(
 def _response_headers(status: str, response: OpenAPIResponse, idempotent: bool) -> OpenAPIResponse:
     headers = dict(response.headers or {})
     headers["X-Request-Id"] = _REQUEST_ID
-    if status == "429":
+    if status in ("429", "503"):
         headers["Retry-After"] = _RETRY_AFTER
     if status == "405":
         headers["Allow"] = _ALLOW

@@ -87,6 +87,23 @@ def _hsts(raw: str | None) -> int:
     return _positive_int(raw, variable, maximum=_TWO_YEARS_S) or 0
 
 
+#: Setting → variable of the timeouts (milliseconds, 1 ms .. 10 min).
+_TIMEOUT_VARIABLES: Final = {
+    "db_connect_timeout_ms": "FLEETPROMPT_DB_CONNECT_TIMEOUT_MS",
+    "db_pool_timeout_ms": "FLEETPROMPT_DB_POOL_TIMEOUT_MS",
+    "db_statement_timeout_ms": "FLEETPROMPT_DB_STATEMENT_TIMEOUT_MS",
+    "request_timeout_ms": "FLEETPROMPT_REQUEST_TIMEOUT_MS",
+}
+
+
+def _timeouts(env: Mapping[str, str]) -> dict[str, int]:
+    values = {
+        name: _positive_int(env.get(variable), variable, maximum=600_000)
+        for name, variable in _TIMEOUT_VARIABLES.items()
+    }
+    return {name: value for name, value in values.items() if value is not None}
+
+
 @attrs.frozen
 class OidcSettings:
     """Bearer JWTs from an OIDC provider (§8): ``sub`` becomes the external id."""
@@ -133,6 +150,13 @@ class Settings:
     public_url: str | None = None
     #: The credential ``fleetprompt mcp`` (stdio) calls with; ``None``: public tools only.
     mcp_token: str | None = attrs.field(default=None, repr=False)
+    #: Bounds in milliseconds (ADR 0026): opening a database connection, waiting
+    #: for a pooled one, one statement; and one request's use case, waiting for a
+    #: worker thread included. Past any of them the answer is ``503 UNAVAILABLE``.
+    db_connect_timeout_ms: int = 5_000
+    db_pool_timeout_ms: int = 5_000
+    db_statement_timeout_ms: int = 10_000
+    request_timeout_ms: int = 15_000
 
     @property
     def worker_threads(self) -> int:
@@ -204,14 +228,10 @@ class Settings:
             threads=_positive_int(
                 env.get("FLEETPROMPT_THREADS"), "FLEETPROMPT_THREADS", maximum=64
             ),
-            hsts_max_age_s=_positive_int(
-                env.get("FLEETPROMPT_HSTS_MAX_AGE"),
-                "FLEETPROMPT_HSTS_MAX_AGE",
-                maximum=_TWO_YEARS_S,
-            )
-            or 0,
+            hsts_max_age_s=_hsts(env.get("FLEETPROMPT_HSTS_MAX_AGE")),
             public_url=_public_url(env.get("FLEETPROMPT_PUBLIC_URL")),
             mcp_token=env.get("FLEETPROMPT_MCP_TOKEN", "").strip() or None,
+            **_timeouts(env),
         )
 
     @property

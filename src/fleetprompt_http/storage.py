@@ -38,6 +38,8 @@ class Storage:
     check_schema: Callable[[], None]
     close: Callable[[], None]
     engine: sa.Engine | None = None
+    #: One round trip to the database (readiness); raises when it does not answer.
+    ping: Callable[[], None] | None = None
 
 
 def sqlite_path(settings: Settings) -> Path | None:
@@ -92,6 +94,11 @@ def open_storage(
         # One connection per worker thread, a little overflow for the CLI's own use.
         pool_size=settings.worker_threads,
         max_overflow=2,
+        timeouts=sql.Timeouts(
+            connect_ms=settings.db_connect_timeout_ms,
+            pool_ms=settings.db_pool_timeout_ms,
+            statement_ms=settings.db_statement_timeout_ms,
+        ),
     )
     app = sql.bootstrap(
         engine,
@@ -111,4 +118,4 @@ def open_storage(
                 "(it uses FLEETPROMPT_DATABASE_URL)"
             )
 
-    return Storage(app, check_schema, engine.dispose, engine)
+    return Storage(app, check_schema, engine.dispose, engine, lambda: sql.ping(engine))

@@ -271,6 +271,8 @@ ROUTES: Final = (
     Route("H1", "GET", "/healthz", None, wrong_method="POST"),
     # §13: the RFC 9728 metadata of /mcp (the MCP transport itself is tested in test_mcp.py).
     Route("M1", "GET", "/.well-known/oauth-protected-resource/mcp", None, wrong_method="POST"),
+    # Readiness (issue 14 item 11): an operations endpoint beside §5's table.
+    Route("H2", "GET", "/readyz", None, wrong_method="POST"),
 )
 
 
@@ -429,7 +431,7 @@ def cases(route: Route, world: World) -> list[Case]:
 
     if route.who is not None:
         add("no-credentials", 401, "UNAUTHENTICATED", headers={**key, **json_type})
-    if route.id != "H1":
+    if route.id not in ("H1", "H2"):
         add("bad-bearer", 401, "UNAUTHENTICATED", headers={**BAD_BEARER, **key, **json_type})
         add(
             "bad-scheme",

@@ -210,6 +210,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         query=("type", "listingId", "actorUserId", *_PAGE),
     ),
     Endpoint("H1", "GET", "/healthz", 200, frozenset(), security="none"),
+    # Readiness (issue 14 item 11): an operations endpoint beside §5's table.
+    Endpoint("H2", "GET", "/readyz", 200, frozenset({503}), security="none"),
 )
 
 _IDS = [f"{e.id} {e.method} {e.path}" for e in ENDPOINTS]
@@ -309,7 +311,7 @@ def test_every_error_is_documented_with_the_envelope(
     responses = operation["responses"]
     assert str(endpoint.success) in responses, sorted(responses)
     statuses = {int(status) for status in responses}
-    for status in endpoint.errors | {400, 500}:
+    for status in endpoint.errors | {400, 500, 503}:
         assert status in statuses, (endpoint.id, status, sorted(statuses))
     for status, response in responses.items():
         assert response["headers"]["X-Request-Id"]["required"] is True, (endpoint.id, status)
@@ -322,6 +324,7 @@ def test_every_error_is_documented_with_the_envelope(
         assert set(example["value"]["error"]) == {"code", "message", "requestId", "details"}
     if 429 in endpoint.errors:
         assert responses["429"]["headers"]["Retry-After"]["required"] is True
+    assert responses["503"]["headers"]["Retry-After"]["required"] is True
     assert "Allow" in responses["405"]["headers"]
     if endpoint.key is not None:
         assert "Idempotent-Replayed" in responses[str(endpoint.success)]["headers"]

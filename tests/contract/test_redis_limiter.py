@@ -3,7 +3,8 @@
 The port contract suite (``test_port_rate_limiter.py``) already runs against
 Redis; these tests cover what only a shared server has: keys that expire, one
 budget across clients (processes), atomicity under threads, and failures that
-must come out as ``Internal`` without driver text.
+must come out as ``Unavailable`` (an outage) or ``Internal`` (an error reply)
+without driver text.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import redis
 import databases
 from contract.harness import run_threads
 from fleetprompt_adapters.redis_limiter import DEFAULT_EXPIRY_GRACE_MS, RedisRateLimiter
-from fleetprompt_core.domain.errors import ErrorCode, Internal
+from fleetprompt_core.domain.errors import DomainError, ErrorCode, Internal, Unavailable
 from fleetprompt_core.ports import RateDecision
 
 T = 1_767_225_600_000
@@ -232,9 +233,9 @@ def _closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _assert_clean_internal(error: Internal, *driver_words: str) -> None:
-    """INTERNAL, no chained exception, and none of the driver's words in anything shown."""
-    assert error.code is ErrorCode.INTERNAL
+def _assert_clean(error: DomainError, code: ErrorCode, *driver_words: str) -> None:
+    """``code``, no chained exception, and none of the driver's words in anything shown."""
+    assert error.code is code
     assert error.__cause__ is None
     assert error.__context__ is None
     rendered = "".join(traceback.format_exception(error))
@@ -246,24 +247,28 @@ def _assert_clean_internal(error: Internal, *driver_words: str) -> None:
 
 
 @pytest.mark.parametrize("port", [1, None], ids=["port-1", "released-port"])
-def test_redis_limiter_unreachable_server_raises_internal_without_driver_text(
+def test_redis_limiter_unreachable_server_raises_unavailable_without_driver_text(
     port: int | None,
 ) -> None:
-    """A closed port: Internal with a generic message, nothing of the driver in it or its chain."""
+    """A closed port: Unavailable (503, retry) with a generic message, nothing of the
+    driver in it or its chain; readiness's ping says the same."""
     url = f"redis://127.0.0.1:{port or _closed_port()}/0"
     with limiter_at(url, "fleetprompt_test:closed:") as limiter:
         started = time.monotonic()
-        with pytest.raises(Internal) as caught:
+        with pytest.raises(Unavailable) as caught:
             limiter.hit("user:secret-bucket", 5, 1_000, T)
         assert time.monotonic() - started < 5
+        with pytest.raises(Unavailable):
+            limiter.ping()
     error = caught.value
-    assert str(error) == "rate limiter unavailable (ConnectionError)"
-    assert error.hint is None
-    _assert_clean_internal(error, "secret-bucket")
+    assert str(error) == "The rate limiter is unavailable."
+    assert error.hint == "retry after 1 s"
+    _assert_clean(error, ErrorCode.UNAVAILABLE, "secret-bucket")
 
 
-def test_redis_limiter_server_that_never_answers_raises_internal_within_the_timeout() -> None:
-    """A server that accepts but never replies: Internal after the socket timeouts, not a hang."""
+def test_redis_limiter_server_that_never_answers_raises_unavailable_within_the_timeout() -> None:
+    """A server that accepts but never replies: Unavailable after the socket timeouts,
+    not a hang."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)  # the kernel completes the handshake; nothing ever reads or writes
@@ -271,14 +276,14 @@ def test_redis_limiter_server_that_never_answers_raises_internal_within_the_time
         limiter = RedisRateLimiter.from_url(url, prefix="fleetprompt_test:silent:", timeout_s=0.2)
         try:
             started = time.monotonic()
-            with pytest.raises(Internal) as caught:
+            with pytest.raises(Unavailable) as caught:
                 limiter.hit("b", 5, 1_000, T)
             elapsed = time.monotonic() - started
         finally:
             limiter.close()
     assert elapsed < 2.0
-    assert str(caught.value) == "rate limiter unavailable (TimeoutError)"
-    _assert_clean_internal(caught.value)
+    assert str(caught.value) == "The rate limiter is unavailable."
+    _assert_clean(caught.value, ErrorCode.UNAVAILABLE)
 
 
 def test_redis_limiter_server_error_raises_internal_without_driver_text(
@@ -288,8 +293,8 @@ def test_redis_limiter_server_error_raises_internal_without_driver_text(
     client.set(limiter.key("taken"), "a string, not a sorted set")
     with pytest.raises(Internal) as caught:
         limiter.hit("taken", 5, 1_000, T)
-    assert str(caught.value) == "rate limiter unavailable (ResponseError)"
-    _assert_clean_internal(caught.value, "WRONGTYPE", "a string")
+    assert str(caught.value) == "The rate limiter failed."
+    _assert_clean(caught.value, ErrorCode.INTERNAL, "WRONGTYPE", "a string")
 
 
 def test_redis_limiter_from_url_connects_lazily() -> None:

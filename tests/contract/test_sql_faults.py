@@ -2,10 +2,11 @@
 
 * A use case whose connection dies mid-transaction, or whose commit fails,
   leaves every table exactly as it was (audit log included), answers the
-  core's ``Internal`` without SQL text or parameter values, and can simply be
-  retried. Connections are broken for real: ``pg_terminate_backend`` from a
-  second connection on PostgreSQL, closing the DBAPI connection on SQLite,
-  at the right moment through SQLAlchemy event hooks.
+  core's ``Unavailable`` (503: the database went away) without SQL text or
+  parameter values, and can simply be retried. Connections are broken for
+  real: ``pg_terminate_backend`` from a second connection on PostgreSQL,
+  closing the DBAPI connection on SQLite, at the right moment through
+  SQLAlchemy event hooks.
 * A real deadlock on PostgreSQL answers ``Conflict`` (retry) and changes nothing.
 * Text at the exact contract limits, characters outside the BMP, NUL bytes and
   lone surrogates behave identically on the in-memory, SQLite and PostgreSQL
@@ -29,7 +30,7 @@ from sqlalchemy import event
 from contract import sql_apps
 from contract.sql_apps import Database, Issued, SequentialIds, contents
 from fleetprompt_adapters.memory import ManualClock
-from fleetprompt_core import Call, Conflict, DomainError, FleetPrompt, Internal, Role
+from fleetprompt_core import Call, Conflict, DomainError, FleetPrompt, Role, Unavailable
 from fleetprompt_core.domain import limits
 from fleetprompt_core.policies.urls import MAX_URL_LENGTH
 from fleetprompt_core.services.views import Redemption
@@ -263,7 +264,7 @@ def test_r_tok_03_sql_broken_connection_leaves_no_partial_state_and_no_sql_in_th
     db: Database, scenario: Scenario, moment: str
 ) -> None:
     """A connection killed mid-transaction or at commit: every table (audit log included)
-    is unchanged, the caller gets Internal free of SQL and values, and a retry succeeds."""
+    is unchanged, the caller gets Unavailable free of SQL and values, and a retry succeeds."""
     fp = db.app()
     state = scenario.setup(fp)
     before = contents(db.engine)
@@ -273,13 +274,13 @@ def test_r_tok_03_sql_broken_connection_leaves_no_partial_state_and_no_sql_in_th
         at_commit=moment == "at_commit",
     )
 
-    with fault, pytest.raises(Internal) as caught:
+    with fault, pytest.raises(Unavailable) as caught:
         scenario.call(fp, state)
 
     assert fault.fired == 1
     error = caught.value
-    assert type(error) is Internal
-    assert error.message.startswith("storage failure (")
+    assert type(error) is Unavailable
+    assert error.message == "The database is unavailable."
     assert _leaks(error, _secrets(state), honour_suppression=True) == []
     after = contents(db.engine)
     assert after["audit_events"] == before["audit_events"]
@@ -291,11 +292,14 @@ def test_r_tok_03_sql_broken_connection_leaves_no_partial_state_and_no_sql_in_th
 
 
 def test_raw_exception_chain_of_a_storage_failure_holds_no_sql(db: Database) -> None:
-    """Even the suppressed __context__ chain of the Internal a caller gets holds no SQL text
+    """Even the suppressed __context__ chain of the error a caller gets holds no SQL text
     and no parameter values."""
     fp = db.app()
     state = SCENARIOS["create_listing"].setup(fp)
-    with Fault(db, "INSERT INTO audit_events", at_commit=False), pytest.raises(Internal) as caught:
+    with (
+        Fault(db, "INSERT INTO audit_events", at_commit=False),
+        pytest.raises(Unavailable) as caught,
+    ):
         SCENARIOS["create_listing"].call(fp, state)
     assert _leaks(caught.value, _secrets(state), honour_suppression=False) == []
 

@@ -17,7 +17,7 @@ from fleetprompt_adapters.sql import tables
 from fleetprompt_adapters.sql.store import guarded
 from fleetprompt_core import CoreSettings
 from fleetprompt_core.domain.enums import InstallIntentStatus, InstallTokenStatus
-from fleetprompt_core.domain.errors import Conflict, Internal
+from fleetprompt_core.domain.errors import Conflict, Internal, Unavailable
 from fleetprompt_core.domain.limits import INTENT_TTL_MS
 from fleetprompt_core.policies import markdown
 from support import CURSOR_KEY, IMAGE_HOST, Market
@@ -217,12 +217,24 @@ class _DriverError(Exception):
 
 
 @pytest.mark.parametrize(
-    ("sqlstate", "expected"), [("40P01", Conflict), ("40001", Conflict), ("53300", Internal)]
+    ("sqlstate", "expected"),
+    [
+        ("40P01", Conflict),
+        ("40001", Conflict),
+        ("53300", Unavailable),  # too many connections
+        ("57014", Unavailable),  # statement timeout
+        ("55P03", Unavailable),  # lock timeout
+        ("08006", Unavailable),  # connection failure
+        ("57P01", Unavailable),  # administrator shutdown
+        ("42P01", Internal),  # undefined table: a bug, not an outage
+        ("23505", Internal),
+    ],
 )
 def test_database_errors_become_contract_errors_without_sql(
     sqlstate: str, expected: type[Exception]
 ) -> None:
-    """Lost races are CONFLICT, anything else INTERNAL; neither carries SQL or parameters."""
+    """Lost races are CONFLICT, outages (connections, resources, timeouts, shutdown)
+    UNAVAILABLE, anything else INTERNAL; none carries SQL, parameters or a class name."""
     driver_error = _DriverError(sqlstate)
 
     def fail() -> None:
@@ -234,6 +246,7 @@ def test_database_errors_become_contract_errors_without_sql(
     assert type(error) is expected
     assert "SELECT" not in str(error)
     assert "fp_it_raw" not in str(error)
+    assert "Error" not in str(error)
     assert error.__cause__ is None
     assert error.__context__ is None
 
@@ -244,9 +257,21 @@ def test_non_driver_sqlalchemy_errors_become_internal() -> None:
     def fail() -> None:
         raise sa_exc.InvalidRequestError("bad statement: SELECT 1")
 
-    with pytest.raises(Internal, match="storage failure") as caught:
+    with pytest.raises(Internal, match=r"^A storage operation failed\.$") as caught:
         guarded(fail)
     assert caught.value.__context__ is None
+
+
+def test_pool_timeouts_and_disconnections_become_unavailable() -> None:
+    """No pooled connection within the pool timeout, or a connection the pool found
+    dead, is an outage (503), not a bug (500)."""
+    for error in (sa_exc.TimeoutError("QueuePool limit reached"), sa_exc.DisconnectionError()):
+
+        def fail(error: Exception = error) -> None:
+            raise error
+
+        with pytest.raises(Unavailable, match=r"^The database is unavailable\.$"):
+            guarded(fail)
 
 
 # --------------------------------------------------------------------------- retention

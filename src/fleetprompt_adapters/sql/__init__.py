@@ -22,7 +22,7 @@ except ModuleNotFoundError as missing:  # a core-only install
 if importlib.util.find_spec("alembic") is None:  # imported only to migrate: slow to import
     raise MissingExtra("fleetprompt_adapters.sql", "sql", "alembic")
 
-from fleetprompt_adapters.sql.engine import create_engine, normalize_url
+from fleetprompt_adapters.sql.engine import Timeouts, create_engine, normalize_url
 from fleetprompt_adapters.sql.schema import (
     create_schema,
     current_revision,
@@ -30,7 +30,7 @@ from fleetprompt_adapters.sql.schema import (
     head_revision,
     upgrade,
 )
-from fleetprompt_adapters.sql.store import SqlStore, SqlUnitOfWork
+from fleetprompt_adapters.sql.store import SqlStore, SqlUnitOfWork, ping
 from fleetprompt_adapters.system import compose
 from fleetprompt_core import CoreSettings, FleetPrompt
 from fleetprompt_core.policies.rate_limits import RateLimits
@@ -46,6 +46,7 @@ from fleetprompt_core.ports import (
 __all__ = [
     "SqlStore",
     "SqlUnitOfWork",
+    "Timeouts",
     "bootstrap",
     "create_engine",
     "create_schema",
@@ -53,6 +54,7 @@ __all__ = [
     "drop_schema",
     "head_revision",
     "normalize_url",
+    "ping",
     "upgrade",
 ]
 

@@ -10,12 +10,22 @@ transaction: a WAL snapshot that never waits for or blocks a writer.
 PostgreSQL: psycopg 3 with a connection pool, ``READ COMMITTED``; every
 status change is a compare-and-set ``UPDATE``, so races have one winner
 without serialisable isolation (ADR 0013).
+
+Timeouts (:class:`Timeouts`, ADR 0026): connecting (PostgreSQL), waiting for
+a pooled connection, and each statement are bounded. PostgreSQL enforces
+``statement_timeout`` and ``lock_timeout`` itself; on SQLite the busy timeout
+bounds waiting for the write lock and a progress handler interrupts a
+statement that runs past the bound. A failure of any of them is an outage
+(``Unavailable``, see ``store.storage_error``).
 """
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy import event
 
@@ -24,12 +34,37 @@ from fleetprompt_adapters import MissingExtra
 __all__ = [
     "READ_ONLY_OPTION",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "Timeouts",
     "create_engine",
     "is_sqlite",
     "normalize_url",
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: SQLite calls the progress handler every this many virtual machine steps.
+_PROGRESS_STEPS = 10_000
+_DEADLINE_KEY = "fleetprompt_statement_deadline"
+
+
+@attrs.frozen
+class Timeouts:
+    """Bounds on one connection's waits; ``None`` leaves one unbounded (migrations)."""
+
+    #: Opening a PostgreSQL connection (libpq counts whole seconds, at least 2).
+    connect_ms: int | None = 5_000
+    #: Waiting for a pooled connection when every one is in use.
+    pool_ms: int = 5_000
+    #: One statement, waiting for locks included.
+    statement_ms: int | None = 10_000
+
+    @property
+    def connect_s(self) -> int | None:
+        return None if self.connect_ms is None else max(2, math.ceil(self.connect_ms / 1000))
+
+
+#: What ``create_engine`` uses unless told otherwise: no statement bound (a
+#: migration may run long), the pool and connect bounds of :class:`Timeouts`.
+UNBOUNDED_STATEMENTS = Timeouts(statement_ms=None)
 #: Connection execution option marking a unit of work that only reads.
 READ_ONLY_OPTION = "fleetprompt_read_only"
 
@@ -48,20 +83,27 @@ def is_sqlite(bind: sa.Engine | sa.Connection) -> bool:
     return bind.dialect.name == "sqlite"
 
 
-def _sqlite_engine(url: sa.URL, options: dict[str, Any]) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, options: dict[str, Any], timeouts: Timeouts) -> sa.Engine:
     if url.database in {None, "", ":memory:"}:
         raise ValueError(
             "an in-memory SQLite database is private to one connection; use a file path"
         )
     engine = sa.create_engine(url, **options)
+    busy_timeout_ms = timeouts.statement_ms or SQLITE_BUSY_TIMEOUT_MS
 
     @event.listens_for(engine, "connect")
-    def _configure(dbapi_connection: Any, _record: Any) -> None:
+    def _configure(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy's "begin" event emit BEGIN itself (see below).
         dbapi_connection.isolation_level = None
+        if timeouts.statement_ms is not None:
+            deadline = record.info[_DEADLINE_KEY] = [math.inf]
+            # A non-zero answer interrupts the running statement (OperationalError).
+            dbapi_connection.set_progress_handler(
+                lambda: time.monotonic() > deadline[0], _PROGRESS_STEPS
+            )
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
@@ -75,6 +117,25 @@ def _sqlite_engine(url: sa.URL, options: dict[str, Any]) -> sa.Engine:
         read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
+    if timeouts.statement_ms is not None:
+        bound_s = timeouts.statement_ms / 1000
+
+        @event.listens_for(engine, "before_cursor_execute")
+        def _arm(connection: sa.Connection, *_args: Any) -> None:
+            deadline = connection.info.get(_DEADLINE_KEY)
+            if deadline is not None:
+                deadline[0] = time.monotonic() + bound_s
+
+        def _disarm(connection: sa.Connection, *_args: Any) -> None:
+            deadline = connection.info.get(_DEADLINE_KEY)
+            if deadline is not None:
+                deadline[0] = math.inf
+
+        # Also before COMMIT and ROLLBACK, in case the last statement failed: they
+        # must never be interrupted by a stale deadline.
+        for name in ("after_cursor_execute", "commit", "rollback"):
+            event.listen(engine, name, _disarm)
+
     return engine
 
 
@@ -84,21 +145,33 @@ def create_engine(
     pool_size: int = 10,
     max_overflow: int = 10,
     echo: bool = False,
+    timeouts: Timeouts = UNBOUNDED_STATEMENTS,
 ) -> sa.Engine:
     """An engine for ``url`` (SQLite file or PostgreSQL) configured for FleetPrompt.
 
     Creating an engine opens no connection; the first unit of work does.
     """
     parsed = normalize_url(url)
-    options: dict[str, Any] = {"echo": echo, "pool_size": pool_size, "max_overflow": max_overflow}
+    options: dict[str, Any] = {
+        "echo": echo,
+        "pool_size": pool_size,
+        "max_overflow": max_overflow,
+        "pool_timeout": timeouts.pool_ms / 1000,
+    }
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, options)
+        return _sqlite_engine(parsed, options, timeouts)
     if parsed.get_backend_name() == "postgresql":
         try:
             import psycopg  # noqa: F401, PLC0415 - SQLAlchemy imports it too; we say what is missing
         except ModuleNotFoundError as missing:
             raise MissingExtra("PostgreSQL", "postgres", missing.name) from None
-        return sa.create_engine(parsed, pool_pre_ping=True, **options)
+        connect_args: dict[str, Any] = {}
+        if timeouts.connect_s is not None:
+            connect_args["connect_timeout"] = timeouts.connect_s
+        if timeouts.statement_ms is not None:
+            bound = timeouts.statement_ms
+            connect_args["options"] = f"-c statement_timeout={bound} -c lock_timeout={bound}"
+        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **options)
     raise ValueError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
     )

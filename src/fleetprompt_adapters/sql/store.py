@@ -10,7 +10,8 @@ statements whose row count tells the winner.
 
 Database failures never reach a caller as driver exceptions (:func:`guarded`):
 a lost race the database detected (deadlock, serialisation failure) becomes
-``Conflict``; anything else ``Internal``, without SQL text or parameters
+``Conflict``; an outage (down, stalled, out of connections, past a timeout)
+``Unavailable``; anything else ``Internal``, without SQL text or parameters
 (they may hold user data), not even in the exception chain.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -38,7 +40,7 @@ from fleetprompt_core.domain.enums import (
     ListingStatus,
     ReleaseStatus,
 )
-from fleetprompt_core.domain.errors import Conflict, DuplicateError, Internal
+from fleetprompt_core.domain.errors import Conflict, DuplicateError, Internal, Unavailable
 from fleetprompt_core.domain.model import (
     OPEN_INTENT_STATUSES,
     ApiToken,
@@ -54,22 +56,56 @@ from fleetprompt_core.domain.model import (
 from fleetprompt_core.policies.search import ListingSearch, SearchHit
 from fleetprompt_core.ports import AuditQuery, CreatedKey, UniqueConstraint
 
-__all__ = ["SqlStore", "SqlUnitOfWork", "guarded", "storage_error"]
+__all__ = ["SqlStore", "SqlUnitOfWork", "guarded", "ping", "storage_error"]
 
 T = TypeVar("T")
 
 #: SQLSTATEs of a transaction the database aborted to resolve a race.
 _LOST_RACE_STATES = frozenset({"40001", "40P01"})
+#: SQLSTATE classes of an outage: connection exceptions (08), insufficient
+#: resources (53: too many connections, disk full), operator intervention (57:
+#: shutdown, statement timeout or cancel), system errors (58).
+_OUTAGE_CLASSES = frozenset({"08", "53", "57", "58"})
+#: Single SQLSTATEs of an outage: ``lock_not_available`` (the lock timeout),
+#: ``read_only_sql_transaction`` (a standby or a database put in read-only mode).
+_OUTAGE_STATES = frozenset({"55P03", "25006"})
+_log = logging.getLogger("fleetprompt.sql")
 
 
-def storage_error(error: sa_exc.SQLAlchemyError) -> Conflict | Internal:
-    """The contract's error for a database failure, with nothing of the SQL in it."""
+def storage_error(error: sa_exc.SQLAlchemyError) -> Conflict | Internal | Unavailable:
+    """The contract's error for a database failure, with nothing of the SQL in it.
+
+    A lost race is ``Conflict``; a database that is down, stalled, out of
+    connections or past a timeout (connect, pool, statement, lock) is
+    ``Unavailable``; anything else ``Internal``. The log line names the
+    exception class and SQLSTATE only (never the statement or its values).
+    """
     state = getattr(error.orig, "sqlstate", None) if isinstance(error, sa_exc.DBAPIError) else None
     if state in _LOST_RACE_STATES:
         return Conflict(
             "The request lost a race with a concurrent request.", hint="retry the request"
         )
-    return Internal(f"storage failure ({type(error).__name__})")
+    if _is_outage(error, state):
+        _log.warning(
+            "database unavailable (%s, sqlstate %s)", type(error).__name__, state or "none"
+        )
+        return Unavailable("The database is unavailable.")
+    _log.error("storage failure (%s, sqlstate %s)", type(error).__name__, state or "none")
+    return Internal("A storage operation failed.")
+
+
+def _is_outage(error: sa_exc.SQLAlchemyError, state: str | None) -> bool:
+    if isinstance(error, sa_exc.TimeoutError | sa_exc.DisconnectionError):
+        return True  # no pooled connection within the pool timeout; a dead connection
+    if not isinstance(error, sa_exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    if state is not None:
+        return state[:2] in _OUTAGE_CLASSES or state in _OUTAGE_STATES
+    # SQLite (no SQLSTATE): locked past the busy timeout, interrupted past the
+    # statement timeout, I/O errors; any driver's lost or refused connection.
+    return isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError)
 
 
 def guarded(action: Callable[[], T]) -> T:
@@ -84,6 +120,20 @@ def guarded(action: Callable[[], T]) -> T:
     except sa_exc.SQLAlchemyError as error:
         failure = storage_error(error)
     raise failure
+
+
+def ping(engine: sa.Engine) -> None:
+    """One round trip (readiness): ``Unavailable`` unless the database answers.
+
+    Read-only, so that on SQLite it takes no write lock.
+    """
+
+    def round_trip() -> None:
+        with engine.connect() as connection:
+            connection.execution_options(**{READ_ONLY_OPTION: True})
+            connection.exec_driver_sql("SELECT 1")
+
+    guarded(round_trip)
 
 
 @functools.lru_cache(maxsize=64)

@@ -23,6 +23,7 @@ __all__ = [
     "TooLarge",
     "Unauthenticated",
     "Unauthorized",
+    "Unavailable",
     "Unsupported",
     "ValidationFailed",
 ]
@@ -40,6 +41,7 @@ class ErrorCode(enum.StrEnum):
     TOO_LARGE = "TOO_LARGE"
     UNSUPPORTED = "UNSUPPORTED"
     INTERNAL = "INTERNAL"
+    UNAVAILABLE = "UNAVAILABLE"
 
 
 @attrs.frozen
@@ -165,3 +167,22 @@ class Unsupported(DomainError):
 class Internal(DomainError):
     code = ErrorCode.INTERNAL
     default_message = "An internal error occurred."
+
+
+class Unavailable(DomainError):
+    """Storage or a shared service (the database, Redis) is down, stalled or out of
+    connections, or did not answer within its bound: nothing was done, and the same
+    request may be retried after ``retry_after_s`` (contract §5, §14)."""
+
+    code = ErrorCode.UNAVAILABLE
+    default_message = "The service is temporarily unavailable."
+
+    retry_after_s: int
+
+    def __init__(
+        self, message: str | None = None, *, retry_after_s: int = 1, reason: str | None = None
+    ) -> None:
+        seconds = max(1, retry_after_s)
+        super().__init__(
+            message, hint=f"retry after {seconds} s", reason=reason, retry_after_s=seconds
+        )

@@ -39,8 +39,10 @@ _WHEN: Final = {
     ErrorCode.TOO_LARGE: "The body exceeds 256 KiB.",
     ErrorCode.UNSUPPORTED: "The body is not JSON.",
     ErrorCode.INTERNAL: "Unexpected failure; the envelope carries the request id.",
+    ErrorCode.UNAVAILABLE: "The database or a shared service is down or did not answer in "
+    "time; nothing was done: retry after `Retry-After` seconds.",
 }
-_ALWAYS: Final = (ErrorCode.VALIDATION_FAILED, ErrorCode.INTERNAL)
+_ALWAYS: Final = (ErrorCode.VALIDATION_FAILED, ErrorCode.INTERNAL, ErrorCode.UNAVAILABLE)
 _EXAMPLE_MESSAGES: Final = {
     ErrorCode.UNAUTHENTICATED: "Authentication is required.",
     ErrorCode.UNAUTHORIZED: "This needs the publisher role.",
@@ -51,6 +53,7 @@ _EXAMPLE_MESSAGES: Final = {
     ErrorCode.TOO_LARGE: "The request body is too large (256 KiB at most).",
     ErrorCode.UNSUPPORTED: "Request bodies must be JSON (Content-Type: application/json).",
     ErrorCode.INTERNAL: "Internal error.",
+    ErrorCode.UNAVAILABLE: "The service is temporarily unavailable.",
 }
 
 
