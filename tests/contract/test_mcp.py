@@ -120,6 +120,25 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         draft_release = fp.publishing.publish_release(
             call, draft.listing_id, release_payload("0.1.0"), idempotency_key=new_key()
         ).value
+        admin = _person(fp, "mcp-admin", Role.ADMIN)
+        fp.admin.set_verification(
+            Call.as_user(admin.external_id),
+            publisher.user_id,
+            {"status": "verified"},
+            idempotency_key=new_key(),
+        )
+        unverified = Call.as_user(_person(fp, "mcp-unverified", Role.PUBLISHER).external_id)
+        other = fp.publishing.create_listing(
+            unverified,
+            listing_payload(name="Other Agent", tags=["mcp-other"]),
+            idempotency_key=new_key(),
+        ).value.listing
+        fp.publishing.publish_release(
+            unverified, other.listing_id, release_payload("1.0.0"), idempotency_key=new_key()
+        )
+        fp.publishing.change_status(
+            unverified, other.listing_id, {"status": "published"}, idempotency_key=new_key()
+        )
         drafter = _person(fp, "mcp-drafter", Role.PUBLISHER)
         fp.publishing.create_listing(
             Call.as_user(drafter.external_id), listing_payload(), idempotency_key=new_key()
@@ -233,6 +252,8 @@ def test_m_tool_02_search_equals_the_api_and_pages_by_cursor(world: World) -> No
         {"tags": ["mcp-suite", "triage"]},
         {"q": "tutor", "assetKind": "whs_agent", "sort": "name"},
         {"categories": ["operations"], "sort": "created", "limit": 3},
+        {"verified": True, "tags": ["mcp-suite"]},
+        {"sort": "installs", "tags": ["mcp-suite"]},
     ]
 
     async def body(api: httpx.Client, client_factory: Any) -> None:
@@ -255,7 +276,17 @@ def test_m_tool_02_search_equals_the_api_and_pages_by_cursor(world: World) -> No
                     break
             assert sorted(seen) == sorted(world.listing_ids)
             assert len(seen) == len(set(seen))
-            for bad, field in (({"limit": 500}, "limit"), ({"cursor": "tampered"}, "cursor")):
+            verified = {"tags": ["mcp-other"], "verified": True}
+            assert _structured(await client.call_tool("search_listings", verified))["items"] == []
+            assert len(_api_search(api, {"tags": ["mcp-other"]})["items"]) == 1
+            for bad, field in (
+                ({"limit": 500}, "limit"),
+                ({"cursor": "tampered"}, "cursor"),
+                ({"limit": "ten"}, "limit"),
+                ({"sort": "random"}, "sort"),
+                ({"tags": ["ok", 3]}, "tags[1]"),
+                ({"page": 2}, "page"),
+            ):
                 error = error_of(await client.call_tool("search_listings", bad))
                 assert error["code"] == "VALIDATION_FAILED"
                 assert [f["fieldName"] for f in error["details"]["fields"]] == [field]

@@ -31,7 +31,7 @@ from litestar import types as litestar_types
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, BearerAuthBackend
 from mcp.server.auth.provider import AccessToken
-from mcp.server.mcpserver import Context
+from mcp.server.context import ServerRequestContext
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.auth import ProtectedResourceMetadata
 from pydantic import AnyHttpUrl
@@ -137,8 +137,8 @@ class HttpInvocations:
 
     threads: ThreadGate
 
-    def begin(self, ctx: Context) -> Invocation:
-        request = ctx.request_context.request
+    def begin(self, context: ServerRequestContext[Any, Any]) -> Invocation:
+        request = context.request
         if request is None:  # pragma: no cover - the HTTP transport always attaches it
             return _HttpInvocation(self.threads, Call(None, new_request_id()))
         scope: Scope = request.scope  # the request's own ASGI scope (stateless transport)

@@ -20,10 +20,13 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Annotated, Final, Protocol, TypeVar
+from typing import Annotated, Any, Final, Protocol, TypeVar
 
+import attrs
+import jsonschema
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import (
@@ -108,7 +111,7 @@ class Invocation(Protocol):
 class Invocations(Protocol):
     """What a transport provides: an :class:`Invocation` for each request's context."""
 
-    def begin(self, ctx: Context) -> Invocation: ...
+    def begin(self, request: ServerRequestContext[Any, Any]) -> Invocation: ...
 
 
 # --------------------------------------------------------------------------- argument types
@@ -225,7 +228,7 @@ async def _answer(
     shape: Callable[[T], W],
     render: Callable[[W], str],
 ) -> CallToolResult:
-    invocation = invocations.begin(ctx)
+    invocation = invocations.begin(ctx.request_context)
     with _logged(tool, invocation) as outcome:
         try:
             value = await invocation.run(use_case)
@@ -260,7 +263,7 @@ _JSONRPC_CODES: Final[Mapping[ErrorCode, int]] = {
 
 async def _resource(invocations: Invocations, ctx: Context, use_case: Callable[[Call], T]) -> T:
     """A resource read: a domain error becomes a JSON-RPC error whose data is the envelope."""
-    invocation = invocations.begin(ctx)
+    invocation = invocations.begin(ctx.request_context)
     try:
         return await invocation.run(use_case)
     except DomainError as exc:
@@ -269,6 +272,95 @@ async def _resource(invocations: Invocations, ctx: Context, use_case: Callable[[
             message=f"{exc.code.value}: {exc.message}",
             data=dict(domain_envelope(exc, invocation.request_id)),
         ) from None
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _problem(error: jsonschema.ValidationError) -> str:
+    """What is wrong, in the schema's words (never echoing the value sent)."""
+    causes = [error, *error.context]
+    for cause in causes:
+        if cause.validator == "enum" and isinstance(cause.validator_value, list):
+            return "must be one of " + ", ".join(map(str, cause.validator_value))
+    for cause in causes:
+        if cause.validator == "type":
+            return f"must be of type {cause.validator_value}"
+    return "is invalid (see the tool's input schema)"
+
+
+def _path(parts: Iterable[str | int]) -> str:
+    """A field path as the core writes it: ``targetContext.roomId``, ``tags[0]``."""
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else part)
+    return path or "arguments"
+
+
+def argument_problems(schema: Mapping[str, Any], arguments: object) -> list[tuple[str, str]]:
+    """``(field, message)`` for every argument that does not fit ``schema``: the checks the
+    SDK would make, reported like the core's (an unknown argument is one, as in the API)."""
+    if not isinstance(arguments, Mapping):
+        return [("arguments", "must be an object")]
+    known = schema.get("properties", {})
+    problems = [
+        (str(name), "is not an argument of this tool") for name in arguments if name not in known
+    ]
+    for error in jsonschema.Draft202012Validator(schema).iter_errors(dict(arguments)):
+        if error.validator == "required":
+            problems += [
+                (str(name), "is required")
+                for name in error.validator_value
+                if name not in arguments
+            ]
+        elif error.validator != "additionalProperties":
+            # An optional argument is ``anyOf [its schema, null]``: report the first branch.
+            branches = [
+                cause
+                for cause in error.context
+                if not (cause.validator == "type" and cause.validator_value == "null")
+            ]
+            cause = (jsonschema.exceptions.best_match(branches) if branches else None) or error
+            problems.append((_path(cause.absolute_path), _problem(cause)))
+    return sorted(set(problems))
+
+
+@attrs.define
+class _ArgumentCheck:
+    """Middleware: a ``tools/call`` whose arguments do not fit the tool's input schema is a
+    ``VALIDATION_FAILED`` tool error naming each field, with its request id, like any other
+    error of the contract (the SDK's own message would quote the values instead)."""
+
+    server: MCPServer
+    invocations: Invocations
+    schemas: dict[str, Mapping[str, Any]] | None = None
+
+    async def __call__(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        params = ctx.params
+        if ctx.method != "tools/call" or not isinstance(params, Mapping):
+            return await call_next(ctx)
+        if self.schemas is None:
+            self.schemas = {tool.name: tool.input_schema for tool in await self.server.list_tools()}
+        name = params.get("name")
+        schema = self.schemas.get(name) if isinstance(name, str) else None
+        if schema is None:
+            return await call_next(ctx)
+        problems = argument_problems(schema, params.get("arguments") or {})
+        if not problems:
+            return await call_next(ctx)
+        invocation = self.invocations.begin(ctx)
+        with _logged(str(name), invocation) as outcome:
+            outcome["outcome"] = ErrorCode.VALIDATION_FAILED.value
+            return _error_result(
+                envelope(
+                    ErrorCode.VALIDATION_FAILED,
+                    "The arguments are invalid.",
+                    invocation.request_id,
+                    fields=problems,
+                )
+            )
 
 
 # --------------------------------------------------------------------------- the server
@@ -301,6 +393,7 @@ def build_server(services: Services, invocations: Invocations) -> MCPServer:
     _buyer_tools(server, services, invocations)
     _resources(server, services, invocations)
     _prompts(server)
+    server.middleware.append(_ArgumentCheck(server, invocations))
     return server
 
 

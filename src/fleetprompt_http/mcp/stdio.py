@@ -11,11 +11,11 @@ Anonymous rate limits count against the client ``stdio``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import attrs
-from mcp.server.mcpserver import Context
+from mcp.server.context import ServerRequestContext
 
 from fleetprompt_core.domain.errors import Unauthenticated
 from fleetprompt_core.services.runtime import Call
@@ -60,7 +60,7 @@ class StdioInvocations:
     authorization: str | None = attrs.field(repr=False)
     caller: str | None = None
 
-    def begin(self, ctx: Context) -> Invocation:
+    def begin(self, context: ServerRequestContext[Any, Any]) -> Invocation:
         return _StdioInvocation(self.services, self.authorization, new_request_id(), self.caller)
 
 
