@@ -9,12 +9,15 @@ driven over stdio. Results are compared with the JSON API of the same server.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx
 import pytest
+from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp_live import (
     REDEEM_SECRET,
@@ -568,5 +571,79 @@ def test_m_rl_01_limits_apply_over_http_and_stdio(world: World) -> None:
             assert error_of(await client.call_tool("search_listings", {}))["code"] == (
                 "RATE_LIMITED"
             )
+
+    run(body)
+
+
+# --------------------------------------------------------------------------- the docs
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "mcp.md"
+
+
+def _client_configurations() -> dict[str, dict[str, Any]]:
+    """The ``mcpServers`` entries of docs/mcp.md, by transport."""
+    blocks = re.findall(r"```json\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.DOTALL)
+    entries = [json.loads(block)["mcpServers"]["fleetprompt"] for block in blocks]
+    return {("stdio" if "command" in entry else entry["type"]): entry for entry in entries}
+
+
+def test_m_auth_02_clients_configured_from_the_docs_find_inspect_and_install(
+    world: World,
+) -> None:
+    """The HTTP and stdio configurations of docs/mcp.md, with a real token and database, let
+    the SDK's client find a listing, inspect it and end with a token that redeems once."""
+    configurations = _client_configurations()
+    assert set(configurations) == {"http", "stdio"}
+    http_entry, stdio_entry = configurations["http"], configurations["stdio"]
+    assert http_entry["url"] == "http://127.0.0.1:8000/mcp"  # the README's serve address
+
+    async def flow(client: Any, listing_name: str, target: str) -> None:
+        found = _structured(await client.call_tool("search_listings", {"q": listing_name}))
+        listing_id = found["items"][0]["listingId"]
+        detail = _structured(await client.call_tool("get_listing", {"listingId": listing_id}))
+        assert detail["listing"]["name"] == listing_name
+        intent = _structured(
+            await client.call_tool(
+                "create_install_intent", {"listingId": listing_id, "targetSystem": target}
+            )
+        )
+        assert intent["releaseId"] == detail["latestRelease"]["releaseId"]
+        issued = _structured(
+            await client.call_tool(
+                "issue_install_token", {"installIntentId": intent["installIntentId"]}
+            )
+        )
+        assert _redeem(world, issued["installToken"], target)["installIntent"]["status"] == (
+            "redeemed"
+        )
+        with pytest.raises(RedeemFailed):
+            _redeem(world, issued["installToken"], target)
+
+    token = world.buyer.token
+    headers = {
+        name: value.replace("fpat_your_token", token)
+        for name, value in http_entry["headers"].items()
+    }
+    url = http_entry["url"].replace("http://127.0.0.1:8000", world.live.base_url)
+    env = {
+        name: value.replace("fpat_your_token", token).replace(
+            "sqlite:////path/to/fleetprompt.db", world.live.database_url
+        )
+        for name, value in stdio_entry["env"].items()
+    }
+    # Only what the docs say, plus where to find the command (PATH, and the sources under test).
+    inherited = {
+        name: world.live.env[name] for name in ("PATH", "PYTHONPATH") if name in world.live.env
+    }
+    stdio = StdioServerParameters(
+        command=stdio_entry["command"], args=stdio_entry["args"], env={**inherited, **env}
+    )
+
+    async def body() -> None:
+        async with http_client(url.removesuffix("/mcp"), headers=headers) as client:
+            await flow(client, "Tutor Agent", "whs")
+        async with stdio_client(stdio) as client:
+            await flow(client, "Timer Agent", "agentromatic")
 
     run(body)
