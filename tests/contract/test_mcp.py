@@ -425,6 +425,11 @@ def test_m_auth_01_anonymous_calls_to_signed_in_tools_are_refused(world: World) 
             "/mcp", json=initialize, headers={**headers, "Authorization": "Bearer fpat_forged"}
         )
         assert refused.status_code == 401
+        assert refused.headers["cache-control"] == "no-store"
+        listed = api.post("/mcp", json=initialize, headers=headers)
+        assert listed.status_code == 200
+        assert listed.headers["cache-control"] == "no-store"  # answers may carry a token
+        assert listed.headers["x-request-id"].startswith("req_")
         assert refused.json()["error"]["code"] == "UNAUTHENTICATED"
         assert refused.json()["error"]["requestId"] == refused.headers["x-request-id"]
         assert (

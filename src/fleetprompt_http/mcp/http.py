@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from typing import Any, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
@@ -41,8 +42,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fleetprompt_core.domain.errors import ErrorCode, Unauthenticated
 from fleetprompt_core.ports import Principal
+from fleetprompt_core.services import throttle
 from fleetprompt_core.services.runtime import Call
-from fleetprompt_http.auth import BearerAuthenticator
+from fleetprompt_http.clients import TrustedProxies
 from fleetprompt_http.context import new_request_id, request_id_of, set_caller
 from fleetprompt_http.errors import STATUS, envelope
 from fleetprompt_http.handling import Services, ThreadGate
@@ -73,22 +75,34 @@ MAX_BODY_BYTES: Final = 256 * 1024
 # --------------------------------------------------------------------------- identity
 
 
+#: The client address of the request being authenticated (set by the gate; the SDK's
+#: verifier protocol passes the token only).
+_client_address: ContextVar[str | None] = ContextVar("fleetprompt_mcp_client", default=None)
+
+
 @attrs.frozen
 class CoreTokenVerifier:
     """The SDK's ``TokenVerifier``: a bearer credential through the server's identity
-    resolvers (API-token hash lookup or JWT check), in a worker thread."""
+    resolvers (API-token hash lookup or JWT check), in a worker thread, its failures counted
+    per client address like the API's (too many: ``RATE_LIMITED`` without checking)."""
 
-    authenticator: BearerAuthenticator
-    threads: ThreadGate
+    services: Services
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        services = self.services
+        subject = "client:" + (_client_address.get() or "unknown")
+
         def resolve() -> Principal | None:
             try:
-                return self.authenticator.principal(f"Bearer {token}")
+                return throttle.authenticating(
+                    services.app.runtime,
+                    subject,
+                    lambda: services.authenticator.principal(f"Bearer {token}"),
+                )
             except Unauthenticated:
                 return None
 
-        principal = await self.threads.run(resolve)
+        principal = await services.threads.run(resolve)
         if principal is None:
             return None
         return AccessToken(
@@ -135,23 +149,23 @@ class _HttpInvocation:
 class HttpInvocations:
     """Callers of ``/mcp``: the verified bearer's principal, this request's id and client."""
 
-    threads: ThreadGate
+    services: Services
 
     def begin(self, context: ServerRequestContext[Any, Any]) -> Invocation:
         request = context.request
+        threads = self.services.threads
         if request is None:  # pragma: no cover - the HTTP transport always attaches it
-            return _HttpInvocation(self.threads, Call(None, new_request_id()))
+            return _HttpInvocation(threads, Call(None, new_request_id()))
         scope: Scope = request.scope  # the request's own ASGI scope (stateless transport)
         principal = _principal(scope)
         if principal is not None:
             set_caller(cast(litestar_types.Scope, scope), principal.external_id)
-        client = scope.get("client")
         return _HttpInvocation(
-            self.threads,
+            threads,
             Call(
                 principal,
                 request_id_of(cast(litestar_types.Scope, scope)),
-                client[0] if client else None,
+                self.services.proxies.client(scope),
             ),
         )
 
@@ -227,10 +241,12 @@ async def _send_error(
 
 @attrs.frozen
 class _OriginGate:
-    """Refuse foreign ``Host`` and browser ``Origin`` headers before anything runs."""
+    """Refuse foreign ``Host`` and browser ``Origin`` headers before anything runs; note the
+    client address for the token verifier."""
 
     app: ASGIApp
     origins: _Origins
+    proxies: TrustedProxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = Headers(scope=scope)
@@ -248,7 +264,11 @@ class _OriginGate:
                 scope, send, ErrorCode.UNAUTHORIZED, "Browser requests to /mcp are not accepted."
             )
             return
-        await self.app(scope, receive, send)
+        client = _client_address.set(self.proxies.client(scope))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            _client_address.reset(client)
 
 
 @attrs.frozen
@@ -290,7 +310,7 @@ class McpEndpoint:
 
 def mcp_endpoint(services: Services, settings: Settings) -> McpEndpoint:
     """``/mcp`` and its protected-resource metadata, over ``services``' use cases."""
-    server = build_server(services, HttpInvocations(services.threads))
+    server = build_server(services, HttpInvocations(services))
     origins = _Origins(settings.public_url)
     transport = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
@@ -299,13 +319,14 @@ def mcp_endpoint(services: Services, settings: Settings) -> McpEndpoint:
         transport_security=origins.sdk_settings(),
         max_request_body_size=MAX_BODY_BYTES,
     )
-    verifier = CoreTokenVerifier(services.authenticator, services.threads)
+    verifier = CoreTokenVerifier(services)
     app: ASGIApp = _OriginGate(
         AuthenticationMiddleware(
             AuthContextMiddleware(_BearerGate(transport, origins)),
             backend=BearerAuthBackend(verifier),
         ),
         origins,
+        services.proxies,
     )
     issuer = settings.oidc.issuer if settings.oidc else None
 

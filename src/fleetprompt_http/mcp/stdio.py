@@ -18,6 +18,7 @@ import attrs
 from mcp.server.context import ServerRequestContext
 
 from fleetprompt_core.domain.errors import Unauthenticated
+from fleetprompt_core.services import throttle
 from fleetprompt_core.services.runtime import Call
 from fleetprompt_http.context import new_request_id
 from fleetprompt_http.handling import Services
@@ -45,8 +46,18 @@ class _StdioInvocation:
             self.request_id,
         )
 
+        runtime = self.services.app.runtime
+
         def run() -> T:
-            principal = authenticator.principal(authorization)
+            principal = (
+                None
+                if authorization is None
+                else throttle.authenticating(
+                    runtime,
+                    "client:" + STDIO_CLIENT,
+                    lambda: authenticator.principal(authorization),
+                )
+            )
             return use_case(Call(principal, request_id, STDIO_CLIENT))
 
         return await self.services.threads.run(run)
