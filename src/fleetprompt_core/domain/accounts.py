@@ -16,6 +16,10 @@ __all__ = ["Account", "BrowserSession"]
 
 @attrs.frozen
 class Account:
+    """A built-in account of the bundled web pages (§12): a user's sign-in email and argon2id
+    password hash.
+    """
+
     user_id: str
     #: Normalised (lower case); unique.
     username: str

@@ -21,6 +21,8 @@ __all__ = [
 
 
 class ListingStatus(enum.StrEnum):
+    """Where a listing is in its life (§4); only ``published`` listings are public."""
+
     DRAFT = "draft"
     PUBLISHED = "published"
     UNLISTED = "unlisted"
@@ -28,23 +30,33 @@ class ListingStatus(enum.StrEnum):
 
 
 class AssetKind(enum.StrEnum):
+    """What a listing offers: a WHS agent, an Agentromatic workflow or a SpecPrompt asset; fixed at
+    creation.
+    """
+
     WHS_AGENT = "whs_agent"
     AGENTROMATIC_WORKFLOW = "agentromatic_workflow"
     SPEC_ASSET = "spec_asset"
 
 
 class ReleaseStatus(enum.StrEnum):
+    """A release is ``published`` until it is ``revoked``, which is final."""
+
     PUBLISHED = "published"
     REVOKED = "revoked"
 
 
 class InstallTargetSystem(enum.StrEnum):
+    """The system that redeems an install token and performs the install."""
+
     WHS = "whs"
     AGENTROMATIC = "agentromatic"
     AGENTELIC = "agentelic"
 
 
 class InstallIntentStatus(enum.StrEnum):
+    """Where an install intent is in its life (§4): open while ``created`` or ``token_issued``."""
+
     CREATED = "created"
     TOKEN_ISSUED = "token_issued"  # noqa: S105 - a status, not a secret
     REDEEMED = "redeemed"
@@ -53,6 +65,8 @@ class InstallIntentStatus(enum.StrEnum):
 
 
 class InstallTokenStatus(enum.StrEnum):
+    """The state of an install token (never shown to clients): single-use, short-lived."""
+
     ISSUED = "issued"
     REDEEMED = "redeemed"
     EXPIRED = "expired"
@@ -60,18 +74,24 @@ class InstallTokenStatus(enum.StrEnum):
 
 
 class VerificationStatus(enum.StrEnum):
+    """An admin's check of a publisher: information for buyers, it grants nothing."""
+
     UNVERIFIED = "unverified"
     VERIFIED = "verified"
     FAILED = "failed"
 
 
 class ArtifactKind(enum.StrEnum):
+    """What an artifact of a release is: a source bundle, a build artifact or a manifest."""
+
     SOURCE_BUNDLE = "source_bundle"
     BUILD_ARTIFACT = "build_artifact"
     MANIFEST = "manifest"
 
 
 class ArtifactDownloadMode(enum.StrEnum):
+    """How an artifact of a release is obtained; FleetPrompt stores pointers only (ADR 0004)."""
+
     NONE = "none"
     FLEETPROMPT_SIGNED_URL = "fleetprompt_signed_url"
     SPECPROMPT_FULFILLMENT = "specprompt_fulfillment"
@@ -85,11 +105,17 @@ class Role(enum.StrEnum):
 
 
 class ActorType(enum.StrEnum):
+    """Who did something, in an audit event: a user, or the system (an operator, a job, a target
+    system).
+    """
+
     USER = "user"
     SYSTEM = "system"
 
 
 class SearchSort(enum.StrEnum):
+    """The orders of a catalogue search (P1)."""
+
     RELEVANCE = "relevance"
     UPDATED = "updated"
     CREATED = "created"

@@ -79,25 +79,40 @@ class DomainError(Exception):
 
     @property
     def fields(self) -> tuple[FieldError, ...]:
+        """The fields that failed validation; empty for every error but ``VALIDATION_FAILED``."""
         return ()
 
 
 class Unauthenticated(DomainError):
+    """``UNAUTHENTICATED`` (401): no valid credentials (for redemption: any failed signature
+    check).
+    """
+
     code = ErrorCode.UNAUTHENTICATED
     default_message = "Authentication is required."
 
 
 class Unauthorized(DomainError):
+    """``UNAUTHORIZED`` (403): the caller is known but lacks the role this needs."""
+
     code = ErrorCode.UNAUTHORIZED
     default_message = "You are not allowed to do this."
 
 
 class NotFound(DomainError):
+    """``NOT_FOUND`` (404): it does not exist, or the caller may not see it (the two are never told
+    apart).
+    """
+
     code = ErrorCode.NOT_FOUND
     default_message = "Not found."
 
 
 class ValidationFailed(DomainError):
+    """``VALIDATION_FAILED`` (400): bad input. ``fields`` lists every failing field at once, by its
+    wire path.
+    """
+
     code = ErrorCode.VALIDATION_FAILED
     default_message = "The request is invalid."
 
@@ -115,14 +130,20 @@ class ValidationFailed(DomainError):
 
     @property
     def fields(self) -> tuple[FieldError, ...]:
+        """Every failing field (at least one), in the order they were found."""
         return self._fields
 
     @classmethod
     def single(cls, field_name: str, message: str) -> ValidationFailed:
+        """The error for one failing field."""
         return cls([FieldError(field_name, message)])
 
 
 class Conflict(DomainError):
+    """``CONFLICT`` (409): the request does not fit the resource's current state (a duplicate
+    version, an idempotency key reused or still running, an illegal transition).
+    """
+
     code = ErrorCode.CONFLICT
     default_message = "The request conflicts with the current state of the resource."
 
@@ -140,6 +161,8 @@ class DuplicateError(Conflict):
 
 
 class RateLimited(DomainError):
+    """``RATE_LIMITED`` (429): too many requests; ``retry_after_s`` says when to try again."""
+
     code = ErrorCode.RATE_LIMITED
     default_message = "Too many requests."
 
@@ -155,16 +178,22 @@ class RateLimited(DomainError):
 
 
 class TooLarge(DomainError):
+    """``TOO_LARGE`` (413): the request body is over its size limit."""
+
     code = ErrorCode.TOO_LARGE
     default_message = "The request body is too large."
 
 
 class Unsupported(DomainError):
+    """``UNSUPPORTED`` (415 or 501): a media type or a feature this deployment does not offer."""
+
     code = ErrorCode.UNSUPPORTED
     default_message = "This feature is not offered."
 
 
 class Internal(DomainError):
+    """``INTERNAL`` (500): something failed on the server; the message never names the exception."""
+
     code = ErrorCode.INTERNAL
     default_message = "An internal error occurred."
 

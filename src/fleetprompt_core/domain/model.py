@@ -63,6 +63,10 @@ OPEN_INTENT_STATUSES: Final = frozenset(
 
 @attrs.frozen
 class User:
+    """Someone FleetPrompt knows, by their identity provider's subject (``external_id``), and their
+    roles.
+    """
+
     user_id: str
     external_id: str
     display_name: str | None
@@ -72,14 +76,18 @@ class User:
     updated_at_ms: int
 
     def has_role(self, role: Role) -> bool:
+        """Whether the user holds ``role`` (``user`` is implicit and never stored)."""
         return role in self.roles
 
     def with_roles(self, roles: frozenset[Role], now_ms: int) -> User:
+        """The user holding exactly ``roles`` from ``now_ms``."""
         return attrs.evolve(self, roles=roles, updated_at_ms=now_ms)
 
 
 @attrs.frozen
 class Verification:
+    """An admin's verification of a publisher: a status, when it was checked, and why."""
+
     status: VerificationStatus = VerificationStatus.UNVERIFIED
     checked_at_ms: int | None = None
     reason: str | None = None
@@ -102,12 +110,16 @@ class PublisherProfile:
 
 @attrs.frozen
 class Image:
+    """A listing image: an https URL on the operator's allowlist and its alt text."""
+
     url: str
     alt: str = ""
 
 
 @attrs.frozen
 class Links:
+    """A listing's optional documentation and repository URLs."""
+
     docs_url: str | None = None
     repo_url: str | None = None
 
@@ -122,6 +134,10 @@ class Moderation:
 
 @attrs.frozen
 class Listing:
+    """What a publisher offers in the catalogue: one asset kind, its texts, labels, images and
+    links, and its status (§3, §4).
+    """
+
     listing_id: str
     publisher_user_id: str
     asset_kind: AssetKind
@@ -145,10 +161,14 @@ class Listing:
             )
 
     def moved_by_publisher(self, target: ListingStatus, now_ms: int) -> Listing:
+        """The listing moved to ``target`` by its publisher (``CONFLICT`` if the state machine
+        forbids it).
+        """
         states.LISTING_BY_PUBLISHER.require(self.status, target)
         return attrs.evolve(self, status=target, updated_at_ms=now_ms)
 
     def suspended(self, reason: str, now_ms: int) -> Listing:
+        """The listing suspended by an admin for ``reason``."""
         states.LISTING_BY_ADMIN.require(self.status, ListingStatus.SUSPENDED)
         return attrs.evolve(
             self,
@@ -158,6 +178,7 @@ class Listing:
         )
 
     def unsuspended(self, reason: str | None, now_ms: int) -> Listing:
+        """The listing's suspension lifted by an admin; it becomes ``unlisted``."""
         states.LISTING_BY_ADMIN.require(self.status, ListingStatus.UNLISTED)
         return attrs.evolve(
             self,
@@ -182,6 +203,8 @@ class ReleaseRefs:
 
 @attrs.frozen
 class Compat:
+    """The minimum versions of the target systems a release needs; each optional."""
+
     min_whs_version: str | None = None
     min_agentromatic_version: str | None = None
     min_agentelic_version: str | None = None
@@ -189,12 +212,16 @@ class Compat:
 
 @attrs.frozen
 class ArtifactDownload:
+    """How an artifact is obtained: a download mode and a hint of at most 1 000 characters."""
+
     mode: ArtifactDownloadMode = ArtifactDownloadMode.NONE
     hint: str | None = None
 
 
 @attrs.frozen
 class Artifact:
+    """A file a release points at: kind, SHA-256, size and how to obtain it (never its bytes)."""
+
     kind: ArtifactKind
     sha256: str
     size_bytes: int
@@ -219,6 +246,7 @@ class Release:
     revoke_reason: str | None = None
 
     def revoked(self, reason: str | None, now_ms: int) -> Release:
+        """The release revoked at ``now_ms`` for ``reason``; revoking is final (hard rule 4)."""
         states.RELEASE.require(self.status, ReleaseStatus.REVOKED)
         return attrs.evolve(
             self, status=ReleaseStatus.REVOKED, revoked_at_ms=now_ms, revoke_reason=reason
@@ -253,6 +281,10 @@ class TargetContext:
 
 @attrs.frozen
 class InstallIntent:
+    """A buyer's intent to install one release into one target system (§4): open until it is
+    redeemed, canceled or expires 24 h after creation.
+    """
+
     install_intent_id: str
     buyer_user_id: str
     listing_id: str
@@ -265,6 +297,7 @@ class InstallIntent:
     updated_at_ms: int
 
     def is_due_to_expire(self, now_ms: int) -> bool:
+        """Whether the intent is open and past its expiry at ``now_ms``."""
         return self.status in OPEN_INTENT_STATUSES and now_ms >= self.expires_at_ms
 
     def observed(self, now_ms: int) -> InstallIntent:
@@ -282,12 +315,15 @@ class InstallIntent:
         return attrs.evolve(self, status=target, updated_at_ms=now_ms)
 
     def token_issued(self, now_ms: int) -> InstallIntent:
+        """The intent after a token was issued for it at ``now_ms`` (refused unless open)."""
         return self.observed(now_ms)._moved(InstallIntentStatus.TOKEN_ISSUED, now_ms)
 
     def redeemed(self, now_ms: int) -> InstallIntent:
+        """The intent after its token was redeemed at ``now_ms`` (refused unless open)."""
         return self.observed(now_ms)._moved(InstallIntentStatus.REDEEMED, now_ms)
 
     def canceled(self, now_ms: int) -> InstallIntent:
+        """The intent canceled by its buyer at ``now_ms`` (refused unless open)."""
         return self.observed(now_ms)._moved(InstallIntentStatus.CANCELED, now_ms)
 
     def expired(self, now_ms: int) -> InstallIntent:
@@ -405,6 +441,8 @@ class IdempotencyRecord:
 
 @attrs.frozen
 class Actor:
+    """Who caused an audit event: a user (with their id) or the system (with a name)."""
+
     type: ActorType
     user_id: str | None = None
     #: For system actors: which system acted (``retention``, a redeeming source...).

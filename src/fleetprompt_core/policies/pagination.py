@@ -40,6 +40,8 @@ Position = tuple[int | str, ...]
 
 @attrs.frozen
 class Page(Generic[T]):
+    """One page of a list: its ``items`` and the cursor of the next page (``None`` on the last)."""
+
     items: tuple[T, ...]
     next_cursor: str | None
 
@@ -68,6 +70,7 @@ class CursorCodec:
         return hmac.new(self.key, message, hashlib.sha256).digest()[:_MAC_BYTES]
 
     def encode(self, scope: str, position: Position) -> str:
+        """An opaque, signed cursor for ``position`` in the list named by ``scope``."""
         payload = json.dumps([_VERSION, list(position)], separators=(",", ":")).encode()
         return _b64(payload) + "." + _b64(self._mac(scope, payload))
 

@@ -88,6 +88,8 @@ def _taken(field: str) -> ValidationFailed:
 
 
 class Accounts:
+    """Built-in accounts and browser sessions of the web pages (§12), as ``app.accounts``."""
+
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._dummy_lock = threading.Lock()

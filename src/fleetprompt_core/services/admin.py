@@ -33,6 +33,10 @@ _PROFILE: Final = idempotency.ResultCodec(PublisherProfile)
 
 
 class Admin:
+    """What an admin does (A1–A4): suspend listings, change roles, verify publishers, read the
+    audit log; as ``app.admin``.
+    """
+
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 

@@ -42,6 +42,10 @@ def _user(uow: UnitOfWork, external_id: str) -> User:
 
 
 class Credentials:
+    """Personal API tokens (§8): issue, revoke, list, and resolve a bearer token to its user; as
+    ``app.credentials``.
+    """
+
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 

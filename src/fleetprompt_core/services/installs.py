@@ -50,6 +50,10 @@ def revoke_issued_tokens(uow: UnitOfWork, install_intent_id: str, now_ms: int) -
 
 
 class Installs:
+    """What a buyer does (I1–I5): create install intents, issue their single-use tokens, list and
+    cancel them; as ``app.installs``.
+    """
+
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 

@@ -80,6 +80,9 @@ class Operator:
     def set_roles(
         self, external_id: str, *, grant: Iterable[Role] = (), revoke: Iterable[Role] = ()
     ) -> User:
+        """Grant and revoke roles of the user of ``external_id`` as the operator; the user's roles
+        after.
+        """
         granted, revoked = frozenset(grant), frozenset(revoke)
         with self._rt.uow() as uow:
             user = uow.users.get_by_external_id(external_id)

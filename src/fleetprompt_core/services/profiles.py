@@ -26,10 +26,13 @@ def current_profile(uow: UnitOfWork, user: User) -> PublisherProfile:
 
 
 class Profiles:
+    """The calling publisher's own profile (B9): display name and bio; as ``app.profiles``."""
+
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 
     def get(self, call: Call) -> PublisherProfile:
+        """The caller's publisher profile (a default one until they save their own)."""
         user = authz.require_role(self._rt, call, Role.PUBLISHER)
         with self._rt.reader() as uow:
             return current_profile(uow, user)

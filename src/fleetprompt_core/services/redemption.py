@@ -37,6 +37,8 @@ def _not_found(reason: RedeemFailure) -> NotFound:
 
 
 class Redeemer:
+    """Server-to-server redemption of install tokens (X1, §7); as ``app.redemption``."""
+
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 

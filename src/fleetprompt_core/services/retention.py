@@ -18,12 +18,18 @@ __all__ = ["Retention", "RetentionReport"]
 
 @attrs.frozen
 class RetentionReport:
+    """What a retention run did: intents and tokens expired, idempotency records dropped."""
+
     intents_expired: int = 0
     tokens_expired: int = 0
     idempotency_records_dropped: int = 0
 
 
 class Retention:
+    """The retention job: persists expiry of intents and tokens, drops idempotency records past 24
+    h; as ``app.retention``.
+    """
+
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 
@@ -42,6 +48,9 @@ class Retention:
         return total
 
     def run_batch(self, batch_size: int) -> RetentionReport:
+        """One batch of at most ``batch_size`` of each kind of work, in one transaction; what it
+        did.
+        """
         now = self._rt.clock.now_ms()
         with self._rt.uow() as uow:
             intents = 0

@@ -83,6 +83,7 @@ class Call:
 
     @classmethod
     def as_user(cls, external_id: str, request_id: str | None = None) -> Call:
+        """A call by the user whose identity provider names them ``external_id``."""
         return cls(Principal(external_id), request_id)
 
 

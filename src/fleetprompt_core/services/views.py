@@ -58,6 +58,8 @@ __all__ = [
 
 @attrs.frozen
 class PublisherSummary:
+    """The publisher of a listing as shown beside it: id, display name and verification."""
+
     publisher_id: str
     display_name: str
     verification: Verification
@@ -65,6 +67,10 @@ class PublisherSummary:
 
 @attrs.frozen
 class PublicListing:
+    """A listing as anyone may see it (§5 public shape): no moderation, no install data (hard rule
+    7).
+    """
+
     listing_id: str
     asset_kind: AssetKind
     status: ListingStatus
@@ -82,6 +88,8 @@ class PublicListing:
 
 @attrs.frozen
 class PublicRelease:
+    """A release as anyone may see it (§5 release shape)."""
+
     release_id: str
     listing_id: str
     version: str
@@ -96,6 +104,8 @@ class PublicRelease:
 
 @attrs.frozen
 class PublicListingDetail:
+    """A public listing with its description, latest release and first page of releases (P2)."""
+
     listing: PublicListing
     description: RenderedMarkdown
     latest_release: PublicRelease | None
@@ -122,6 +132,7 @@ class ListingView:
 
     @property
     def moderation(self) -> Moderation:
+        """The listing's moderation flag and reason (private to its publisher and admins)."""
         return self.listing.moderation
 
 
@@ -152,6 +163,8 @@ class IssuedApiToken:
 
 @attrs.frozen
 class RedeemedListing:
+    """The listing part of a redemption's answer: id, asset kind and name."""
+
     listing_id: str
     asset_kind: AssetKind
     name: str
@@ -159,6 +172,8 @@ class RedeemedListing:
 
 @attrs.frozen
 class RedeemedRelease:
+    """The release part of a redemption's answer: what the target system installs."""
+
     release_id: str
     version: str
     refs: ReleaseRefs
@@ -168,6 +183,8 @@ class RedeemedRelease:
 
 @attrs.frozen
 class Redemption:
+    """The answer to a successful redemption (§7): the redeemed intent, its listing and release."""
+
     install_intent: InstallIntent
     listing: RedeemedListing
     release: RedeemedRelease
