@@ -12,6 +12,7 @@ from fleetprompt_core import CoreSettings, CursorCodec, FleetPrompt, Runtime
 from fleetprompt_core.policies.rate_limits import RateLimits
 from fleetprompt_core.policies.tokens import generate_token, hash_token
 from fleetprompt_core.ports import (
+    CatalogVersion,
     Clock,
     IdGenerator,
     PasswordHasher,
@@ -128,6 +129,7 @@ def compose(
     limiter: RateLimiter | None = None,
     rate_limits: RateLimits | None = None,
     passwords: PasswordHasher | None = None,
+    catalog_version: CatalogVersion | None = None,
 ) -> FleetPrompt:
     """A :class:`FleetPrompt` over a storage adapter, with system defaults for the rest.
 
@@ -149,5 +151,6 @@ def compose(
         limiter=limiter,
         rate_limits=rate_limits or RateLimits(),
         passwords=passwords or Argon2PasswordHasher(),
+        catalog_version=catalog_version,
     )
     return FleetPrompt(runtime)

@@ -42,6 +42,7 @@ __all__ = [
     "ApiTokenRepository",
     "AuditLog",
     "AuditQuery",
+    "CatalogVersion",
     "Clock",
     "IdGenerator",
     "IdempotencyRepository",
@@ -150,6 +151,29 @@ class RateLimiter(Protocol):
 
     def peek(self, bucket: str, limit: int, window_ms: int, now_ms: int) -> RateDecision:
         """What :meth:`hit` would decide now, without counting anything."""
+        ...
+
+
+class CatalogVersion(Protocol):
+    """A number that changes with every committed change of what a public read shows.
+
+    Storage adapters implement it next to their tables: a committed write of a
+    listing, a release, a publisher profile, a user (the default publisher
+    name) or an install intent (the public install statistics) moves it to a
+    new value in the same transaction as the write. Readers that keep copies
+    of public answers (the HTTP adapter's response cache) tag each copy with
+    the version read *before* building it and drop every copy once the
+    version moves, so a copy never outlives a change it does not show.
+    """
+
+    def current(self) -> int | None:
+        """The newest version this process knows, or ``None`` when it cannot vouch
+        for it (its last look at the shared value is too old): then nothing may be
+        served from a copy. Never blocks."""
+        ...
+
+    def refresh(self) -> None:
+        """Read the shared value (blocking I/O: call it from a worker thread)."""
         ...
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from importlib import metadata
 from typing import Any, Final
 
@@ -30,6 +30,7 @@ from fleetprompt_core.policies.signing import RedeemVerifier
 from fleetprompt_core.ports import Clock, IdentityResolver, RateLimiter
 from fleetprompt_http.apidocs import PackagedSwagger, docs_router
 from fleetprompt_http.auth import BearerAuthenticator
+from fleetprompt_http.cache import PublicCache, VersionPoller
 from fleetprompt_http.clients import TrustedProxies, parse_networks
 from fleetprompt_http.context import caller_of, reason_of, request_id_of
 from fleetprompt_http.errors import exception_handlers
@@ -199,6 +200,12 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> tuple[St
         if settings.redeem_secrets
         else None
     )
+    runtime = fleetprompt.runtime
+    cache = None
+    if settings.cache_mb and runtime.catalog_version is not None:
+        cache = PublicCache(
+            runtime.catalog_version, runtime.clock, max_bytes=settings.cache_mb << 20
+        )
     services = Services(
         app=fleetprompt,
         authenticator=BearerAuthenticator(fleetprompt.credentials, _identity(settings)),
@@ -207,6 +214,8 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> tuple[St
         threads=ThreadGate(settings.worker_threads, deadline_ms=settings.request_timeout_ms),
         readiness=_readiness(storage, limiter),
         proxies=TrustedProxies(parse_networks(settings.trusted_proxies)),
+        cache=cache,
+        inline_limits=limiter is None or isinstance(limiter, MemoryRateLimiter),
     )
     return storage, services
 
@@ -227,6 +236,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     state: dict[str, Any] = {}
     install_services(state, services)
     mcp = mcp_endpoint(services, settings)
+    on_startup: list[Callable[[], Any]] = [
+        storage.check_schema,
+        lambda: _warn_if_redemption_is_off(services.verifier),
+    ]
+    on_shutdown: list[Callable[[], Any]] = []
+    if services.cache is not None:  # the catalogue version is read in the background
+        poller = VersionPoller(services.cache.source)
+        on_startup.append(poller.start)
+        on_shutdown.append(poller.stop)
+    on_shutdown.append(storage.close)
     return FleetPromptServer(
         security_headers=SecurityHeaders(
             image_hosts=settings.image_hosts, hsts_max_age_s=settings.hsts_max_age_s
@@ -243,8 +262,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         ],
         exception_handlers=exception_handlers(),
         request_max_body_size=MAX_BODY_BYTES,
-        on_startup=[storage.check_schema, lambda: _warn_if_redemption_is_off(services.verifier)],
-        on_shutdown=[storage.close],
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
         lifespan=[mcp.lifespan],
         state=State(state),
         logging_config=None,

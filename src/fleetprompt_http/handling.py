@@ -18,12 +18,15 @@ from anyio import CapacityLimiter, move_on_after, to_thread
 from anyio.lowlevel import RunVar
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
+from litestar.serialization import encode_json
 
 from fleetprompt_core import FleetPrompt, Unavailable
 from fleetprompt_core.policies.signing import RedeemVerifier
 from fleetprompt_core.services import throttle
+from fleetprompt_core.services.catalog import PublicRead
 from fleetprompt_core.services.runtime import Call, Outcome
 from fleetprompt_http.auth import BearerAuthenticator
+from fleetprompt_http.cache import Entry, PublicCache, cache_key, etag_of, matches
 from fleetprompt_http.clients import TrustedProxies
 from fleetprompt_http.context import request_id_of, set_caller
 
@@ -37,6 +40,7 @@ __all__ = [
     "idempotency_key",
     "json_body",
     "json_bytes",
+    "public_read",
     "query",
     "respond",
     "services_of",
@@ -107,6 +111,11 @@ class Services:
     proxies: TrustedProxies = attrs.field(factory=TrustedProxies)
     #: What ``/readyz`` checks (the database, Redis when configured).
     readiness: tuple[ReadinessCheck, ...] = ()
+    #: The public response cache (ADR 0028); ``None`` when it is off.
+    cache: PublicCache | None = None
+    #: Whether the rate limiter answers without I/O (in-process): a cached answer
+    #: then counts its limit on the event loop instead of in a worker thread.
+    inline_limits: bool = True
 
 
 def services_of(request: Request[Any, Any, Any]) -> Services:
@@ -196,6 +205,48 @@ async def call_use_case(request: Request[Any, Any, Any], use_case: Callable[[Cal
         return use_case(Call(principal, request_id, client))
 
     return await services.threads.run(run)
+
+
+#: ``Cache-Control`` of a cacheable public answer: any cache may store it, and
+#: must revalidate it (``If-None-Match``, answered ``304`` from our cache) before
+#: reuse, so a catalogue change reaches clients within the bound of ADR 0028.
+PUBLIC_CACHE_CONTROL: Final = "public, no-cache"
+#: A public read made with credentials: the caller's own copy only.
+PRIVATE_CACHE_CONTROL: Final = "private, no-cache"
+
+
+async def public_read(
+    request: Request[Any, Any, Any], read: PublicRead, build: Callable[[Call], object]
+) -> Response[bytes]:
+    """A public read (P1–P3): from the response cache when the request is anonymous
+    and the answer is there, else ``build`` (the use case and its wire shape) in a
+    worker thread, stored for the next anonymous caller."""
+    services = services_of(request)
+    cache = services.cache
+    if cache is None or "authorization" in request.headers:
+        body = await call_use_case(request, lambda call: encode_json(build(call)))
+        cache_control = PUBLIC_CACHE_CONTROL if cache is None else PRIVATE_CACHE_CONTROL
+        return _answer(request, Entry(body, etag_of(body), 0), cache_control)
+    version = cache.version()
+    key = cache_key(request.scope)
+    entry = cache.get(key, version) if version is not None else None
+    if entry is not None:
+        call = Call(None, request_id_of(request.scope), client_of(request))
+        catalog = services.app.catalog
+        if services.inline_limits:
+            catalog.admit(read, call)
+        else:
+            await services.threads.run(lambda: catalog.admit(read, call))
+        return _answer(request, entry, PUBLIC_CACHE_CONTROL)
+    body = await call_use_case(request, lambda call: encode_json(build(call)))
+    return _answer(request, cache.put(key, version, body), PUBLIC_CACHE_CONTROL)
+
+
+def _answer(request: Request[Any, Any, Any], entry: Entry, cache_control: str) -> Response[bytes]:
+    headers = {"ETag": entry.etag, "Cache-Control": cache_control, "Vary": "Authorization"}
+    if matches(request.headers.get("if-none-match"), entry.etag):
+        return Response(b"", status_code=304, headers=headers)
+    return Response(entry.body, media_type=MediaType.JSON, headers=headers)
 
 
 def respond(body: W, status: int = 200, headers: Mapping[str, str] | None = None) -> Response[W]:

@@ -157,6 +157,8 @@ class Settings:
     db_pool_timeout_ms: int = 5_000
     db_statement_timeout_ms: int = 10_000
     request_timeout_ms: int = 15_000
+    #: Memory for the public response cache of each process (ADR 0028); 0 turns it off.
+    cache_mb: int = 32
 
     @property
     def worker_threads(self) -> int:
@@ -232,6 +234,7 @@ class Settings:
             public_url=_public_url(env.get("FLEETPROMPT_PUBLIC_URL")),
             mcp_token=env.get("FLEETPROMPT_MCP_TOKEN", "").strip() or None,
             **_timeouts(env),
+            cache_mb=_cache_mb(env.get("FLEETPROMPT_CACHE_MB")),
         )
 
     @property
@@ -260,6 +263,14 @@ def _public_url(raw: str | None) -> str | None:
             "must be https://HOST[:PORT] (http:// only on loopback), without a path",
         )
     return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _cache_mb(raw: str | None) -> int:
+    if raw is None or not raw.strip():
+        return 32
+    if raw.strip() == "0":
+        return 0
+    return _positive_int(raw, "FLEETPROMPT_CACHE_MB", maximum=65_536) or 32
 
 
 def _oidc(env: Mapping[str, str]) -> OidcSettings | None:

@@ -166,6 +166,14 @@ def test_threads(value: str, size: int) -> None:
     assert _settings(THREADS=value).worker_threads == size
 
 
+@pytest.mark.parametrize(
+    ("value", "size"), [("", 32), ("0", 0), (" 0 ", 0), ("1", 1), ("512", 512)]
+)
+def test_cache_mb(value: str, size: int) -> None:
+    """FLEETPROMPT_CACHE_MB sizes the public response cache of a process; 0 turns it off."""
+    assert _settings(CACHE_MB=value).cache_mb == size
+
+
 def test_threads_default_to_one_on_sqlite_and_four_otherwise() -> None:
     """SQLite has one writer: more threads only contend; PostgreSQL overlaps round trips."""
     assert Settings().worker_threads == 1
@@ -267,6 +275,9 @@ def test_invalid_secret_bearing_values_name_the_variable_never_the_value(
         # str.isdigit() accepts superscripts, which int() refuses:
         ("THREADS", "²"),
         ("THREADS", "1²"),
+        ("CACHE_MB", "-1"),
+        ("CACHE_MB", "lots"),
+        ("CACHE_MB", "65537"),
     ],
 )
 def test_invalid_values_raise_config_error_naming_the_variable(variable: str, value: str) -> None:

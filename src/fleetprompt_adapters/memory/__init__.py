@@ -7,7 +7,11 @@ for tests, examples and single-process deployments.
 from __future__ import annotations
 
 from fleetprompt_adapters.memory.rate_limit import MemoryRateLimiter
-from fleetprompt_adapters.memory.store import MemoryStore, MemoryUnitOfWork
+from fleetprompt_adapters.memory.store import (
+    MemoryCatalogVersion,
+    MemoryStore,
+    MemoryUnitOfWork,
+)
 from fleetprompt_adapters.system import ManualClock, compose
 from fleetprompt_core import CoreSettings, FleetPrompt
 from fleetprompt_core.policies.rate_limits import RateLimits
@@ -22,6 +26,7 @@ from fleetprompt_core.ports import (
 
 __all__ = [
     "ManualClock",
+    "MemoryCatalogVersion",
     "MemoryRateLimiter",
     "MemoryStore",
     "MemoryUnitOfWork",
@@ -55,4 +60,5 @@ def bootstrap(
         limiter=limiter,
         rate_limits=rate_limits,
         passwords=passwords,
+        catalog_version=store.catalog_version,
     )

@@ -51,7 +51,7 @@ from fleetprompt_core.policies.search import (
 )
 from fleetprompt_core.ports import AuditQuery, CreatedKey, UniqueConstraint
 
-__all__ = ["MemoryStore", "MemoryUnitOfWork"]
+__all__ = ["MemoryCatalogVersion", "MemoryStore", "MemoryUnitOfWork"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -97,9 +97,31 @@ class MemoryStore:
         self.idempotency: dict[tuple[str, str, str], IdempotencyRecord] = {}
         self.audit: list[AuditEvent] = []
         self.audit_ids: dict[str, None] = {}
+        self.catalog_version = MemoryCatalogVersion()
 
     def unit_of_work(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)
+
+
+class MemoryCatalogVersion:
+    """The catalogue version of one in-process store (the ``CatalogVersion`` port).
+
+    A unit of work that changed the public catalogue moves it when it commits;
+    there is no other process to hear from, so it is always current.
+    """
+
+    def __init__(self) -> None:
+        self._value = 0
+
+    def current(self) -> int | None:
+        return self._value
+
+    def refresh(self) -> None:
+        """Nothing to read: every change happens in this process."""
+
+    def bump(self) -> None:
+        """Called by a committing unit of work, under the store's lock."""
+        self._value += 1
 
 
 _ABSENT = object()
@@ -110,6 +132,8 @@ class _Tx:
 
     def __init__(self) -> None:
         self.undo: list[Callable[[], None]] = []
+        #: Whether a write changed what a public read shows (the catalogue version moves).
+        self.catalog_changed = False
 
     def put(self, table: dict[K, V], key: K, value: V) -> None:
         previous = table.get(key, _ABSENT)
@@ -146,6 +170,7 @@ class _Tx:
     def rollback(self) -> None:
         while self.undo:
             self.undo.pop()()
+        self.catalog_changed = False
 
 
 class _Repo:
@@ -175,6 +200,7 @@ class _Users(_Repo):
         if current.external_id != user.external_id:
             raise ValueError("external ids never change")
         self.tx.put(self.s.users, user.user_id, user)
+        self.tx.catalog_changed = True  # the default publisher name
 
     def list_page(self, after_user_id: str | None, limit: int) -> Sequence[User]:
         ids = sorted(i for i in self.s.users if after_user_id is None or i > after_user_id)
@@ -190,6 +216,7 @@ class _Profiles(_Repo):
 
     def save(self, profile: PublisherProfile) -> None:
         self.tx.put(self.s.profiles, profile.publisher_id, profile)
+        self.tx.catalog_changed = True
 
 
 class _Listings(_Repo):
@@ -201,6 +228,7 @@ class _Listings(_Repo):
             raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
         self.tx.put(self.s.listings, listing.listing_id, listing)
         self._index_status(listing)
+        self.tx.catalog_changed = True
 
     def _index_status(self, listing: Listing) -> None:
         published = listing.listing_id in self.s.published_listings
@@ -222,6 +250,7 @@ class _Listings(_Repo):
             raise ValueError("owner and asset kind never change")
         self.tx.put(self.s.listings, listing.listing_id, listing)
         self._index_status(listing)
+        self.tx.catalog_changed = True
         return True
 
     def list_by_owner(
@@ -282,6 +311,7 @@ class _Releases(_Repo):
         self.tx.put(self.s.releases, release.release_id, release)
         self.tx.put(self.s.release_versions, version_key, release.release_id)
         self.tx.index(self.s.releases_by_listing, release.listing_id, release.release_id)
+        self.tx.catalog_changed = True
 
     def update(self, release: Release, expected_status: ReleaseStatus) -> bool:
         current = self.s.releases[release.release_id]
@@ -293,6 +323,7 @@ class _Releases(_Repo):
         ):
             raise ValueError("a release is immutable apart from its revocation")
         self.tx.put(self.s.releases, release.release_id, release)
+        self.tx.catalog_changed = True
         return True
 
     def _of(self, listing_id: str) -> Iterable[Release]:
@@ -322,6 +353,7 @@ class _Intents(_Repo):
             raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
         self.tx.put(self.s.intents, intent.install_intent_id, intent)
         self.tx.index(self.s.intents_by_listing, intent.listing_id, intent.install_intent_id)
+        self.tx.catalog_changed = True  # the public install statistics
 
     def update(self, intent: InstallIntent, expected_status: InstallIntentStatus) -> bool:
         current = self.s.intents[intent.install_intent_id]
@@ -604,6 +636,9 @@ class MemoryUnitOfWork:
         if not self._active:
             raise RuntimeError("commit outside the unit of work")
         self._tx.undo.clear()
+        if self._tx.catalog_changed:
+            self._tx.catalog_changed = False
+            self._store.catalog_version.bump()
 
     def rollback(self) -> None:
         self._tx.rollback()

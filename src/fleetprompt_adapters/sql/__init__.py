@@ -22,6 +22,7 @@ except ModuleNotFoundError as missing:  # a core-only install
 if importlib.util.find_spec("alembic") is None:  # imported only to migrate: slow to import
     raise MissingExtra("fleetprompt_adapters.sql", "sql", "alembic")
 
+from fleetprompt_adapters.sql.catalog_version import SqlCatalogVersion
 from fleetprompt_adapters.sql.engine import Timeouts, create_engine, normalize_url
 from fleetprompt_adapters.sql.schema import (
     create_schema,
@@ -44,6 +45,7 @@ from fleetprompt_core.ports import (
 )
 
 __all__ = [
+    "SqlCatalogVersion",
     "SqlStore",
     "SqlUnitOfWork",
     "Timeouts",
@@ -89,4 +91,5 @@ def bootstrap(
         limiter=limiter,
         rate_limits=rate_limits,
         passwords=passwords,
+        catalog_version=store.catalog_version,
     )

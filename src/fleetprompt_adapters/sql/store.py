@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import tables as t
+from fleetprompt_adapters.sql.catalog_version import SqlCatalogVersion, bump_statement
 from fleetprompt_adapters.sql.engine import READ_ONLY_OPTION
 from fleetprompt_adapters.sql.search import COMMON_TERM_ROWS, search_published
 from fleetprompt_core.domain.accounts import Account, BrowserSession
@@ -169,6 +170,8 @@ class SqlStore:
     def __init__(self, engine: sa.Engine, *, common_term_rows: int = COMMON_TERM_ROWS) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        #: The catalogue version as this process sees it (ADR 0028).
+        self.catalog_version = SqlCatalogVersion(engine)
         #: Search plan threshold (see ``search.py``); tests lower it to force a plan.
         self.common_term_rows = common_term_rows
 
@@ -239,6 +242,10 @@ class _Repo:
     def _update(self, statement: sa.Update) -> bool:
         return self._run(statement).rowcount == 1
 
+    def _catalog_changed(self) -> None:
+        """What public reads show changed: the commit moves the catalogue version."""
+        self._uow.catalog_changed = True
+
     @staticmethod
     def _storable(*keys: str) -> bool:
         """Whether a key can exist at all: PostgreSQL text never holds NUL, so a lookup
@@ -286,6 +293,7 @@ class _Users(_Repo):
             if self.get(user.user_id) is None:
                 raise KeyError(user.user_id)
             raise ValueError("external ids never change")
+        self._catalog_changed()  # the default publisher name
 
     def list_page(self, after_user_id: str | None, limit: int) -> Sequence[User]:
         c = t.users.c
@@ -316,6 +324,7 @@ class _Profiles(_Repo):
             set_={key: statement.excluded[key] for key in values if key != "publisher_id"},
         )
         self._run(statement)
+        self._catalog_changed()
 
 
 class _Listings(_Repo):
@@ -331,6 +340,7 @@ class _Listings(_Repo):
             UniqueConstraint.PRIMARY_KEY,
         )
         self._index(listing, replace=False)
+        self._catalog_changed()
 
     def _index(self, listing: Listing, *, replace: bool) -> None:
         """Keep the search tables holding exactly the published listings, up to date."""
@@ -370,6 +380,7 @@ class _Listings(_Repo):
         if not self._update(statement):
             return False
         self._index(listing, replace=True)
+        self._catalog_changed()
         return True
 
     def list_by_owner(
@@ -400,6 +411,7 @@ class _Releases(_Repo):
             t.releases.c.release_id == release.release_id,
             UniqueConstraint.RELEASE_VERSION,
         )
+        self._catalog_changed()
 
     def update(self, release: Release, expected_status: ReleaseStatus) -> bool:
         current = self.get(release.release_id)
@@ -421,7 +433,10 @@ class _Releases(_Repo):
                 revoke_reason=release.revoke_reason,
             )
         )
-        return self._update(statement)
+        if not self._update(statement):
+            return False
+        self._catalog_changed()
+        return True
 
     def list_for_listing(
         self, listing_id: str, include_revoked: bool, after: CreatedKey | None, limit: int
@@ -451,6 +466,7 @@ class _Intents(_Repo):
             t.install_intents.c.install_intent_id == intent.install_intent_id,
             UniqueConstraint.PRIMARY_KEY,
         )
+        self._catalog_changed()  # the public install statistics
 
     def update(self, intent: InstallIntent, expected_status: InstallIntentStatus) -> bool:
         c = t.install_intents.c
@@ -811,6 +827,8 @@ class SqlUnitOfWork:
     def __init__(self, store: SqlStore, *, read_only: bool = False) -> None:
         self.store = store
         self.read_only = read_only
+        #: Set by a write that changes what public reads show (see ``_Repo._catalog_changed``).
+        self.catalog_changed = False
         self._connection: sa.Connection | None = None
         self._transaction: sa.RootTransaction | None = None
         self.users = _Users(self)
@@ -866,9 +884,19 @@ class SqlUnitOfWork:
             raise RuntimeError("commit outside the unit of work")
         if self.read_only:
             raise RuntimeError("a read-only unit of work never commits")
+        version, bumped_at = None, 0.0
+        if self.catalog_changed:
+            # Last statement of the transaction: the row lock is held only while committing.
+            statement = bump_statement(self.store.dialect)
+            bumped_at = self.store.catalog_version.now()
+            version = guarded(lambda: self.connection.execute(statement).scalar_one())
         guarded(self._transaction.commit)
+        self.catalog_changed = False
+        if version is not None:
+            self.store.catalog_version.observe(version, bumped_at)
 
     def rollback(self) -> None:
+        self.catalog_changed = False
         transaction = self._transaction
         if transaction is not None and transaction.is_active:
             with contextlib.suppress(sa_exc.SQLAlchemyError):

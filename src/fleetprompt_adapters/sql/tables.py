@@ -382,3 +382,15 @@ audit_events = sa.Table(
     sa.Index(None, "actor_user_id", "created_at_ms", "event_id"),
     sa.Index(None, "publisher_user_id", "created_at_ms", "event_id"),
 )
+
+# --------------------------------------------------------------------------- catalogue version
+
+#: One row (``id`` = 1): the catalogue version (the core's ``CatalogVersion`` port).
+#: A transaction that changes what a public read shows increments it before it
+#: commits, so the new value and the change become visible together.
+catalog_version = sa.Table(
+    "catalog_version",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+)

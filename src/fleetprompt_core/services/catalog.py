@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import Final
 
@@ -25,7 +26,22 @@ from fleetprompt_core.services.views import (
     public_release,
 )
 
-__all__ = ["Catalog", "release_page"]
+__all__ = ["Catalog", "PublicRead", "release_page"]
+
+
+class PublicRead(enum.Enum):
+    """The public reads (P1–P3), each counted against a rate limit."""
+
+    SEARCH = "search"
+    LISTING = "listing"
+    RELEASES = "releases"
+
+
+_ACTIONS: Final = {
+    PublicRead.SEARCH: throttle.Action.SEARCH,
+    PublicRead.LISTING: throttle.Action.DETAIL,
+    PublicRead.RELEASES: throttle.Action.DETAIL,
+}
 
 _SHAPES: Final[dict[SearchSort, tuple[type, ...]]] = {
     SearchSort.RELEVANCE: (int, int, str),
@@ -57,9 +73,18 @@ class Catalog:
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 
+    def admit(self, read: PublicRead, call: Call | None = None) -> None:
+        """Count ``read`` against its rate limit (``RATE_LIMITED`` once over it).
+
+        Every public read does this first; a host that answers one from a copy
+        (the HTTP adapter's response cache) calls it instead of the read, so a
+        cached answer counts exactly as a computed one.
+        """
+        throttle.check_call(self._rt, _ACTIONS[read], call or Call())
+
     def search(self, params: Mapping[str, object], call: Call | None = None) -> Page[PublicListing]:
         """P1: search published listings (see ``policies.search`` for the semantics)."""
-        throttle.check_call(self._rt, throttle.Action.SEARCH, call or Call())
+        self.admit(PublicRead.SEARCH, call)
         request = parse_search(params)
         scope = "|".join(
             (
@@ -98,7 +123,7 @@ class Catalog:
 
     def listing(self, listing_id: str, call: Call | None = None) -> PublicListingDetail:
         """P2: a published listing with its description and first page of releases."""
-        throttle.check_call(self._rt, throttle.Action.DETAIL, call or Call())
+        self.admit(PublicRead.LISTING, call)
         now = self._rt.clock.now_ms()
         with self._rt.reader() as uow:
             listing = authz.public_listing(uow, listing_id)
@@ -124,7 +149,7 @@ class Catalog:
         self, listing_id: str, params: Mapping[str, object] | None = None, call: Call | None = None
     ) -> Page[PublicRelease]:
         """P3: a published listing's releases; revoked ones only with ``includeRevoked``."""
-        throttle.check_call(self._rt, throttle.Action.DETAIL, call or Call())
+        self.admit(PublicRead.RELEASES, call)
         request = page_request(params, "includeRevoked")
         include_revoked = parse_flag(
             request.reader.raw("includeRevoked"), "includeRevoked", request.problems

@@ -12,6 +12,7 @@ from fleetprompt_core.policies.pagination import CursorCodec
 from fleetprompt_core.policies.rate_limits import RateLimits
 from fleetprompt_core.policies.urls import normalize_host_allowlist
 from fleetprompt_core.ports import (
+    CatalogVersion,
     Clock,
     IdGenerator,
     PasswordHasher,
@@ -66,6 +67,9 @@ class Runtime:
     read_uow: UnitOfWorkFactory | None = None
     #: The password hash of built-in accounts; ``None``: accounts are unavailable.
     passwords: PasswordHasher | None = None
+    #: The storage's catalogue version (copies of public answers check it);
+    #: ``None``: the storage offers none, so nothing may keep such copies.
+    catalog_version: CatalogVersion | None = None
 
     def reader(self) -> UnitOfWork:
         """A unit of work for a use case (or a step) that only reads."""

@@ -8,8 +8,9 @@ from litestar import Controller, Request, Response, get
 from litestar.params import FromPath, QueryParameter
 
 from fleetprompt_core.domain.errors import ErrorCode
+from fleetprompt_core.services.catalog import PublicRead
 from fleetprompt_http import wire
-from fleetprompt_http.handling import call_use_case, query, respond, services_of
+from fleetprompt_http.handling import public_read, query, services_of
 from fleetprompt_http.openapi import PAGE, SEARCH, choice, documented
 from fleetprompt_http.routes.docs import CURSOR, LIMIT, errors
 from fleetprompt_http.security_headers import Caching, declare
@@ -60,8 +61,11 @@ class PublicController(Controller):
     ) -> Response[wire.PageWire[wire.PublicListingWire]]:
         params = query(request)
         catalog = services_of(request).app.catalog
-        page = await call_use_case(request, lambda call: catalog.search(params, call))
-        return respond(wire.page(page, wire.public_listing))
+        return await public_read(  # type: ignore[return-value] # the same shape, encoded
+            request,
+            PublicRead.SEARCH,
+            lambda call: wire.page(catalog.search(params, call), wire.public_listing),
+        )
 
     @get(
         "/{listing_id:str}",
@@ -73,8 +77,11 @@ class PublicController(Controller):
         self, request: Request[Any, Any, Any], listing_id: FromPath[str]
     ) -> Response[DetailEnvelope]:
         catalog = services_of(request).app.catalog
-        detail = await call_use_case(request, lambda call: catalog.listing(listing_id, call))
-        return respond({"listingDetail": wire.public_detail(detail)})
+        return await public_read(  # type: ignore[return-value] # the same shape, encoded
+            request,
+            PublicRead.LISTING,
+            lambda call: {"listingDetail": wire.public_detail(catalog.listing(listing_id, call))},
+        )
 
     @get(
         "/{listing_id:str}/releases",
@@ -97,5 +104,8 @@ class PublicController(Controller):
     ) -> Response[wire.PageWire[wire.PublicReleaseWire]]:
         params = query(request)
         catalog = services_of(request).app.catalog
-        page = await call_use_case(request, lambda call: catalog.releases(listing_id, params, call))
-        return respond(wire.page(page, wire.public_release))
+        return await public_read(  # type: ignore[return-value] # the same shape, encoded
+            request,
+            PublicRead.RELEASES,
+            lambda call: wire.page(catalog.releases(listing_id, params, call), wire.public_release),
+        )
