@@ -93,6 +93,7 @@ _TIMEOUT_VARIABLES: Final = {
     "db_pool_timeout_ms": "FLEETPROMPT_DB_POOL_TIMEOUT_MS",
     "db_statement_timeout_ms": "FLEETPROMPT_DB_STATEMENT_TIMEOUT_MS",
     "request_timeout_ms": "FLEETPROMPT_REQUEST_TIMEOUT_MS",
+    "idempotency_lease_ms": "FLEETPROMPT_IDEMPOTENCY_LEASE_MS",
 }
 
 
@@ -159,6 +160,8 @@ class Settings:
     request_timeout_ms: int = 15_000
     #: Memory for the public response cache of each process (ADR 0028); 0 turns it off.
     cache_mb: int = 32
+    #: How long the key of a request whose process died stays "in progress".
+    idempotency_lease_ms: int = 120_000
 
     @property
     def worker_threads(self) -> int:

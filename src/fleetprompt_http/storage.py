@@ -74,7 +74,9 @@ def open_storage(
     """The configured store (no connection is opened until first use)."""
     from fleetprompt_core import CoreSettings  # noqa: PLC0415 - keep this module light
 
-    core_settings = CoreSettings(image_hosts=settings.image_hosts)
+    core_settings = CoreSettings(
+        image_hosts=settings.image_hosts, idempotency_lease_ms=settings.idempotency_lease_ms
+    )
     if settings.uses_memory:
         from fleetprompt_adapters import memory  # noqa: PLC0415
 

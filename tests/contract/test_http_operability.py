@@ -251,6 +251,7 @@ def test_timeouts_are_settings_with_sane_defaults() -> None:
         defaults.db_statement_timeout_ms,
         defaults.request_timeout_ms,
     ) == (5_000, 5_000, 10_000, 15_000)
+    assert defaults.idempotency_lease_ms == 120_000
     custom = Settings.from_env(
         {"FLEETPROMPT_DB_STATEMENT_TIMEOUT_MS": "250", "FLEETPROMPT_REQUEST_TIMEOUT_MS": "900"}
     )
@@ -260,6 +261,7 @@ def test_timeouts_are_settings_with_sane_defaults() -> None:
         "FLEETPROMPT_DB_POOL_TIMEOUT_MS",
         "FLEETPROMPT_DB_STATEMENT_TIMEOUT_MS",
         "FLEETPROMPT_REQUEST_TIMEOUT_MS",
+        "FLEETPROMPT_IDEMPOTENCY_LEASE_MS",
     ):
         for bad in ("0", "-5", "1.5", "soon", "600001"):
             with pytest.raises(ConfigError, match=variable):

@@ -189,7 +189,7 @@ def _claim(
             claim_id=rt.ids.new_id("idm"),
             created_at_ms=now,
             expires_at_ms=now + retention_ms,
-            lease_until_ms=now + limits.IDEMPOTENCY_LEASE_MS,
+            lease_until_ms=now + rt.settings.idempotency_lease_ms,
         )
         try:
             with rt.uow() as uow:

@@ -7,6 +7,7 @@ from typing import Generic, TypeVar
 
 import attrs
 
+from fleetprompt_core.domain import limits
 from fleetprompt_core.domain.errors import Conflict
 from fleetprompt_core.policies.pagination import CursorCodec
 from fleetprompt_core.policies.rate_limits import RateLimits
@@ -46,6 +47,12 @@ class CoreSettings:
     session_idle_ms: int = attrs.field(default=12 * 3_600_000, validator=attrs.validators.ge(1))
     #: ...and this long after sign-in in any case.
     session_max_ms: int = attrs.field(default=7 * 86_400_000, validator=attrs.validators.ge(1))
+    #: How long an idempotency claim whose request never finished (its process was
+    #: killed) blocks its key; retries meanwhile get the "in progress" ``CONFLICT``.
+    #: A shorter lease is safe: a late finisher's result is refused (ADR 0007).
+    idempotency_lease_ms: int = attrs.field(
+        default=limits.IDEMPOTENCY_LEASE_MS, validator=attrs.validators.ge(1)
+    )
 
 
 @attrs.frozen
