@@ -351,9 +351,12 @@ def listing_patches() -> SearchStrategy[dict[str, Any]]:
 
 
 def release_versions() -> SearchStrategy[str]:
-    """A version: 1..64 characters of ``[0-9A-Za-z.+-]`` (semantic versions more often)."""
-    number = st.integers(0, 999)
-    semver = st.builds("{}.{}.{}".format, number, number, number)
+    """A version: 1..64 characters of ``[0-9A-Za-z.+-]`` (semantic versions more often,
+    with pre-releases and build metadata, so that "latest" has precedence to follow)."""
+    number = st.one_of(st.integers(0, 12), st.integers(0, 999))
+    pre = st.sampled_from(["", "", "", "-alpha", "-rc.1", "-rc.11", "-beta.2", "-0.x"])
+    build = st.sampled_from(["", "", "", "+build.5", "+001"])
+    semver = st.builds("{}.{}.{}{}{}".format, number, number, number, pre, build)
     return st.one_of(semver, st.from_regex(r"[0-9A-Za-z.+\-]{1,64}", fullmatch=True))
 
 

@@ -36,6 +36,7 @@ from fleetprompt_core.domain.model import (
     User,
 )
 from fleetprompt_core.policies.search import ListingSearch, SearchHit
+from fleetprompt_core.policies.versions import VersionCandidate
 
 __all__ = [
     "AccountRepository",
@@ -242,8 +243,11 @@ class ReleaseRepository(Protocol):
         """Releases, ``(published_at_ms, release_id)`` descending."""
         ...
 
-    def latest_published(self, listing_id: str) -> Release | None:
-        """The newest release with status ``published``, or ``None``."""
+    def published_versions(self, listing_id: str) -> Sequence[VersionCandidate]:
+        """Id, version and publish time of every ``published`` release, in no order.
+
+        The core chooses the latest among them (``policies.versions.latest``).
+        """
         ...
 
 
@@ -290,6 +294,13 @@ class InstallTokenRepository(Protocol):
     def get_by_hash(self, token_hash: str) -> InstallToken | None: ...
     def list_issued_for_intent(self, install_intent_id: str) -> Sequence[InstallToken]:
         """Tokens of the intent whose stored status is ``issued``."""
+        ...
+
+    def list_issued_for_listing(self, listing_id: str) -> Sequence[InstallToken]:
+        """Tokens of every intent of the listing whose stored status is ``issued``.
+
+        Ordered by ``(issued_at_ms, token_id)``.
+        """
         ...
 
     def due_for_expiry(self, now_ms: int, limit: int) -> Sequence[InstallToken]:

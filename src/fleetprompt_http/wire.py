@@ -245,6 +245,8 @@ class PublicListingWire(TypedDict):
     stats: StatsWire
     createdAtMs: int
     updatedAtMs: int
+    #: The target systems an install intent for this listing may name.
+    targetSystems: list[str]
 
 
 class PublisherListingWire(PublicListingWire):
@@ -270,6 +272,7 @@ def public_listing(value: PublicListing) -> PublicListingWire:
         "stats": {"installAttempts30d": value.install_attempts_30d},
         "createdAtMs": value.created_at_ms,
         "updatedAtMs": value.updated_at_ms,
+        "targetSystems": [target.value for target in value.target_systems],
     }
 
 
@@ -289,6 +292,7 @@ def publisher_listing(value: ListingView) -> PublisherListingWire:
         "stats": {"installAttempts30d": value.install_attempts_30d},
         "createdAtMs": listing.created_at_ms,
         "updatedAtMs": listing.updated_at_ms,
+        "targetSystems": [target.value for target in value.target_systems],
         "publisherUserId": listing.publisher_user_id,
         "description": _markdown(listing.description),
         "moderation": {"flagged": listing.moderation.flagged, "reason": listing.moderation.reason},
@@ -311,11 +315,18 @@ class PublicReleaseWire(TypedDict):
     revokedAtMs: int | None
 
 
+class ReleaseWarningWire(TypedDict):
+    fieldName: str
+    message: str
+
+
 class ReleaseWire(PublicReleaseWire):
-    """The owner's view of a release: adds who published it and why it was revoked."""
+    """The owner's view of a release: adds who published it, why it was revoked, and
+    warnings (a version that is not semver ranks below semantic versions for "latest")."""
 
     publisherUserId: str
     revokeReason: str | None
+    warnings: list[ReleaseWarningWire]
 
 
 def public_release(value: PublicRelease) -> PublicReleaseWire:
@@ -339,6 +350,9 @@ def release(value: Release) -> ReleaseWire:
         **public_release(views.public_release(value)),
         "publisherUserId": value.publisher_user_id,
         "revokeReason": value.revoke_reason,
+        "warnings": [
+            {"fieldName": w.field_name, "message": w.message} for w in views.release_warnings(value)
+        ],
     }
 
 

@@ -9,8 +9,9 @@ from contract.http_harness import Api, Caller
 
 SEARCH = "/v1/public/listings/search"
 
-#: §5 public listing shape. No ``description`` (the detail carries it beside the
-#: listing), no ``moderation``, no ``publisherUserId``.
+#: §5 public listing shape, plus ``targetSystems`` (where it installs, ADR 0024). No
+#: ``description`` (the detail carries it beside the listing), no ``moderation``, no
+#: ``publisherUserId``.
 PUBLIC_LISTING_KEYS = {
     "listingId",
     "assetKind",
@@ -25,6 +26,7 @@ PUBLIC_LISTING_KEYS = {
     "stats",
     "createdAtMs",
     "updatedAtMs",
+    "targetSystems",
 }
 #: §5 release shape, plus ``revokedAtMs`` (how a revoked release is "marked" beside its
 #: status); never ``publisherUserId`` nor ``revokeReason``.

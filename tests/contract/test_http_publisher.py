@@ -33,11 +33,13 @@ PUBLISHER_LISTING_KEYS = {
     "stats",
     "createdAtMs",
     "updatedAtMs",
+    "targetSystems",
     "publisherUserId",
     "description",
     "moderation",
 }
-#: The owner's release shape: the public one plus ``publisherUserId`` and ``revokeReason``.
+#: The owner's release shape: the public one plus ``publisherUserId``, ``revokeReason``
+#: and ``warnings`` (a version that is not semver, ADR 0023).
 RELEASE_KEYS = {
     "releaseId",
     "listingId",
@@ -51,6 +53,7 @@ RELEASE_KEYS = {
     "revokedAtMs",
     "publisherUserId",
     "revokeReason",
+    "warnings",
 }
 PROFILE_KEYS = {
     "publisherId",

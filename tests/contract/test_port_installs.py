@@ -457,6 +457,42 @@ def test_tokens_list_issued_for_intent_follows_updates(adapter: Adapter) -> None
     assert [t.token_id for t in got] == [second.token_id]
 
 
+def test_tokens_list_issued_for_listing_spans_its_intents_only(adapter: Adapter) -> None:
+    """Issued tokens of every intent of the listing, (issued_at, id) ascending; no others."""
+    family = _family(adapter)
+    second_intent = _intent(family)
+    ((other_listing, other_release),) = _more_listings(adapter, family, 1)
+    foreign_intent = entities.intent(
+        buyer_user_id=family.buyer.user_id,
+        listing_id=other_listing.listing_id,
+        release_id=other_release.release_id,
+    )
+    adapter.add(second_intent, foreign_intent)
+    early = _token(second_intent, issued_at_ms=T0 - 5, expires_at_ms=T0 + 10)
+    adapter.add(
+        early,
+        _token(second_intent, status=ITS.REVOKED),
+        _token(second_intent, status=ITS.EXPIRED),
+        entities.token_redeemed(
+            install_intent_id=second_intent.install_intent_id,
+            buyer_user_id=second_intent.buyer_user_id,
+        ),
+        _token(foreign_intent),
+    )
+    got = list(
+        adapter.read(lambda uow: uow.tokens.list_issued_for_listing(family.listing.listing_id))
+    )
+    want = sorted([family.token, early], key=lambda t: (t.issued_at_ms, t.token_id))
+    assert [t.token_id for t in got] == [t.token_id for t in want]
+    for token, expected in zip(got, want, strict=True):
+        assert_identical(token, expected)
+    assert list(adapter.read(lambda uow: uow.tokens.list_issued_for_listing("lst_unknown"))) == []
+    # A revoked token leaves the list.
+    adapter.write(lambda uow: uow.tokens.update(early.revoked(T0), ITS.ISSUED))
+    got = adapter.read(lambda uow: uow.tokens.list_issued_for_listing(family.listing.listing_id))
+    assert [t.token_id for t in got] == [family.token.token_id]
+
+
 def _token_expiry_mix(adapter: Adapter) -> set[str]:
     family = _family(adapter)  # its token expires at T0 + 15 min, before NOW: due
     due = {family.token.token_id}

@@ -14,6 +14,7 @@ from contract.harness import Adapter, assert_identical, expected_page, walk_page
 from fleetprompt_core.domain.enums import ReleaseStatus
 from fleetprompt_core.domain.errors import DuplicateError
 from fleetprompt_core.domain.model import Listing, Release
+from fleetprompt_core.policies.versions import VersionCandidate
 from fleetprompt_core.ports import CreatedKey, UniqueConstraint
 
 RELEASE_BUILDERS = {
@@ -210,40 +211,38 @@ def test_releases_list_for_listing_pages_yield_each_release_once(
     ]
 
 
-def test_releases_latest_published_is_the_newest_not_revoked(adapter: Adapter) -> None:
-    """latest_published is the greatest (published_at, id) among published releases."""
+def _versions(adapter: Adapter, listing_id: str) -> list[VersionCandidate]:
+    found = adapter.read(lambda uow: uow.releases.published_versions(listing_id))
+    return sorted(found, key=lambda v: v.release_id)
+
+
+def test_releases_published_versions_lists_every_published_release(adapter: Adapter) -> None:
+    """published_versions has id, version and publish time of each published release only."""
     listing, releases = _history(adapter)
-    published = [r for r in releases if r.status is ReleaseStatus.PUBLISHED]
-    want = max(published, key=_key)
-    assert_identical(
-        adapter.read(lambda uow: uow.releases.latest_published(listing.listing_id)), want
+    want = sorted(
+        (
+            VersionCandidate(r.release_id, r.version, r.published_at_ms)
+            for r in releases
+            if r.status is ReleaseStatus.PUBLISHED
+        ),
+        key=lambda v: v.release_id,
     )
-    # Revoking it makes the next one the latest.
+    assert want
+    assert _versions(adapter, listing.listing_id) == want
+    # Revoking one removes it.
+    first = next(r for r in releases if r.release_id == want[0].release_id)
     assert adapter.write(
-        lambda uow: uow.releases.update(want.revoked(None, T0 + 50), ReleaseStatus.PUBLISHED)
+        lambda uow: uow.releases.update(first.revoked(None, T0 + 50), ReleaseStatus.PUBLISHED)
     )
-    rest = [r for r in published if r.release_id != want.release_id]
-    got = adapter.read(lambda uow: uow.releases.latest_published(listing.listing_id))
-    assert_identical(got, max(rest, key=_key))
+    assert _versions(adapter, listing.listing_id) == want[1:]
 
 
-def test_releases_latest_published_breaks_ties_by_id(adapter: Adapter) -> None:
-    """Two releases published in the same millisecond: the greater id is the latest."""
-    listing = _listing(adapter)
-    adapter.add(
-        _release(listing, release_id="rel_b", version="1", published_at_ms=T0),
-        _release(listing, release_id="rel_c", version="2", published_at_ms=T0),
-        _release(listing, release_id="rel_a", version="3", published_at_ms=T0),
-    )
-    got = adapter.read(lambda uow: uow.releases.latest_published(listing.listing_id))
-    assert got is not None
-    assert got.release_id == "rel_c"
-
-
-def test_releases_latest_published_is_none_without_published_releases(adapter: Adapter) -> None:
-    """No releases, or only revoked ones, ⇒ None."""
+def test_releases_published_versions_is_empty_without_published_releases(
+    adapter: Adapter,
+) -> None:
+    """No releases, only revoked ones, or an unknown listing ⇒ nothing."""
     empty, revoked_only = _listing(adapter), _listing(adapter)
     adapter.add(_release(revoked_only).revoked(None, T0 + 1))
-    assert adapter.read(lambda uow: uow.releases.latest_published(empty.listing_id)) is None
-    assert adapter.read(lambda uow: uow.releases.latest_published(revoked_only.listing_id)) is None
-    assert adapter.read(lambda uow: uow.releases.latest_published("lst_unknown")) is None
+    assert _versions(adapter, empty.listing_id) == []
+    assert _versions(adapter, revoked_only.listing_id) == []
+    assert _versions(adapter, "lst_unknown") == []

@@ -71,7 +71,9 @@ def _snapshot(uow: UnitOfWork, seed: Seed) -> dict[str, object]:
         "search": [(h.listing, h.score) for h in uow.listings.search_published(ListingSearch())],
         "release": uow.releases.get(f.release.release_id),
         "releases": list(uow.releases.list_for_listing(f.listing.listing_id, True, None, 100)),
-        "latest": uow.releases.latest_published(f.listing.listing_id),
+        "versions": sorted(
+            uow.releases.published_versions(f.listing.listing_id), key=lambda v: v.release_id
+        ),
         "intent": uow.intents.get(f.intent.install_intent_id),
         "intents": list(uow.intents.list_for_buyer(f.buyer.user_id, None, NOW, None, 100)),
         "counts": dict(uow.intents.count_created_since([f.listing.listing_id], 0)),
@@ -271,7 +273,9 @@ def test_unit_of_work_sees_its_own_writes(adapter: Adapter) -> None:
         assert [h.listing.listing_id for h in uow.listings.search_published(ListingSearch())] == [
             family.listing.listing_id
         ]
-        assert_identical(uow.releases.latest_published(family.listing.listing_id), family.release)
+        assert [
+            v.release_id for v in uow.releases.published_versions(family.listing.listing_id)
+        ] == [family.release.release_id]
         assert_identical(uow.intents.get(family.intent.install_intent_id), family.intent)
         assert_identical(uow.tokens.get_by_hash(family.token.token_hash), family.token)
         assert [

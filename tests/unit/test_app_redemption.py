@@ -266,14 +266,16 @@ def test_i_int_05_revoked_tokens_are_not_found(market: Market) -> None:
     market.fp.publishing.revoke_release(
         publisher, release.release_id, {}, idempotency_key=new_key()
     )
-    for issued in (second, suspended_token):
+    # A revoked release blocks its tokens; a suspension revokes them (ADR 0025).
+    stored = {second: InstallTokenStatus.ISSUED, suspended_token: InstallTokenStatus.REVOKED}
+    for issued, status in stored.items():
         assert issued.install_token is not None
         before = snapshot(market)
         assert error_shape(failure(lambda t=issued.install_token: redeem_signed(market, t))) == (
             unknown
         )
         assert changes(before, snapshot(market)) == {}
-        assert _token_status(market, issued) is InstallTokenStatus.ISSUED
+        assert _token_status(market, issued) is status
 
 
 # --------------------------------------------------------------------------- I-INT-06

@@ -17,6 +17,7 @@ from typing import Any, Final, NamedTuple
 
 import attrs
 import cattrs
+import semver as semver_oracle
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -81,6 +82,31 @@ PUBLISHER_MOVES: Final = frozenset(
     }
 )
 OPEN_INTENT: Final = frozenset({InstallIntentStatus.CREATED, InstallIntentStatus.TOKEN_ISSUED})
+#: Listing statuses whose intents cannot be installed (ADR 0025).
+UNINSTALLABLE: Final = frozenset({ListingStatus.SUSPENDED, ListingStatus.DRAFT})
+#: Target systems per asset kind (ADR 0024), restated independently of the core.
+ACCEPTED_TARGETS: Final = {
+    AssetKind.WHS_AGENT: {"whs", "agentelic"},
+    AssetKind.AGENTROMATIC_WORKFLOW: {"agentromatic", "agentelic"},
+    AssetKind.SPEC_ASSET: {"agentelic"},
+}
+
+
+class _Precedence:
+    """A python-semver version ordered by SemVer precedence (build metadata ignored)."""
+
+    def __init__(self, version: semver_oracle.Version) -> None:
+        self.version = version
+
+    def __lt__(self, other: _Precedence) -> bool:
+        return self.version.compare(other.version) < 0
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Precedence) and self.version.compare(other.version) == 0
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 #: A listing's publisher-editable content (§3).
 CONTENT: Final = ("name", "summary", "description", "tags", "categories", "images", "links")
 
@@ -537,8 +563,26 @@ class MarketplaceMachine(RuleBasedStateMachine):
         ]
 
     def _latest_release(self, listing_id: str) -> str | None:
+        """Stable semver by precedence, else non-semver by publish time, else pre-releases
+        (X-CAT-03), with python-semver as the independent judge of precedence."""
         live = self._live_releases(listing_id)
-        return max(live)[1] if live else None
+
+        def rank(item: tuple[int, str]) -> tuple[Any, ...]:
+            published_at, release_id = item
+            version = self.release_model[release_id].version
+            if not semver_oracle.Version.is_valid(version):
+                return (1, 0, published_at, release_id)
+            parsed = semver_oracle.Version.parse(version)
+            tier = 0 if parsed.prerelease else 2
+            return (tier, _Precedence(parsed), published_at, release_id)
+
+        return max(live, key=rank)[1] if live else None
+
+    def _revoke_tokens_of_listing(self, listing_id: str) -> None:
+        """Suspension and withdrawal to draft revoke every token of the listing (ADR 0025)."""
+        for intent_id, intent in self.intent_model.items():
+            if intent.listing_id == listing_id:
+                self._revoke_tokens_of(intent_id)
 
     def _versions(self, listing_id: str) -> list[str]:
         return [r.version for r in self.release_model.values() if r.listing_id == listing_id]
@@ -732,6 +776,8 @@ class MarketplaceMachine(RuleBasedStateMachine):
             return
         moved = attempt.value.listing.status
         self._expect("change_status", attempt, self._status_errors(listing, moved))
+        if moved is ListingStatus.DRAFT and self.listing_model[listing].status is not moved:
+            self._revoke_tokens_of_listing(listing)
         self.listing_model[listing].status = moved
         self._audited("listing.status_changed")
 
@@ -875,10 +921,12 @@ class MarketplaceMachine(RuleBasedStateMachine):
 
     # -- buyer: intents and tokens -------------------------------------------------------
 
-    def _intent_errors(self, listing_id: object, release_id: object) -> Errors:
+    def _intent_errors(self, listing_id: object, release_id: object, target: object) -> Errors:
         listing = self.listing_model.get(listing_id) if isinstance(listing_id, str) else None
         if listing is None or listing.status is not ListingStatus.PUBLISHED:
             return {NotFound}
+        if target not in ACCEPTED_TARGETS[listing.kind]:
+            return {ValidationFailed}
         if release_id is None:
             return set() if self._latest_release(str(listing_id)) else {Conflict}
         release = self.release_model.get(release_id) if isinstance(release_id, str) else None
@@ -903,12 +951,16 @@ class MarketplaceMachine(RuleBasedStateMachine):
         if attempt is None:
             return None
         if body.strict:
-            self._expect("create_intent", attempt, self._intent_errors(listing, release))
+            assert isinstance(payload, dict)
+            target = payload["targetSystem"]
+            errors = self._intent_errors(listing, release, target)
+            self._expect("create_intent", attempt, errors)
         if not attempt.ok:
             return None
         intent = attempt.value
         asked = payload.get("releaseId") if isinstance(payload, dict) else None
-        self._expect("create_intent", attempt, self._intent_errors(intent.listing_id, asked))
+        errors = self._intent_errors(intent.listing_id, asked, intent.target_system.value)
+        self._expect("create_intent", attempt, errors)
         assert intent.release_id == (asked or self._latest_release(intent.listing_id))
         assert intent.buyer_user_id == actor.user_id
         assert intent.status is InstallIntentStatus.CREATED
@@ -959,6 +1011,8 @@ class MarketplaceMachine(RuleBasedStateMachine):
         actor = self._buyer(buyer)
         listing = self._listings_in(ListingStatus.PUBLISHED)[-1]
         intent = data.draw(fps.intent_payloads(listing), label="intent")
+        accepted = sorted(ACCEPTED_TARGETS[self.listing_model[listing].kind])
+        intent["targetSystem"] = data.draw(st.sampled_from(accepted), label="target")
         request = data.draw(fps.token_requests(), label="token request")
         purchase = self._buy(actor, intent, request)
         if purchase is None:
@@ -982,7 +1036,7 @@ class MarketplaceMachine(RuleBasedStateMachine):
         intent = self.intent_model[intent_id]
         if (
             self.release_model[intent.release_id].revoked
-            or self.listing_model[intent.listing_id].status is ListingStatus.SUSPENDED
+            or self.listing_model[intent.listing_id].status in UNINSTALLABLE
         ):
             return {Conflict}
         return set()
@@ -1080,7 +1134,7 @@ class MarketplaceMachine(RuleBasedStateMachine):
         if (
             intent.observed(self.now) not in OPEN_INTENT
             or self.release_model[intent.release_id].revoked
-            or self.listing_model[intent.listing_id].status is ListingStatus.SUSPENDED
+            or self.listing_model[intent.listing_id].status in UNINSTALLABLE
         ):
             return {NotFound}
         return set()
@@ -1168,6 +1222,7 @@ class MarketplaceMachine(RuleBasedStateMachine):
         assert attempt.value.listing.status is ListingStatus.SUSPENDED
         assert attempt.value.listing.moderation.flagged
         model.status = ListingStatus.SUSPENDED
+        self._revoke_tokens_of_listing(listing)
         self._audited("listing.suspended")
 
     @rule(

@@ -49,6 +49,7 @@ from fleetprompt_core.policies.search import (
     matches,
     sort_key,
 )
+from fleetprompt_core.policies.versions import VersionCandidate
 from fleetprompt_core.ports import AuditQuery, CreatedKey, UniqueConstraint
 
 __all__ = ["MemoryCatalogVersion", "MemoryStore", "MemoryUnitOfWork"]
@@ -339,9 +340,12 @@ class _Releases(_Repo):
         )
         return _page(rows, lambda r: (r.published_at_ms, r.release_id), after, limit)
 
-    def latest_published(self, listing_id: str) -> Release | None:
-        rows = self.list_for_listing(listing_id, False, None, 1)
-        return rows[0] if rows else None
+    def published_versions(self, listing_id: str) -> Sequence[VersionCandidate]:
+        return [
+            VersionCandidate(r.release_id, r.version, r.published_at_ms)
+            for r in self._of(listing_id)
+            if r.status is ReleaseStatus.PUBLISHED
+        ]
 
 
 class _Intents(_Repo):
@@ -425,6 +429,14 @@ class _Tokens(_Repo):
     def list_issued_for_intent(self, install_intent_id: str) -> Sequence[InstallToken]:
         tokens = (self.s.tokens[t] for t in self.s.tokens_by_intent.get(install_intent_id, ()))
         return [t for t in tokens if t.status is InstallTokenStatus.ISSUED]
+
+    def list_issued_for_listing(self, listing_id: str) -> Sequence[InstallToken]:
+        issued = [
+            token
+            for intent_id in self.s.intents_by_listing.get(listing_id, ())
+            for token in self.list_issued_for_intent(intent_id)
+        ]
+        return sorted(issued, key=lambda t: (t.issued_at_ms, t.token_id))
 
     def due_for_expiry(self, now_ms: int, limit: int) -> Sequence[InstallToken]:
         due = [

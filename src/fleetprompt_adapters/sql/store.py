@@ -55,6 +55,7 @@ from fleetprompt_core.domain.model import (
     User,
 )
 from fleetprompt_core.policies.search import ListingSearch, SearchHit
+from fleetprompt_core.policies.versions import VersionCandidate
 from fleetprompt_core.ports import AuditQuery, CreatedKey, UniqueConstraint
 
 __all__ = ["SqlStore", "SqlUnitOfWork", "guarded", "ping", "storage_error"]
@@ -449,9 +450,15 @@ class _Releases(_Repo):
         query = sa.select(t.releases).where(*conditions).order_by(*_descending(key)).limit(limit)
         return [m.to_release(row) for row in self._all(query)]
 
-    def latest_published(self, listing_id: str) -> Release | None:
-        rows = self.list_for_listing(listing_id, False, None, 1)
-        return rows[0] if rows else None
+    def published_versions(self, listing_id: str) -> Sequence[VersionCandidate]:
+        c = t.releases.c
+        query = sa.select(c.release_id, c.version, c.published_at_ms).where(
+            c.listing_id == listing_id, c.status == ReleaseStatus.PUBLISHED
+        )
+        return [
+            VersionCandidate(row["release_id"], row["version"], row["published_at_ms"])
+            for row in self._all(query)
+        ]
 
 
 class _Intents(_Repo):
@@ -577,6 +584,18 @@ class _Tokens(_Repo):
         query = (
             sa.select(t.install_tokens)
             .where(c.install_intent_id == install_intent_id, c.status == InstallTokenStatus.ISSUED)
+            .order_by(c.issued_at_ms, c.token_id)
+        )
+        return [m.to_token(row) for row in self._all(query)]
+
+    def list_issued_for_listing(self, listing_id: str) -> Sequence[InstallToken]:
+        c = t.install_tokens.c
+        intents = sa.select(t.install_intents.c.install_intent_id).where(
+            t.install_intents.c.listing_id == listing_id
+        )
+        query = (
+            sa.select(t.install_tokens)
+            .where(c.install_intent_id.in_(intents), c.status == InstallTokenStatus.ISSUED)
             .order_by(c.issued_at_ms, c.token_id)
         )
         return [m.to_token(row) for row in self._all(query)]

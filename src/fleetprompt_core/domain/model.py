@@ -50,6 +50,7 @@ __all__ = [
     "TargetContext",
     "User",
     "Verification",
+    "accepted_targets",
     "install_blocker",
 ]
 
@@ -253,17 +254,51 @@ class Release:
         )
 
 
-def install_blocker(listing: Listing | None, release: Release | None) -> str | None:
+#: Which target systems install each asset kind (ADR 0024). WHS runs agents and
+#: Agentromatic runs workflows, each only its own kind; Agentelic is the
+#: portfolio's install target (telespaces, rooms) and takes every kind.
+ACCEPTED_TARGETS: Final[Mapping[AssetKind, tuple[InstallTargetSystem, ...]]] = {
+    AssetKind.WHS_AGENT: (InstallTargetSystem.WHS, InstallTargetSystem.AGENTELIC),
+    AssetKind.AGENTROMATIC_WORKFLOW: (
+        InstallTargetSystem.AGENTROMATIC,
+        InstallTargetSystem.AGENTELIC,
+    ),
+    AssetKind.SPEC_ASSET: (InstallTargetSystem.AGENTELIC,),
+}
+
+#: Listing statuses whose open intents can still be installed: ``published``,
+#: and ``unlisted`` (hidden from the catalogue, existing intents keep working).
+#: ``draft`` (withdrawn by the publisher) and ``suspended`` (by an admin) block
+#: token issue and redemption; moving there revokes issued tokens (ADR 0025).
+INSTALLABLE_LISTING_STATUSES: Final = frozenset({ListingStatus.PUBLISHED, ListingStatus.UNLISTED})
+
+
+def accepted_targets(asset_kind: AssetKind) -> tuple[InstallTargetSystem, ...]:
+    """The target systems that may install a listing of ``asset_kind``."""
+    return ACCEPTED_TARGETS[asset_kind]
+
+
+def install_blocker(
+    listing: Listing | None,
+    release: Release | None,
+    target_system: InstallTargetSystem | None = None,
+) -> str | None:
     """Why a release cannot be installed now (token issue, redemption), or ``None``.
 
     A revoked release is never installable; a suspended listing blocks
-    installs until an admin lifts the suspension. An unlisted listing does not
-    (its existing intents stay installable).
+    installs until an admin lifts the suspension, and a listing moved back to
+    draft until it is published again. An unlisted listing does not block
+    (its existing intents stay installable). With ``target_system``, a target
+    that does not accept the listing's asset kind blocks too (ADR 0024).
     """
     if release is None or release.status is not ReleaseStatus.PUBLISHED:
         return "release revoked"
     if listing is None or listing.status is ListingStatus.SUSPENDED:
         return "listing suspended"
+    if listing.status not in INSTALLABLE_LISTING_STATUSES:
+        return "listing withdrawn"
+    if target_system is not None and target_system not in accepted_targets(listing.asset_kind):
+        return "target system does not accept this asset kind"
     return None
 
 

@@ -14,11 +14,18 @@ from fleetprompt_core.domain.commands import (
 )
 from fleetprompt_core.domain.enums import Role
 from fleetprompt_core.domain.errors import Conflict, NotFound
-from fleetprompt_core.domain.model import AuditEvent, PublisherProfile, User, Verification
+from fleetprompt_core.domain.model import (
+    AuditEvent,
+    AuditValue,
+    PublisherProfile,
+    User,
+    Verification,
+)
 from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.ports import AuditQuery, UnitOfWork
 from fleetprompt_core.services import audit, authz, idempotency
 from fleetprompt_core.services.idempotency import Operation
+from fleetprompt_core.services.installs import revoke_listing_tokens
 from fleetprompt_core.services.paging import page_request, paginate
 from fleetprompt_core.services.profiles import current_profile
 from fleetprompt_core.services.roles import change_roles
@@ -74,12 +81,16 @@ class Admin:
             if listing is None:
                 raise NotFound("Listing not found.")
             now = self._rt.clock.now_ms()
+            details: dict[str, AuditValue] = {"from": listing.status.value, "reason": reason}
             if action == "suspend":
                 assert reason is not None
                 moved, summary = listing.suspended(reason, now), "Listing suspended."
             else:
                 moved, summary = listing.unsuspended(reason, now), "Listing suspension lifted."
             changed_ok(uow.listings.update(moved, listing))
+            if action == "suspend":
+                # A token minted before the suspension never redeems (ADR 0025).
+                details["revokedTokens"] = revoke_listing_tokens(uow, listing_id, now)
             audit.record(
                 self._rt,
                 uow,
@@ -87,7 +98,7 @@ class Admin:
                 f"listing.{action}ed",
                 audit.user_actor(admin),
                 summary,
-                details={"from": listing.status.value, "reason": reason},
+                details=details,
                 publisher_user_id=listing.publisher_user_id,
                 listing_id=listing_id,
             )

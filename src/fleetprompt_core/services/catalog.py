@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 from fleetprompt_core.domain import limits
 from fleetprompt_core.domain.commands import parse_flag, parse_search
 from fleetprompt_core.domain.enums import SearchSort
 from fleetprompt_core.domain.model import Release
+from fleetprompt_core.policies import versions
 from fleetprompt_core.policies.pagination import Page, Position
 from fleetprompt_core.policies.search import ListingSearch, SearchHit, sort_key
 from fleetprompt_core.ports import UnitOfWork
@@ -26,7 +27,7 @@ from fleetprompt_core.services.views import (
     public_release,
 )
 
-__all__ = ["Catalog", "PublicRead", "release_page"]
+__all__ = ["Catalog", "PublicRead", "latest_release", "release_page"]
 
 
 class PublicRead(enum.Enum):
@@ -65,6 +66,23 @@ def release_page(
     after = request.after(rt, scope)
     rows = uow.releases.list_for_listing(listing_id, include_revoked, after, request.limit + 1)
     return paginate(rt, scope, rows, request.limit, lambda r: (r.published_at_ms, r.release_id))
+
+
+def latest_release(
+    uow: UnitOfWork, listing_id: str, loaded: Sequence[Release] = ()
+) -> Release | None:
+    """The listing's latest release: highest published version by SemVer precedence (§14).
+
+    See :func:`fleetprompt_core.policies.versions.latest` for the order
+    (pre-releases only when nothing else exists, non-semver versions after
+    stable ones by publish time). ``None`` when no release is published.
+    Releases already ``loaded`` by the caller are not read again.
+    """
+    chosen = versions.latest(uow.releases.published_versions(listing_id))
+    if chosen is None:
+        return None
+    known = next((r for r in loaded if r.release_id == chosen.release_id), None)
+    return known or uow.releases.get(chosen.release_id)
 
 
 class Catalog:
@@ -136,8 +154,7 @@ class Catalog:
                 include_revoked=False,
                 request=page_request(None),
             )
-        # The first page lists published releases newest first: its head is the latest.
-        latest = releases.items[0] if releases.items else None
+            latest = latest_release(uow, listing_id, releases.items)
         return PublicListingDetail(
             listing=public,
             description=listing.description,

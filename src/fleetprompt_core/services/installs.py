@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import attrs
@@ -15,20 +15,34 @@ from fleetprompt_core.domain.commands import (
 )
 from fleetprompt_core.domain.enums import (
     InstallIntentStatus,
+    InstallTargetSystem,
     InstallTokenStatus,
 )
-from fleetprompt_core.domain.errors import Conflict, DuplicateError, NotFound
-from fleetprompt_core.domain.model import InstallIntent, InstallToken, install_blocker
+from fleetprompt_core.domain.errors import (
+    Conflict,
+    DuplicateError,
+    FieldError,
+    NotFound,
+    ValidationFailed,
+)
+from fleetprompt_core.domain.model import (
+    InstallIntent,
+    InstallToken,
+    Listing,
+    accepted_targets,
+    install_blocker,
+)
 from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.policies.tokens import INSTALL_TOKEN_PREFIX
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
 from fleetprompt_core.services import audit, authz, idempotency, throttle
+from fleetprompt_core.services.catalog import latest_release
 from fleetprompt_core.services.idempotency import Operation
 from fleetprompt_core.services.paging import page_request, paginate
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime, changed_ok
 from fleetprompt_core.services.views import IssuedToken
 
-__all__ = ["Installs", "revoke_issued_tokens"]
+__all__ = ["Installs", "revoke_issued_tokens", "revoke_listing_tokens"]
 
 _INTENT: Final = idempotency.ResultCodec(InstallIntent)
 _TOKEN: Final = idempotency.ResultCodec(
@@ -38,8 +52,22 @@ _TOKEN: Final = idempotency.ResultCodec(
 
 def revoke_issued_tokens(uow: UnitOfWork, install_intent_id: str, now_ms: int) -> int:
     """Revoke every still-issued token of an intent; returns how many."""
+    return _revoke(uow, uow.tokens.list_issued_for_intent(install_intent_id), now_ms)
+
+
+def revoke_listing_tokens(uow: UnitOfWork, listing_id: str, now_ms: int) -> int:
+    """Revoke every still-issued token of every intent of a listing; returns how many.
+
+    Used when a listing stops being installable (suspended, or back to draft):
+    a token minted before never redeems, not even after the listing is
+    installable again (ADR 0025). Expired tokens are stored as expired.
+    """
+    return _revoke(uow, uow.tokens.list_issued_for_listing(listing_id), now_ms)
+
+
+def _revoke(uow: UnitOfWork, tokens: Sequence[InstallToken], now_ms: int) -> int:
     count = 0
-    for token in uow.tokens.list_issued_for_intent(install_intent_id):
+    for token in tokens:
         observed = token.observed(now_ms)
         if observed.status is InstallTokenStatus.ISSUED:
             changed_ok(uow.tokens.update(observed.revoked(now_ms), token.status))
@@ -47,6 +75,21 @@ def revoke_issued_tokens(uow: UnitOfWork, install_intent_id: str, now_ms: int) -
         elif observed != token:
             changed_ok(uow.tokens.update(observed, token.status))
     return count
+
+
+def _require_accepted_target(listing: Listing, target_system: InstallTargetSystem) -> None:
+    """``VALIDATION_FAILED`` on ``targetSystem`` when it does not install the listing's kind."""
+    accepted = accepted_targets(listing.asset_kind)
+    if target_system not in accepted:
+        names = ", ".join(target.value for target in accepted)
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "targetSystem",
+                    f"a {listing.asset_kind.value} listing installs into: {names}",
+                )
+            ]
+        )
 
 
 class Installs:
@@ -67,8 +110,9 @@ class Installs:
         def operation(uow: UnitOfWork) -> InstallIntent:
             request = parse_new_intent(payload)
             listing = authz.public_listing(uow, request.listing_id)
+            _require_accepted_target(listing, request.target_system)
             if request.release_id is None:
-                release = uow.releases.latest_published(listing.listing_id)
+                release = latest_release(uow, listing.listing_id)
                 if release is None:
                     raise Conflict(
                         "This listing has no installable release.", hint="no published release"
@@ -225,7 +269,9 @@ class Installs:
 
     def _require_installable(self, uow: UnitOfWork, intent: InstallIntent) -> None:
         blocker = install_blocker(
-            uow.listings.get(intent.listing_id), uow.releases.get(intent.release_id)
+            uow.listings.get(intent.listing_id),
+            uow.releases.get(intent.release_id),
+            intent.target_system,
         )
         if blocker is not None:
             raise Conflict("This release cannot be installed now.", hint=blocker)

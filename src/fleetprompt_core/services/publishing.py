@@ -15,13 +15,14 @@ from fleetprompt_core.domain.commands import (
 )
 from fleetprompt_core.domain.enums import ListingStatus, ReleaseStatus, Role
 from fleetprompt_core.domain.errors import Conflict, DuplicateError
-from fleetprompt_core.domain.model import Listing, Moderation, Release, User
+from fleetprompt_core.domain.model import AuditValue, Listing, Moderation, Release, User
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
 from fleetprompt_core.services import audit, authz, idempotency, throttle
 from fleetprompt_core.services.catalog import release_page
 from fleetprompt_core.services.idempotency import Operation
+from fleetprompt_core.services.installs import revoke_listing_tokens
 from fleetprompt_core.services.paging import page_request, paginate
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime, changed_ok
 from fleetprompt_core.services.views import ListingView, listing_views
@@ -182,15 +183,20 @@ class Publishing:
             listing = authz.owned_listing(uow, user, listing_id)
             listing.require_not_suspended()
             moved = listing.moved_by_publisher(target, self._rt.clock.now_ms())
-            if (
-                target is ListingStatus.PUBLISHED
-                and uow.releases.latest_published(listing_id) is None
+            if target is ListingStatus.PUBLISHED and not uow.releases.published_versions(
+                listing_id
             ):
                 raise Conflict(
                     "A listing needs a published release before it can be published.",
                     hint="publish a release first",
                 )
             changed_ok(uow.listings.update(moved, listing))
+            details: dict[str, AuditValue] = {"from": listing.status.value, "to": target.value}
+            if target is ListingStatus.DRAFT and listing.status is not ListingStatus.DRAFT:
+                # Withdrawn: a token minted before never redeems (ADR 0025).
+                details["revokedTokens"] = revoke_listing_tokens(
+                    uow, listing_id, self._rt.clock.now_ms()
+                )
             audit.record(
                 self._rt,
                 uow,
@@ -198,7 +204,7 @@ class Publishing:
                 "listing.status_changed",
                 audit.user_actor(user),
                 f"Listing moved from {listing.status.value} to {target.value}.",
-                details={"from": listing.status.value, "to": target.value},
+                details=details,
                 publisher_user_id=user.user_id,
                 listing_id=listing_id,
             )

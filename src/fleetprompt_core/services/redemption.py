@@ -152,7 +152,7 @@ class Redeemer:
                 raise _not_found(RedeemFailure.INTENT_CLOSED)
             release = uow.releases.get(intent.release_id)
             listing = uow.listings.get(intent.listing_id)
-            if release is None or listing is None or install_blocker(listing, release):
+            if release is None or listing is None or install_blocker(listing, release, target):
                 raise _not_found(RedeemFailure.NOT_INSTALLABLE)
             redeemed_intent = intent.redeemed(now)
             if not uow.tokens.update(token.redeemed(source, now), token.status):

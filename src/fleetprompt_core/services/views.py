@@ -32,9 +32,11 @@ from fleetprompt_core.domain.model import (
     RenderedMarkdown,
     User,
     Verification,
+    accepted_targets,
 )
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.policies.pagination import Page
+from fleetprompt_core.policies.versions import semver_warning
 from fleetprompt_core.ports import UnitOfWork
 
 __all__ = [
@@ -49,10 +51,12 @@ __all__ = [
     "RedeemedListing",
     "RedeemedRelease",
     "Redemption",
+    "ReleaseWarning",
     "default_profile",
     "listing_views",
     "public_listings",
     "public_release",
+    "release_warnings",
 ]
 
 
@@ -84,6 +88,8 @@ class PublicListing:
     install_attempts_30d: int
     created_at_ms: int
     updated_at_ms: int
+    #: The target systems that install this listing's asset kind (ADR 0024).
+    target_systems: tuple[InstallTargetSystem, ...]
 
 
 @attrs.frozen
@@ -134,6 +140,11 @@ class ListingView:
     def moderation(self) -> Moderation:
         """The listing's moderation flag and reason (private to its publisher and admins)."""
         return self.listing.moderation
+
+    @property
+    def target_systems(self) -> tuple[InstallTargetSystem, ...]:
+        """The target systems that install this listing's asset kind (ADR 0024)."""
+        return accepted_targets(self.listing.asset_kind)
 
 
 @attrs.frozen
@@ -249,6 +260,7 @@ def public_listings(
             install_attempts_30d=stats.get(item.listing_id, 0),
             created_at_ms=item.created_at_ms,
             updated_at_ms=item.updated_at_ms,
+            target_systems=accepted_targets(item.asset_kind),
         )
         for item in listings
     ]
@@ -276,3 +288,17 @@ def public_release(release: Release) -> PublicRelease:
         published_at_ms=release.published_at_ms,
         revoked_at_ms=release.revoked_at_ms,
     )
+
+
+@attrs.frozen
+class ReleaseWarning:
+    """Advice to the publisher about an accepted release (never an error, never public)."""
+
+    field_name: str
+    message: str
+
+
+def release_warnings(release: Release) -> tuple[ReleaseWarning, ...]:
+    """What the owner's view of ``release`` warns about: a version that is not semver (ADR 0023)."""
+    message = semver_warning(release.version)
+    return () if message is None else (ReleaseWarning("version", message),)
