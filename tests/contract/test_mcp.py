@@ -522,7 +522,7 @@ def test_m_auth_03_foreign_intent_is_not_found(world: World) -> None:
             intent = _structured(
                 await owner.call_tool(
                     "create_install_intent",
-                    {"listingId": world.listing_ids[3], "targetSystem": "agentromatic"},
+                    {"listingId": world.listing_ids[3], "targetSystem": "agentelic"},
                 )
             )
         intent_id = intent["installIntentId"]
