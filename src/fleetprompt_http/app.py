@@ -46,6 +46,7 @@ from fleetprompt_http.routes.admin import AdminController
 from fleetprompt_http.routes.health import healthz, readyz
 from fleetprompt_http.routes.installs import InstallController
 from fleetprompt_http.routes.internal import InternalController
+from fleetprompt_http.routes.me import me
 from fleetprompt_http.routes.public import PublicController
 from fleetprompt_http.routes.publisher import PublisherController
 from fleetprompt_http.security_headers import SecurityHeaders
@@ -258,6 +259,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             AdminController,
             healthz,
             readyz,
+            me,
             *mcp.route_handlers,
         ],
         exception_handlers=exception_handlers(),

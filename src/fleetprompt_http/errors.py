@@ -22,7 +22,14 @@ from fleetprompt_http.context import request_id_of, set_reason
 from fleetprompt_http.logs import log_event
 from fleetprompt_http.wire import ErrorDetails, ErrorEnvelope
 
-__all__ = ["STATUS", "domain_envelope", "envelope", "error_response", "exception_handlers"]
+__all__ = [
+    "METHOD_NOT_ALLOWED",
+    "STATUS",
+    "domain_envelope",
+    "envelope",
+    "error_response",
+    "exception_handlers",
+]
 
 #: The status of each error code a use case raises (§5). A use case's
 #: ``UNSUPPORTED`` means a feature this server does not offer (501); a wrong media
@@ -40,12 +47,15 @@ STATUS: Final[Mapping[ErrorCode, int]] = {
     ErrorCode.UNAVAILABLE: 503,
 }
 
+#: The message of a 405 (a path without the method asked for).
+METHOD_NOT_ALLOWED: Final = "This method is not supported on this path."
+
 _FRAMEWORK: Final[Mapping[int, tuple[ErrorCode, str]]] = {
     400: (ErrorCode.VALIDATION_FAILED, "The request is invalid."),
     401: (ErrorCode.UNAUTHENTICATED, "Authentication is required."),
     403: (ErrorCode.UNAUTHORIZED, "You are not allowed to do this."),
     404: (ErrorCode.NOT_FOUND, "Not found."),
-    405: (ErrorCode.UNSUPPORTED, "This method is not supported on this path."),
+    405: (ErrorCode.UNSUPPORTED, METHOD_NOT_ALLOWED),
     409: (ErrorCode.CONFLICT, "The request conflicts with the current state."),
     413: (ErrorCode.TOO_LARGE, "The request body is too large (256 KiB at most)."),
     415: (ErrorCode.UNSUPPORTED, "Request bodies must be JSON (Content-Type: application/json)."),

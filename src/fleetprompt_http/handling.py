@@ -255,10 +255,18 @@ def respond(body: W, status: int = 200, headers: Mapping[str, str] | None = None
     )
 
 
-def written(outcome: Outcome[T], shape: Callable[[T], W], status: int = 200) -> Response[W]:
-    """An idempotent write's answer; a replay carries ``Idempotent-Replayed: true``."""
-    headers = {REPLAYED_HEADER: "true"} if outcome.replayed else None
-    return respond(shape(outcome.value), status, headers)
+def written(
+    outcome: Outcome[T],
+    shape: Callable[[T], W],
+    status: int = 200,
+    location: Callable[[T], str] | None = None,
+) -> Response[W]:
+    """An idempotent write's answer; a replay carries ``Idempotent-Replayed: true``, and a
+    ``201`` of a resource with a URL its ``Location`` (``location`` of the result)."""
+    headers = {REPLAYED_HEADER: "true"} if outcome.replayed else {}
+    if location is not None:
+        headers["Location"] = location(outcome.value)
+    return respond(shape(outcome.value), status, headers or None)
 
 
 async def write(
@@ -266,8 +274,9 @@ async def write(
     use_case: Callable[[Call, object], Outcome[T]],
     shape: Callable[[T], W],
     status: int = 200,
+    location: Callable[[T], str] | None = None,
 ) -> Response[W]:
     """One idempotent write: the JSON body to ``use_case`` (with the caller), its outcome shaped."""
     body = await json_body(request)
     outcome = await call_use_case(request, lambda call: use_case(call, body))
-    return written(outcome, shape, status)
+    return written(outcome, shape, status, location)

@@ -263,6 +263,13 @@ _REPLAYED: Final = OpenAPIHeader(
 )
 
 
+_LOCATION: Final = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING),
+    description="The path of the created listing or install intent (not sent for a release "
+    "or a token, which have no URL of their own).",
+)
+
+
 def _response_headers(status: str, response: OpenAPIResponse, idempotent: bool) -> OpenAPIResponse:
     headers = dict(response.headers or {})
     headers["X-Request-Id"] = _REQUEST_ID
@@ -272,6 +279,8 @@ def _response_headers(status: str, response: OpenAPIResponse, idempotent: bool) 
         headers["Allow"] = _ALLOW
     if idempotent and status.startswith("2"):
         headers["Idempotent-Replayed"] = _REPLAYED
+    if status == "201":
+        headers["Location"] = _LOCATION
     return dataclasses.replace(response, headers=headers)
 
 

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from contract.http_checks import assert_error
 from contract.http_harness import Api
 from fleetprompt_adapters.memory import ManualClock
+from fleetprompt_core import Role
 from fleetprompt_core.policies.tokens import API_TOKEN_PREFIX, generate_token
 from fleetprompt_http.settings import OidcSettings
 
@@ -159,3 +160,37 @@ def test_s_sec_01_malformed_or_unknown_credentials_are_one_401(
     assert error["message"] == "The credentials are missing, invalid or expired."
     assert "fpat_" not in response.text
     assert "dXNlcjpwYXNz" not in response.text
+
+
+# --------------------------------------------------------------------------- GET /v1/me
+
+
+def test_me_answers_who_the_credentials_sign_in_as(api: Api) -> None:
+    """``GET /v1/me`` names the caller's user and roles; anonymous and revoked are 401."""
+    ada = api.user(Role.PUBLISHER, Role.ADMIN, display_name="Ada")
+    answer = api.get("/v1/me", ada)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "user": {
+            "userId": ada.user_id,
+            "externalId": ada.external_id,
+            "displayName": "Ada",
+            "roles": ["admin", "publisher"],
+            "createdAtMs": answer.json()["user"]["createdAtMs"],
+            "updatedAtMs": answer.json()["user"]["updatedAtMs"],
+        }
+    }
+    assert api.get("/v1/me", api.buyer()).json()["user"]["roles"] == []
+    assert_error(api.get("/v1/me"), 401, "UNAUTHENTICATED")
+    token_id = api.fp.credentials.list_api_tokens(ada.external_id)[0].token_id
+    api.fp.credentials.revoke_api_token(token_id)
+    assert_error(api.get("/v1/me", ada), 401, "UNAUTHENTICATED")
+
+
+def test_me_with_a_first_seen_oidc_subject_creates_a_user_without_roles(
+    oidc_api: Api, signing_key: rsa.RSAPrivateKey
+) -> None:
+    answer = oidc_api.client.get("/v1/me", headers=_bearer(_jwt(signing_key, sub="oidc|new")))
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["user"]["externalId"] == "oidc|new"
+    assert answer.json()["user"]["roles"] == []

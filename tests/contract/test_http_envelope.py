@@ -273,6 +273,8 @@ ROUTES: Final = (
     Route("M1", "GET", "/.well-known/oauth-protected-resource/mcp", None, wrong_method="POST"),
     # Readiness (issue 14 item 11): an operations endpoint beside §5's table.
     Route("H2", "GET", "/readyz", None, wrong_method="POST"),
+    # Who am I (issue 15): beside §5's table.
+    Route("ME", "GET", "/v1/me", "buyer", wrong_method="POST"),
 )
 
 

@@ -499,3 +499,26 @@ def test_e2e_04_server_to_server_redeem_twice(api: Api) -> None:
     assert redeemed[0]["actor"]["type"] == "system"
     # A redeemed intent takes no new token.
     assert_error(_issue(api, buyer, intent["installIntentId"]), 409, "CONFLICT")
+
+
+def test_a_created_listing_or_intent_answers_201_with_its_location(api: Api) -> None:
+    """``Location`` on 201 is the path of the new resource (the same on a replay)."""
+    publisher, buyer = api.publisher(), api.buyer()
+    created = api.post("/v1/publisher/listings", publisher, {"assetKind": "whs_agent", "name": "L"})
+    assert created.status_code == 201, created.text
+    listing_id = created.json()["listing"]["listingId"]
+    assert created.headers["location"] == f"/v1/publisher/listings/{listing_id}"
+    fetched = api.get(created.headers["location"], publisher)
+    assert fetched.json()["listing"]["listingId"] == listing_id
+    listing, release = api.published(publisher)
+    body = {"listingId": listing["listingId"], "releaseId": release["releaseId"]}
+    first = api.post("/v1/install/intents", buyer, {**body, "targetSystem": "whs"}, key="loc-1")
+    again = api.post("/v1/install/intents", buyer, {**body, "targetSystem": "whs"}, key="loc-1")
+    intent_id = first.json()["installIntent"]["installIntentId"]
+    assert first.headers["location"] == f"/v1/install/intents/{intent_id}"
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.headers["location"] == first.headers["location"]
+    assert api.get(first.headers["location"], buyer).status_code == 200
+    token = api.post(f"/v1/install/intents/{intent_id}/token", buyer)
+    assert token.status_code == 201
+    assert "location" not in token.headers  # a token has no URL of its own

@@ -19,6 +19,7 @@ import pytest
 
 from contract.http_harness import REDEEM_PATH, REDEEM_SECRET, Api, Caller, open_api
 from fleetprompt_core.policies.signing import signed_headers
+from fleetprompt_http.errors import METHOD_NOT_ALLOWED
 
 SCHEMA_PATH = "/schema/openapi.json"
 UNKNOWN = "zzUnknown"
@@ -212,6 +213,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("H1", "GET", "/healthz", 200, frozenset(), security="none"),
     # Readiness (issue 14 item 11): an operations endpoint beside §5's table.
     Endpoint("H2", "GET", "/readyz", 200, frozenset({503}), security="none"),
+    # Who am I (issue 15): beside §5's table.
+    Endpoint("ME", "GET", "/v1/me", 200, frozenset({401, 429})),
 )
 
 _IDS = [f"{e.id} {e.method} {e.path}" for e in ENDPOINTS]
@@ -326,6 +329,12 @@ def test_every_error_is_documented_with_the_envelope(
         assert responses["429"]["headers"]["Retry-After"]["required"] is True
     assert responses["503"]["headers"]["Retry-After"]["required"] is True
     assert "Allow" in responses["405"]["headers"]
+    method_example = next(
+        iter(responses["405"]["content"]["application/json"]["examples"].values())
+    )
+    assert method_example["value"]["error"]["message"] == METHOD_NOT_ALLOWED  # what a 405 says
+    if endpoint.success == 201:
+        assert "Location" in responses["201"]["headers"], endpoint.id
     if endpoint.key is not None:
         assert "Idempotent-Replayed" in responses[str(endpoint.success)]["headers"]
 

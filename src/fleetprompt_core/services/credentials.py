@@ -24,7 +24,7 @@ from fleetprompt_core.domain.errors import Conflict, DuplicateError, NotFound
 from fleetprompt_core.domain.model import ApiToken, User
 from fleetprompt_core.policies.tokens import API_TOKEN_PREFIX, has_valid_checksum
 from fleetprompt_core.ports import Principal, UniqueConstraint, UnitOfWork
-from fleetprompt_core.services import audit
+from fleetprompt_core.services import audit, authz
 from fleetprompt_core.services.runtime import Call, Runtime, changed_ok
 from fleetprompt_core.services.views import IssuedApiToken
 
@@ -126,6 +126,11 @@ class Credentials:
             )
             uow.commit()
         return revoked
+
+    def me(self, call: Call) -> User:
+        """The user the call is signed in as (made on first sight, as every signed-in
+        call does); ``UNAUTHENTICATED`` for an anonymous call."""
+        return authz.signed_in(self._rt, call)
 
     def list_api_tokens(self, external_id: str) -> list[ApiToken]:
         """Every token of the user of ``external_id``, revoked and expired ones included,

@@ -9,7 +9,7 @@ from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, QueryParameter
 
 from fleetprompt_core.domain.errors import ErrorCode
-from fleetprompt_http.errors import STATUS
+from fleetprompt_http.errors import METHOD_NOT_ALLOWED, STATUS
 from fleetprompt_http.wire import ErrorEnvelope
 
 __all__ = ["CURSOR", "KEY_ACCEPTED", "KEY_REQUIRED", "LIMIT", "errors"]
@@ -57,7 +57,7 @@ _EXAMPLE_MESSAGES: Final = {
 }
 
 
-def _spec(code: ErrorCode, description: str) -> ResponseSpec:
+def _spec(code: ErrorCode, description: str, message: str | None = None) -> ResponseSpec:
     """An error response: the envelope, with a realistic example (no generated noise)."""
     details: dict[str, object] = (
         {"fields": [{"fieldName": "name", "message": "is required"}]}
@@ -67,7 +67,7 @@ def _spec(code: ErrorCode, description: str) -> ResponseSpec:
     example = {
         "error": {
             "code": code.value,
-            "message": _EXAMPLE_MESSAGES[code],
+            "message": message or _EXAMPLE_MESSAGES[code],
             "requestId": "req_4f1c2a9e7b3d4c5a",
             "details": details,
         }
@@ -89,9 +89,15 @@ def errors(*codes: ErrorCode, not_offered: str | None = None) -> dict[int, Respo
     specs = {
         _status(code): _spec(code, f"`{code.value}`: {_WHEN[code]}") for code in (*codes, *_ALWAYS)
     }
-    specs[405] = _spec(ErrorCode.UNSUPPORTED, "`UNSUPPORTED`: the path has no such method.")
+    specs[405] = _spec(
+        ErrorCode.UNSUPPORTED,
+        "`UNSUPPORTED`: the path has no such method; `Allow` lists the ones it has.",
+        METHOD_NOT_ALLOWED,
+    )
     if not_offered:
-        specs[501] = _spec(ErrorCode.UNSUPPORTED, f"`UNSUPPORTED`: {not_offered}")
+        specs[501] = _spec(
+            ErrorCode.UNSUPPORTED, f"`UNSUPPORTED`: {not_offered}", "This feature is not offered."
+        )
     return specs
 
 

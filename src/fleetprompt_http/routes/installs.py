@@ -52,6 +52,7 @@ class InstallController(Controller):
             lambda call, body: installs.create_intent(call, body, idempotency_key=key),
             lambda v: {"installIntent": wire.install_intent(v)},
             201,
+            location=lambda v: f"{self.path}/{v.install_intent_id}",
         )
 
     @get(

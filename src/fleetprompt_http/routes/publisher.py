@@ -93,6 +93,7 @@ class PublisherController(Controller):
             lambda call, body: publishing.create_listing(call, body, idempotency_key=key),
             lambda v: {"listing": wire.publisher_listing(v)},
             201,
+            location=lambda v: f"{self.path}/listings/{v.listing.listing_id}",
         )
 
     @get(
