@@ -66,7 +66,7 @@ from fleetprompt_core.policies.signing import RedeemVerifier
 from fleetprompt_core.ports import Principal
 from fleetprompt_core.services.accounts import Accounts, SignedIn, SignedInUser
 from fleetprompt_core.services.admin import Admin
-from fleetprompt_core.services.catalog import Catalog
+from fleetprompt_core.services.catalog import Catalog, PublicRead
 from fleetprompt_core.services.credentials import Credentials
 from fleetprompt_core.services.installs import Installs
 from fleetprompt_core.services.operator import Operator
@@ -142,6 +142,7 @@ __all__ = [
     "PublicListing",
     "PublicListingDetail",
     "PublicPublisher",
+    "PublicRead",
     "PublicRelease",
     "PublisherProfile",
     "PublisherSummary",
