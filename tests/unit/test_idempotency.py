@@ -11,6 +11,7 @@ import attrs
 import pytest
 
 from fleetprompt_adapters.memory import MemoryStore
+from fleetprompt_adapters.memory import store as memory_store
 from fleetprompt_core import Call, Outcome, Role
 from fleetprompt_core.domain import limits
 from fleetprompt_core.domain.errors import (
@@ -719,3 +720,105 @@ def test_legacy_hash_over_the_old_route_name_still_matches(market: Market) -> No
     with pytest.raises(Conflict):
         _run(market, op, "k", body={"a": 2})
     assert len(calls) == 1
+
+
+# --------------------------------------------------------------------------- takeover and release
+
+
+def _failing_replace(monkeypatch: pytest.MonkeyPatch, times: int) -> list[str]:
+    """The store's compare-and-set on idempotency records loses its race ``times`` times
+    (another process took the key first); returns the claim ids it was asked about."""
+    original = memory_store._Idempotency.replace
+    asked: list[str] = []
+
+    def replace(self: Any, record: IdempotencyRecord, expected_claim_id: str) -> bool:
+        asked.append(expected_claim_id)
+        if len(asked) <= times:
+            return False
+        return original(self, record, expected_claim_id)
+
+    monkeypatch.setattr(memory_store._Idempotency, "replace", replace)
+    return asked
+
+
+def test_r_idemp_02_a_lost_takeover_race_is_retried(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Taking over a stale claim that another process replaced first reads again, and wins
+    the next round when the key is still free to take."""
+    pub = market.publisher()
+    key = new_key()
+    payload = listing_payload()
+    digest = idempotency.request_hash(CREATE, {}, payload)
+    dead = idempotency._claim(market.fp.runtime, user_id(market, "pub-a"), CREATE, key, digest)
+    assert isinstance(dead, IdempotencyRecord)
+    market.clock.advance(LEASE_MS)
+    asked = _failing_replace(monkeypatch, times=1)
+    outcome = market.fp.publishing.create_listing(pub, payload, idempotency_key=key)
+    assert outcome.replayed is False
+    assert asked[:2] == [dead.claim_id, dead.claim_id]  # the takeover, tried twice
+    assert len(market.store.listings) == 1
+
+
+def test_r_idemp_02_takeovers_lost_every_time_answer_in_progress(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three lost rounds in a row are a busy key: ``CONFLICT`` (in progress), nothing run."""
+    pub = market.publisher()
+    key = new_key()
+    payload = listing_payload()
+    digest = idempotency.request_hash(CREATE, {}, payload)
+    idempotency._claim(market.fp.runtime, user_id(market, "pub-a"), CREATE, key, digest)
+    market.clock.advance(LEASE_MS)
+    asked = _failing_replace(monkeypatch, times=99)
+    with pytest.raises(Conflict) as info:
+        market.fp.publishing.create_listing(pub, payload, idempotency_key=key)
+    assert info.value.hint == "in progress"
+    assert len(asked) == 3
+    assert market.store.listings == {}
+
+
+def test_r_idemp_03_a_claim_taken_over_while_running_does_not_commit(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the claim was taken over mid-operation (its lease ran out), the operation's
+    writes roll back and the caller hears ``in progress``: never two executions stored."""
+    calls: list[int] = []
+
+    def op(uow: Any) -> int:
+        calls.append(1)
+        _failing_replace(monkeypatch, times=1)  # the completion finds another claim
+        return 5
+
+    with pytest.raises(Conflict) as info:
+        _run(market, op, "k")
+    assert info.value.hint == "in progress"
+    assert calls == [1]
+    assert market.store.idempotency == {}  # released: a retry runs again
+
+
+def test_r_idemp_03_a_failed_release_keeps_the_original_error_and_the_lease_frees_the_key(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage down during the release: the operation's error propagates unchanged, the
+    claim stays until its lease passes, then the key can be used again."""
+
+    def broken_delete(self: Any, record: IdempotencyRecord) -> None:
+        raise ConnectionError("storage is down")
+
+    error = NotFound()
+
+    def op(_uow: Any) -> int:
+        raise error
+
+    with monkeypatch.context() as patched:
+        patched.setattr(memory_store._Idempotency, "delete", broken_delete)
+        with pytest.raises(NotFound) as info:
+            _run(market, op, "k")
+    assert info.value is error
+    (stuck,) = market.store.idempotency.values()
+    assert stuck.completed is False
+    with pytest.raises(Conflict):
+        _run(market, lambda _uow: 7, "k")  # still held
+    market.clock.advance(LEASE_MS)
+    assert _run(market, lambda _uow: 7, "k") == Outcome(7)

@@ -1,0 +1,164 @@
+"""The edges of the core's policies that mutation testing found unguarded (issue 15).
+
+Each test pins one boundary a changed constant or operator would slip past:
+the port after a bracketed IPv6 host, the signature header's length bound,
+the cursor codec's exact format (a golden cursor) and round trip, and the
+token checksum check on values that are not strings.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fleetprompt_core import Unauthenticated, ValidationFailed
+from fleetprompt_core.policies.pagination import CursorCodec
+from fleetprompt_core.policies.signing import DEFAULT_SOURCES, RedeemVerifier, sign
+from fleetprompt_core.policies.tokens import has_valid_checksum
+from fleetprompt_core.policies.urls import url_problem
+
+# --------------------------------------------------------------------------- URLs
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://[2001:db8::1]/x", True),
+        ("https://[2001:db8::1]:443/x", True),
+        ("https://[2001:db8::1]:1/x", True),
+        ("https://[2001:db8::1]:65535/x", True),
+        ("https://[2001:db8::1]:0/x", False),
+        ("https://[2001:db8::1]:65536/x", False),
+        ("https://[2001:db8::1]:99999/x", False),
+        ("https://[2001:db8::1]:4a3/x", False),
+        ("https://[2001:db8::1]:/x", False),
+        ("https://[2001:db8::1]:\u0664\u0664\u0663/x", False),  # Arabic-Indic digits
+        ("https://[2001:db8::1]x/x", False),
+        ("https://[2001:db8::1/x", False),
+    ],
+)
+def test_u_val_02_the_port_after_a_bracketed_ipv6_host_is_checked(url: str, accepted: bool) -> None:
+    assert (url_problem(url) is None) is accepted, (url, url_problem(url))
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://example.com:1/", True),
+        ("https://example.com:65535/", True),
+        ("https://example.com:0/", False),
+        ("https://example.com:65536/", False),
+    ],
+)
+def test_u_val_02_port_bounds_after_a_host_name(url: str, accepted: bool) -> None:
+    assert (url_problem(url) is None) is accepted, (url, url_problem(url))
+
+
+# --------------------------------------------------------------------------- signatures
+
+KEY = b"k" * 32
+BODY = b'{"installToken":"fpit_x","targetSystem":"whs"}'
+NOW = 1_732_521_600_000
+#: The longest signature header the verifier reads (characters).
+HEADER_LIMIT = 1024
+
+
+def _verify(signature: str) -> str:
+    verifier = RedeemVerifier(keys=(KEY,), allowed_sources=DEFAULT_SOURCES)
+    return verifier.verify(
+        body=BODY, source="whs", timestamp=str(NOW), signature=signature, now_ms=NOW
+    )
+
+
+def test_i_int_02_a_signature_header_at_its_length_limit_is_read_one_over_is_refused() -> None:
+    valid = sign(BODY, KEY)
+    at_limit = valid + "," + " " * (HEADER_LIMIT - len(valid) - 1)
+    assert len(at_limit) == HEADER_LIMIT
+    assert _verify(at_limit) == "whs"
+    with pytest.raises(Unauthenticated):
+        _verify(at_limit + " ")
+
+
+def test_i_int_02_the_right_value_as_the_last_item_read_is_accepted() -> None:
+    """Items beyond the eighth are ignored; the eighth itself is compared."""
+    wrong = sign(BODY, b"w" * 32)
+    assert _verify(",".join([wrong] * 7 + [sign(BODY, KEY)])) == "whs"
+    with pytest.raises(Unauthenticated):
+        _verify(",".join([wrong] * 8 + [sign(BODY, KEY)] + [wrong]))
+
+
+# --------------------------------------------------------------------------- cursors
+
+GOLDEN_KEY = b"golden-cursor-key-16+"
+GOLDEN_SCOPE = "publisher-listings|usr_1|"
+GOLDEN_POSITION = (1732521600000, "lst_01ABC")
+#: A cursor made by this codec's format: version 1, a JSON body, a 16-byte MAC,
+#: unpadded URL-safe base64. A change to any of them breaks every cursor in use.
+GOLDEN_CURSOR = "WzEsWzE3MzI1MjE2MDAwMDAsImxzdF8wMUFCQyJdXQ.Qa8iMp6iO-8Z2-MLjJ-jRw"
+SHAPE = (int, str)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_r_pag_01_the_golden_cursor_encodes_and_decodes_unchanged() -> None:
+    codec = CursorCodec(GOLDEN_KEY)
+    assert codec.encode(GOLDEN_SCOPE, GOLDEN_POSITION) == GOLDEN_CURSOR
+    assert codec.decode(GOLDEN_SCOPE, GOLDEN_CURSOR, SHAPE) == GOLDEN_POSITION
+    body, mac = GOLDEN_CURSOR.split(".")
+    assert json.loads(base64.urlsafe_b64decode(body + "==")) == [1, list(GOLDEN_POSITION)]
+    assert len(base64.urlsafe_b64decode(mac + "==")) == 16
+
+
+def _refused(cursor: str, scope: str = GOLDEN_SCOPE, key: bytes = GOLDEN_KEY) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        CursorCodec(key).decode(scope, cursor, SHAPE)
+    assert [f.field_name for f in caught.value.fields] == ["cursor"]
+
+
+def test_r_pag_01_a_changed_version_mac_length_or_spelling_is_refused() -> None:
+    codec = CursorCodec(GOLDEN_KEY)
+    body, mac = GOLDEN_CURSOR.split(".")
+    other_version = json.dumps([2, list(GOLDEN_POSITION)], separators=(",", ":")).encode()
+    resigned = _b64(other_version) + "." + _b64(codec._mac(GOLDEN_SCOPE, other_version))
+    _refused(resigned)  # a correctly signed cursor of another version
+    full_mac = codec._mac(GOLDEN_SCOPE, base64.urlsafe_b64decode(body + "=="))
+    _refused(body + "." + _b64(full_mac[:15]))  # a MAC one byte short
+    _refused(body + "." + mac + "==")  # padding
+    _refused(body + "=." + mac)
+    _refused(GOLDEN_CURSOR, scope="publisher-listings|usr_2|")  # another list
+    _refused(GOLDEN_CURSOR, key=b"another-cursor-key-16")  # another deployment
+    _refused(GOLDEN_CURSOR + "." + mac)
+    _refused("")
+
+
+@given(
+    scope=st.text(max_size=40),
+    position=st.lists(
+        st.one_of(st.integers(min_value=-(2**53), max_value=2**53), st.text(max_size=30)),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_r_pag_01_every_position_round_trips(scope: str, position: list[int | str]) -> None:
+    codec = CursorCodec(GOLDEN_KEY)
+    cursor = codec.encode(scope, tuple(position))
+    shape = tuple(type(value) for value in position)
+    assert codec.decode(scope, cursor, shape) == tuple(position)
+    assert cursor.isascii()
+    assert " " not in cursor
+
+
+# --------------------------------------------------------------------------- tokens
+
+
+@pytest.mark.parametrize("value", [None, 0, b"fpat_x", ["fpat_x"], object()])
+def test_u_tok_02_has_valid_checksum_never_raises_for_a_value_that_is_not_text(
+    value: object,
+) -> None:
+    assert has_valid_checksum(value) is False  # type: ignore[arg-type]
