@@ -196,6 +196,26 @@ def section(results: list[Result], args: argparse.Namespace) -> str:
         f" | {r.runs} |"
         for r in results
     ]
+    lines += ["", "Median cost of the precedence rule over the baseline, per database:", ""]
+    for database in dict.fromkeys(r.database for r in results):
+        costs = []
+        for count in sorted({r.releases for r in results if r.database == database}):
+            row = {
+                r.operation: r.median
+                for r in results
+                if (r.database, r.releases) == (database, count)
+            }
+            extra = row["latest by precedence"] - row["baseline: newest by time"]
+            costs.append(f"{extra:+.3f} ms at {count:,}")
+        lines.append(f"- {database}: " + ", ".join(costs) + " releases.")
+    lines += [
+        "",
+        "Parsing is memoised per version string, so what grows with the release count is"
+        " reading every published version of the listing; the public response cache"
+        " (ADR 0028) answers repeated anonymous detail views without it. A stored precedence"
+        " key (ADR 0023, alternatives) is the remedy if listings with thousands of releases"
+        " appear.",
+    ]
     return "\n".join(lines) + "\n"
 
 

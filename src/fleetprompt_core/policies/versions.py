@@ -23,6 +23,7 @@ knows SemVer 2.0.0:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Final, TypeAlias, TypeVar
@@ -51,6 +52,7 @@ _Identifier: TypeAlias = tuple[int, int] | tuple[int, str]
 #: ``(major, minor, patch, (1,) | (0, identifiers))``: sorts as SemVer 2.0.0 §11.
 Precedence: TypeAlias = tuple[int, int, int, tuple[int, tuple[_Identifier, ...]]]
 
+_CLASSIFY_CACHE: Final = 16_384
 _STABLE: Final = 2
 _NOT_SEMVER: Final = 1
 _PRERELEASE: Final = 0
@@ -120,12 +122,22 @@ class VersionCandidate:
 C = TypeVar("C", bound=VersionCandidate)
 
 
-def _rank(candidate: VersionCandidate) -> tuple[int, Precedence | tuple[()], int, str]:
-    parsed = parse_semver(candidate.version)
+@functools.lru_cache(maxsize=_CLASSIFY_CACHE)
+def _classify(version: str) -> tuple[int, Precedence | tuple[()]]:
+    """The class (stable, not semver, pre-release) and precedence of a version string.
+
+    Pure, so memoised: a listing's versions are read again on every detail
+    view, and parsing is most of the cost of choosing the latest.
+    """
+    parsed = parse_semver(version)
     if parsed is None:
-        return (_NOT_SEMVER, (), candidate.published_at_ms, candidate.release_id)
-    rank = _PRERELEASE if parsed.is_prerelease else _STABLE
-    return (rank, parsed.precedence, candidate.published_at_ms, candidate.release_id)
+        return (_NOT_SEMVER, ())
+    return (_PRERELEASE if parsed.is_prerelease else _STABLE, parsed.precedence)
+
+
+def _rank(candidate: VersionCandidate) -> tuple[int, Precedence | tuple[()], int, str]:
+    rank, precedence = _classify(candidate.version)
+    return (rank, precedence, candidate.published_at_ms, candidate.release_id)
 
 
 def latest(candidates: Iterable[C]) -> C | None:
