@@ -13,6 +13,7 @@ from fleetprompt_core.services.publishing import Publishing
 from fleetprompt_core.services.redemption import Redeemer
 from fleetprompt_core.services.retention import Retention
 from fleetprompt_core.services.runtime import Runtime
+from fleetprompt_core.services.storefront import Storefront
 
 __all__ = ["FleetPrompt"]
 
@@ -37,3 +38,4 @@ class FleetPrompt:
         self.operator = Operator(runtime)
         self.credentials = Credentials(runtime)
         self.accounts = Accounts(runtime)
+        self.storefront = Storefront(runtime)

@@ -52,6 +52,8 @@ from fleetprompt_http.routes.publisher import PublisherController
 from fleetprompt_http.security_headers import SecurityHeaders
 from fleetprompt_http.settings import Settings
 from fleetprompt_http.storage import SchemaNotCurrent, Storage, open_storage
+from fleetprompt_http.web import template_config, web_routers
+from fleetprompt_http.web.rendering import with_pages
 
 __all__ = [
     "FleetPromptServer",
@@ -217,6 +219,7 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> tuple[St
         proxies=TrustedProxies(parse_networks(settings.trusted_proxies)),
         cache=cache,
         inline_limits=limiter is None or isinstance(limiter, MemoryRateLimiter),
+        web=settings.web,
     )
     return storage, services
 
@@ -261,8 +264,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             readyz,
             me,
             *mcp.route_handlers,
+            *web_routers(),
         ],
-        exception_handlers=exception_handlers(),
+        template_config=template_config(),
+        exception_handlers=with_pages(exception_handlers()),
         request_max_body_size=MAX_BODY_BYTES,
         on_startup=on_startup,
         on_shutdown=on_shutdown,

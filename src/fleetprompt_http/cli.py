@@ -147,6 +147,9 @@ def main() -> None:
 
 # --------------------------------------------------------------------------- serve
 
+#: Hosts whose plain-http pages may use a non-Secure session cookie.
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -178,6 +181,11 @@ def serve(host: str, port: int, workers: int) -> None:
     if settings.cursor_key is None:
         # Every worker must sign cursors with the same key; this one lasts until restart.
         os.environ["FLEETPROMPT_CURSOR_KEY"] = secrets.token_hex(32)
+    if host in _LOOPBACK and not os.environ.get("FLEETPROMPT_COOKIE_SECURE", "").strip():
+        # Plain http on this machine only: a Secure cookie would never come back over
+        # http, so the web pages could not sign anyone in (ADR 0019).
+        os.environ["FLEETPROMPT_COOKIE_SECURE"] = "off"
+        _note("web sessions use a non-Secure cookie: plain http on a loopback address")
     _note(f"serving on http://{host}:{port} ({workers} worker(s))")
     uvicorn.run(
         "fleetprompt_http.server:app_from_env",

@@ -29,6 +29,7 @@ from fleetprompt_http.auth import BearerAuthenticator
 from fleetprompt_http.cache import Entry, PublicCache, cache_key, etag_of, matches
 from fleetprompt_http.clients import TrustedProxies
 from fleetprompt_http.context import request_id_of, set_caller
+from fleetprompt_http.settings import WebSettings
 
 __all__ = [
     "REPLAYED_HEADER",
@@ -116,6 +117,8 @@ class Services:
     #: Whether the rate limiter answers without I/O (in-process): a cached answer
     #: then counts its limit on the event loop instead of in a worker thread.
     inline_limits: bool = True
+    #: Cookies and sign-up of the web pages.
+    web: WebSettings = attrs.field(factory=WebSettings)
 
 
 def services_of(request: Request[Any, Any, Any]) -> Services:

@@ -19,12 +19,19 @@ choice: the JSON policy and ``no-store``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any, Final
 
 import attrs
 
-__all__ = ["Caching", "ContentPolicy", "RoutePolicy", "SecurityHeaders", "declare"]
+__all__ = [
+    "Caching",
+    "ContentPolicy",
+    "RoutePolicy",
+    "SecurityHeaders",
+    "declare",
+    "declare_response",
+]
 
 #: The ``opt`` key under which a route declares its :class:`RoutePolicy`.
 OPT_KEY: Final = "fleetprompt.security"
@@ -68,6 +75,16 @@ def declare(
 ) -> dict[str, Any]:
     """The ``opt`` entry that gives a route (controller, router) its security headers."""
     return {OPT_KEY: RoutePolicy(content, caching)}
+
+
+def declare_response(
+    scope: MutableMapping[str, Any],
+    content: ContentPolicy = ContentPolicy.API,
+    caching: Caching = Caching.PRIVATE,
+) -> None:
+    """Give one response a policy of its own: the HTML error page answering a path
+    that no route matched (whose default would be the JSON policy)."""
+    scope.setdefault("state", {})[OPT_KEY] = RoutePolicy(content, caching)
 
 
 def _csp(directives: Mapping[str, Sequence[str]]) -> bytes:
@@ -143,7 +160,12 @@ class SecurityHeaders:
 
     @staticmethod
     def policy_of(scope: Mapping[str, Any]) -> RoutePolicy:
-        """The policy the matched route declared (the default when none matched)."""
+        """The policy the matched route declared (the default when none matched), unless
+        the response declared its own (:func:`declare_response`)."""
+        state = scope.get("state")
+        if isinstance(state, Mapping) and isinstance(state.get(OPT_KEY), RoutePolicy):
+            declared_here: RoutePolicy = state[OPT_KEY]
+            return declared_here
         handler = scope.get("route_handler")
         opt = getattr(handler, "opt", None)
         if opt:

@@ -20,7 +20,13 @@ from fleetprompt_core.policies.signing import MIN_SECRET_BYTES
 from fleetprompt_core.policies.urls import normalize_host_allowlist
 from fleetprompt_http.clients import parse_networks
 
-__all__ = ["DEFAULT_DATABASE_URL", "DEFAULT_REDEEM_SOURCES", "ConfigError", "Settings"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DEFAULT_REDEEM_SOURCES",
+    "ConfigError",
+    "Settings",
+    "WebSettings",
+]
 
 DEFAULT_DATABASE_URL: Final = "sqlite:///./fleetprompt.db"
 DEFAULT_REDEEM_SOURCES: Final = ("whs", "agentromatic", "agentelic", "specprompt")
@@ -105,6 +111,49 @@ def _timeouts(env: Mapping[str, str]) -> dict[str, int]:
     return {name: value for name, value in values.items() if value is not None}
 
 
+def _switch(raw: str | None, variable: str, *, default: bool) -> bool:
+    value = (raw or "").strip().lower()
+    if not value:
+        return default
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(variable, "must be on or off")
+
+
+@attrs.frozen
+class WebSettings:
+    """Accounts, sessions and cookies of the bundled web pages."""
+
+    signup: bool = True
+    session_idle_minutes: int = 12 * 60
+    session_max_hours: int = 7 * 24
+    #: ``Secure`` cookies (the ``__Host-`` name); ``False`` only for plain-http loopback.
+    cookie_secure: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> WebSettings:
+        return cls(
+            signup=_switch(env.get("FLEETPROMPT_SIGNUP"), "FLEETPROMPT_SIGNUP", default=True),
+            session_idle_minutes=_positive_int(
+                env.get("FLEETPROMPT_SESSION_IDLE_MINUTES"),
+                "FLEETPROMPT_SESSION_IDLE_MINUTES",
+                maximum=30 * 24 * 60,
+            )
+            or 12 * 60,
+            session_max_hours=_positive_int(
+                env.get("FLEETPROMPT_SESSION_MAX_HOURS"),
+                "FLEETPROMPT_SESSION_MAX_HOURS",
+                maximum=30 * 24,
+            )
+            or 7 * 24,
+            cookie_secure=_switch(
+                env.get("FLEETPROMPT_COOKIE_SECURE"), "FLEETPROMPT_COOKIE_SECURE", default=True
+            ),
+        )
+
+
 @attrs.frozen
 class OidcSettings:
     """Bearer JWTs from an OIDC provider (§8): ``sub`` becomes the external id."""
@@ -162,6 +211,9 @@ class Settings:
     cache_mb: int = 32
     #: How long the key of a request whose process died stays "in progress".
     idempotency_lease_ms: int = 120_000
+    #: The web pages (ADR 0018, 0019): self sign-up, session lifetimes, the cookie's
+    #: ``Secure`` flag (off only for plain-http loopback; ``fleetprompt serve`` decides).
+    web: WebSettings = WebSettings()
 
     @property
     def worker_threads(self) -> int:
@@ -238,6 +290,7 @@ class Settings:
             mcp_token=env.get("FLEETPROMPT_MCP_TOKEN", "").strip() or None,
             **_timeouts(env),
             cache_mb=_cache_mb(env.get("FLEETPROMPT_CACHE_MB")),
+            web=WebSettings.from_env(env),
         )
 
     @property

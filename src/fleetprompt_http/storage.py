@@ -75,7 +75,11 @@ def open_storage(
     from fleetprompt_core import CoreSettings  # noqa: PLC0415 - keep this module light
 
     core_settings = CoreSettings(
-        image_hosts=settings.image_hosts, idempotency_lease_ms=settings.idempotency_lease_ms
+        image_hosts=settings.image_hosts,
+        idempotency_lease_ms=settings.idempotency_lease_ms,
+        signup_enabled=settings.web.signup,
+        session_idle_ms=settings.web.session_idle_minutes * 60_000,
+        session_max_ms=settings.web.session_max_hours * 3_600_000,
     )
     if settings.uses_memory:
         from fleetprompt_adapters import memory  # noqa: PLC0415

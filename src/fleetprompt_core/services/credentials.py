@@ -21,7 +21,7 @@ from typing import Final
 from fleetprompt_core.domain import limits
 from fleetprompt_core.domain.commands import parse_api_token_request
 from fleetprompt_core.domain.errors import Conflict, DuplicateError, NotFound
-from fleetprompt_core.domain.model import ApiToken, User
+from fleetprompt_core.domain.model import Actor, ApiToken, User
 from fleetprompt_core.policies.tokens import API_TOKEN_PREFIX, has_valid_checksum
 from fleetprompt_core.ports import Principal, UniqueConstraint, UnitOfWork
 from fleetprompt_core.services import audit, authz
@@ -65,6 +65,40 @@ class Credentials:
         user is ``NOT_FOUND``. The answer carries the raw token, the only time
         it exists.
         """
+        return self._issue(
+            external_id, name, expires_in_days, Call(request_id=request_id), operator=True
+        )
+
+    def issue_own_api_token(
+        self, call: Call, *, name: object = None, expires_in_days: object = None
+    ) -> IssuedApiToken:
+        """A signed-in user's new personal API token (the account page), audited as the
+        user; the same rules as :meth:`issue_api_token`."""
+        user = authz.signed_in(self._rt, call)
+        return self._issue(user.external_id, name, expires_in_days, call, operator=False)
+
+    def list_own_api_tokens(self, call: Call) -> list[ApiToken]:
+        """The signed-in user's tokens (see :meth:`list_api_tokens`)."""
+        return self.list_api_tokens(authz.signed_in(self._rt, call).external_id)
+
+    def revoke_own_api_token(self, call: Call, token_id: str) -> ApiToken:
+        """Revoke one of the signed-in user's tokens (``NOT_FOUND`` for anyone else's)."""
+        user = authz.signed_in(self._rt, call)
+        with self._rt.reader() as uow:
+            token = uow.api_tokens.get(token_id)
+        if token is None or token.user_id != user.user_id:
+            raise NotFound("API token not found.")
+        return self._revoke(token_id, call, audit.user_actor(user))
+
+    def _issue(
+        self,
+        external_id: str,
+        name: object,
+        expires_in_days: object,
+        call: Call,
+        *,
+        operator: bool,
+    ) -> IssuedApiToken:
         request = parse_api_token_request({"name": name, "expiresInDays": expires_in_days})
         with self._rt.uow() as uow:
             user = _user(uow, external_id)
@@ -88,9 +122,9 @@ class Credentials:
             audit.record(
                 self._rt,
                 uow,
-                Call(request_id=request_id),
+                call,
                 "api_token.created",
-                audit.system_actor("operator"),
+                audit.system_actor("operator") if operator else audit.user_actor(user),
                 "API token created.",
                 details={"tokenId": token.token_id, "name": token.name},
             )
@@ -107,6 +141,9 @@ class Credentials:
     def revoke_api_token(self, token_id: str, *, request_id: str | None = None) -> ApiToken:
         """Revoke a token (``NOT_FOUND`` if unknown); a revoked token is answered unchanged,
         without a new audit event."""
+        return self._revoke(token_id, Call(request_id=request_id), audit.system_actor("operator"))
+
+    def _revoke(self, token_id: str, call: Call, actor: Actor) -> ApiToken:
         with self._rt.uow() as uow:
             token = uow.api_tokens.get(token_id)
             if token is None:
@@ -118,9 +155,9 @@ class Credentials:
             audit.record(
                 self._rt,
                 uow,
-                Call(request_id=request_id),
+                call,
                 "api_token.revoked",
-                audit.system_actor("operator"),
+                actor,
                 "API token revoked.",
                 details={"tokenId": token.token_id, "name": token.name},
             )
