@@ -75,6 +75,7 @@ from fleetprompt_core.services.publishing import Publishing
 from fleetprompt_core.services.redemption import Redeemer
 from fleetprompt_core.services.retention import Retention, RetentionReport
 from fleetprompt_core.services.runtime import Call, CoreSettings, Outcome, Runtime
+from fleetprompt_core.services.storefront import DailyActivity, PublisherPage, Storefront
 from fleetprompt_core.services.views import (
     IssuedApiToken,
     IssuedToken,
@@ -115,6 +116,7 @@ __all__ = [
     "CoreSettings",
     "Credentials",
     "CursorCodec",
+    "DailyActivity",
     "DomainError",
     "ErrorCode",
     "FieldError",
@@ -144,6 +146,7 @@ __all__ = [
     "PublicPublisher",
     "PublicRead",
     "PublicRelease",
+    "PublisherPage",
     "PublisherProfile",
     "PublisherSummary",
     "Publishing",
@@ -164,6 +167,7 @@ __all__ = [
     "SearchSort",
     "SignedIn",
     "SignedInUser",
+    "Storefront",
     "TargetContext",
     "TooLarge",
     "Unauthenticated",

@@ -33,6 +33,8 @@ _AUDIT_PAGE: Final = 500
 
 @attrs.frozen
 class PublisherPage:
+    """A publisher's public page: the profile and up to 50 published listings."""
+
     profile: PublisherProfile
     listings: tuple[PublicListing, ...]
 
@@ -48,6 +50,7 @@ class DailyActivity:
 
     @property
     def total(self) -> tuple[int, ...]:
+        """Install attempts per day over every release."""
         sums = [0] * self.days
         for counts in self.per_release.values():
             for index, count in enumerate(counts):
@@ -56,6 +59,8 @@ class DailyActivity:
 
 
 class Storefront:
+    """Reads of the web pages: a publisher's page, install activity, finding a user."""
+
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
 

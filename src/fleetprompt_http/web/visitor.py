@@ -30,7 +30,7 @@ from fleetprompt_core.ports import Principal
 from fleetprompt_core.services.accounts import SignedIn, SignedInUser
 from fleetprompt_core.services.runtime import Call
 from fleetprompt_http.context import request_id_of, set_caller
-from fleetprompt_http.handling import Services, services_of
+from fleetprompt_http.handling import Services, client_of, services_of
 
 __all__ = [
     "CsrfRefused",
@@ -90,7 +90,7 @@ async def run(request: Request[Any, Any, Any], page: Callable[[Visitor], T]) -> 
     services = services_of(request)
     token = _session_token(request)
     request_id = request_id_of(request.scope)
-    client = request.client.host if request.client else None
+    client = client_of(request)
     scope = request.scope
 
     def work() -> T:
