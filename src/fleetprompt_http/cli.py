@@ -157,7 +157,15 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 @click.option(
     "--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Processes."
 )
-def serve(host: str, port: int, workers: int) -> None:
+@click.option(
+    "--server",
+    "server_name",
+    default="granian",
+    show_default=True,
+    type=click.Choice(["granian", "uvicorn"]),
+    help="HTTP server (granian bounds request heads and slow clients; ADR 0029).",
+)
+def serve(host: str, port: int, workers: int, server_name: str) -> None:
     """Serve the HTTP API (applies pending migrations on SQLite first)."""
     import secrets  # noqa: PLC0415
 
@@ -173,7 +181,8 @@ def serve(host: str, port: int, workers: int) -> None:
         finally:
             storage.close()
     try:
-        import uvicorn  # noqa: PLC0415
+        __import__(server_name)
+        from fleetprompt_http import server  # noqa: PLC0415
     except ModuleNotFoundError as missing:
         from fleetprompt_adapters import MissingExtra  # noqa: PLC0415
 
@@ -186,18 +195,8 @@ def serve(host: str, port: int, workers: int) -> None:
         # http, so the web pages could not sign anyone in (ADR 0019).
         os.environ["FLEETPROMPT_COOKIE_SECURE"] = "off"
         _note("web sessions use a non-Secure cookie: plain http on a loopback address")
-    _note(f"serving on http://{host}:{port} ({workers} worker(s))")
-    uvicorn.run(
-        "fleetprompt_http.server:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,  # the app reads X-Forwarded-For from trusted proxies only
-    )
+    _note(f"serving on http://{host}:{port} ({workers} worker(s), {server_name})")
+    server.run(server_name, host, port, workers, head_timeout_ms=settings.head_timeout_ms)
 
 
 @main.command("mcp")

@@ -214,6 +214,9 @@ class Settings:
     #: The web pages (ADR 0018, 0019): self sign-up, session lifetimes, the cookie's
     #: ``Secure`` flag (off only for plain-http loopback; ``fleetprompt serve`` decides).
     web: WebSettings = WebSettings()
+    #: How long a client may take to send a request head before the server closes
+    #: the connection (``fleetprompt serve`` on granian, ADR 0029).
+    head_timeout_ms: int = 10_000
 
     @property
     def worker_threads(self) -> int:
@@ -291,6 +294,12 @@ class Settings:
             **_timeouts(env),
             cache_mb=_cache_mb(env.get("FLEETPROMPT_CACHE_MB")),
             web=WebSettings.from_env(env),
+            head_timeout_ms=_positive_int(
+                env.get("FLEETPROMPT_HEAD_TIMEOUT_MS"),
+                "FLEETPROMPT_HEAD_TIMEOUT_MS",
+                maximum=60_000,
+            )
+            or 10_000,
         )
 
     @property
