@@ -69,13 +69,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--listings", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument(
+        "--cache-mb",
+        type=int,
+        default=32,
+        help="the public response cache (ADR 0028) of the JSON reads; 0 turns it off",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         engine = sql.create_engine(url)
         sql.upgrade(engine)
         engine.dispose()
-        app = create_app(Settings(database_url=url, rate_limits=None))
+        app = create_app(Settings(database_url=url, rate_limits=None, cache_mb=args.cache_mb))
         with TestClient(app) as client:
             listing_id = _populate(client, args.listings)
             cases = {
@@ -96,7 +102,8 @@ def main() -> None:
                     assert response.status_code == 200
     print(
         f"CPython {platform.python_version()}, {args.listings} published listings on SQLite, "
-        f"{args.repeat} requests per case (round-robin, in-process test client)"
+        f"{args.repeat} requests per case (round-robin, in-process test client), "
+        f"public response cache {args.cache_mb} MB"
     )
     print("| case | median ms | p99 ms |")
     print("|---|---:|---:|")

@@ -28,7 +28,7 @@ __all__ = ["PublicPages"]
 _TRAIL_MAX: Final = 10
 _PAGE_SIZE: Final = "12"
 #: Matches sampled for the tag and category facets, and how many of each are shown.
-_FACET_SAMPLE: Final = 200
+_FACET_SAMPLE: Final = 48
 _FACETS_SHOWN: Final = 15
 _SEARCH_KEYS: Final = ("q", "assetKind", "sort", "verified")
 _LIST_KEYS: Final = ("tags", "categories")
