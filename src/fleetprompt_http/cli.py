@@ -459,12 +459,17 @@ def tokens_revoke(token_id: str) -> None:
 
 @main.command()
 def purge() -> None:
-    """Run the retention job: expire old intents and tokens, drop old idempotency records."""
+    """Run the retention job: expire old intents and tokens, drop old idempotency records
+    and ended web sessions."""
     with _storage() as app:
         report = app.retention.run()
+        sessions = 0
+        while dropped := app.accounts.purge_sessions():
+            sessions += dropped
     click.echo(
         f"intents expired: {report.intents_expired}, tokens expired: {report.tokens_expired}, "
-        f"idempotency records dropped: {report.idempotency_records_dropped}"
+        f"idempotency records dropped: {report.idempotency_records_dropped}, "
+        f"web sessions dropped: {sessions}"
     )
 
 

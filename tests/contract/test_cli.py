@@ -457,7 +457,8 @@ def test_purge_runs_and_reports(migrated: Cli) -> None:
     migrated.ok("demo")
     result = migrated.ok("purge")
     assert re.fullmatch(
-        r"intents expired: \d+, tokens expired: \d+, idempotency records dropped: \d+\n",
+        r"intents expired: \d+, tokens expired: \d+, idempotency records dropped: \d+, "
+        r"web sessions dropped: \d+\n",
         result.stdout,
     ), result.stdout
 
