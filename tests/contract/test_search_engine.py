@@ -1,0 +1,250 @@
+"""The tantivy index behind the search port (ADR 0027): relevance and the invariants.
+
+The ranking is BM25, so no oracle can restate its scores; what the core's
+semantics fix holds whatever the engine, and is checked against
+``policies.search``: only published listings (the index holds those alone),
+every filter exact, every word matched (as a prefix of a token), a strict
+order ``(score, updatedAtMs, listingId)`` descending, and a keyset walk that
+returns every match exactly once, in the order of one big page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+pytest.importorskip("tantivy", reason="the search extra (tantivy) is not installed")
+
+from contract import entities
+from contract.entities import T0
+from fleetprompt_adapters.search.tantivy_index import (
+    IndexedListing,
+    ListingIndex,
+    RankedHit,
+    prefix_terms,
+)
+from fleetprompt_core.domain.enums import AssetKind, ListingStatus, SearchSort
+from fleetprompt_core.domain.model import Listing
+from fleetprompt_core.policies.search import (
+    ListingSearch,
+    matches,
+    search_terms,
+)
+
+RELEVANCE = SearchSort.RELEVANCE
+
+
+def _listing(**overrides: object) -> Listing:
+    fields: dict[str, object] = {
+        "status": ListingStatus.PUBLISHED,
+        "summary": "",
+        "tags": (),
+        "categories": (),
+    }
+    fields.update(overrides)
+    return entities.listing(**fields)
+
+
+def _index(*listings: Listing, verified: frozenset[str] = frozenset()) -> ListingIndex:
+    index = ListingIndex()
+    index.rebuild(IndexedListing(x, x.publisher_user_id in verified) for x in listings)
+    return index
+
+
+def _q(text: str, **overrides: object) -> ListingSearch:
+    fields: dict[str, object] = {"terms": search_terms(text), "sort": RELEVANCE, "limit": 50}
+    fields.update(overrides)
+    return ListingSearch(**fields)  # type: ignore[arg-type]
+
+
+def _ids(hits: list[RankedHit]) -> list[str]:
+    return [hit.listing_id for hit in hits]
+
+
+def _filler(count: int, text: str) -> list[Listing]:
+    """Listings mentioning ``text`` in their name and summary among other words (term
+    statistics are per field)."""
+    return [
+        _listing(name=f"Filler {text} {n}", summary=f"{text} and other words number {n}")
+        for n in range(count)
+    ]
+
+
+def test_prefix_terms_are_every_prefix_of_every_token() -> None:
+    """The indexed terms of a field: each token's prefixes, shortest first."""
+    assert prefix_terms(["bot", "ai"]) == "b bo bot a ai"
+    assert prefix_terms([]) == ""
+
+
+def test_relevance_a_listing_named_after_the_word_outranks_one_mentioning_it_in_its_summary() -> (
+    None
+):
+    """BM25 with field weights: the word in the name beats the word once in a long summary."""
+    named = _listing(name="Triage", summary="Routes tickets to queues.")
+    mention = _listing(
+        name="Ticket Router", summary="Routes tickets with triage rules to the right queues."
+    )
+    index = _index(named, mention, *_filler(20, "queues"))
+    assert _ids(index.ranked(_q("triage"))) == [named.listing_id, mention.listing_id]
+    assert _ids(index.ranked(_q("tri"))) == [named.listing_id, mention.listing_id]
+
+
+def test_relevance_a_summary_about_the_word_outranks_one_mentioning_it_once() -> None:
+    """Term frequency counts (the old Σ-of-weights scoring ranked these two the same)."""
+    about = _listing(name="One", summary="agent agent agent")
+    once = _listing(name="Two", summary="agent for many different kinds of work")
+    index = _index(once, about)
+    hits = index.ranked(_q("agent"))
+    assert _ids(hits) == [about.listing_id, once.listing_id]
+    assert hits[0].score > hits[1].score
+
+
+def test_relevance_a_rare_word_outranks_a_common_one() -> None:
+    """Two listings match both words, each with one word in its name: the one whose name
+    holds the rare word ranks first (inverse document frequency)."""
+    rare_named = _listing(name="Zebra", summary="agent")
+    common_named = _listing(name="Agent", summary="zebra")
+    index = _index(common_named, rare_named, *_filler(30, "agent"))
+    assert _ids(index.ranked(_q("agent zebra"))) == [
+        rare_named.listing_id,
+        common_named.listing_id,
+    ]
+
+
+def test_filters_are_exact_and_add_nothing_to_the_score() -> None:
+    """Tags, categories, kind and verified filter exactly; the score stays the words' own."""
+    owner = entities.user()
+    a = _listing(
+        name="Agent",
+        tags=("ops",),
+        categories=("dev",),
+        asset_kind=AssetKind.SPEC_ASSET,
+        publisher_user_id=owner.user_id,
+    )
+    b = _listing(name="Agent", tags=("opsx",), categories=())
+    index = _index(a, b, verified=frozenset({owner.user_id}))
+    plain = {hit.listing_id: hit.score for hit in index.ranked(_q("agent"))}
+    for search in (
+        _q("agent", tags=("ops",)),
+        _q("agent", categories=("dev",)),
+        _q("agent", asset_kind=AssetKind.SPEC_ASSET),
+        _q("agent", verified_only=True),
+    ):
+        hits = index.ranked(search)
+        assert [(h.listing_id, h.score) for h in hits] == [(a.listing_id, plain[a.listing_id])]
+
+
+def test_updates_and_deletes_are_seen_after_apply() -> None:
+    """apply() replaces a listing's document and drops deleted ones, in one commit."""
+    listing = _listing(name="Old Name")
+    other = _listing(name="Other")
+    index = _index(listing, other)
+    renamed = attrs.evolve(listing, name="Fresh Name", updated_at_ms=T0 + 5)
+    index.apply([IndexedListing(renamed, False)], deletes=[other.listing_id])
+    assert index.ranked(_q("old")) == []
+    assert index.ranked(_q("other")) == []
+    assert _ids(index.ranked(_q("fresh"))) == [listing.listing_id]
+    assert index.size == 1
+
+
+def test_an_index_on_disk_reopens_with_its_documents(tmp_path: Path) -> None:
+    """A directory index survives its process: reopened, it answers the same."""
+    listing = _listing(name="Durable Agent")
+    first = ListingIndex(tmp_path / "index")
+    first.rebuild([IndexedListing(listing, False)])
+    first.close()
+    again = ListingIndex(tmp_path / "index")
+    assert _ids(again.ranked(_q("durable"))) == [listing.listing_id]
+
+
+def test_ties_are_broken_by_update_time_then_id_across_pages() -> None:
+    """Identical documents tie on the score: (updatedAtMs, id) descending orders them,
+    and a walk in pages of one returns them all once."""
+    listings = [
+        _listing(listing_id=f"lst_{n:02d}", name="Same Agent", updated_at_ms=T0 + n % 3)
+        for n in range(12)
+    ]
+    index = _index(*listings)
+    everything = index.ranked(_q("agent"))
+    assert len({hit.score for hit in everything}) == 1
+    assert [h.key for h in everything] == sorted((h.key for h in everything), reverse=True)
+    assert _walk(index, _q("agent", limit=1)) == everything
+
+
+def _walk(index: ListingIndex, search: ListingSearch) -> list[RankedHit]:
+    walked: list[RankedHit] = []
+    page = search
+    for _ in range(1_000):
+        hits = index.ranked(page)
+        walked += hits
+        if len(hits) < search.limit:
+            return walked
+        page = attrs.evolve(search, after=hits[-1].key)
+    raise AssertionError("pagination did not terminate")
+
+
+# --------------------------------------------------------------------------- property
+
+WORDS = ["agent", "Agents", "agenda", "support", "TRIAGE", "data", "Straße", "éclair", "x1"]
+TERMS = ["a", "ag", "agen", "agents", "sup", "tri", "d", "data", "stras", "écl", "x1", "zzz"]
+TAGS = ["support", "ops", "data"]
+
+
+@st.composite
+def catalogues(draw: st.DrawFn) -> tuple[list[Listing], frozenset[str]]:
+    count = draw(st.integers(0, 14))
+    owners = ["usr_a", "usr_b"]
+    listings = [
+        entities.listing(
+            listing_id=f"lst_{n:02d}",
+            publisher_user_id=draw(st.sampled_from(owners)),
+            status=ListingStatus.PUBLISHED,
+            asset_kind=draw(st.sampled_from(list(AssetKind))),
+            name=" ".join(draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=3))),
+            summary=" ".join(draw(st.lists(st.sampled_from(WORDS), max_size=5))),
+            tags=tuple(draw(st.lists(st.sampled_from(TAGS), unique=True, max_size=2))),
+            categories=(),
+            updated_at_ms=T0 + draw(st.integers(0, 2)),
+        )
+        for n in range(count)
+    ]
+    verified = frozenset(draw(st.sets(st.sampled_from(owners))))
+    return listings, verified
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_the_index_keeps_the_core_semantics_on_random_catalogues(data: st.DataObject) -> None:
+    """Random catalogues and queries: the hits are exactly the core's matches (every word,
+    every filter), in strictly descending key order, and page walks of any size return
+    that list once."""
+    listings, verified = data.draw(catalogues(), label="catalogue")
+    index = _index(*listings, verified=verified)
+    for _ in range(3):
+        search = ListingSearch(
+            terms=search_terms(" ".join(data.draw(st.lists(st.sampled_from(TERMS), max_size=3)))),
+            tags=tuple(data.draw(st.lists(st.sampled_from(TAGS), unique=True, max_size=1))),
+            asset_kind=data.draw(st.none() | st.sampled_from(list(AssetKind))),
+            verified_only=data.draw(st.booleans()),
+            sort=RELEVANCE,
+            limit=1_000,
+        )
+        if not search.terms:
+            continue
+        everything = index.ranked(search)
+        want = {
+            x.listing_id
+            for x in listings
+            if matches(x, search, publisher_verified=x.publisher_user_id in verified) is not None
+        }
+        assert {hit.listing_id for hit in everything} == want
+        assert len(everything) == len(want)
+        keys = [hit.key for hit in everything]
+        assert keys == sorted(keys, reverse=True)
+        assert len(set(keys)) == len(keys)
+        limit = data.draw(st.integers(1, 4), label="limit")
+        assert _walk(index, attrs.evolve(search, limit=limit)) == everything
