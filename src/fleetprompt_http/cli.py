@@ -287,6 +287,72 @@ def db_current() -> None:
         _note(f"the latest schema revision is {head}: run `fleetprompt db upgrade`")
 
 
+# --------------------------------------------------------------------------- search
+
+
+@main.group()
+def search() -> None:
+    """The search engine's index (FLEETPROMPT_SEARCH_INDEX; ADR 0027)."""
+
+
+@search.command("reindex")
+@click.option(
+    "--index-dir",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="The index directory (default: FLEETPROMPT_SEARCH_INDEX).",
+)
+def search_reindex(index_dir: str | None) -> None:
+    """Rebuild the search index from the database, with a progress bar.
+
+    Rebuilds every slot under the directory that no running process holds
+    (running servers keep their own slot up to date from the change log).
+    """
+    from pathlib import Path  # noqa: PLC0415
+
+    settings = _schema_settings()
+    root = index_dir or settings.search_index
+    if root is None or root == "memory":
+        _fail(
+            "no index directory: pass --index-dir or set FLEETPROMPT_SEARCH_INDEX to a "
+            "directory (an in-memory index is built by each process at its first search)",
+            2,
+        )
+    with _failures():
+        from fleetprompt_adapters.search.follower import (  # noqa: PLC0415
+            SearchFollower,
+            count_published,
+            free_slots,
+        )
+
+        import attrs  # noqa: PLC0415
+
+        # This command's own store ranks nothing: it must not take a slot itself.
+        storage = _open(attrs.evolve(settings, search_index=None), create=False)
+        try:
+            storage.check_schema()
+            assert storage.engine is not None
+            with (
+                free_slots(Path(root).expanduser().absolute()) as slots,
+                storage.engine.connect() as conn,
+            ):
+                if not slots:
+                    _note(f"every slot under {root} is held by a running process; nothing to do")
+                total = count_published(conn)
+                for slot in slots:
+                    follower = SearchFollower(slot)
+                    try:
+                        with click.progressbar(
+                            length=total, label=f"indexing {slot}", file=sys.stderr
+                        ) as bar:
+                            count = follower.rebuild(conn, bar.update)
+                    finally:
+                        follower.close()
+                    _note(f"rebuilt {slot}: {count:,} published listings")
+        finally:
+            storage.close()
+
+
 # --------------------------------------------------------------------------- users
 
 

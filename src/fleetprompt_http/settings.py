@@ -217,6 +217,11 @@ class Settings:
     #: How long a client may take to send a request head before the server closes
     #: the connection (``fleetprompt serve`` on granian, ADR 0029).
     head_timeout_ms: int = 10_000
+    #: The search engine of relevance searches with words (ADR 0027): ``None`` keeps
+    #: the SQL plans; ``"memory"`` a tantivy index in each process, built from the
+    #: database at its first search; a directory keeps one index per process in
+    #: ``slot-N`` below it across restarts (``fleetprompt search reindex`` rebuilds them).
+    search_index: str | None = None
 
     @property
     def worker_threads(self) -> int:
@@ -300,6 +305,7 @@ class Settings:
                 maximum=60_000,
             )
             or 10_000,
+            search_index=env.get("FLEETPROMPT_SEARCH_INDEX", "").strip() or None,
         )
 
     @property

@@ -19,6 +19,7 @@ from fleetprompt_http.settings import Settings
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from fleetprompt_adapters.search.follower import SearchFollower
     from fleetprompt_core import FleetPrompt
     from fleetprompt_core.ports import Clock, RateLimiter
 
@@ -106,6 +107,7 @@ def open_storage(
             statement_ms=settings.db_statement_timeout_ms,
         ),
     )
+    follower = _search_follower(settings)
     app = sql.bootstrap(
         engine,
         clock=clock,
@@ -113,6 +115,7 @@ def open_storage(
         cursor_key=settings.cursor_key,
         limiter=limiter,
         rate_limits=settings.rate_limits,
+        search_engine=follower,
     )
 
     def check_schema() -> None:
@@ -124,4 +127,22 @@ def open_storage(
                 "(it uses FLEETPROMPT_DATABASE_URL)"
             )
 
-    return Storage(app, check_schema, engine.dispose, engine, lambda: sql.ping(engine))
+    def close() -> None:
+        try:
+            if follower is not None:
+                follower.close()
+        finally:
+            engine.dispose()
+
+    return Storage(app, check_schema, close, engine, lambda: sql.ping(engine))
+
+
+def _search_follower(settings: Settings) -> SearchFollower | None:
+    """The search engine the settings ask for (ADR 0027), or ``None`` for the SQL plans."""
+    if settings.search_index is None:
+        return None
+    from fleetprompt_adapters.search.follower import SearchFollower  # noqa: PLC0415
+
+    if settings.search_index == "memory":
+        return SearchFollower()
+    return SearchFollower.in_slot(Path(settings.search_index).expanduser().absolute())

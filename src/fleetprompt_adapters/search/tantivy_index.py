@@ -20,7 +20,11 @@ verified publisher) are constant-score clauses that add nothing to the score.
 
 Order and paging: tantivy returns the top ``n`` by score (block-max WAND
 skips the rest). A hit's sort key is ``(round(score·10⁶), updatedAtMs,
-listingId)`` descending, like the core's relevance key. Every listing not
+listingId)`` descending, like the core's relevance key. BM25 scores follow the
+index's statistics, which every insert, delete and segment merge moves (a
+deleted document still counts until its segment is merged), so a cursor's
+listing is scored again before the next page: the page continues from where
+that listing stands in the index answering it. Every listing not
 returned scores at most the lowest returned score, so the returned hits whose
 rounded score is strictly above the lowest one are exactly ordered; when they
 do not fill the page (ties at the boundary, or a cursor deeper than ``n``),
@@ -39,7 +43,13 @@ from pathlib import Path
 from typing import Final
 
 import attrs
-import tantivy
+
+from fleetprompt_adapters import MissingExtra
+
+try:
+    import tantivy
+except ModuleNotFoundError as missing:  # installed without the search extra
+    raise MissingExtra("fleetprompt_adapters.search", "search", missing.name) from None
 
 from fleetprompt_core.domain.model import Listing
 from fleetprompt_core.policies.search import FIELD_WEIGHTS, ListingSearch, SortKey, tokenize
@@ -210,6 +220,13 @@ class ListingIndex:
         searcher = self._index.searcher()
         query = self.query(search)
         after = tuple(search.after) if search.after is not None else None
+        if after is not None:
+            # Scores move with the statistics (inserts, deletes, merges, another process's
+            # index): the cursor's listing is scored again, so the page continues from where
+            # that listing stands now; the cursor's own score is kept only when it is gone.
+            now = self._score_of(searcher, query, str(after[-1]))
+            if now is not None:
+                after = (now, *after[1:])
         after_score = int(after[0]) if after is not None else None
         fetch = max(_FIRST_FETCH * search.limit, 8)
         while True:
@@ -236,6 +253,19 @@ class ListingIndex:
             if exhausted:
                 return page
             fetch *= 4
+
+    def _score_of(
+        self, searcher: tantivy.Searcher, query: tantivy.Query, listing_id: str
+    ) -> int | None:
+        """The listing's current score for ``query``, or ``None`` when it does not match."""
+        only = tantivy.Query.const_score_query(
+            tantivy.Query.term_query(self._schema, "id", listing_id), 0.0
+        )
+        must = tantivy.Occur.Must
+        hits = searcher.search(
+            tantivy.Query.boolean_query([(must, query), (must, only)]), limit=1, count=False
+        ).hits
+        return round(hits[0][0] * SCORE_SCALE) if hits else None
 
     @staticmethod
     def _hit(searcher: tantivy.Searcher, score: int, address: tantivy.DocAddress) -> RankedHit:

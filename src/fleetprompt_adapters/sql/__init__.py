@@ -31,6 +31,7 @@ from fleetprompt_adapters.sql.schema import (
     head_revision,
     upgrade,
 )
+from fleetprompt_adapters.sql.search import RankedSearch
 from fleetprompt_adapters.sql.store import SqlStore, SqlUnitOfWork, ping
 from fleetprompt_adapters.system import compose
 from fleetprompt_core import CoreSettings, FleetPrompt
@@ -73,12 +74,15 @@ def bootstrap(
     limiter: RateLimiter | None = None,
     rate_limits: RateLimits | None = None,
     passwords: PasswordHasher | None = None,
+    search_engine: RankedSearch | None = None,
 ) -> FleetPrompt:
     """A :class:`FleetPrompt` over the database behind ``engine`` (already migrated).
 
-    Several processes serving one database must share ``cursor_key``.
+    Several processes serving one database must share ``cursor_key``. A
+    ``search_engine`` (``fleetprompt_adapters.search.follower.SearchFollower``)
+    ranks relevance searches with terms (ADR 0027).
     """
-    store = SqlStore(engine)
+    store = SqlStore(engine, search_engine=search_engine)
     return compose(
         store.unit_of_work,
         read_uow=store.read_unit_of_work,

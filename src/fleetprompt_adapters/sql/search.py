@@ -31,7 +31,7 @@ over the fields of those tokens, as in the core.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import sqlalchemy as sa
@@ -41,7 +41,7 @@ from fleetprompt_adapters.sql.mapping import to_listing
 from fleetprompt_core.domain.enums import ListingStatus, SearchSort, VerificationStatus
 from fleetprompt_core.policies.search import FIELD_WEIGHTS, ListingSearch, SearchHit
 
-__all__ = ["COMMON_TERM_ROWS", "search_published"]
+__all__ = ["COMMON_TERM_ROWS", "RankedSearch", "fetch_ranked", "search_published"]
 
 #: A term with at least this many index rows is "common": the order-first plan is cheaper.
 COMMON_TERM_ROWS = 2_000
@@ -153,13 +153,29 @@ def _no_score_key(search: ListingSearch) -> ListingSearch | None:
     return attrs.evolve(search, sort=SearchSort.UPDATED, after=after)
 
 
-def _fetch(conn: sa.Connection, ranked: list[tuple[str, int]]) -> list[SearchHit]:
+def _fetch(conn: sa.Connection, ranked: Sequence[tuple[str, int]]) -> list[SearchHit]:
     """The listings of ``ranked`` (id, score) pairs, in that order."""
     if not ranked:
         return []
     query = sa.select(_L).where(_L.c.listing_id.in_([listing_id for listing_id, _ in ranked]))
     by_id = {row.listing_id: to_listing(row._mapping) for row in conn.execute(query)}
-    return [SearchHit(by_id[listing_id], score) for listing_id, score in ranked]
+    return [
+        SearchHit(by_id[listing_id], score) for listing_id, score in ranked if listing_id in by_id
+    ]
+
+
+class RankedSearch(Protocol):
+    """A search engine that ranks relevance searches with terms (ADR 0027)."""
+
+    def ranked(self, conn: sa.Connection, search: ListingSearch) -> Sequence[tuple[str, int]]:
+        """``(listing id, score)`` of the page of ``search``, in its order."""
+        ...
+
+
+def fetch_ranked(conn: sa.Connection, ranked: Sequence[tuple[str, int]]) -> list[SearchHit]:
+    """The published listings of ``ranked``, in its order (a listing unpublished since the
+    engine ranked it is left out)."""
+    return [hit for hit in _fetch(conn, ranked) if hit.listing.status is ListingStatus.PUBLISHED]
 
 
 def _label_rows(conn: sa.Connection, label: tuple[str, str], cap: int) -> int:

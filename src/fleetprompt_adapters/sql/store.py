@@ -30,16 +30,23 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
 from fleetprompt_adapters.sql import mapping as m
+from fleetprompt_adapters.sql import search_log
 from fleetprompt_adapters.sql import tables as t
 from fleetprompt_adapters.sql.catalog_version import SqlCatalogVersion, bump_statement
 from fleetprompt_adapters.sql.engine import READ_ONLY_OPTION
-from fleetprompt_adapters.sql.search import COMMON_TERM_ROWS, search_published
+from fleetprompt_adapters.sql.search import (
+    COMMON_TERM_ROWS,
+    RankedSearch,
+    fetch_ranked,
+    search_published,
+)
 from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.enums import (
     InstallIntentStatus,
     InstallTokenStatus,
     ListingStatus,
     ReleaseStatus,
+    SearchSort,
 )
 from fleetprompt_core.domain.errors import Conflict, DuplicateError, Internal, Unavailable
 from fleetprompt_core.domain.model import (
@@ -168,13 +175,21 @@ _INTENT_COUNTS = (
 class SqlStore:
     """The database behind an engine. Share one store between every unit of work."""
 
-    def __init__(self, engine: sa.Engine, *, common_term_rows: int = COMMON_TERM_ROWS) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        common_term_rows: int = COMMON_TERM_ROWS,
+        search_engine: RankedSearch | None = None,
+    ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         #: The catalogue version as this process sees it (ADR 0028).
         self.catalog_version = SqlCatalogVersion(engine)
         #: Search plan threshold (see ``search.py``); tests lower it to force a plan.
         self.common_term_rows = common_term_rows
+        #: Ranks relevance searches with terms when set (ADR 0027); SQL plans otherwise.
+        self.search_engine = search_engine
 
     def unit_of_work(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
@@ -317,6 +332,16 @@ class _Profiles(_Repo):
         return {row["publisher_id"]: m.to_profile(row) for row in rows}
 
     def save(self, profile: PublisherProfile) -> None:
+        c = t.publisher_profiles.c
+        before = self._one(
+            sa.select(c.verification_status).where(c.publisher_id == profile.publisher_id)
+        )
+        if (before["verification_status"] if before else None) != profile.verification.status:
+            # The verified filter of the search engine follows the publisher's listings.
+            owned = sa.select(t.listings.c.listing_id).where(
+                t.listings.c.publisher_user_id == profile.publisher_id
+            )
+            self._uow.search_changed(row[0] for row in self._run(owned))
         values = m.profile_row(profile)
         dialect = sqlite if self._uow.store.dialect == "sqlite" else postgresql
         statement = dialect.insert(t.publisher_profiles).values(values)
@@ -342,6 +367,7 @@ class _Listings(_Repo):
         )
         self._index(listing, replace=False)
         self._catalog_changed()
+        self._uow.search_changed([listing.listing_id])
 
     def _index(self, listing: Listing, *, replace: bool) -> None:
         """Keep the search tables holding exactly the published listings, up to date."""
@@ -382,6 +408,7 @@ class _Listings(_Repo):
             return False
         self._index(listing, replace=True)
         self._catalog_changed()
+        self._uow.search_changed([listing.listing_id])
         return True
 
     def list_by_owner(
@@ -396,7 +423,11 @@ class _Listings(_Repo):
         return [m.to_listing(row) for row in self._all(query)]
 
     def search_published(self, search: ListingSearch) -> Sequence[SearchHit]:
-        threshold = self._uow.store.common_term_rows
+        store = self._uow.store
+        engine = store.search_engine
+        if engine is not None and search.terms and search.sort is SearchSort.RELEVANCE:
+            return guarded(lambda: fetch_ranked(self.conn, engine.ranked(self.conn, search)))
+        threshold = store.common_term_rows
         return guarded(lambda: search_published(self.conn, search, threshold))
 
 
@@ -850,6 +881,7 @@ class SqlUnitOfWork:
         self.catalog_changed = False
         self._connection: sa.Connection | None = None
         self._transaction: sa.RootTransaction | None = None
+        self._search_seq: int | None = None
         self.users = _Users(self)
         self.profiles = _Profiles(self)
         self.listings = _Listings(self)
@@ -897,6 +929,16 @@ class SqlUnitOfWork:
             # A connection whose rollback failed is invalidated by the pool, not reused.
             with contextlib.suppress(sa_exc.SQLAlchemyError):
                 connection.close()
+
+    def search_changed(self, listing_ids: Iterable[str]) -> None:
+        """Log, in this transaction, that ``listing_ids`` changed for search engines."""
+        ids = list(listing_ids)
+        if not ids:
+            return
+        if self._search_seq is None:
+            self._search_seq = guarded(lambda: search_log.next_seq(self.connection))
+        seq = self._search_seq
+        guarded(lambda: search_log.append(self.connection, seq, ids))
 
     def commit(self) -> None:
         if self._transaction is None or not self._transaction.is_active:

@@ -52,6 +52,8 @@ __all__ = [
     "metadata",
     "publisher_profiles",
     "releases",
+    "search_log",
+    "search_log_head",
     "users",
 ]
 
@@ -393,4 +395,29 @@ catalog_version = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("version", sa.BigInteger, nullable=False),
+)
+
+
+# --------------------------------------------------------------------------- search change log
+
+#: The listings whose searchable state changed, in commit order (ADR 0027): every
+#: search engine process applies the rows after the last ``seq`` it applied. A
+#: transaction that changes listings takes the next ``seq`` from
+#: ``search_log_head`` (its single row stays locked until commit), so ``seq``
+#: order is commit order and no committed ``seq`` ever appears behind one
+#: already seen.
+search_log = sa.Table(
+    "search_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("listing_id", OrderedText, nullable=False),
+    sa.Column("changed_at_ms", Millis, nullable=False),
+    sa.PrimaryKeyConstraint("seq", "listing_id"),
+)
+search_log_head = sa.Table(
+    "search_log_head",
+    metadata,
+    sa.Column("id", sa.SmallInteger, nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.PrimaryKeyConstraint("id"),
 )

@@ -1,0 +1,227 @@
+"""A tantivy index that follows the SQL database through its search change log (ADR 0027).
+
+The database stays the source of truth. Every transaction that changes a
+listing's searchable state appends its id to ``search_log`` under a
+commit-ordered ``seq`` (``sql/search_log.py``). Before it answers a search,
+:meth:`SearchFollower.ranked` reads the log's head and applies every change
+after the last ``seq`` it applied: the current rows of those listings are
+re-indexed (published ones) or dropped (the rest). So a search reflects every
+change committed before it began, in every process on every host: the lag
+bound is zero, paid for by one primary-key read per search and, after writes,
+one index commit.
+
+Crashes converge: a change committed in the database but not yet in the index
+is still in the log after the last applied ``seq`` and is applied by the next
+search; an index committed but whose ``seq`` was not yet recorded re-applies
+changes it already holds (applying is idempotent: it indexes the current
+row). An index directory that is missing, unreadable or written by another
+schema is wiped and rebuilt from the database, never served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Final
+
+import sqlalchemy as sa
+
+from fleetprompt_adapters.search.tantivy_index import IndexedListing, ListingIndex
+from fleetprompt_adapters.sql import mapping as m
+from fleetprompt_adapters.sql import search_log
+from fleetprompt_adapters.sql import tables as t
+from fleetprompt_core.domain.enums import ListingStatus, VerificationStatus
+from fleetprompt_core.policies.search import ListingSearch
+
+__all__ = ["INDEX_FORMAT", "SearchFollower", "claim_slot", "count_published", "free_slots"]
+
+#: Written beside the index; a directory with another format is rebuilt.
+INDEX_FORMAT: Final = "fleetprompt-tantivy-1"
+_STATE: Final = "fleetprompt-index.json"
+_BATCH: Final = 2_000
+
+_L = t.listings
+_P = t.publisher_profiles
+
+
+def _indexed(conn: sa.Connection, where: sa.ColumnElement[bool]) -> Iterator[IndexedListing]:
+    verified = (
+        sa.select(sa.literal(1))
+        .where(
+            _P.c.publisher_id == _L.c.publisher_user_id,
+            _P.c.verification_status == VerificationStatus.VERIFIED,
+        )
+        .exists()
+    )
+    query = sa.select(_L, verified.label("publisher_verified")).where(where)
+    for row in conn.execution_options(yield_per=_BATCH).execute(query):
+        mapping = row._mapping
+        yield IndexedListing(m.to_listing(mapping), bool(mapping["publisher_verified"]))
+
+
+def count_published(conn: sa.Connection) -> int:
+    query = sa.select(sa.func.count()).where(_L.c.status == ListingStatus.PUBLISHED)
+    return int(conn.execute(query).scalar_one())
+
+
+def _lock(slot: Path) -> IO[str] | None:
+    """An exclusive lock on ``slot`` (held while the file stays open), or ``None``."""
+    slot.mkdir(parents=True, exist_ok=True)
+    handle = (slot.parent / f"{slot.name}.lock").open("a", encoding="utf-8")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle
+
+
+def claim_slot(root: Path, limit: int = 256) -> tuple[Path, IO[str]]:
+    """The first index directory under ``root`` that no live process holds, locked.
+
+    tantivy allows one writer per directory, so each server process (each
+    ``--workers`` worker) takes its own ``slot-N``; a restarted process reuses
+    a free one and catches up from the position recorded there.
+    """
+    for number in range(limit):
+        slot = root / f"slot-{number}"
+        handle = _lock(slot)
+        if handle is not None:
+            return slot, handle
+    raise RuntimeError(f"every search index slot under {root} is in use")
+
+
+@contextlib.contextmanager
+def free_slots(root: Path) -> Iterator[list[Path]]:
+    """The existing slots under ``root`` that no process holds (``slot-0`` when none
+    exists), locked for the duration of the ``with`` block."""
+    handles: list[IO[str]] = []
+    slots: list[Path] = []
+    existing = sorted(p for p in root.glob("slot-*") if p.is_dir()) if root.exists() else []
+    try:
+        for slot in existing or [root / "slot-0"]:
+            handle = _lock(slot)
+            if handle is not None:
+                handles.append(handle)
+                slots.append(slot)
+        yield slots
+    finally:
+        for handle in handles:
+            handle.close()
+
+
+class SearchFollower:
+    """The search index of one process, kept up to date from the database's log.
+
+    ``directory`` keeps the index across restarts (one directory per process:
+    tantivy allows one writer); ``None`` keeps it in memory and builds it from
+    the database on first use.
+    """
+
+    def __init__(self, directory: Path | None = None, *, holder: IO[str] | None = None) -> None:
+        self._directory = directory
+        #: The slot lock this follower holds (released by :meth:`close`).
+        self._holder = holder
+        self._lock = threading.Lock()
+        self._applied: int | None = None
+        self.index = self._open()
+
+    # ------------------------------------------------------------------ opening
+
+    def _open(self) -> ListingIndex:
+        directory = self._directory
+        if directory is None:
+            return ListingIndex()
+        state = directory / _STATE
+        try:
+            recorded = json.loads(state.read_text(encoding="utf-8"))
+            if recorded.get("format") != INDEX_FORMAT or not isinstance(recorded["applied"], int):
+                raise ValueError("another index format")
+            index = ListingIndex(directory / "tantivy")
+            index.size  # noqa: B018 - reading proves the segments open
+        except (OSError, ValueError, KeyError, TypeError):
+            # Missing, unreadable, corrupt or foreign: rebuilt from the database, never served.
+            shutil.rmtree(directory, ignore_errors=True)
+            return ListingIndex(directory / "tantivy")
+        self._applied = int(recorded["applied"])
+        return index
+
+    def _record(self, applied: int) -> None:
+        self._applied = applied
+        if self._directory is None:
+            return
+        state = self._directory / _STATE
+        temporary = state.with_suffix(".tmp")
+        with temporary.open("w", encoding="utf-8") as out:
+            out.write(json.dumps({"format": INDEX_FORMAT, "applied": applied}))
+            out.flush()
+            os.fsync(out.fileno())
+        temporary.replace(state)
+
+    # ------------------------------------------------------------------ following
+
+    @property
+    def applied(self) -> int | None:
+        """The last log ``seq`` the index holds (``None`` before the first build)."""
+        return self._applied
+
+    def catch_up(self, conn: sa.Connection) -> int:
+        """Apply every logged change up to the log's head; how many listings changed."""
+        with self._lock:
+            upto = search_log.head(conn)
+            applied = self._applied
+            if applied is None or upto < applied:  # never built, or the database was reset
+                return self._rebuild(conn, upto)
+            if upto == applied:
+                return 0
+            ids = search_log.changes_since(conn, applied, upto)
+            current = list(_indexed(conn, _L.c.listing_id.in_(ids))) if ids else []
+            published = [item for item in current if item.listing.status is ListingStatus.PUBLISHED]
+            self.index.apply(published, deletes=ids)
+            self._record(upto)
+            return len(ids)
+
+    def rebuild(self, conn: sa.Connection, progress: Callable[[int], None] | None = None) -> int:
+        """Rebuild the whole index from the database; how many listings it holds."""
+        with self._lock:
+            return self._rebuild(conn, search_log.head(conn), progress)
+
+    def _rebuild(
+        self, conn: sa.Connection, upto: int, progress: Callable[[int], None] | None = None
+    ) -> int:
+        def items() -> Iterator[IndexedListing]:
+            for n, item in enumerate(_indexed(conn, _L.c.status == ListingStatus.PUBLISHED), 1):
+                if progress is not None and n % _BATCH == 0:
+                    progress(_BATCH)
+                yield item
+
+        count = self.index.rebuild(items())
+        if progress is not None:
+            progress(count % _BATCH)
+        self._record(upto)
+        return count
+
+    # ------------------------------------------------------------------ searching
+
+    def ranked(self, conn: sa.Connection, search: ListingSearch) -> Sequence[tuple[str, int]]:
+        """``(listing id, score)`` of the page of a relevance search with terms."""
+        self.catch_up(conn)
+        return [(hit.listing_id, hit.score) for hit in self.index.ranked(search)]
+
+    @classmethod
+    def in_slot(cls, root: Path) -> SearchFollower:
+        """A follower in the first free slot under ``root`` (see :func:`claim_slot`)."""
+        slot, holder = claim_slot(root)
+        return cls(slot, holder=holder)
+
+    def close(self) -> None:
+        self.index.close()
+        if self._holder is not None:
+            self._holder.close()
+            self._holder = None

@@ -1,0 +1,62 @@
+"""The search change log (ADR 0027): written with the listing, read by every engine.
+
+:func:`append` runs inside the writing transaction: the first call of a
+transaction takes the next ``seq`` by upserting the single ``search_log_head``
+row (which stays locked until commit, so concurrent writers of listings take
+their turns and ``seq`` order is commit order), then records the listing ids
+under it. :func:`head` and :func:`changes_since` are what a follower reads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from fleetprompt_adapters.sql import tables as t
+
+__all__ = ["append", "changes_since", "head", "next_seq"]
+
+_H = t.search_log_head
+_LOG = t.search_log
+
+
+def next_seq(conn: sa.Connection) -> int:
+    """Take the next sequence number (locks the head row until the transaction ends)."""
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    statement = dialect.insert(_H).values(id=1, seq=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=[_H.c.id], set_={"seq": _H.c.seq + 1}
+    ).returning(_H.c.seq)
+    return int(conn.execute(statement).scalar_one())
+
+
+def append(conn: sa.Connection, seq: int, listing_ids: Iterable[str]) -> None:
+    """Record that ``listing_ids`` changed, under ``seq`` (ids repeated in one seq once)."""
+    now = int(time.time() * 1000)
+    rows = [
+        {"seq": seq, "listing_id": listing_id, "changed_at_ms": now}
+        for listing_id in sorted(set(listing_ids))
+    ]
+    if not rows:
+        return
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    conn.execute(dialect.insert(_LOG).on_conflict_do_nothing(), rows)
+
+
+def head(conn: sa.Connection) -> int:
+    """The last sequence number committed (0 before any change)."""
+    value = conn.execute(sa.select(_H.c.seq).where(_H.c.id == 1)).scalar_one_or_none()
+    return int(value or 0)
+
+
+def changes_since(conn: sa.Connection, after: int, upto: int) -> list[str]:
+    """Listing ids changed in ``(after, upto]``, each once."""
+    query = (
+        sa.select(_LOG.c.listing_id)
+        .where(_LOG.c.seq > after, _LOG.c.seq <= upto)
+        .group_by(_LOG.c.listing_id)
+    )
+    return [row[0] for row in conn.execute(query)]

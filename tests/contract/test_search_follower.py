@@ -1,0 +1,323 @@
+"""The search engine behind the SQL adapter follows the database (ADR 0027).
+
+On SQLite and PostgreSQL: relevance searches with words are ranked by the
+tantivy index (BM25), everything else by the SQL plans; the index reflects
+every change committed before a search began, in this process and in another
+one (the lag bound is zero); a crash between the database commit and the
+index update converges; a missing, corrupt or foreign index directory is
+rebuilt from the database, never served; a rebuild gives what following gave.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import pytest
+import sqlalchemy as sa
+
+pytest.importorskip("tantivy", reason="the search extra (tantivy) is not installed")
+
+import databases
+from contract import entities
+from contract.entities import T0
+from fleetprompt_adapters import sql
+from fleetprompt_adapters.search.follower import SearchFollower
+from fleetprompt_core.domain.enums import ListingStatus, SearchSort, VerificationStatus
+from fleetprompt_core.domain.model import Listing, User, Verification
+from fleetprompt_core.policies.search import ListingSearch, SearchHit, search_terms
+
+PUBLISHED = ListingStatus.PUBLISHED
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
+    fixture = (
+        "_sqlite_contract_engine" if request.param == "sqlite" else "_postgres_contract_engine"
+    )
+    engine: sa.Engine = request.getfixturevalue(fixture)
+    databases.empty(engine)
+    return engine
+
+
+@attrs.define
+class Shop:
+    """A store with a search engine, and the store without one (another writer)."""
+
+    engine: sa.Engine
+    follower: SearchFollower
+    owner: User
+
+    @property
+    def store(self) -> sql.SqlStore:
+        return sql.SqlStore(self.engine, search_engine=self.follower)
+
+    def write(self, *listings: Listing, store: sql.SqlStore | None = None) -> None:
+        with (store or sql.SqlStore(self.engine)).unit_of_work() as uow:
+            for listing in listings:
+                current = uow.listings.get(listing.listing_id)
+                if current is None:
+                    uow.listings.add(listing)
+                else:
+                    assert uow.listings.update(listing, current)
+            uow.commit()
+
+    def search(self, text: str, **overrides: object) -> list[SearchHit]:
+        search = ListingSearch(
+            terms=search_terms(text), sort=SearchSort.RELEVANCE, limit=50, **overrides
+        )  # type: ignore[arg-type]
+        with self.store.read_unit_of_work() as uow:
+            return list(uow.listings.search_published(search))
+
+    def ids(self, text: str, **overrides: object) -> list[str]:
+        return [hit.listing.listing_id for hit in self.search(text, **overrides)]
+
+
+@pytest.fixture
+def shop(engine: sa.Engine) -> Shop:
+    owner = entities.user()
+    with sql.SqlStore(engine).unit_of_work() as uow:
+        uow.users.add(owner)
+        uow.commit()
+    return Shop(engine, SearchFollower(), owner)
+
+
+def _listing(shop: Shop, **overrides: object) -> Listing:
+    fields: dict[str, object] = {
+        "status": PUBLISHED,
+        "publisher_user_id": shop.owner.user_id,
+        "summary": "",
+        "tags": (),
+        "categories": (),
+    }
+    fields.update(overrides)
+    return entities.listing(**fields)
+
+
+def test_relevance_with_words_is_ranked_by_the_engine(shop: Shop) -> None:
+    """BM25 through the store: the listing named after the word outranks the one that
+    mentions it once in its summary, whose Σ-of-weights scores (ADR 0009) would tie the
+    other way round; other sorts keep the SQL plans."""
+    named = _listing(shop, name="Triage", summary="", updated_at_ms=T0)
+    mention = _listing(
+        shop, name="Router", summary="triage triage routes", tags=("triage",), updated_at_ms=T0 + 1
+    )
+    shop.write(named, mention, *(_listing(shop, name=f"Other {n}") for n in range(5)))
+    assert shop.ids("triage") == [named.listing_id, mention.listing_id]
+    with shop.store.read_unit_of_work() as uow:
+        by_update = uow.listings.search_published(
+            ListingSearch(terms=("triage",), sort=SearchSort.UPDATED)
+        )
+    assert [h.listing.listing_id for h in by_update] == [mention.listing_id, named.listing_id]
+
+
+def test_the_index_follows_every_committed_change_before_a_search(shop: Shop) -> None:
+    """Lag bound zero: a write committed (by any store) is searched by the next search —
+    new, renamed, unpublished, and a publisher's verification for the verified filter."""
+    listing = _listing(shop, name="Alpha Agent")
+    shop.write(listing)
+    assert shop.ids("alpha") == [listing.listing_id]
+    renamed = attrs.evolve(listing, name="Beta Agent", updated_at_ms=T0 + 1)
+    shop.write(renamed)
+    assert shop.ids("alpha") == []
+    assert shop.ids("beta") == [listing.listing_id]
+    assert shop.ids("beta", verified_only=True) == []
+    profile = entities.profile(
+        publisher_id=shop.owner.user_id, verification=Verification(VerificationStatus.VERIFIED)
+    )
+    with sql.SqlStore(shop.engine).unit_of_work() as uow:
+        uow.profiles.save(profile)
+        uow.commit()
+    assert shop.ids("beta", verified_only=True) == [listing.listing_id]
+    shop.write(renamed.moved_by_publisher(ListingStatus.UNLISTED, T0 + 2))
+    assert shop.ids("beta") == []
+
+
+def test_a_rolled_back_write_leaves_the_index_alone(shop: Shop) -> None:
+    """The log row goes with the transaction: nothing to apply after a rollback."""
+    listing = _listing(shop, name="Ghost")
+    with sql.SqlStore(shop.engine).unit_of_work() as uow:
+        uow.listings.add(listing)  # no commit
+    assert shop.ids("ghost") == []
+    assert shop.follower.applied == 0
+
+
+def test_a_crash_between_the_commit_and_the_index_update_converges(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """A process that dies after the database committed (its index never saw the change),
+    or after the index committed but before it recorded how far it got, leaves a state
+    that the next process applies: the searches converge on the database."""
+    directory = tmp_path / "index"
+    first = SearchFollower(directory)
+    shop.follower = first
+    before = _listing(shop, name="Before Crash")
+    shop.write(before)
+    assert shop.ids("crash") == [before.listing_id]
+    applied = first.applied
+    after = _listing(shop, name="After Crash")
+    shop.write(after)  # committed; the process dies before any search applies it
+    first.close()
+    second = SearchFollower(directory)
+    assert second.applied == applied
+    shop.follower = second
+    assert set(shop.ids("crash")) == {before.listing_id, after.listing_id}
+
+    # Index committed, position not recorded: the change is applied again, harmlessly.
+    third_listing = _listing(shop, name="Third Crash")
+    shop.write(third_listing)
+
+    def crash(_applied: int) -> None:
+        raise RuntimeError("killed")
+
+    recorded = second.applied
+    second._record = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="killed"):
+        shop.ids("crash")
+    second.close()
+    third = SearchFollower(directory)
+    assert third.applied == recorded
+    shop.follower = third
+    assert len(shop.ids("crash")) == 3
+    assert third.index.size == 3
+
+
+@pytest.mark.parametrize("damage", ["missing state", "corrupt index", "foreign format"])
+def test_a_missing_or_corrupt_index_is_rebuilt_never_served(
+    shop: Shop, tmp_path: Path, damage: str
+) -> None:
+    """An index directory that cannot be trusted is wiped and rebuilt from the database."""
+    directory = tmp_path / "index"
+    listing = _listing(shop, name="Sturdy Agent")
+    shop.write(listing)
+    shop.follower = SearchFollower(directory)
+    assert shop.ids("sturdy") == [listing.listing_id]
+    shop.follower.close()
+    state = directory / "fleetprompt-index.json"
+    if damage == "missing state":
+        state.unlink()
+    elif damage == "corrupt index":
+        (directory / "tantivy" / "meta.json").write_text("{not json", encoding="utf-8")
+    else:
+        state.write_text(json.dumps({"format": "other", "applied": 10**9}), encoding="utf-8")
+    # A stale index holding a listing the database no longer has must not survive either.
+    with shop.engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE listings SET name = 'Renamed' WHERE listing_id = :id"),
+            {"id": listing.listing_id},
+        )
+    reopened = SearchFollower(directory)
+    assert reopened.applied is None
+    shop.follower = reopened
+    assert shop.ids("sturdy") == []
+    assert shop.ids("renamed") == [listing.listing_id]
+
+
+def test_a_rebuild_finds_what_following_found(shop: Shop) -> None:
+    """After many writes, a follower built from scratch finds exactly the listings the one
+    that followed the log finds, in a strict order. (Scores may differ: a followed index
+    still counts deleted documents in its statistics until their segment merges.)"""
+    listings = [
+        _listing(shop, name=f"Agent {n}", summary="agent " * (n % 3), updated_at_ms=T0 + n)
+        for n in range(12)
+    ]
+    shop.write(*listings)
+    shop.ids("agent")
+    shop.write(
+        *(
+            attrs.evolve(x, name=f"Agent Renamed {n}", updated_at_ms=T0 + 50 + n)
+            for n, x in enumerate(listings[:4])
+        )
+    )
+    shop.write(listings[5].moved_by_publisher(ListingStatus.UNLISTED, T0 + 99))
+    followed = shop.search("agent")
+    fresh = SearchFollower()
+    with shop.engine.connect() as conn:
+        assert fresh.rebuild(conn) == 11
+    shop.follower = fresh
+    rebuilt = shop.search("agent")
+    assert {h.listing.listing_id for h in rebuilt} == {h.listing.listing_id for h in followed}
+    assert len(rebuilt) == 11
+    keys = [(h.score, h.listing.updated_at_ms, h.listing.listing_id) for h in rebuilt]
+    assert keys == sorted(keys, reverse=True)
+    assert shop.ids("renamed") == [x.listing_id for x in reversed(listings[:4])]
+
+
+def test_a_cursor_continues_from_its_listing_when_scores_move(shop: Shop) -> None:
+    """Inserts move every BM25 score; the next page still starts right after the cursor's
+    listing, so a walk returns each listing that existed at its start exactly once."""
+    listings = [
+        _listing(shop, name=f"Agent {n}", summary="agent " * (n % 4), updated_at_ms=T0 + n)
+        for n in range(10)
+    ]
+    shop.write(*listings)
+    base = ListingSearch(terms=("agent",), sort=SearchSort.RELEVANCE, limit=3)
+    seen: list[str] = []
+    search = base
+    for round_ in range(20):
+        with shop.store.read_unit_of_work() as uow:
+            page = list(uow.listings.search_published(search))
+        seen += [h.listing.listing_id for h in page]
+        if len(page) < base.limit:
+            break
+        last = page[-1]
+        search = attrs.evolve(
+            base, after=(last.score, last.listing.updated_at_ms, last.listing.listing_id)
+        )
+        # Concurrent inserts between pages (new listings may or may not be seen).
+        shop.write(*(_listing(shop, name=f"Agent Newcomer {round_} {n}") for n in range(4)))
+    originals = {x.listing_id for x in listings}
+    assert sorted(i for i in seen if i in originals) == sorted(originals)
+    assert len(seen) == len(set(seen))
+
+
+_OTHER_PROCESS = textwrap.dedent(
+    """
+    import sys
+    from fleetprompt_adapters import sql
+    from fleetprompt_adapters.search.follower import SearchFollower
+    from fleetprompt_core.domain.enums import SearchSort
+    from fleetprompt_core.policies.search import ListingSearch
+
+    engine = sql.create_engine(sys.argv[1])
+    store = sql.SqlStore(engine, search_engine=SearchFollower())
+    search = ListingSearch(terms=(sys.argv[2],), sort=SearchSort.RELEVANCE, limit=50)
+    with store.read_unit_of_work() as uow:
+        print(" ".join(h.listing.listing_id for h in uow.listings.search_published(search)))
+    with store.unit_of_work() as uow:
+        listing = uow.listings.get(sys.argv[3])
+        moved = listing.moved_by_publisher(listing.status.UNLISTED, listing.updated_at_ms + 1)
+        assert uow.listings.update(moved, listing)
+        uow.commit()
+    engine.dispose()
+    """
+)
+
+
+def test_two_processes_follow_one_database(shop: Shop) -> None:
+    """Another process, with its own index, searches what this one committed a moment
+    before, and this one searches at once what the other then committed."""
+    first = _listing(shop, name="Shared Agent")
+    second = _listing(shop, name="Shared Helper")
+    shop.write(first)
+    assert shop.ids("shared") == [first.listing_id]
+    shop.write(second)  # this process's index has not seen it yet
+    url = shop.engine.url.render_as_string(hide_password=False)
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", _OTHER_PROCESS, url, "shared", first.listing_id],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert set(done.stdout.split()) == {first.listing_id, second.listing_id}
+    assert shop.ids("shared") == [second.listing_id]
