@@ -319,13 +319,13 @@ def search_reindex(index_dir: str | None) -> None:
             2,
         )
     with _failures():
+        import attrs  # noqa: PLC0415
+
         from fleetprompt_adapters.search.follower import (  # noqa: PLC0415
             SearchFollower,
             count_published,
             free_slots,
         )
-
-        import attrs  # noqa: PLC0415
 
         # This command's own store ranks nothing: it must not take a slot itself.
         storage = _open(attrs.evolve(settings, search_index=None), create=False)

@@ -21,6 +21,8 @@ from pathlib import Path
 import attrs
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("tantivy", reason="the search extra (tantivy) is not installed")
 
@@ -29,9 +31,19 @@ from contract import entities
 from contract.entities import T0
 from fleetprompt_adapters import sql
 from fleetprompt_adapters.search.follower import SearchFollower
-from fleetprompt_core.domain.enums import ListingStatus, SearchSort, VerificationStatus
+from fleetprompt_core.domain.enums import (
+    AssetKind,
+    ListingStatus,
+    SearchSort,
+    VerificationStatus,
+)
 from fleetprompt_core.domain.model import Listing, User, Verification
-from fleetprompt_core.policies.search import ListingSearch, SearchHit, search_terms
+from fleetprompt_core.policies.search import (
+    ListingSearch,
+    SearchHit,
+    matches,
+    search_terms,
+)
 
 PUBLISHED = ListingStatus.PUBLISHED
 
@@ -173,7 +185,7 @@ def test_a_crash_between_the_commit_and_the_index_update_converges(
     third_listing = _listing(shop, name="Third Crash")
     shop.write(third_listing)
 
-    def crash(_applied: int) -> None:
+    def crash(*_position: object) -> None:
         raise RuntimeError("killed")
 
     recorded = second.applied
@@ -186,6 +198,22 @@ def test_a_crash_between_the_commit_and_the_index_update_converges(
     shop.follower = third
     assert len(shop.ids("crash")) == 3
     assert third.index.size == 3
+
+
+def test_an_emptied_or_restored_database_is_noticed_and_the_index_rebuilt(shop: Shop) -> None:
+    """The log's epoch changes when its head row is written anew: a follower ahead of, or
+    beside, the database it now sees rebuilds instead of serving what it held."""
+    old = _listing(shop, name="Old Agent")
+    shop.write(old, _listing(shop, name="Old Helper"), _listing(shop, name="Old Tool"))
+    assert shop.ids("old")
+    databases.empty(shop.engine)
+    with sql.SqlStore(shop.engine).unit_of_work() as uow:
+        uow.users.add(shop.owner)
+        uow.commit()
+    new = _listing(shop, name="New Agent")
+    shop.write(new)  # seq 1 of a new epoch, behind the follower's position
+    assert shop.ids("old") == []
+    assert shop.ids("agent") == [new.listing_id]
 
 
 @pytest.mark.parametrize("damage", ["missing state", "corrupt index", "foreign format"])
@@ -321,3 +349,97 @@ def test_two_processes_follow_one_database(shop: Shop) -> None:
     assert done.returncode == 0, done.stderr
     assert set(done.stdout.split()) == {first.listing_id, second.listing_id}
     assert shop.ids("shared") == [second.listing_id]
+
+
+# --------------------------------------------------------------------------- property
+
+WORDS = ["agent", "Agents", "agenda", "support", "TRIAGE", "data", "Straße", "éclair", "x1"]
+TERMS = ["a", "ag", "agen", "agents", "sup", "tri", "d", "data", "stras", "écl", "x1", "zzz"]
+TAGS = ["support", "ops", "data"]
+
+
+@st.composite
+def catalogues(draw: st.DrawFn) -> list[Listing]:
+    count = draw(st.integers(0, 12))
+    return [
+        entities.listing(
+            listing_id=f"lst_{n:02d}",
+            publisher_user_id="usr_engine",
+            status=draw(st.sampled_from([PUBLISHED, PUBLISHED, ListingStatus.DRAFT])),
+            asset_kind=draw(st.sampled_from(list(AssetKind))),
+            name=" ".join(draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=3))),
+            summary=" ".join(draw(st.lists(st.sampled_from(WORDS), max_size=5))),
+            tags=tuple(draw(st.lists(st.sampled_from(TAGS), unique=True, max_size=2))),
+            categories=(),
+            updated_at_ms=T0 + draw(st.integers(0, 2)),
+        )
+        for n in range(count)
+    ]
+
+
+def _pages(store: sql.SqlStore, search: ListingSearch) -> list[list[tuple[str, int]]]:
+    pages: list[list[tuple[str, int]]] = []
+    page = search
+    for _ in range(100):
+        with store.read_unit_of_work() as uow:
+            hits = list(uow.listings.search_published(page))
+        pages.append([(h.listing.listing_id, h.score) for h in hits])
+        if len(hits) < search.limit:
+            return pages
+        last = hits[-1]
+        page = attrs.evolve(
+            search, after=(last.score, last.listing.updated_at_ms, last.listing.listing_id)
+        )
+    raise AssertionError("pagination did not terminate")
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_random_catalogues_give_the_same_pages_on_every_database(
+    request: pytest.FixtureRequest, data: st.DataObject
+) -> None:
+    """Random catalogues and queries, on SQLite and PostgreSQL each with its engine: the
+    same pages, page by page; every hit published and matching every word and filter; the
+    walk covers the core's matches once, in strictly descending key order."""
+    listings = data.draw(catalogues(), label="catalogue")
+    stores = []
+    for fixture in ("_sqlite_contract_engine", "_postgres_contract_engine"):
+        engine: sa.Engine = request.getfixturevalue(fixture)
+        databases.empty(engine)
+        with sql.SqlStore(engine).unit_of_work() as uow:
+            uow.users.add(entities.user(user_id="usr_engine"))
+            for listing in listings:
+                uow.listings.add(listing)
+            uow.commit()
+        stores.append(sql.SqlStore(engine, search_engine=SearchFollower()))
+    for _ in range(3):
+        search = ListingSearch(
+            terms=search_terms(
+                " ".join(data.draw(st.lists(st.sampled_from(TERMS), min_size=1, max_size=3)))
+            ),
+            tags=tuple(data.draw(st.lists(st.sampled_from(TAGS), unique=True, max_size=1))),
+            asset_kind=data.draw(st.none() | st.sampled_from(list(AssetKind))),
+            sort=SearchSort.RELEVANCE,
+            limit=data.draw(st.integers(1, 4)),
+        )
+        sqlite_pages, postgres_pages = (_pages(store, search) for store in stores)
+        assert sqlite_pages == postgres_pages
+        walked = [listing_id for page in sqlite_pages for listing_id, _ in page]
+        want = {
+            x.listing_id
+            for x in listings
+            if x.status is PUBLISHED and matches(x, search) is not None
+        }
+        assert sorted(walked) == sorted(want)
+        by_id = {x.listing_id: x for x in listings}
+        keys = [
+            (score, by_id[listing_id].updated_at_ms, listing_id)
+            for page in sqlite_pages
+            for listing_id, score in page
+        ]
+        assert keys == sorted(keys, reverse=True)
+        assert len(set(keys)) == len(keys)

@@ -130,6 +130,7 @@ class SearchFollower:
         self._holder = holder
         self._lock = threading.Lock()
         self._applied: int | None = None
+        self._epoch: str | None = None
         self.index = self._open()
 
     # ------------------------------------------------------------------ opening
@@ -143,6 +144,9 @@ class SearchFollower:
             recorded = json.loads(state.read_text(encoding="utf-8"))
             if recorded.get("format") != INDEX_FORMAT or not isinstance(recorded["applied"], int):
                 raise ValueError("another index format")
+            epoch = recorded["epoch"]
+            if epoch is not None and not isinstance(epoch, str):
+                raise ValueError("a malformed epoch")
             index = ListingIndex(directory / "tantivy")
             index.size  # noqa: B018 - reading proves the segments open
         except (OSError, ValueError, KeyError, TypeError):
@@ -150,16 +154,17 @@ class SearchFollower:
             shutil.rmtree(directory, ignore_errors=True)
             return ListingIndex(directory / "tantivy")
         self._applied = int(recorded["applied"])
+        self._epoch = epoch
         return index
 
-    def _record(self, applied: int) -> None:
-        self._applied = applied
+    def _record(self, epoch: str | None, applied: int) -> None:
+        self._applied, self._epoch = applied, epoch
         if self._directory is None:
             return
         state = self._directory / _STATE
         temporary = state.with_suffix(".tmp")
         with temporary.open("w", encoding="utf-8") as out:
-            out.write(json.dumps({"format": INDEX_FORMAT, "applied": applied}))
+            out.write(json.dumps({"format": INDEX_FORMAT, "epoch": epoch, "applied": applied}))
             out.flush()
             os.fsync(out.fileno())
         temporary.replace(state)
@@ -173,18 +178,22 @@ class SearchFollower:
 
     def catch_up(self, conn: sa.Connection) -> int:
         """Apply every logged change up to the log's head; how many listings changed."""
+        epoch, upto = search_log.head(conn)
+        if epoch == self._epoch and upto == self._applied:
+            return 0  # the common case, without waiting for another thread's update
         with self._lock:
-            upto = search_log.head(conn)
             applied = self._applied
-            if applied is None or upto < applied:  # never built, or the database was reset
-                return self._rebuild(conn, upto)
-            if upto == applied:
+            if applied is None or epoch != self._epoch:
+                # Never built, or another log (the database was emptied or restored).
+                return self._rebuild(conn, (epoch, upto))
+            if upto <= applied:
+                # Another thread applied a newer head than this connection's snapshot.
                 return 0
             ids = search_log.changes_since(conn, applied, upto)
             current = list(_indexed(conn, _L.c.listing_id.in_(ids))) if ids else []
             published = [item for item in current if item.listing.status is ListingStatus.PUBLISHED]
             self.index.apply(published, deletes=ids)
-            self._record(upto)
+            self._record(epoch, upto)
             return len(ids)
 
     def rebuild(self, conn: sa.Connection, progress: Callable[[int], None] | None = None) -> int:
@@ -193,7 +202,10 @@ class SearchFollower:
             return self._rebuild(conn, search_log.head(conn), progress)
 
     def _rebuild(
-        self, conn: sa.Connection, upto: int, progress: Callable[[int], None] | None = None
+        self,
+        conn: sa.Connection,
+        upto: search_log.Head,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
         def items() -> Iterator[IndexedListing]:
             for n, item in enumerate(_indexed(conn, _L.c.status == ListingStatus.PUBLISHED), 1):
@@ -204,7 +216,7 @@ class SearchFollower:
         count = self.index.rebuild(items())
         if progress is not None:
             progress(count % _BATCH)
-        self._record(upto)
+        self._record(*upto)
         return count
 
     # ------------------------------------------------------------------ searching

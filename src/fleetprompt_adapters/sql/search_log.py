@@ -9,6 +9,7 @@ under it. :func:`head` and :func:`changes_since` are what a follower reads.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterable
 
@@ -17,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from fleetprompt_adapters.sql import tables as t
 
-__all__ = ["append", "changes_since", "head", "next_seq"]
+__all__ = ["Head", "append", "changes_since", "head", "next_seq"]
 
 _H = t.search_log_head
 _LOG = t.search_log
@@ -26,7 +27,7 @@ _LOG = t.search_log
 def next_seq(conn: sa.Connection) -> int:
     """Take the next sequence number (locks the head row until the transaction ends)."""
     dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-    statement = dialect.insert(_H).values(id=1, seq=1)
+    statement = dialect.insert(_H).values(id=1, seq=1, epoch=secrets.token_hex(8))
     statement = statement.on_conflict_do_update(
         index_elements=[_H.c.id], set_={"seq": _H.c.seq + 1}
     ).returning(_H.c.seq)
@@ -46,10 +47,13 @@ def append(conn: sa.Connection, seq: int, listing_ids: Iterable[str]) -> None:
     conn.execute(dialect.insert(_LOG).on_conflict_do_nothing(), rows)
 
 
-def head(conn: sa.Connection) -> int:
-    """The last sequence number committed (0 before any change)."""
-    value = conn.execute(sa.select(_H.c.seq).where(_H.c.id == 1)).scalar_one_or_none()
-    return int(value or 0)
+Head = tuple[str | None, int]
+
+
+def head(conn: sa.Connection) -> Head:
+    """The log's epoch and last sequence number committed (``(None, 0)`` before any)."""
+    row = conn.execute(sa.select(_H.c.epoch, _H.c.seq).where(_H.c.id == 1)).first()
+    return (None, 0) if row is None else (str(row[0]), int(row[1]))
 
 
 def changes_since(conn: sa.Connection, after: int, upto: int) -> list[str]:

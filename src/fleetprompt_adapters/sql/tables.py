@@ -405,7 +405,9 @@ catalog_version = sa.Table(
 #: transaction that changes listings takes the next ``seq`` from
 #: ``search_log_head`` (its single row stays locked until commit), so ``seq``
 #: order is commit order and no committed ``seq`` ever appears behind one
-#: already seen.
+#: already seen. The head's ``epoch`` is drawn when the row is first written: a
+#: follower that finds another epoch (the database was emptied or restored)
+#: rebuilds its index instead of trusting its position.
 search_log = sa.Table(
     "search_log",
     metadata,
@@ -419,5 +421,6 @@ search_log_head = sa.Table(
     metadata,
     sa.Column("id", sa.SmallInteger, nullable=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("epoch", sa.Text, nullable=False),
     sa.PrimaryKeyConstraint("id"),
 )

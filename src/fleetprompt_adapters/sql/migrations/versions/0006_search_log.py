@@ -3,7 +3,9 @@
 Every transaction that changes a listing's searchable state (or a publisher's
 verification) appends the listing ids under the next ``seq``, taken from the
 single row of ``search_log_head``; search engine processes apply the log in
-``seq`` order. Spelled out here, not imported from ``tables``, so that this
+``seq`` order; the head's ``epoch``, drawn when its row is first written,
+tells a follower that the database it followed was emptied or restored.
+Spelled out here, not imported from ``tables``, so that this
 revision keeps building the same tables whatever later revisions change.
 
 Revision ID: 0006
@@ -39,6 +41,7 @@ def upgrade() -> None:
         "search_log_head",
         sa.Column("id", sa.SmallInteger(), nullable=False),
         sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("epoch", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_search_log_head")),
     )
 
