@@ -9,6 +9,8 @@ that their types are seen. Arguments after ``--`` go to pytest:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
@@ -38,3 +40,22 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over src/ (configured in pyproject.toml)."""
     session.install("-e", ".[dev]")
     session.run("mypy")
+
+
+@nox.session(python="3.11")
+def mutation(session: nox.Session) -> None:
+    """Mutation testing (mutmut, configured in pyproject.toml) of the core's policies and
+    the idempotency helper against tests/unit; survivors are listed at the end.
+
+    Slow (each mutant runs the tests that reach it): run it before changing a policy,
+    not on every commit. ``nox -s mutation -- "fleetprompt_core.policies.urls*"`` runs
+    the mutants of one module.
+    """
+    session.install("-e", ".[dev]")
+    # The tests must import the mutated copy in mutants/src, ahead of the editable
+    # install; the directory must exist when the interpreter starts.
+    mutated = Path("mutants", "src").resolve()
+    mutated.mkdir(parents=True, exist_ok=True)
+    env = {"PYTHONPATH": str(mutated)}
+    session.run("mutmut", "run", *session.posargs, env=env)
+    session.run("mutmut", "results", env=env)

@@ -58,6 +58,21 @@ def test_u_val_02_port_bounds_after_a_host_name(url: str, accepted: bool) -> Non
     assert (url_problem(url) is None) is accepted, (url, url_problem(url))
 
 
+@pytest.mark.parametrize(("length", "accepted"), [(253, True), (254, False), (400, False)])
+def test_u_val_02_a_host_name_is_at_most_253_characters(length: int, accepted: bool) -> None:
+    host = ".".join(["a" * 62] * 10)[: length - 4].rstrip(".") + ".com"
+    host = host if len(host) == length else host.rjust(length, "b")
+    assert len(host) == length
+    assert (url_problem(f"https://{host}/") is None) is accepted, length
+
+
+@pytest.mark.parametrize(
+    "url", ["https://[::1]]/x", "https://[]/x", "https://[]:443/x", "https://[/x"]
+)
+def test_u_val_02_malformed_brackets_are_refused(url: str) -> None:
+    assert url_problem(url) is not None
+
+
 # --------------------------------------------------------------------------- signatures
 
 KEY = b"k" * 32
