@@ -56,6 +56,7 @@ __all__ = [
     "PublisherProfileRepository",
     "RateDecision",
     "RateLimiter",
+    "Redeemable",
     "ReleaseRepository",
     "SessionRepository",
     "TokenGenerator",
@@ -282,6 +283,16 @@ class InstallIntentRepository(Protocol):
         ...
 
 
+@attrs.frozen
+class Redeemable:
+    """An install token with its intent, and the intent's release and listing."""
+
+    token: InstallToken
+    intent: InstallIntent
+    release: Release
+    listing: Listing
+
+
 class InstallTokenRepository(Protocol):
     def add(self, token: InstallToken) -> None:
         """Raises ``DuplicateError(TOKEN_HASH)`` when the hash exists."""
@@ -292,6 +303,11 @@ class InstallTokenRepository(Protocol):
         ...
 
     def get_by_hash(self, token_hash: str) -> InstallToken | None: ...
+    def get_for_redemption(self, token_hash: str) -> Redeemable | None:
+        """The token of ``token_hash`` with its intent, release and listing, read together
+        (one query on a database); ``None`` when no token has that hash."""
+        ...
+
     def list_issued_for_intent(self, install_intent_id: str) -> Sequence[InstallToken]:
         """Tokens of the intent whose stored status is ``issued``."""
         ...

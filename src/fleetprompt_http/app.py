@@ -220,6 +220,7 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> tuple[St
         cache=cache,
         inline_limits=limiter is None or isinstance(limiter, MemoryRateLimiter),
         web=settings.web,
+        redeem_deadline_ms=settings.redeem_deadline_ms,
     )
     return storage, services
 

@@ -119,6 +119,8 @@ class Services:
     inline_limits: bool = True
     #: Cookies and sign-up of the web pages.
     web: WebSettings = attrs.field(factory=WebSettings)
+    #: How long a redemption may run before it must not commit (ADR 0021).
+    redeem_deadline_ms: int = 5_000
 
 
 def services_of(request: Request[Any, Any, Any]) -> Services:

@@ -187,6 +187,10 @@ class Settings:
     #: Proxies (addresses or networks) whose ``X-Forwarded-For`` names the client;
     #: empty ⇒ the peer address is the client, whatever the header says.
     trusted_proxies: tuple[str, ...] = ()
+    #: A redemption that cannot commit within this many milliseconds of its arrival
+    #: rolls back and answers ``UNAVAILABLE`` (keep it below the target systems'
+    #: client timeout: then a request they gave up on never commits).
+    redeem_deadline_ms: int = 5_000
     #: Use cases that run at once in one process (worker threads); ``None``: 1 on
     #: SQLite (one writer at a time; more threads only contend for the GIL), 4
     #: otherwise (they overlap database round trips). Each holds one pooled
@@ -290,6 +294,12 @@ class Settings:
             oidc=_oidc(env),
             log_level=log_level,
             trusted_proxies=trusted_proxies,
+            redeem_deadline_ms=_positive_int(
+                env.get("FLEETPROMPT_REDEEM_DEADLINE_MS"),
+                "FLEETPROMPT_REDEEM_DEADLINE_MS",
+                maximum=600_000,
+            )
+            or 5_000,
             threads=_positive_int(
                 env.get("FLEETPROMPT_THREADS"), "FLEETPROMPT_THREADS", maximum=64
             ),

@@ -33,6 +33,7 @@ from fleetprompt_core.policies.signing import (
     sign,
 )
 from fleetprompt_core.services import idempotency
+from fleetprompt_http.client import RedeemClient
 from fleetprompt_http.logs import FIELDS
 from support import listing_payload
 
@@ -311,3 +312,112 @@ def test_s_rl_serve_ignores_x_forwarded_for_by_default(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------- X-RED-01
+
+
+def _keyed(api: Api, body: bytes, key: str, **overrides: str) -> list[tuple[str, str]]:
+    return [*_signed(api, body, **overrides), ("Idempotency-Key", key)]
+
+
+def test_x_red_01_redeem_with_idempotency_key_replays_its_answer(api: Api) -> None:
+    """Contract §14 X-RED-01: a redeem with an ``Idempotency-Key`` sent again (same source,
+    same body, same key, within the window) answers the stored answer with
+    ``Idempotent-Replayed: true`` and one audit event; every other second redemption is the
+    unknown-token 404 (I-INT-06); the key with another body is 409."""
+    shop = Shop(api)
+    intent, raw = shop.token()
+    body = _body(raw)
+    never_issued = _body(_unknown_token())
+    unknown = error_shape(_send(api, never_issued, _signed(api, never_issued)))
+    first = _send(api, body, _keyed(api, body, "whs-retry-1"))
+    assert first.status_code == 200, first.text
+    assert "idempotent-replayed" not in first.headers
+    api.clock.advance(60_000)
+    again = _send(api, body, _keyed(api, body, "whs-retry-1"))
+    assert again.status_code == 200, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert again.json()["installIntent"]["installIntentId"] == intent["installIntentId"]
+    others = {
+        "no key": _send(api, body, _signed(api, body)),
+        "other key": _send(api, body, _keyed(api, body, "whs-retry-2")),
+        "other source": _send(
+            api, body, _keyed(api, body, "whs-retry-1", **{SOURCE_HEADER: "agentelic"})
+        ),
+    }
+    for name, response in others.items():
+        assert error_shape(response) == unknown, name
+    _, other_raw = shop.token()
+    other_body = _body(other_raw)
+    reused = _send(api, other_body, _keyed(api, other_body, "whs-retry-1"))
+    assert_error(reused, 409, "CONFLICT")
+    api.clock.advance(15 * 60_000)
+    expired = _send(api, body, _keyed(api, body, "whs-retry-1"))
+    assert error_shape(expired) == unknown
+    redeemed = [e for e in shop.audit() if e["type"] == "install_token.redeemed"]
+    assert len(redeemed) == 1
+
+
+def test_r_tok_03_redeem_past_the_deadline_is_503_and_changes_nothing(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 item 10: a redemption that cannot commit within the server's deadline
+    (``FLEETPROMPT_REDEEM_DEADLINE_MS``) rolls back and answers 503 UNAVAILABLE with
+    ``Retry-After``; the retry with the same key then redeems, once."""
+    shop = Shop(api)
+    intent, raw = shop.token()
+    body = _body(raw)
+    audit_before = shop.audit()
+    redeemer = api.fp.redemption
+    original = redeemer._redeem_in
+
+    def stalled(*args: Any, **kwargs: Any) -> Any:
+        api.clock.advance(api.settings.redeem_deadline_ms + 1)  # the database "stalled"
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(redeemer, "_redeem_in", stalled)
+    late = _send(api, body, _keyed(api, body, "k-late"))
+    assert_error(late, 503, "UNAVAILABLE")
+    assert int(late.headers["retry-after"]) >= 1
+    assert shop.audit() == audit_before
+    assert shop.intent_status(intent["installIntentId"]) == "token_issued"
+    monkeypatch.setattr(redeemer, "_redeem_in", original)
+    retried = _send(api, body, _keyed(api, body, "k-late"))
+    assert retried.status_code == 200, retried.text
+    assert "idempotent-replayed" not in retried.headers
+    assert shop.intent_status(intent["installIntentId"]) == "redeemed"
+
+
+def test_r_tok_03_redeem_client_retries_a_lost_answer_and_gets_it_replayed(
+    api_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 14 item 10 in real life: the server answers after the client gave up; the
+    shipped ``RedeemClient`` retries with the same ``Idempotency-Key`` and body and gets the
+    refs from the stored answer, not a 404 for a burnt token; one redemption is audited."""
+    with api_factory("sqlite") as api:
+        api.clock.set(int(time.time() * 1000))  # the client signs with the wall clock
+        shop = Shop(api)
+        intent, raw = shop.token()
+        redeemer = api.fp.redemption
+        original = redeemer._redeem_in
+        calls: list[int] = []
+
+        def slow_first(*args: Any, **kwargs: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 1:
+                time.sleep(1.5)  # longer than the client waits
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(redeemer, "_redeem_in", slow_first)
+        with serve(api.client.app) as url:
+            client = RedeemClient(
+                url, source="whs", key=REDEEM_SECRET, timeout_s=1.0, retries=3, backoff_s=0.1
+            )
+            answer = client.redeem(raw, target_system="whs")
+        assert answer["installIntent"]["installIntentId"] == intent["installIntentId"]
+        assert answer["release"]["refs"] == shop.release["refs"]
+        assert len(calls) == 1  # the retries were answered from the record
+        redeemed = [e for e in shop.audit() if e["type"] == "install_token.redeemed"]
+        assert len(redeemed) == 1

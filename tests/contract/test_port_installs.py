@@ -370,6 +370,33 @@ def test_tokens_add_get_by_hash_round_trip(
     assert adapter.read(lambda uow: uow.tokens.get_by_hash(token.token_hash.upper())) is None
 
 
+@pytest.mark.parametrize(
+    "builder", [entities.token, entities.token_redeemed], ids=["issued", "redeemed"]
+)
+def test_tokens_get_for_redemption_reads_token_intent_release_and_listing(
+    adapter: Adapter, builder: Callable[..., InstallToken]
+) -> None:
+    """get_for_redemption is the token by hash with its intent, release and listing exactly as
+    their own lookups read them (one query on a database); an unknown hash is None."""
+    family = _family(adapter)
+    token = builder(
+        install_intent_id=family.intent.install_intent_id, buyer_user_id=family.buyer.user_id
+    )
+    adapter.add(token)
+    found = adapter.read(lambda uow: uow.tokens.get_for_redemption(token.token_hash))
+    assert found is not None
+    assert_identical(found.token, token)
+    assert_identical(found.intent, family.intent)
+    assert_identical(
+        found.release, adapter.read(lambda uow: uow.releases.get(family.release.release_id))
+    )
+    assert_identical(
+        found.listing, adapter.read(lambda uow: uow.listings.get(family.listing.listing_id))
+    )
+    for unknown in ("0" * 64, token.token_hash.upper(), "a\x00b"):
+        assert adapter.read(lambda uow, h=unknown: uow.tokens.get_for_redemption(h)) is None
+
+
 def test_tokens_hash_is_unique(adapter: Adapter) -> None:
     """A second token with a stored hash is DuplicateError(TOKEN_HASH) and keeps the first."""
     family = _family(adapter)

@@ -50,7 +50,7 @@ from fleetprompt_core.policies.search import (
     sort_key,
 )
 from fleetprompt_core.policies.versions import VersionCandidate
-from fleetprompt_core.ports import AuditQuery, CreatedKey, UniqueConstraint
+from fleetprompt_core.ports import AuditQuery, CreatedKey, Redeemable, UniqueConstraint
 
 __all__ = ["MemoryCatalogVersion", "MemoryStore", "MemoryUnitOfWork"]
 
@@ -425,6 +425,15 @@ class _Tokens(_Repo):
     def get_by_hash(self, token_hash: str) -> InstallToken | None:
         token_id = self.s.tokens_by_hash.get(token_hash)
         return self.s.tokens[token_id] if token_id else None
+
+    def get_for_redemption(self, token_hash: str) -> Redeemable | None:
+        token = self.get_by_hash(token_hash)
+        if token is None:
+            return None
+        intent = self.s.intents[token.install_intent_id]
+        return Redeemable(
+            token, intent, self.s.releases[intent.release_id], self.s.listings[intent.listing_id]
+        )
 
     def list_issued_for_intent(self, install_intent_id: str) -> Sequence[InstallToken]:
         tokens = (self.s.tokens[t] for t in self.s.tokens_by_intent.get(install_intent_id, ()))

@@ -63,7 +63,7 @@ from fleetprompt_core.domain.model import (
 )
 from fleetprompt_core.policies.search import ListingSearch, SearchHit
 from fleetprompt_core.policies.versions import VersionCandidate
-from fleetprompt_core.ports import AuditQuery, CreatedKey, UniqueConstraint
+from fleetprompt_core.ports import AuditQuery, CreatedKey, Redeemable, UniqueConstraint
 
 __all__ = ["SqlStore", "SqlUnitOfWork", "guarded", "ping", "storage_error"]
 
@@ -170,6 +170,58 @@ _INTENT_COUNTS = (
     )
     .group_by(t.install_intents.c.listing_id)
 )
+
+
+# The hot write paths' statements, built once: only the parameters change per call.
+def _compare_and_set(table: sa.Table, key: str, guard: str) -> sa.Update:
+    """``UPDATE table SET <every column> WHERE key = :k AND status = :s AND guard = :g``.
+
+    The stored status must still be the expected one; ``guard``, an immutable
+    column, is in the condition so that the winning path is one statement.
+    """
+    c = table.c
+    return (
+        sa.update(table)
+        .where(
+            c[key] == sa.bindparam("where_key"),
+            c.status == sa.bindparam("where_status"),
+            c[guard] == sa.bindparam("where_guard"),
+        )
+        .values({column.name: sa.bindparam(column.name) for column in table.columns})
+    )
+
+
+_TOKEN_CAS = _compare_and_set(t.install_tokens, "token_id", "token_hash")
+_INTENT_CAS = _compare_and_set(t.install_intents, "install_intent_id", "buyer_user_id")
+
+
+def _prefixed(table: sa.Table, prefix: str) -> list[sa.Label[Any]]:
+    return [column.label(prefix + column.name) for column in table.columns]
+
+
+#: A token, its intent, release and listing in one query (redemption's only read).
+_REDEEMABLE = (
+    sa.select(
+        *_prefixed(t.install_tokens, "t_"),
+        *_prefixed(t.install_intents, "i_"),
+        *_prefixed(t.releases, "r_"),
+        *_prefixed(t.listings, "l_"),
+    )
+    .select_from(
+        t.install_tokens.join(
+            t.install_intents,
+            t.install_intents.c.install_intent_id == t.install_tokens.c.install_intent_id,
+        )
+        .join(t.releases, t.releases.c.release_id == t.install_intents.c.release_id)
+        .join(t.listings, t.listings.c.listing_id == t.install_intents.c.listing_id)
+    )
+    .where(t.install_tokens.c.token_hash == sa.bindparam("token_hash"))
+)
+
+
+def _unprefixed(row: sa.RowMapping, prefix: str) -> dict[str, Any]:
+    size = len(prefix)
+    return {name[size:]: value for name, value in row.items() if name.startswith(prefix)}
 
 
 class SqlStore:
@@ -509,16 +561,13 @@ class _Intents(_Repo):
     def update(self, intent: InstallIntent, expected_status: InstallIntentStatus) -> bool:
         c = t.install_intents.c
         # The immutable buyer is part of the condition: one statement when the set wins.
-        statement = (
-            sa.update(t.install_intents)
-            .where(
-                c.install_intent_id == intent.install_intent_id,
-                c.status == expected_status,
-                c.buyer_user_id == intent.buyer_user_id,
-            )
-            .values(m.intent_row(intent))
-        )
-        if self._update(statement):
+        params = {
+            **m.intent_row(intent),
+            "where_key": intent.install_intent_id,
+            "where_status": expected_status.value,
+            "where_guard": intent.buyer_user_id,
+        }
+        if self._run(_INTENT_CAS, params).rowcount == 1:
             return True
         current = self._one(
             sa.select(c.buyer_user_id).where(c.install_intent_id == intent.install_intent_id)
@@ -588,16 +637,13 @@ class _Tokens(_Repo):
     def update(self, token: InstallToken, expected_status: InstallTokenStatus) -> bool:
         c = t.install_tokens.c
         # The immutable hash is part of the condition: one statement when the set wins.
-        statement = (
-            sa.update(t.install_tokens)
-            .where(
-                c.token_id == token.token_id,
-                c.status == expected_status,
-                c.token_hash == token.token_hash,
-            )
-            .values(m.token_row(token))
-        )
-        if self._update(statement):
+        params = {
+            **m.token_row(token),
+            "where_key": token.token_id,
+            "where_status": expected_status.value,
+            "where_guard": token.token_hash,
+        }
+        if self._run(_TOKEN_CAS, params).rowcount == 1:
             return True
         current = self._one(sa.select(c.token_hash).where(c.token_id == token.token_id))
         if current is None:
@@ -609,6 +655,19 @@ class _Tokens(_Repo):
     def get_by_hash(self, token_hash: str) -> InstallToken | None:
         row = self._get(t.install_tokens, token_hash=token_hash)
         return None if row is None else m.to_token(row)
+
+    def get_for_redemption(self, token_hash: str) -> Redeemable | None:
+        if not self._storable(token_hash):
+            return None
+        row = self._one(_REDEEMABLE, {"token_hash": token_hash})
+        if row is None:
+            return None
+        return Redeemable(
+            token=m.to_token(_unprefixed(row, "t_")),
+            intent=m.to_intent(_unprefixed(row, "i_")),
+            release=m.to_release(_unprefixed(row, "r_")),
+            listing=m.to_listing(_unprefixed(row, "l_")),
+        )
 
     def list_issued_for_intent(self, install_intent_id: str) -> Sequence[InstallToken]:
         c = t.install_tokens.c

@@ -41,6 +41,8 @@ DAY_MS: Final = 24 * 60 * 60 * 1000
 IDEMPOTENCY_KEY_MAX: Final = 255
 IDEMPOTENCY_RETENTION_MS: Final = 24 * 60 * 60 * 1000
 #: How long a running request holds its idempotency key before another may take it over.
+#: How long a redemption sent with an ``Idempotency-Key`` can be replayed (ADR 0021).
+REDEEM_REPLAY_WINDOW_MS: Final = 15 * 60 * 1000
 IDEMPOTENCY_LEASE_MS: Final = 120_000
 
 QUERY_MAX: Final = 200

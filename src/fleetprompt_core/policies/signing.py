@@ -101,6 +101,8 @@ class RedeemFailure(enum.StrEnum):
     INTENT_CLOSED = "intent_closed"
     NOT_INSTALLABLE = "not_installable"
     LOST_RACE = "lost_race"
+    # UNAVAILABLE
+    DEADLINE_PASSED = "deadline_passed"
 
 
 _SCHEME = "v1"

@@ -74,6 +74,8 @@ class Operation(enum.StrEnum):
     LISTING_UNSUSPEND = "admin.listing.unsuspend"
     ROLES_CHANGE = "admin.user.roles"
     VERIFICATION_SET = "admin.publisher.verification"
+    #: Internal redemption, scoped by the target-system source (ADR 0021).
+    REDEEM = "install.redeem"
 
 
 #: How a request hash stored before operations were named starts (ADR 0020).

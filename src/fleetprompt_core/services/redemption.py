@@ -17,19 +17,22 @@ from __future__ import annotations
 import json
 from typing import Final
 
+from fleetprompt_core.domain import limits
 from fleetprompt_core.domain.enums import InstallTargetSystem, InstallTokenStatus
-from fleetprompt_core.domain.errors import NotFound
+from fleetprompt_core.domain.errors import NotFound, Unavailable
 from fleetprompt_core.domain.model import OPEN_INTENT_STATUSES, install_blocker
 from fleetprompt_core.policies.signing import RedeemFailure, RedeemVerifier
 from fleetprompt_core.policies.tokens import has_valid_checksum
 from fleetprompt_core.policies.validation import Problems, Reader
-from fleetprompt_core.services import audit, throttle
-from fleetprompt_core.services.runtime import Call, Runtime
+from fleetprompt_core.ports import UnitOfWork
+from fleetprompt_core.services import audit, idempotency, throttle
+from fleetprompt_core.services.runtime import Call, Outcome, Runtime
 from fleetprompt_core.services.views import RedeemedListing, RedeemedRelease, Redemption
 
 __all__ = ["Redeemer"]
 
 _TOKEN_MAX: Final = 200
+_REDEMPTION: Final = idempotency.ResultCodec(Redemption)
 
 
 def _not_found(reason: RedeemFailure) -> NotFound:
@@ -109,18 +112,67 @@ class Redeemer:
             duplicate_header=duplicate_header,
             client=client,
         )
-        return self.redeem_body(verified_source, body, request_id=request_id)
+        return self.redeem_body(verified_source, body, request_id=request_id).value
 
-    def redeem_body(self, source: str, body: bytes, *, request_id: str | None = None) -> Redemption:
-        """Parse the JSON *body* of a request already verified for *source*, and redeem."""
+    def redeem_body(
+        self,
+        source: str,
+        body: bytes,
+        *,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+        deadline_ms: int | None = None,
+    ) -> Outcome[Redemption]:
+        """Parse the JSON *body* of a request already verified for *source*, and redeem
+        (see :meth:`redeem_idempotent`)."""
         try:
             payload: object = json.loads(body)
         except (ValueError, RecursionError):
             payload = None
-        return self.redeem(source, payload, request_id=request_id)
+        return self.redeem_idempotent(
+            source,
+            payload,
+            idempotency_key=idempotency_key,
+            request_id=request_id,
+            deadline_ms=deadline_ms,
+        )
 
-    def redeem(self, source: str, payload: object, *, request_id: str | None = None) -> Redemption:
+    def redeem(
+        self,
+        source: str,
+        payload: object,
+        *,
+        request_id: str | None = None,
+        deadline_ms: int | None = None,
+    ) -> Redemption:
         """Redeem for an already authenticated target-system ``source``."""
+        return self.redeem_idempotent(
+            source, payload, request_id=request_id, deadline_ms=deadline_ms
+        ).value
+
+    def redeem_idempotent(
+        self,
+        source: str,
+        payload: object,
+        *,
+        idempotency_key: str | None = None,
+        request_id: str | None = None,
+        deadline_ms: int | None = None,
+    ) -> Outcome[Redemption]:
+        """Redeem for ``source``; with a key, a retry gets the stored answer (X-RED-01).
+
+        A redemption that carries ``idempotency_key`` is stored with its answer
+        for :data:`~fleetprompt_core.domain.limits.REDEEM_REPLAY_WINDOW_MS`
+        under ``(source, key)``: the same source sending the same body with the
+        same key within that window gets the same answer again, marked
+        replayed, and nothing changes. Every other second redemption of a token
+        is ``NOT_FOUND`` (I-INT-06); the same key with another body is
+        ``CONFLICT`` (§6). A failed redemption stores nothing.
+
+        ``deadline_ms`` (clock time) bounds the work: a redemption that would
+        commit after it rolls back instead and answers ``UNAVAILABLE``, so a
+        caller that gave up never has its token burnt behind its back.
+        """
         throttle.check(self._rt, throttle.Action.REDEEM, "source:" + source)
         problems = Problems()
         reader = Reader(payload, problems, allowed=("installToken", "targetSystem"))
@@ -129,50 +181,85 @@ class Redeemer:
         )
         target = reader.choice("targetSystem", InstallTargetSystem, required=True)
         problems.raise_if_any()
+        key = idempotency.check_key(idempotency_key, required=False)
         assert raw is not None
         assert target is not None
         if not has_valid_checksum(raw):
             raise _not_found(RedeemFailure.MALFORMED_TOKEN)
-        now = self._rt.clock.now_ms()
+        token_hash = self._rt.hasher.hash(raw)
         call = Call(request_id=request_id)
-        with self._rt.uow() as uow:
-            token = uow.tokens.get_by_hash(self._rt.hasher.hash(raw))
-            if token is None:
-                raise _not_found(RedeemFailure.UNKNOWN_TOKEN)
-            if not token.is_usable(now):
-                raise _not_found(
-                    RedeemFailure.TOKEN_NOT_ISSUED
-                    if token.status is not InstallTokenStatus.ISSUED
-                    else RedeemFailure.TOKEN_EXPIRED
-                )
-            if token.target_system is not target:
-                raise _not_found(RedeemFailure.WRONG_TARGET)
-            intent = uow.intents.get(token.install_intent_id)
-            if intent is None or intent.observed(now).status not in OPEN_INTENT_STATUSES:
-                raise _not_found(RedeemFailure.INTENT_CLOSED)
-            release = uow.releases.get(intent.release_id)
-            listing = uow.listings.get(intent.listing_id)
-            if release is None or listing is None or install_blocker(listing, release, target):
-                raise _not_found(RedeemFailure.NOT_INSTALLABLE)
-            redeemed_intent = intent.redeemed(now)
-            if not uow.tokens.update(token.redeemed(source, now), token.status):
-                raise _not_found(RedeemFailure.LOST_RACE)  # a concurrent redemption won
-            if not uow.intents.update(redeemed_intent, intent.status):
-                raise _not_found(RedeemFailure.LOST_RACE)
-            audit.record(
-                self._rt,
-                uow,
-                call,
-                "install_token.redeemed",
-                audit.system_actor(source),
-                f"Install token redeemed by {source}.",
-                details={"tokenId": token.token_id, "targetSystem": target.value, "source": source},
-                publisher_user_id=listing.publisher_user_id,
-                listing_id=listing.listing_id,
-                release_id=release.release_id,
-                install_intent_id=intent.install_intent_id,
+
+        def operation(uow: UnitOfWork) -> Redemption:
+            return self._redeem_in(uow, source, token_hash, target, call, deadline_ms)
+
+        if key is None:
+            with self._rt.uow() as uow:
+                redemption = operation(uow)
+                uow.commit()
+            return Outcome(redemption)
+        return idempotency.run(
+            self._rt,
+            scope_user_id="source:" + source,
+            scope=idempotency.Operation.REDEEM,
+            key=key,
+            required=False,
+            target={},
+            body=payload,
+            codec=_REDEMPTION,
+            operation=operation,
+            retention_ms=limits.REDEEM_REPLAY_WINDOW_MS,
+        )
+
+    def _redeem_in(
+        self,
+        uow: UnitOfWork,
+        source: str,
+        token_hash: str,
+        target: InstallTargetSystem,
+        call: Call,
+        deadline_ms: int | None,
+    ) -> Redemption:
+        """The redemption inside ``uow`` (not committed): one read, two updates, one event."""
+        now = self._rt.clock.now_ms()
+        found = uow.tokens.get_for_redemption(token_hash)
+        if found is None:
+            raise _not_found(RedeemFailure.UNKNOWN_TOKEN)
+        token, intent, release, listing = found.token, found.intent, found.release, found.listing
+        if not token.is_usable(now):
+            raise _not_found(
+                RedeemFailure.TOKEN_NOT_ISSUED
+                if token.status is not InstallTokenStatus.ISSUED
+                else RedeemFailure.TOKEN_EXPIRED
             )
-            uow.commit()
+        if token.target_system is not target:
+            raise _not_found(RedeemFailure.WRONG_TARGET)
+        if intent.observed(now).status not in OPEN_INTENT_STATUSES:
+            raise _not_found(RedeemFailure.INTENT_CLOSED)
+        if install_blocker(listing, release, target):
+            raise _not_found(RedeemFailure.NOT_INSTALLABLE)
+        redeemed_intent = intent.redeemed(now)
+        if not uow.tokens.update(token.redeemed(source, now), token.status):
+            raise _not_found(RedeemFailure.LOST_RACE)  # a concurrent redemption won
+        if not uow.intents.update(redeemed_intent, intent.status):
+            raise _not_found(RedeemFailure.LOST_RACE)
+        audit.record(
+            self._rt,
+            uow,
+            call,
+            "install_token.redeemed",
+            audit.system_actor(source),
+            f"Install token redeemed by {source}.",
+            details={"tokenId": token.token_id, "targetSystem": target.value, "source": source},
+            publisher_user_id=listing.publisher_user_id,
+            listing_id=listing.listing_id,
+            release_id=release.release_id,
+            install_intent_id=intent.install_intent_id,
+        )
+        if deadline_ms is not None and self._rt.clock.now_ms() > deadline_ms:
+            raise Unavailable(
+                "The redemption took too long and was not done; retry it.",
+                reason=RedeemFailure.DEADLINE_PASSED.value,
+            )
         return Redemption(
             install_intent=redeemed_intent,
             listing=RedeemedListing(listing.listing_id, listing.asset_kind, listing.name),

@@ -18,9 +18,11 @@ from litestar.exceptions import HTTPException
 from litestar.params import HeaderParameter
 
 from fleetprompt_core.domain.errors import ErrorCode
+from fleetprompt_core.services.runtime import Outcome
+from fleetprompt_core.services.views import Redemption
 from fleetprompt_http import wire
 from fleetprompt_http.context import request_id_of, set_caller
-from fleetprompt_http.handling import client_of, json_bytes, respond, services_of
+from fleetprompt_http.handling import client_of, json_bytes, services_of, written
 from fleetprompt_http.openapi import REDEEM_HEADERS, documented
 from fleetprompt_http.redeem import read_redeem_headers
 from fleetprompt_http.requests import RedeemRequest
@@ -39,11 +41,16 @@ class InternalController(Controller):
         description="Body `{installToken, targetSystem}`. Signature: `v1=<hex HMAC-SHA256(key, "
         "raw body)>`; several comma-separated values may be sent during a key rotation. "
         "Every authentication failure is the same `UNAUTHENTICATED`; every token that "
-        "cannot be redeemed is the same `NOT_FOUND`.",
+        "cannot be redeemed is the same `NOT_FOUND`. With an `Idempotency-Key`, the same "
+        "source sending the same body with the same key within 15 minutes gets the stored "
+        "answer again (`Idempotent-Replayed: true`); a redemption that cannot finish within "
+        "the server's deadline changes nothing and answers `UNAVAILABLE`.",
         status_code=200,
         responses=errors(
             ErrorCode.UNAUTHENTICATED,
             ErrorCode.NOT_FOUND,
+            ErrorCode.VALIDATION_FAILED,
+            ErrorCode.CONFLICT,
             ErrorCode.RATE_LIMITED,
             ErrorCode.TOO_LARGE,
             ErrorCode.UNSUPPORTED,
@@ -78,6 +85,15 @@ class InternalController(Controller):
                 description="`v1=<hex>`; comma-separated values accepted.",
             ),
         ] = None,
+        key: Annotated[
+            str | None,
+            HeaderParameter(
+                name="Idempotency-Key",
+                required=False,
+                description="Optional: lets the target system retry a redemption whose "
+                "answer it lost (the same body, within 15 minutes).",
+            ),
+        ] = None,
     ) -> Response[wire.RedemptionWire]:
         services = services_of(request)
         verifier = services.verifier
@@ -88,12 +104,14 @@ class InternalController(Controller):
         # raw list, where a duplicated header is still visible.
         del source, timestamp, signature
         read = read_redeem_headers(request.scope["headers"])
-        request_id = request_id_of(request.scope)
         redeemer = services.app.redemption
+        # The deadline runs from the request's arrival, waiting for a thread included.
+        deadline_ms = services.app.runtime.clock.now_ms() + services.redeem_deadline_ms
+        request_id = request_id_of(request.scope)
         scope = request.scope
         client = client_of(request)
 
-        def run() -> wire.RedemptionWire:
+        def run() -> Outcome[Redemption]:
             verified = redeemer.verify(
                 verifier,
                 body=raw,
@@ -105,6 +123,12 @@ class InternalController(Controller):
                 client=client,
             )
             set_caller(scope, "source:" + verified)
-            return wire.redemption(redeemer.redeem_body(verified, raw, request_id=request_id))
+            return redeemer.redeem_body(
+                verified,
+                raw,
+                request_id=request_id,
+                idempotency_key=key,
+                deadline_ms=deadline_ms,
+            )
 
-        return respond(await services.threads.run(run))
+        return written(await services.threads.run(run), wire.redemption)
