@@ -167,8 +167,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "POST",
         "/v1/internal/install/redeem",
         200,
-        frozenset({401, 404, 413, 415, 429, 501}),
+        frozenset({400, 401, 404, 409, 413, 415, 429, 501}),
         body=("installToken", "targetSystem"),
+        key="accepted",  # X-RED-01: a retry with the key replays the answer
         security="none",
     ),
     Endpoint(

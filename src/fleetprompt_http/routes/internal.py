@@ -22,7 +22,12 @@ from fleetprompt_core.services.runtime import Outcome
 from fleetprompt_core.services.views import Redemption
 from fleetprompt_http import wire
 from fleetprompt_http.context import request_id_of, set_caller
-from fleetprompt_http.handling import client_of, json_bytes, services_of, written
+from fleetprompt_http.handling import (
+    client_of,
+    json_bytes,
+    services_of,
+    written,
+)
 from fleetprompt_http.openapi import REDEEM_HEADERS, documented
 from fleetprompt_http.redeem import read_redeem_headers
 from fleetprompt_http.requests import RedeemRequest
@@ -56,7 +61,9 @@ class InternalController(Controller):
             ErrorCode.UNSUPPORTED,
             not_offered="this server has no redeem secret configured.",
         ),
-        operation_class=documented(RedeemRequest, headers=REDEEM_HEADERS, security="none"),
+        operation_class=documented(
+            RedeemRequest, headers=REDEEM_HEADERS, security="none", idempotency="accepted"
+        ),
     )
     async def redeem(
         self,
