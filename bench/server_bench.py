@@ -66,7 +66,7 @@ class Sample:
 
 def _wrk(url: str, seconds: float, connections: int) -> tuple[float, float]:
     run = subprocess.run(  # noqa: S603 - a fixed command
-        [hb.wrk_path(), "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        [hb.wrk_path(), "-t1", f"-c{connections}", f"-d{round(seconds)}s", "--latency", url],
         capture_output=True,
         text=True,
         timeout=seconds + 30,
@@ -152,6 +152,12 @@ def main() -> None:
         if args.baseline_src is not None:
             base_url = stack.enter_context(_baseline_copy(dataset, directory))
             line, env = _fleetprompt(base_url)
+            # The baseline's own command line (the installed script may name newer modules).
+            line[: len(hb._fleetprompt_command())] = [
+                sys.executable,
+                "-c",
+                "from fleetprompt_http.cli import main; main()",
+            ]
             env["PYTHONPATH"] = str(args.baseline_src)
             servers["baseline"] = stack.enter_context(hb.serving("baseline", line, env, directory))
         # The ceiling answers the bytes FleetPrompt answered.

@@ -13,6 +13,8 @@ Two layers keep secrets out of the log:
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import sys
 from collections.abc import Mapping
@@ -39,7 +41,9 @@ def log_event(logger: logging.Logger, level: int, event: str, fields: Mapping[st
             name: REDACTED if is_sensitive_key(name) else _redacted_value(value)
             for name, value in fields.items()
         }
-        logger.log(level, event, extra={FIELDS: safe})
+        # makeRecord + handle, not log(): no look-up of the caller (a stack walk) per line.
+        record = logger.makeRecord(logger.name, level, "", 0, event, (), None, extra={FIELDS: safe})
+        logger.handle(record)
 
 
 def _redacted_value(value: object) -> object:
@@ -73,9 +77,40 @@ def _redact_event(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> 
     return redacted
 
 
+class _JsonFormatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's formatter, with a short path for the records of :func:`log_event`.
+
+    Those carry plain values already redacted (every access line is one), so
+    they are rendered directly, to the same JSON line the processor chain
+    writes (same keys, same order, same values), at a fraction of its cost.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = record.__dict__.get(FIELDS)
+        if (
+            type(fields) is dict
+            and record.exc_info is None
+            and record.stack_info is None
+            and not record.args
+            and isinstance(record.msg, str)
+        ):
+            line: dict[str, object] = {
+                "event": redact_text(record.msg),
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "ts": datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+                .isoformat()
+                .replace("+00:00", "Z"),
+            }
+            for key, value in fields.items():
+                line.setdefault(str(key), value)
+            return json.dumps(line, ensure_ascii=False, default=repr)
+        return super().format(record)
+
+
 def json_formatter() -> logging.Formatter:
     """A formatter that renders any record as one redacted JSON line."""
-    return structlog.stdlib.ProcessorFormatter(
+    return _JsonFormatter(
         foreign_pre_chain=[
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
