@@ -39,7 +39,7 @@ from litestar.openapi.spec.enums import OpenAPIType
 from fleetprompt_core.domain import limits
 from fleetprompt_core.domain.enums import AssetKind, SearchSort
 from fleetprompt_core.policies.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from fleetprompt_http.requests import PRINTABLE_ASCII, Integer, Items, Text
+from fleetprompt_http.requests import AT_LEAST_ONE, PRINTABLE_ASCII, Integer, Items, Text
 
 __all__ = [
     "CURSOR",
@@ -118,6 +118,8 @@ def _plain_schema(annotation: object) -> Schema:
 def _object(shape: type) -> Schema:
     hints = get_type_hints(shape, include_extras=True)
     required_keys: frozenset[str] = getattr(shape, "__required_keys__", frozenset())
+    # "At least one of these lists, not empty" (A2's grant/revoke).
+    one_of_lists = AT_LEAST_ONE.get(shape, ())
     return Schema(
         type=OpenAPIType.OBJECT,
         title=shape.__name__,
@@ -126,7 +128,41 @@ def _object(shape: type) -> Schema:
         required=[name for name, hint in hints.items() if _required(name, hint, required_keys)]
         or None,
         additional_properties=False,
+        any_of=[
+            Schema(
+                required=[name],
+                properties={name: Schema(type=OpenAPIType.ARRAY, min_items=1)},
+            )
+            for name in one_of_lists
+        ]
+        or None,
+        # ...and no value in two of them at once (a role granted and revoked).
+        schema_not=Schema(
+            any_of=[
+                Schema(
+                    required=list(one_of_lists),
+                    properties={
+                        name: Schema(type=OpenAPIType.ARRAY, contains=Schema(const=value))
+                        for name in one_of_lists
+                    },
+                )
+                for value in _values_of(hints[one_of_lists[0]])
+            ]
+        )
+        if one_of_lists
+        else None,
     )
+
+
+def _values_of(hint: object) -> list[str]:
+    """The enum values a ``NotRequired[Annotated[list[SomeEnum] | None, ...]]`` field holds."""
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return [str(item.value) for item in hint]
+    for inner in get_args(hint):
+        values = _values_of(inner)
+        if values:
+            return values
+    return []
 
 
 def _required(name: str, hint: object, required_keys: frozenset[str]) -> bool:
@@ -141,6 +177,29 @@ def _docstring(shape: type) -> str | None:
     return inspect.cleandoc(doc).replace("\n", " ") if doc else None
 
 
+#: What the core refuses in text (``policies.validation.check_text``), as ECMA-262
+#: patterns: control characters (category Cc), and in single-line text also the bidi
+#: embeddings, overrides and isolates. (The tag characters U+E0000..U+E007F, refused
+#: too, have no pattern both ECMA-262 without the ``u`` flag and Python understand.)
+SINGLE_LINE: Final = "^[^\\u0000-\\u001F\\u007F-\\u009F\\u202A-\\u202E\\u2066-\\u2069]*$"
+MULTILINE: Final = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$"
+#: A trimmed required text keeps a visible character (not a space, control or format
+#: character).
+_VISIBLE: Final = (
+    "(?=[\\s\\S]*[^\\s\\u0000-\\u001F\\u007F-\\u00A0\\u00AD\\u2000-\\u200F\\u2028-\\u202F"
+    "\\u205F-\\u206F\\u3000\\uE000-\\uF8FF\\uFEFF])"
+)
+
+
+def _text_pattern(item: Text) -> str:
+    if item.pattern is not None:
+        return item.pattern
+    pattern = MULTILINE if item.multiline else SINGLE_LINE
+    if item.trimmed and item.min_length > 0:
+        pattern = "^" + _VISIBLE + pattern[1:]
+    return pattern
+
+
 def _bounded(schema: Schema, metadata: tuple[object, ...]) -> Schema:
     for item in metadata:
         if isinstance(item, Text):
@@ -149,11 +208,13 @@ def _bounded(schema: Schema, metadata: tuple[object, ...]) -> Schema:
                 notes.append("Length counted after trimming surrounding whitespace.")
             if item.multiline:
                 notes.append("Newlines allowed.")
+            else:
+                notes.append("No control, bidi override, isolate or tag characters.")
             schema = dataclasses.replace(
                 schema,
                 max_length=item.max_length,
                 min_length=item.min_length or None,
-                pattern=item.pattern,
+                pattern=_text_pattern(item),
                 description=" ".join(notes) or None,
             )
         elif isinstance(item, Items):
@@ -161,8 +222,11 @@ def _bounded(schema: Schema, metadata: tuple[object, ...]) -> Schema:
                 schema, max_items=item.max_items, description=item.description
             )
         elif isinstance(item, Integer):
+            notes = [item.description] if item.description else []
+            # JSON Schema counts 600000.0 as an integer; the core does not.
+            notes.append("Written without a fraction or exponent (`600000`, not `600000.0`).")
             schema = dataclasses.replace(
-                schema, minimum=item.minimum, maximum=item.maximum, description=item.description
+                schema, minimum=item.minimum, maximum=item.maximum, description=" ".join(notes)
             )
     return schema
 
@@ -185,8 +249,14 @@ LIMIT: Final = Schema(
 )
 CURSOR: Final = Schema(
     type=OpenAPIType.STRING,
-    min_length=1,
-    description="Opaque cursor from a previous page's `nextCursor` (same query only).",
+    min_length=3,
+    max_length=2048,
+    # base64url(position) "." base64url(MAC): the shape only; a cursor the server did
+    # not issue for this query is refused (400), whatever its shape.
+    pattern="^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$",
+    description="Opaque cursor from a previous page's `nextCursor`, signed by the server "
+    "for the same query: only a value the server issued is accepted; anything else, "
+    "however well formed, is `VALIDATION_FAILED`.",
 )
 PAGE: Final[Mapping[str, Schema]] = {"limit": LIMIT, "cursor": CURSOR}
 
@@ -194,7 +264,12 @@ PAGE: Final[Mapping[str, Schema]] = {"limit": LIMIT, "cursor": CURSOR}
 def _labels(max_items: int) -> Schema:
     return Schema(
         type=OpenAPIType.ARRAY,
-        items=Schema(type=OpenAPIType.STRING, min_length=1, max_length=limits.LABEL_MAX),
+        items=Schema(
+            type=OpenAPIType.STRING,
+            min_length=1,
+            max_length=limits.LABEL_MAX,
+            pattern="^" + _VISIBLE + SINGLE_LINE[1:],
+        ),
         max_items=max_items,
         description="Repeat the parameter or separate values with commas; all must match.",
     )
@@ -205,6 +280,7 @@ SEARCH: Final[Mapping[str, Schema]] = {
     "q": Schema(
         type=OpenAPIType.STRING,
         max_length=limits.QUERY_MAX,
+        pattern=SINGLE_LINE,
         description="Words to find (plain words, no regular expressions).",
     ),
     "tags": _labels(limits.TAGS_MAX),
@@ -219,7 +295,9 @@ SEARCH: Final[Mapping[str, Schema]] = {
     **PAGE,
 }
 
-_AUDIT_TEXT: Final = Schema(type=OpenAPIType.STRING, min_length=1, max_length=100)
+_AUDIT_TEXT: Final = Schema(
+    type=OpenAPIType.STRING, min_length=1, max_length=100, pattern=SINGLE_LINE
+)
 #: A4's filters.
 AUDIT: Final[Mapping[str, Schema]] = {
     "type": dataclasses.replace(_AUDIT_TEXT, description="Event type, e.g. `listing.created`."),

@@ -34,6 +34,7 @@ from fleetprompt_core.domain.enums import (
 )
 
 __all__ = [
+    "AT_LEAST_ONE",
     "CancelIntentRequest",
     "Integer",
     "Items",
@@ -97,7 +98,14 @@ _URL_RULES: Final = (
 )
 
 Label = Annotated[str, Text(limits.LABEL_MAX, 1, trimmed=True, description="Lower-cased.")]
-Url = Annotated[str | None, Text(URL_MAX, description=_URL_RULES)]
+#: A subset of what the URL policy accepts, as a pattern: ``https://``, a DNS host
+#: name whose last label is letters, an optional port, a path of unreserved characters.
+#: (The policy itself, in the core, is the rule; this only documents its shape.)
+URL_PATTERN: Final = (
+    "^https://([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}"
+    "(:[1-9][0-9]{0,3})?(/[A-Za-z0-9._~/-]*)?$"
+)
+Url = Annotated[str | None, Text(URL_MAX, 1, pattern=URL_PATTERN, description=_URL_RULES)]
 OpaqueRef = Annotated[
     str | None, Text(limits.REF_MAX, 1, trimmed=True, description="Opaque, never parsed.")
 ]
@@ -122,7 +130,15 @@ class DescriptionInput(TypedDict):
 class ImageInput(TypedDict):
     """An image: the host must be on the operator's allowlist and the path not `.svg`."""
 
-    url: Annotated[str, Text(URL_MAX, description=_URL_RULES)]
+    url: Annotated[
+        str,
+        Text(
+            URL_MAX,
+            1,
+            pattern=URL_PATTERN,
+            description=_URL_RULES + " The host must be one of `FLEETPROMPT_IMAGE_HOSTS`.",
+        ),
+    ]
     alt: NotRequired[Annotated[str | None, Text(limits.IMAGE_ALT_MAX)]]
 
 
@@ -258,6 +274,10 @@ class RoleChangeRequest(TypedDict):
 
     grant: NotRequired[Annotated[list[Role] | None, Items(len(Role))]]
     revoke: NotRequired[Annotated[list[Role] | None, Items(len(Role))]]
+
+
+#: Bodies that must carry at least one of these fields as a non-empty list.
+AT_LEAST_ONE: Final[dict[type, tuple[str, ...]]] = {RoleChangeRequest: ("grant", "revoke")}
 
 
 class VerificationRequest(TypedDict):

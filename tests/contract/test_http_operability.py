@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import sqlite3
 import threading
@@ -266,3 +267,36 @@ def test_timeouts_are_settings_with_sane_defaults() -> None:
         for bad in ("0", "-5", "1.5", "soon", "600001"):
             with pytest.raises(ConfigError, match=variable):
                 Settings.from_env({variable: bad})
+
+
+def test_the_openapi_document_states_the_rules_the_server_enforces(api: Api) -> None:
+    """Issue 14 item 14: the cursor's shape, the control-character and bidi rules of text,
+    non-empty https URLs, A2's "grant or revoke at least one role, never both" and
+    integers without a fraction are in the document. (schemathesis's
+    positive_data_acceptance in test_http_fuzz checks the rest.)"""
+    document = api.get("/schema/openapi.json").json()
+    paths = document["paths"]
+    search = {
+        p["name"]: p["schema"] for p in paths["/v1/public/listings/search"]["get"]["parameters"]
+    }
+    assert re.fullmatch(search["cursor"]["pattern"], "abc.def")
+    assert not re.fullmatch(search["cursor"]["pattern"], "0")
+    for text, allowed in (("plain words", True), ("bell\x07", False), ("rtl\u202eoverride", False)):
+        assert bool(re.fullmatch(search["q"]["pattern"], text)) is allowed, text
+    body = paths["/v1/publisher/listings"]["post"]["requestBody"]["content"]["application/json"]
+    listing = body["schema"]
+    name = listing["properties"]["name"]
+    assert not re.fullmatch(name["pattern"], "   ")  # needs a visible character
+    assert re.fullmatch(name["pattern"], " Agent ")
+    docs_url = listing["properties"]["links"]["properties"]["docsUrl"]
+    assert docs_url["minLength"] == 1
+    assert not re.fullmatch(docs_url["pattern"], "http://example.com/")
+    assert re.fullmatch(docs_url["pattern"], "https://docs.example.com/guide")
+    roles = paths["/v1/admin/users/{user_id}/roles"]["post"]["requestBody"]["content"]
+    role_schema = roles["application/json"]["schema"]
+    assert [option["required"] for option in role_schema["anyOf"]] == [["grant"], ["revoke"]]
+    assert len(role_schema["not"]["anyOf"]) == 2  # one per role
+
+    token = paths["/v1/install/intents/{install_intent_id}/token"]["post"]["requestBody"]
+    ttl = token["content"]["application/json"]["schema"]["properties"]["ttlMs"]
+    assert "not `600000.0`" in ttl["description"]
