@@ -117,12 +117,14 @@ def running_server(tmp: Path, **variables: str) -> Iterator[Server]:
     """``fleetprompt serve`` on a fresh SQLite file, as a person would start it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETPROMPT_")}
     env.update(
-        FLEETPROMPT_DATABASE_URL=f"sqlite:///{tmp / 'fleetprompt.db'}",
-        FLEETPROMPT_INTERNAL_REDEEM_SECRET=REDEEM_SECRET,
-        FLEETPROMPT_IMAGE_HOSTS="images.example.com",
-        FLEETPROMPT_LOG_LEVEL="WARNING",
-        **{f"FLEETPROMPT_{name}": value for name, value in variables.items()},
+        {
+            "FLEETPROMPT_DATABASE_URL": f"sqlite:///{tmp / 'fleetprompt.db'}",
+            "FLEETPROMPT_INTERNAL_REDEEM_SECRET": REDEEM_SECRET,
+            "FLEETPROMPT_IMAGE_HOSTS": "images.example.com",
+            "FLEETPROMPT_LOG_LEVEL": "WARNING",
+        }
     )
+    env.update({f"FLEETPROMPT_{name}": value for name, value in variables.items()})
     server = Server("", env)
     server.cli("db", "upgrade")
     log = (tmp / "server.log").open("w")
