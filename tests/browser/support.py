@@ -85,6 +85,16 @@ class Server:
         return self.base_url + path
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL if the server is still busy after 20 s."""
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:  # a loaded machine, a keep-alive connection
+        process.kill()
+        process.wait()
+
+
 def _start(env: dict[str, str], log: Any) -> tuple[subprocess.Popen[bytes], Server]:
     """Start ``fleetprompt serve`` on a free port; another process may take the port
     between the probe and the bind, so a server that exits is started again elsewhere,
@@ -107,8 +117,7 @@ def _start(env: dict[str, str], log: Any) -> tuple[subprocess.Popen[bytes], Serv
             if ours and process.poll() is None:
                 return process, server
             break
-        process.terminate()
-        process.wait(10)
+        _stop(process)
     raise RuntimeError("fleetprompt serve did not start")
 
 
@@ -132,12 +141,7 @@ def running_server(tmp: Path, **variables: str) -> Iterator[Server]:
     try:
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:  # pragma: no cover - a stuck server
-            process.kill()
-            process.wait(5)
+        _stop(process)
         log.close()
 
 

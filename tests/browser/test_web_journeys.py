@@ -131,8 +131,8 @@ def _redeem(server: Server, token: str) -> httpx.Response:
 
 def _intents_of(web: Browsing, listing_id: str) -> list[str]:
     web.go("/installs")
-    rows = web.page.locator("tbody tr").all_inner_texts()
-    return [row for row in rows if listing_id in row]
+    rows = web.page.locator(f"tbody tr:has(a[href='/listings/{listing_id}'])")
+    return list(rows.all_inner_texts())
 
 
 def test_e2e_03_buyer_installs_gets_a_token_once_and_cancels(web: Browsing, server: Server) -> None:

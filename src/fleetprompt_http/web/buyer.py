@@ -16,7 +16,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath
 
 from fleetprompt_core.domain.enums import InstallIntentStatus
-from fleetprompt_core.domain.errors import Unauthenticated, ValidationFailed
+from fleetprompt_core.domain.errors import NotFound, Unauthenticated, ValidationFailed
 from fleetprompt_core.services.views import IssuedToken
 from fleetprompt_http.security_headers import ContentPolicy, declare
 from fleetprompt_http.web.rendering import FormErrors, form_dict, new_key, page, see_other
@@ -25,6 +25,14 @@ from fleetprompt_http.web.visitor import Visitor, check_unsafe, run
 __all__ = ["BuyerPages"]
 
 _TARGETS = {"whs": "WHS", "agentromatic": "Agentromatic", "agentelic": "Agentelic"}
+
+
+def _listing_name(visitor: Visitor, listing_id: str) -> str:
+    """The listing's public name, or its id once it is no longer in the catalogue."""
+    try:
+        return visitor.app.catalog.listing(listing_id, visitor.call).listing.name
+    except NotFound:
+        return listing_id
 
 
 def _token_page(
@@ -134,6 +142,10 @@ class BuyerPages(Controller):
             if not visitor.signed_in:
                 raise Unauthenticated()
             intents = visitor.app.installs.list_intents(visitor.call, params)
+            names: dict[str, str] = {}
+            for intent in intents.items:
+                if intent.listing_id not in names:
+                    names[intent.listing_id] = _listing_name(visitor, intent.listing_id)
             return page(
                 request,
                 visitor,
@@ -146,6 +158,7 @@ class BuyerPages(Controller):
                     "open_statuses": ("created", "token_issued"),
                     "notice": "The install intent was canceled." if done == "canceled" else None,
                     "keys": {i.install_intent_id: new_key() for i in intents.items},
+                    "names": names,
                 },
             )
 
@@ -164,11 +177,7 @@ class BuyerPages(Controller):
                 visitor.call, intent_id, None, idempotency_key=new_key()
             ).value
             intent = app.installs.get_intent(visitor.call, intent_id)
-            try:
-                name = app.catalog.listing(intent.listing_id, visitor.call).listing.name
-            except Exception:
-                name = intent.listing_id
-            return _token_page(request, visitor, issued, name)
+            return _token_page(request, visitor, issued, _listing_name(visitor, intent.listing_id))
 
         return await run(request, work)
 
