@@ -297,17 +297,21 @@ def _path(parts: Iterable[str | int]) -> str:
     return path or "arguments"
 
 
-def argument_problems(schema: Mapping[str, Any], arguments: object) -> list[tuple[str, str]]:
-    """``(field, message)`` for every argument that does not fit ``schema``: the checks the
-    SDK would make, reported like the core's (an unknown argument is one, as in the API)."""
+def argument_problems(
+    validator: jsonschema.protocols.Validator, arguments: object
+) -> list[tuple[str, str]]:
+    """``(field, message)`` for every argument that does not fit the input schema of
+    ``validator``: the checks the SDK would make, reported like the core's (an unknown
+    argument is one, as in the API)."""
     if not isinstance(arguments, Mapping):
         return [("arguments", "must be an object")]
-    known = schema.get("properties", {})
+    schema = validator.schema
+    known = schema.get("properties", {}) if isinstance(schema, Mapping) else {}
     problems = [
         (str(name), "is not an argument of this tool") for name in arguments if name not in known
     ]
-    for error in jsonschema.Draft202012Validator(schema).iter_errors(dict(arguments)):
-        if error.validator == "required":
+    for error in validator.iter_errors(dict(arguments)):
+        if error.validator == "required" and isinstance(error.validator_value, list):
             problems += [
                 (str(name), "is required")
                 for name in error.validator_value
@@ -333,7 +337,8 @@ class _ArgumentCheck:
 
     server: MCPServer
     invocations: Invocations
-    schemas: dict[str, Mapping[str, Any]] | None = None
+    #: One validator per tool, built on first use (after every tool is registered).
+    validators: dict[str, jsonschema.protocols.Validator] | None = None
 
     async def __call__(
         self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
@@ -341,13 +346,16 @@ class _ArgumentCheck:
         params = ctx.params
         if ctx.method != "tools/call" or not isinstance(params, Mapping):
             return await call_next(ctx)
-        if self.schemas is None:
-            self.schemas = {tool.name: tool.input_schema for tool in await self.server.list_tools()}
+        if self.validators is None:
+            self.validators = {
+                tool.name: jsonschema.Draft202012Validator(tool.input_schema)
+                for tool in await self.server.list_tools()
+            }
         name = params.get("name")
-        schema = self.schemas.get(name) if isinstance(name, str) else None
-        if schema is None:
+        validator = self.validators.get(name) if isinstance(name, str) else None
+        if validator is None:
             return await call_next(ctx)
-        problems = argument_problems(schema, params.get("arguments") or {})
+        problems = argument_problems(validator, params.get("arguments") or {})
         if not problems:
             return await call_next(ctx)
         invocation = self.invocations.begin(ctx)
