@@ -31,17 +31,21 @@ __all__ = ["Catalog", "PublicRead", "latest_release", "release_page"]
 
 
 class PublicRead(enum.Enum):
-    """The public reads (P1–P3), each counted against a rate limit."""
+    """The public reads (P1–P3, and §13's lookups by id), each counted against a rate limit."""
 
     SEARCH = "search"
     LISTING = "listing"
     RELEASES = "releases"
+    RELEASE = "release"
+    PUBLISHER = "publisher"
 
 
 _ACTIONS: Final = {
     PublicRead.SEARCH: throttle.Action.SEARCH,
     PublicRead.LISTING: throttle.Action.DETAIL,
     PublicRead.RELEASES: throttle.Action.DETAIL,
+    PublicRead.RELEASE: throttle.Action.DETAIL,
+    PublicRead.PUBLISHER: throttle.Action.DETAIL,
 }
 
 _SHAPES: Final[dict[SearchSort, tuple[type, ...]]] = {
@@ -186,13 +190,13 @@ class Catalog:
 
     def release(self, release_id: str, call: Call | None = None) -> PublicRelease:
         """One release of a published listing, by id (revoked ones are marked revoked)."""
-        throttle.check_call(self._rt, throttle.Action.DETAIL, call or Call())
+        self.admit(PublicRead.RELEASE, call)
         with self._rt.reader() as uow:
             return public_release(authz.public_release(uow, release_id))
 
     def publisher(self, publisher_id: str, call: Call | None = None) -> PublicPublisher:
         """The public profile of a publisher with at least one published listing."""
-        throttle.check_call(self._rt, throttle.Action.DETAIL, call or Call())
+        self.admit(PublicRead.PUBLISHER, call)
         with self._rt.reader() as uow:
             profile = current_profile(uow, authz.public_publisher(uow, publisher_id))
         return PublicPublisher(
