@@ -649,6 +649,6 @@ def test_m_auth_02_clients_configured_from_the_docs_find_inspect_and_install(
         async with http_client(url.removesuffix("/mcp"), headers=headers) as client:
             await flow(client, "Tutor Agent", "whs")
         async with stdio_client(stdio) as client:
-            await flow(client, "Timer Agent", "agentromatic")
+            await flow(client, "Timer Agent", "agentelic")
 
     run(body)
