@@ -30,6 +30,8 @@ from mcp_live import (
 )
 from mcp_types import TextResourceContents
 
+from fleetprompt_adapters import sql
+from fleetprompt_adapters.passwords import Argon2PasswordHasher
 from fleetprompt_core import Call, Role
 from fleetprompt_http.client import RedeemClient, RedeemFailed
 from support import listing_payload, new_key, release_payload
@@ -445,8 +447,20 @@ def test_m_auth_01_anonymous_calls_to_signed_in_tools_are_refused(world: World) 
         assert rebound.status_code == 400
         assert rebound.json()["error"]["code"] == "VALIDATION_FAILED"
 
+    # A real browser session of the web pages (signed up through the core, as the page does):
+    # the cookie opens /account, and never authenticates /mcp.
+    accounts = sql.bootstrap(world.live.engine, passwords=Argon2PasswordHasher()).accounts
+    signed = accounts.sign_up(
+        Call(client="127.0.0.1"),
+        {"username": "mcp-cookie", "password": "a long enough passphrase for the web pages"},
+    )
+    cookie = "; ".join(
+        f"{name}={signed.session_token}" for name in ("fp_session", "__Host-fp_session")
+    )
+    with world.live.api() as api:
+        assert "mcp-cookie" in api.get("/account", headers={"Cookie": cookie}).text
+
     async def with_cookie() -> None:
-        cookie = f"fleetprompt_session={world.buyer.token}; token={world.buyer.token}"
         async with http_client(world.live.base_url, headers={"Cookie": cookie}) as client:
             refused = await client.call_tool("list_my_installs", {})
             assert error_of(refused)["code"] == "UNAUTHENTICATED"
