@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
 from mcp.client.stdio import StdioServerParameters
 from mcp.shared.exceptions import MCPError
 from mcp_live import (
@@ -46,6 +49,20 @@ SIGNED_IN_TOOLS = {
 #: P1's parameters (§5, §14): every one is a search_listings argument.
 P1_PARAMETERS = {"q", "tags", "categories", "assetKind", "verified", "sort", "cursor", "limit"}
 SEARCH_LIMIT = 60
+ISSUER = "https://id.example.test/"
+AUDIENCE = "fleetprompt-mcp"
+SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def _jwt(subject: str, key: rsa.RSAPrivateKey = SIGNING_KEY) -> str:
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": subject, "iat": now, "exp": now + 600}
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+
+
+def _jwks() -> str:
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(SIGNING_KEY.public_key()))
+    return json.dumps({"keys": [{**public, "kid": "k1", "alg": "RS256", "use": "sig"}]})
 
 
 @attrs.frozen
@@ -81,7 +98,13 @@ def _person(fp: Any, name: str, *roles: Role) -> Person:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     directory = tmp_path_factory.mktemp("mcp")
-    with deployment(directory, FLEETPROMPT_RATE_LIMITS=f"search={SEARCH_LIMIT}/60") as live:
+    with deployment(
+        directory,
+        FLEETPROMPT_RATE_LIMITS=f"search={SEARCH_LIMIT}/60",
+        FLEETPROMPT_OIDC_ISSUER=ISSUER,
+        FLEETPROMPT_OIDC_AUDIENCE=AUDIENCE,
+        FLEETPROMPT_OIDC_JWKS=_jwks(),
+    ) as live:
         fp = live.fp
         publisher = _person(fp, "mcp-publisher", Role.PUBLISHER)
         call = Call.as_user(publisher.external_id)
@@ -229,6 +252,7 @@ def test_m_tool_01_tool_list_and_schemas_over_http(world: World) -> None:
     assert metadata.status_code == 200
     assert metadata.json()["resource"] == world.live.base_url + "/mcp"
     assert metadata.json()["bearer_methods_supported"] == ["header"]
+    assert metadata.json()["authorization_servers"] == [ISSUER]
 
 
 def test_m_tool_01_tool_list_and_schemas_over_stdio(world: World) -> None:
@@ -522,6 +546,39 @@ def test_m_auth_02_signed_in_flow_ends_with_a_token_redeemed_once(world: World) 
     assert '"tool": "issue_install_token"' in log
     for secret in (*issued, world.buyer.token, world.publisher.token):
         assert secret not in log
+
+
+def test_m_auth_02_an_oidc_jwt_signs_in_over_mcp(world: World) -> None:
+    """An OIDC JWT is a bearer of /mcp like an API token: its subject becomes a user on first
+    sight and installs; a JWT signed by another key is 401 before any tool runs."""
+    subject = "oidc|mcp-ada"
+
+    async def body() -> None:
+        async with http_client(world.live.base_url, _jwt(subject)) as client:
+            assert _structured(await client.call_tool("list_my_installs", {}))["items"] == []
+            intent = _structured(
+                await client.call_tool(
+                    "create_install_intent",
+                    {"listingId": world.listing_ids[4], "targetSystem": "whs"},
+                )
+            )
+            assert intent["status"] == "created"
+
+    run(body)
+    user = world.live.fp.operator.ensure_user(subject)
+    assert user.roles == frozenset()
+    with world.live.api() as api:
+        forged = _jwt(subject, rsa.generate_private_key(public_exponent=65537, key_size=2048))
+        refused = api.post(
+            "/mcp",
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}},
+            headers={
+                "Accept": "application/json, text/event-stream",
+                "Authorization": f"Bearer {forged}",
+            },
+        )
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "UNAUTHENTICATED"
 
 
 # --------------------------------------------------------------------------- M-AUTH-03
