@@ -19,12 +19,13 @@ from fleetprompt_core.domain.enums import InstallIntentStatus
 from fleetprompt_core.domain.errors import NotFound, Unauthenticated, ValidationFailed
 from fleetprompt_core.services.views import IssuedToken
 from fleetprompt_http.security_headers import ContentPolicy, declare
+from fleetprompt_http.web.public import TARGETS
 from fleetprompt_http.web.rendering import FormErrors, form_dict, new_key, page, see_other
 from fleetprompt_http.web.visitor import Visitor, check_unsafe, run
 
 __all__ = ["BuyerPages"]
 
-_TARGETS = {"whs": "WHS", "agentromatic": "Agentromatic", "agentelic": "Agentelic"}
+_TARGETS = TARGETS
 
 
 def _listing_name(visitor: Visitor, listing_id: str) -> str:

@@ -38,6 +38,7 @@ ASSET_KINDS: Final = {
     AssetKind.AGENTROMATIC_WORKFLOW.value: "Workflow (Agentromatic)",
     AssetKind.SPEC_ASSET.value: "Spec asset (SpecPrompt)",
 }
+TARGETS: Final = {"whs": "WHS", "agentromatic": "Agentromatic", "agentelic": "Agentelic"}
 SORTS: Final = {
     "relevance": "Best match",
     "updated": "Recently updated",
@@ -163,6 +164,7 @@ class PublicPages(Controller):
                     "history": history.items,
                     "show_revoked": show_revoked,
                     "asset_kinds": ASSET_KINDS,
+                    "targets": TARGETS,
                     "install_key": new_key(),
                 },
             )
