@@ -25,6 +25,11 @@ is shared: compare ratios, not absolute numbers. Needs ``wrk``
 
     python bench/server_bench.py [--size 100000] [--rounds 3] [--duration 5]
         [--baseline-src /work/base/src] [--write-docs]
+    python bench/server_bench.py --replot --write-docs   # the recorded samples again
+
+The raw samples go to ``bench/results/server_bench.json``; with the ``bench``
+extra (matplotlib) the script also draws ``docs/img/server_bench.png``, each
+server's share of the ceiling per endpoint.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ from fleetprompt_adapters.sql.schema import alembic_config
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION = "## HTTP server: cache, servers and the baseline side by side"
 BASELINE_REVISION = "0002"
+SAMPLES = Path(__file__).resolve().parent / "results" / "server_bench.json"
+CHART = DOCS.parent / "img" / "server_bench.png"
 _NUMBER = re.compile(r"Requests/sec:\s+([\d.]+)")
 _P99 = re.compile(r"99%\s+([\d.]+)(us|ms|s)\b")
 
@@ -130,7 +137,20 @@ def main() -> None:
     parser.add_argument("--baseline-src", type=Path, default=None)
     parser.add_argument("--cache-dir", type=Path, default=hb.DEFAULT_CACHE)
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument(
+        "--samples", type=Path, default=SAMPLES, help="where the raw samples are written (JSON)"
+    )
+    parser.add_argument(
+        "--replot",
+        action="store_true",
+        help="measure nothing: report and chart the samples of --samples again",
+    )
     args = parser.parse_args()
+    if args.replot:
+        recorded = json.loads(args.samples.read_text(encoding="utf-8"))
+        finish([Sample(**item) for item in recorded["samples"]], recorded["endpoints"],
+               recorded["servers"], args, tuple(recorded["load"]))  # fmt: skip
+        return
     hb.wrk_path()
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     samples: list[Sample] = []
@@ -188,19 +208,84 @@ def main() -> None:
                     samples.append(Sample(server.name, endpoint, rps, p99))
                     print(f"round {round_ + 1} {endpoint:<22} {server.name:<18} "
                           f"{rps:>9,.0f} req/s  p99 {p99:7.1f} ms", flush=True)  # fmt: skip
-    lines = report(samples, list(endpoints), list(servers), args)
+    args.samples.parent.mkdir(parents=True, exist_ok=True)
+    args.samples.write_text(
+        json.dumps(
+            {
+                "endpoints": list(endpoints),
+                "servers": list(servers),
+                "load": os.getloadavg(),
+                "samples": [vars(sample) for sample in samples],
+            },
+            indent=1,
+        ),
+        encoding="utf-8",
+    )
+    finish(samples, list(endpoints), list(servers), args, os.getloadavg())
+
+
+def finish(
+    samples: list[Sample],
+    endpoints: list[str],
+    servers: list[str],
+    args: argparse.Namespace,
+    load: tuple[float, ...],
+) -> None:
+    lines = report(samples, endpoints, servers, args, load)
+    chart = chart_of(samples, endpoints, servers)
+    if chart is not None:
+        picture = chart.relative_to(DOCS.parent)
+        lines += ["", f"![Throughput against the ceiling per endpoint]({picture})"]
     print("\n".join(lines))
     if args.write_docs:
         write_docs(lines)
 
 
+def chart_of(samples: list[Sample], endpoints: list[str], servers: list[str]) -> Path | None:
+    """A bar chart of each server's median share of the ceiling per endpoint (needs the
+    ``bench`` extra, matplotlib); ``None`` without matplotlib."""
+    try:
+        import matplotlib as mpl  # noqa: PLC0415
+
+        mpl.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ModuleNotFoundError:
+        print("(no chart: pip install -e '.[bench]' for matplotlib)")
+        return None
+    shown = [server for server in servers if server != "ceiling"]
+    figure, axes = plt.subplots(figsize=(9, 4.5))
+    width = 0.8 / len(shown)
+    for offset, server in enumerate(shown):
+        shares = []
+        for endpoint in endpoints:
+            mine = [s for s in samples if s.server == server and s.endpoint == endpoint]
+            top = [s for s in samples if s.server == "ceiling" and s.endpoint == endpoint]
+            shares.append(
+                100 * statistics.median(m.rps / c.rps for m, c in zip(mine, top, strict=True))
+            )
+        axes.bar([i + offset * width for i in range(len(endpoints))], shares, width, label=server)
+    axes.axhline(50, color="grey", linestyle="--", linewidth=1, label="target: 50 %")
+    axes.set_xticks([i + 0.4 - width / 2 for i in range(len(endpoints))], endpoints, fontsize=8)
+    axes.set_ylabel("% of the bare-Litestar ceiling (median of rounds)")
+    axes.set_title("Public reads, one worker, SQLite: share of the ceiling")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    CHART.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(CHART, dpi=110)
+    plt.close(figure)
+    return CHART
+
+
 def report(
-    samples: list[Sample], endpoints: list[str], servers: list[str], args: argparse.Namespace
+    samples: list[Sample],
+    endpoints: list[str],
+    servers: list[str],
+    args: argparse.Namespace,
+    load: tuple[float, ...],
 ) -> list[str]:
     def of(server: str, endpoint: str) -> list[Sample]:
         return [s for s in samples if s.server == server and s.endpoint == endpoint]
 
-    load = os.getloadavg()
     lines = [
         SECTION,
         "",
