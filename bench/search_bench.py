@@ -341,6 +341,12 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=5.0)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument(
+        "--section",
+        default=SECTION,
+        help="The docs/benchmarks.md heading to (re)write (a run of other sizes or engines "
+        "can keep its own section).",
+    )
     options = parser.parse_args()
     options.databases = [d for d in options.databases.split(",") if d]
     rows: list[Row] = []
@@ -348,15 +354,15 @@ def main() -> None:
         run_size(size, options, rows)
         print("\n".join(table([r for r in rows if r.size == size])), flush=True)
         if options.write_docs:  # after every size: a long run keeps what it measured
-            sb_write(section(rows))
+            sb_write(section(rows, options.section), options.section)
     print("\n".join(table(rows)))
 
 
-def section(rows: list[Row]) -> str:
+def section(rows: list[Row], heading: str) -> str:
     arguments = " ".join(a for a in sys.argv[1:] if a != "--write-docs")
     return "\n".join(
         [
-            SECTION,
+            heading,
             "",
             f"`python bench/search_bench.py {arguments}`, in process, top 10; each cell is "
             "median / p99 in ms, every column from the same run on the same corpus (the "
@@ -374,9 +380,9 @@ def section(rows: list[Row]) -> str:
     )
 
 
-def sb_write(text: str) -> None:
+def sb_write(text: str, heading: str) -> None:
     lines = DOCS.read_text(encoding="utf-8").splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
     if start is None:
         DOCS.write_text("".join(lines).rstrip("\n") + "\n\n" + text, encoding="utf-8")
         return
