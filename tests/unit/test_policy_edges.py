@@ -177,3 +177,12 @@ def test_u_tok_02_has_valid_checksum_never_raises_for_a_value_that_is_not_text(
     value: object,
 ) -> None:
     assert has_valid_checksum(value) is False  # type: ignore[arg-type]
+
+
+def test_r_pag_01_a_scope_with_a_lone_surrogate_still_signs_and_verifies() -> None:
+    """Filters come from JSON, which can carry a lone surrogate (``"\\ud800"``)."""
+    codec = CursorCodec(GOLDEN_KEY)
+    scope = "publisher-listings|usr_1|\ud800"
+    cursor = codec.encode(scope, GOLDEN_POSITION)
+    assert codec.decode(scope, cursor, SHAPE) == GOLDEN_POSITION
+    _refused(cursor, scope="publisher-listings|usr_1|\ud801")
