@@ -180,8 +180,8 @@ def test_x_ops_01_02_database_crash_mid_traffic_gives_503s_then_recovers_by_itse
                 worker.start()
             try:
                 time.sleep(0.5)
-                down_at = time.monotonic()
                 postgres.stop("immediate")
+                down_at = time.monotonic()  # every request from here on meets no database
                 time.sleep(1.5)
                 ready = probe.get("/readyz")
                 _assert_unavailable(ready)
@@ -235,7 +235,12 @@ def test_x_ops_01_02_database_crash_mid_traffic_gives_503s_then_recovers_by_itse
             assert outcome.status_code in (200, 201, 503), (kind, outcome.text)
             if outcome.status_code == 503:
                 _assert_unavailable(outcome)
-        assert all(r[2].status_code == 503 for r in outage if isinstance(r[2], httpx.Response))
+        # Writes need the database; a search may still be answered from the public
+        # response cache (ADR 0028), which is correct, or be a 503.
+        assert [r[2].status_code for r in outage if r[1] == "write"] == [503] * sum(
+            r[1] == "write" for r in outage
+        )
+        assert any(r[1] == "write" for r in outage)
         assert all(
             r[2].status_code in (200, 201) for r in after if isinstance(r[2], httpx.Response)
         )
