@@ -167,22 +167,28 @@ class VersionPoller:
         self._version = version
         self._interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
+        self._stopping: asyncio.Event | None = None
 
     async def start(self) -> None:
+        self._stopping = asyncio.Event()
         await self._refresh(failing=False)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task = asyncio.get_running_loop().create_task(self._run(self._stopping))
 
     async def stop(self) -> None:
+        """Stop polling; a read in progress finishes first (its connection goes back
+        to the pool before the storage is closed), so nothing is cancelled mid-read."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not None and self._stopping is not None:
+            self._stopping.set()
+            await task
 
-    async def _run(self) -> None:
+    async def _run(self, stopping: asyncio.Event) -> None:
         failing = False
         while True:
-            await asyncio.sleep(self._interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self._interval_s)
+            if stopping.is_set():
+                return
             failing = await self._refresh(failing=failing)
 
     async def _refresh(self, *, failing: bool) -> bool:
