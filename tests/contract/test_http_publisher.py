@@ -685,13 +685,16 @@ def test_i_rel_04_no_endpoint_changes_a_release(api: Api) -> None:
     before_public = api.get(f"/v1/public/listings/{listing_id}/releases").json()
 
     # Structurally: release paths take GET (lists) and POST (create, revoke) only.
-    release_routes = {
+    every_release_route = {
         (route.path, method)
         for route in api.client.app.routes
         if "release" in route.path
         for method in getattr(route, "methods", ())
         if method not in ("HEAD", "OPTIONS")
     }
+    # The web console's forms (POST to publish, POST to revoke) edit nothing either.
+    assert {method for _, method in every_release_route} <= {"GET", "POST"}
+    release_routes = {(path, m) for path, m in every_release_route if path.startswith("/v1/")}
     assert release_routes == {
         ("/v1/public/listings/{listing_id:str}/releases", "GET"),
         ("/v1/publisher/listings/{listing_id:str}/releases", "GET"),
