@@ -79,7 +79,11 @@ def test_e2e_04_readme_walkthrough_publishes_installs_and_redeems_once(
 ) -> None:
     """The README's curl walk-through runs as written: published, found, redeemed once."""
     url, directory = server
-    (terminal_1,) = [b for b in _bash_blocks() if b.startswith("export") and "FP=" not in b]
+    (terminal_1,) = [
+        b
+        for b in _bash_blocks()
+        if b.startswith("export FLEETPROMPT_INTERNAL_REDEEM_SECRET") and "FP=" not in b
+    ]
     (terminal_2,) = [b for b in _bash_blocks() if "FP=http://127.0.0.1:8000" in b]
     assert f"FLEETPROMPT_INTERNAL_REDEEM_SECRET={SECRET}" in terminal_1
     script = terminal_2.replace("FP=http://127.0.0.1:8000", f"FP={url}")
