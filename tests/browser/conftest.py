@@ -1,5 +1,5 @@
-"""Fixtures of the browser suite (see ``support.py``): one server process and one
-Chromium per session, a fresh browser context per test."""
+"""Fixtures of the browser suite (see ``support.py``): one server process per session,
+one Chromium per module, a fresh browser context per test."""
 
 from __future__ import annotations
 
@@ -42,8 +42,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield live
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One Chromium per test module. Playwright's sync API runs an event loop on this
+    thread while it is open, so it must close before the suite's other modules (which
+    call ``asyncio.run``) run: a session-wide browser broke every later asyncio test."""
     executable = chromium_path()
     with playwright_api.sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=executable)
