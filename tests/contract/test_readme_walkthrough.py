@@ -53,7 +53,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # start-up on a loaded machine (two processes: granian)
         while True:
             try:
                 if httpx.get(url + "/healthz", timeout=1).status_code == 200:
