@@ -1,4 +1,4 @@
-"""Fixtures of the browser suite (see ``support.py``): one server process per session,
+"""Fixtures of the browser suite (see ``web_support.py``): one server process per session,
 one Chromium per module, a fresh browser context per test."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from browser.support import (
+from browser.web_support import (
     ADMIN,
     ADMIN_PASSWORD,
     BUYER,

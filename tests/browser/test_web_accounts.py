@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from browser.support import (
+from browser.web_support import (
     ADMIN,
     ADMIN_PASSWORD,
     BUYER,

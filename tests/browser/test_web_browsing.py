@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qs, urlsplit
 
-from browser.support import BATCH, Browsing, Server
+from browser.web_support import BATCH, Browsing, Server
 
 CSP_REQUIRED = (
     "default-src 'none'",
@@ -159,7 +159,7 @@ def _draft_listing(server: Server) -> str:
 def test_w_page_05_a_phone_viewport_has_no_sideways_scroll(browser: object, server: Server) -> None:
     """At 390 px wide no page scrolls sideways: marketplace, detail, sign-in, sign-up,
     a 404 page."""
-    from browser.support import browsing_context  # noqa: PLC0415
+    from browser.web_support import browsing_context  # noqa: PLC0415
 
     for phone in browsing_context(browser, server, viewport={"width": 390, "height": 844}):
         phone.go("/")

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from browser.support import (
+from browser.web_support import (
     ADMIN,
     ADMIN_PASSWORD,
     BUYER,

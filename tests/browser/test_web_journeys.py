@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 from xss_corpus import PAYLOADS
 
-from browser.support import (
+from browser.web_support import (
     ADMIN,
     ADMIN_PASSWORD,
     BUYER,
