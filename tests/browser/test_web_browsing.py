@@ -52,7 +52,7 @@ def test_w_page_01_search_and_facets_signed_out(web: Browsing) -> None:
     web.watched.assert_clean()
 
 
-def test_e2e_01_w_page_04_sorts_paging_and_the_back_button(web: Browsing) -> None:
+def test_w_page_04_e2e_01_sorts_paging_and_the_back_button(web: Browsing) -> None:
     """E2E-01: sorts change the order, cursor paging walks forward and back over every
     batch listing exactly once, the URL carries the whole query, and the back button
     returns to the earlier page with its results."""

@@ -142,7 +142,7 @@ class Traffic:
                 time.sleep(0.02)
 
 
-def test_x_ops_01_02_database_crash_mid_traffic_gives_503s_then_recovers_by_itself(
+def test_x_ops_02_and_01_database_crash_mid_traffic_gives_503s_then_recovers_by_itself(
     postgres: ThrowawayPostgres,
 ) -> None:
     """X-OPS-01: a database that goes away mid-traffic gives clear, quick 503s with the

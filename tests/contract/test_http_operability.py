@@ -61,7 +61,7 @@ def _sqlite_file(api: Api) -> str:
     return database
 
 
-def test_x_ops_01_02_a_locked_sqlite_database_answers_503_then_recovers(
+def test_x_ops_02_and_01_a_locked_sqlite_database_answers_503_then_recovers(
     api_factory: ApiFactory,
 ) -> None:
     """X-OPS-01/02: while another process holds SQLite's write lock past the statement
