@@ -70,7 +70,7 @@ from fleetprompt_adapters import sql
 from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import tables as t
 from fleetprompt_core import Role
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     InstallIntentStatus,
     InstallTargetSystem,
     InstallTokenStatus,

@@ -58,8 +58,8 @@ from fleetprompt_adapters.search.tantivy_index import (
     ListingIndex,
 )
 from fleetprompt_adapters.sql.search import search_published
-from fleetprompt_core.domain.enums import AssetKind, SearchSort, VerificationStatus
-from fleetprompt_core.policies.search import ListingSearch, SearchHit, search_terms
+from fleetprompt_core.base.enums import AssetKind, SearchSort, VerificationStatus
+from fleetprompt_core.domain.search import ListingSearch, SearchHit, search_terms
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SECTION = "## Search engines (issue 12)"

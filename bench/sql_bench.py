@@ -67,7 +67,7 @@ from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import tables as t
 from fleetprompt_adapters.sql.engine import is_sqlite
 from fleetprompt_core import Call, FleetPrompt
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     ArtifactKind,
     AssetKind,
     ListingStatus,

@@ -36,7 +36,7 @@ from typing import Any, Final, Self
 import jwt
 from jwt.types import Options
 
-from fleetprompt_core.domain import limits
+from fleetprompt_core.base import limits
 from fleetprompt_core.policies.validation import Problems, check_text
 from fleetprompt_core.ports import Principal
 

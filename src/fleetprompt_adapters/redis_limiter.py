@@ -34,7 +34,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from fleetprompt_core.domain.errors import Internal, Unavailable
+from fleetprompt_core.base.errors import Internal, Unavailable
 from fleetprompt_core.ports import RateDecision
 
 __all__ = ["DEFAULT_EXPIRY_GRACE_MS", "DEFAULT_PREFIX", "RedisRateLimiter"]

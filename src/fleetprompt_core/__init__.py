@@ -11,8 +11,7 @@ its endpoint table, "U-TOK-04" an acceptance id.
 from importlib import metadata as _metadata
 
 from fleetprompt_core.app import FleetPrompt
-from fleetprompt_core.domain.accounts import Account
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     ActorType,
     ArtifactDownloadMode,
     ArtifactKind,
@@ -26,7 +25,7 @@ from fleetprompt_core.domain.enums import (
     SearchSort,
     VerificationStatus,
 )
-from fleetprompt_core.domain.errors import (
+from fleetprompt_core.base.errors import (
     Conflict,
     DomainError,
     ErrorCode,
@@ -41,6 +40,7 @@ from fleetprompt_core.domain.errors import (
     Unsupported,
     ValidationFailed,
 )
+from fleetprompt_core.domain.accounts import Account
 from fleetprompt_core.domain.model import (
     Actor,
     ApiToken,

@@ -3,7 +3,7 @@
 Adapters implement them (``fleetprompt_adapters.memory`` for in-process use,
 the SQL adapter for databases). Repositories take and return domain objects;
 every write that would break a uniqueness rule raises
-:class:`~fleetprompt_core.domain.errors.DuplicateError` naming one of the
+:class:`~fleetprompt_core.base.errors.DuplicateError` naming one of the
 :class:`UniqueConstraint` values. List methods return at most ``limit`` items
 strictly after the keyset position ``after`` in the documented order.
 """
@@ -17,13 +17,13 @@ from typing import Protocol, Self
 
 import attrs
 
-from fleetprompt_core.domain.accounts import Account, BrowserSession
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     InstallIntentStatus,
     InstallTokenStatus,
     ListingStatus,
     ReleaseStatus,
 )
+from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.model import (
     ApiToken,
     AuditEvent,
@@ -35,7 +35,7 @@ from fleetprompt_core.domain.model import (
     Release,
     User,
 )
-from fleetprompt_core.policies.search import ListingSearch, SearchHit
+from fleetprompt_core.domain.search import ListingSearch, SearchHit
 from fleetprompt_core.policies.versions import VersionCandidate
 
 __all__ = [
@@ -220,7 +220,7 @@ class ListingRepository(Protocol):
         ...
 
     def search_published(self, search: ListingSearch) -> Sequence[SearchHit]:
-        """Published listings matching ``search`` per ``policies.search``."""
+        """Published listings matching ``search`` per ``domain.search``."""
         ...
 
 

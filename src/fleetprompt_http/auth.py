@@ -15,7 +15,7 @@ from typing import Final
 
 import attrs
 
-from fleetprompt_core.domain.errors import Unauthenticated
+from fleetprompt_core.base.errors import Unauthenticated
 from fleetprompt_core.policies.tokens import API_TOKEN_PREFIX
 from fleetprompt_core.ports import IdentityResolver, Principal
 

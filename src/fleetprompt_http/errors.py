@@ -17,7 +17,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ExceptionHandlersMap
 
-from fleetprompt_core.domain.errors import DomainError, ErrorCode
+from fleetprompt_core.base.errors import DomainError, ErrorCode
 from fleetprompt_http.context import request_id_of, set_reason
 from fleetprompt_http.logs import log_event
 from fleetprompt_http.wire import ErrorDetails, ErrorEnvelope

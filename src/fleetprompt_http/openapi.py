@@ -36,8 +36,8 @@ from litestar.openapi.spec import (
 )
 from litestar.openapi.spec.enums import OpenAPIType
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.enums import AssetKind, SearchSort
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import AssetKind, SearchSort
 from fleetprompt_core.policies.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from fleetprompt_http.requests import AT_LEAST_ONE, PRINTABLE_ASCII, Integer, Items, Text
 

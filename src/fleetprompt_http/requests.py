@@ -4,7 +4,7 @@ These shapes only *document*: the handlers pass the raw JSON body to the use
 case, and the core is the one validator (every failing field is listed in one
 ``VALIDATION_FAILED``). Each ``TypedDict`` is a body as it travels on the wire;
 the ``Annotated`` metadata states the bounds the core enforces
-(``fleetprompt_core.domain.commands``, ``...domain.limits``), and
+(``fleetprompt_core.commands.parsers``, ``...base.limits``), and
 :mod:`fleetprompt_http.openapi` turns both into JSON Schema.
 
 Conventions the core applies everywhere, stated once here:
@@ -23,8 +23,8 @@ from typing import Annotated, Final, Literal, NotRequired, TypedDict
 
 import attrs
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import (
     ArtifactDownloadMode,
     ArtifactKind,
     AssetKind,

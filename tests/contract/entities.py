@@ -24,8 +24,8 @@ from typing import Any, Final
 
 import attrs
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import (
     ActorType,
     ArtifactDownloadMode,
     ArtifactKind,

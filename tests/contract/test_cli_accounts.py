@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from fleetprompt_adapters import sql
-from fleetprompt_core.domain.enums import Role
-from fleetprompt_core.domain.errors import Unauthenticated
+from fleetprompt_core.base.enums import Role
+from fleetprompt_core.base.errors import Unauthenticated
 from fleetprompt_core.services.runtime import Call
 from fleetprompt_http.cli import main
 from fleetprompt_http.settings import Settings

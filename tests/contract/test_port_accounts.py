@@ -13,8 +13,8 @@ import pytest
 from contract import entities
 from contract.entities import T0
 from contract.harness import Adapter
+from fleetprompt_core.base.errors import DuplicateError
 from fleetprompt_core.domain.accounts import Account, BrowserSession
-from fleetprompt_core.domain.errors import DuplicateError
 from fleetprompt_core.domain.model import User
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
 

@@ -12,7 +12,7 @@ import pytest
 from contract import entities
 from contract.entities import T0
 from contract.harness import Adapter, assert_identical, expected_page, walk_pages
-from fleetprompt_core.domain.errors import DuplicateError
+from fleetprompt_core.base.errors import DuplicateError
 from fleetprompt_core.domain.model import ApiToken, User
 from fleetprompt_core.ports import CreatedKey, UniqueConstraint
 

@@ -15,13 +15,13 @@ import pytest
 from contract import entities
 from contract.entities import T0, Family
 from contract.harness import Adapter, assert_identical, run_threads, store
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     ListingStatus,
     SearchSort,
 )
-from fleetprompt_core.domain.errors import DuplicateError
+from fleetprompt_core.base.errors import DuplicateError
 from fleetprompt_core.domain.model import Listing
-from fleetprompt_core.policies.search import ListingSearch, SearchHit, sort_key
+from fleetprompt_core.domain.search import ListingSearch, SearchHit, sort_key
 from fleetprompt_core.ports import AuditQuery, UniqueConstraint, UnitOfWork
 
 THREADS = 8

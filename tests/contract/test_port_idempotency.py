@@ -11,7 +11,7 @@ import pytest
 from contract import entities
 from contract.entities import T0
 from contract.harness import Adapter, assert_identical
-from fleetprompt_core.domain.errors import DuplicateError
+from fleetprompt_core.base.errors import DuplicateError
 from fleetprompt_core.domain.model import IdempotencyRecord, User
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
 

@@ -12,8 +12,8 @@ import pytest
 from contract import entities
 from contract.entities import T0, Family
 from contract.harness import Adapter, assert_identical, expected_page, walk_pages
-from fleetprompt_core.domain.enums import InstallIntentStatus, InstallTokenStatus
-from fleetprompt_core.domain.errors import DuplicateError
+from fleetprompt_core.base.enums import InstallIntentStatus, InstallTokenStatus
+from fleetprompt_core.base.errors import DuplicateError
 from fleetprompt_core.domain.model import InstallIntent, InstallToken, Listing, Release
 from fleetprompt_core.ports import CreatedKey, UniqueConstraint
 

@@ -1,4 +1,4 @@
-"""ListingRepository.search_published against an oracle built from ``policies.search``.
+"""ListingRepository.search_published against an oracle built from ``domain.search``.
 
 The oracle applies ``matches`` to every stored listing with status ``published``
 (given which publishers are verified), gives each hit its install intents in
@@ -22,7 +22,7 @@ from contract import entities
 from contract.conftest import ADAPTERS, SEARCH_PLAN_VARIANTS, open_adapter
 from contract.entities import T0
 from contract.harness import Adapter, assert_identical
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     AssetKind,
     ListingStatus,
     Role,
@@ -36,7 +36,7 @@ from fleetprompt_core.domain.model import (
     User,
     Verification,
 )
-from fleetprompt_core.policies.search import (
+from fleetprompt_core.domain.search import (
     ListingSearch,
     SearchHit,
     SortKey,

@@ -11,7 +11,7 @@ import pytest
 from contract import entities
 from contract.entities import T0, Family
 from contract.harness import Adapter, assert_identical, run_threads, store
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     ActorType,
     InstallIntentStatus,
     InstallTokenStatus,
@@ -26,7 +26,7 @@ from fleetprompt_core.domain.model import (
     PublisherProfile,
     User,
 )
-from fleetprompt_core.policies.search import ListingSearch
+from fleetprompt_core.domain.search import ListingSearch
 from fleetprompt_core.ports import AuditQuery, UnitOfWork
 
 NOW = T0 + 10 * 24 * 60 * 60 * 1000  # every seeded intent, token and record is past expiry

@@ -9,8 +9,8 @@ import pytest
 
 from contract import entities
 from contract.harness import Adapter, assert_identical
-from fleetprompt_core.domain.enums import Role, VerificationStatus
-from fleetprompt_core.domain.errors import DuplicateError
+from fleetprompt_core.base.enums import Role, VerificationStatus
+from fleetprompt_core.base.errors import DuplicateError
 from fleetprompt_core.domain.model import PublisherProfile, User, Verification
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork

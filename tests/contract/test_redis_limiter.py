@@ -22,7 +22,7 @@ import redis
 import databases
 from contract.harness import run_threads
 from fleetprompt_adapters.redis_limiter import DEFAULT_EXPIRY_GRACE_MS, RedisRateLimiter
-from fleetprompt_core.domain.errors import DomainError, ErrorCode, Internal, Unavailable
+from fleetprompt_core.base.errors import DomainError, ErrorCode, Internal, Unavailable
 from fleetprompt_core.ports import RateDecision
 
 T = 1_767_225_600_000

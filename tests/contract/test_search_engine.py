@@ -2,7 +2,7 @@
 
 The ranking is BM25, so no oracle can restate its scores; what the core's
 semantics fix holds whatever the engine, and is checked against
-``policies.search``: only published listings (the index holds those alone),
+``domain.search``: only published listings (the index holds those alone),
 every filter exact, every word matched (as a prefix of a token), a strict
 order ``(score, updatedAtMs, listingId)`` descending, and a keyset walk that
 returns every match exactly once, in the order of one big page.
@@ -27,9 +27,9 @@ from fleetprompt_adapters.search.tantivy_index import (
     RankedHit,
     prefix_terms,
 )
-from fleetprompt_core.domain.enums import AssetKind, ListingStatus, SearchSort
+from fleetprompt_core.base.enums import AssetKind, ListingStatus, SearchSort
 from fleetprompt_core.domain.model import Listing
-from fleetprompt_core.policies.search import (
+from fleetprompt_core.domain.search import (
     ListingSearch,
     matches,
     search_terms,

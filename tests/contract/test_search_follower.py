@@ -31,14 +31,14 @@ from contract import entities
 from contract.entities import T0
 from fleetprompt_adapters import sql
 from fleetprompt_adapters.search.follower import SearchFollower
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     AssetKind,
     ListingStatus,
     SearchSort,
     VerificationStatus,
 )
 from fleetprompt_core.domain.model import Listing, User, Verification
-from fleetprompt_core.policies.search import (
+from fleetprompt_core.domain.search import (
     ListingSearch,
     SearchHit,
     matches,
@@ -310,8 +310,8 @@ _OTHER_PROCESS = textwrap.dedent(
     import sys
     from fleetprompt_adapters import sql
     from fleetprompt_adapters.search.follower import SearchFollower
-    from fleetprompt_core.domain.enums import SearchSort
-    from fleetprompt_core.policies.search import ListingSearch
+    from fleetprompt_core.base.enums import SearchSort
+    from fleetprompt_core.domain.search import ListingSearch
 
     engine = sql.create_engine(sys.argv[1])
     store = sql.SqlStore(engine, search_engine=SearchFollower())

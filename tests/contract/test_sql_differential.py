@@ -89,8 +89,8 @@ from fleetprompt_core import (
     Role,
     SearchSort,
 )
-from fleetprompt_core.domain.enums import VerificationStatus
-from fleetprompt_core.policies.search import search_terms
+from fleetprompt_core.base.enums import VerificationStatus
+from fleetprompt_core.domain.search import search_terms
 from fleetprompt_core.policies.signing import DEFAULT_SOURCES
 
 MINUTE: Final = 60_000

@@ -31,7 +31,7 @@ from contract import sql_apps
 from contract.sql_apps import Database, Issued, SequentialIds, contents
 from fleetprompt_adapters.memory import ManualClock
 from fleetprompt_core import Call, Conflict, DomainError, FleetPrompt, Role, Unavailable
-from fleetprompt_core.domain import limits
+from fleetprompt_core.base import limits
 from fleetprompt_core.policies.urls import MAX_URL_LENGTH
 from fleetprompt_core.services.views import Redemption
 from support import IMAGE_HOST, Market, listing_payload, new_key, release_payload

@@ -16,9 +16,9 @@ from fleetprompt_adapters.memory import ManualClock
 from fleetprompt_adapters.sql import tables
 from fleetprompt_adapters.sql.store import guarded
 from fleetprompt_core import CoreSettings
-from fleetprompt_core.domain.enums import InstallIntentStatus, InstallTokenStatus
-from fleetprompt_core.domain.errors import Conflict, Internal, Unavailable
-from fleetprompt_core.domain.limits import INTENT_TTL_MS
+from fleetprompt_core.base.enums import InstallIntentStatus, InstallTokenStatus
+from fleetprompt_core.base.errors import Conflict, Internal, Unavailable
+from fleetprompt_core.base.limits import INTENT_TTL_MS
 from fleetprompt_core.policies import markdown
 from support import CURSOR_KEY, IMAGE_HOST, Market
 

@@ -12,7 +12,7 @@ import pytest
 from litestar.testing import TestClient
 
 from fleetprompt_adapters.memory import ManualClock
-from fleetprompt_core.domain.enums import Role
+from fleetprompt_core.base.enums import Role
 from fleetprompt_http.app import create_app, fleetprompt_of
 from fleetprompt_http.settings import Settings, WebSettings
 

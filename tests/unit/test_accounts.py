@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from fleetprompt_adapters.memory import ManualClock, MemoryRateLimiter, MemoryStore, bootstrap
 from fleetprompt_adapters.passwords import Argon2PasswordHasher
 from fleetprompt_core import CoreSettings, FleetPrompt
-from fleetprompt_core.domain.enums import Role
-from fleetprompt_core.domain.errors import (
+from fleetprompt_core.base.enums import Role
+from fleetprompt_core.base.errors import (
     NotFound,
     RateLimited,
     Unauthenticated,

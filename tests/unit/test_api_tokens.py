@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 import strategies as fps
 from fleetprompt_core import Call, ErrorCode, Principal, Runtime
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.enums import ActorType
-from fleetprompt_core.domain.errors import NotFound, ValidationFailed
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import ActorType
+from fleetprompt_core.base.errors import NotFound, ValidationFailed
 from fleetprompt_core.domain.model import ApiToken, AuditEvent
 from fleetprompt_core.policies.tokens import (
     API_TOKEN_PREFIX,

@@ -15,7 +15,7 @@ from fleetprompt_core import (
     Unauthenticated,
     ValidationFailed,
 )
-from fleetprompt_core.domain import limits
+from fleetprompt_core.base import limits
 from fleetprompt_core.domain.model import TargetContext
 from fleetprompt_core.policies.tokens import INSTALL_TOKEN_PREFIX, has_valid_checksum, hash_token
 from support import Market, new_key

@@ -30,7 +30,7 @@ from fleetprompt_core import (
     Unauthenticated,
     ValidationFailed,
 )
-from fleetprompt_core.domain.enums import ActorType
+from fleetprompt_core.base.enums import ActorType
 from fleetprompt_core.policies.rate_limits import Action, RateLimits, RateRule
 from fleetprompt_core.policies.signing import (
     MAX_SKEW_MS,

@@ -34,7 +34,7 @@ from fleetprompt_core import (
     Outcome,
     ValidationFailed,
 )
-from fleetprompt_core.domain import limits
+from fleetprompt_core.base import limits
 from fleetprompt_core.services.views import IssuedToken
 from support import Market, listing_payload, new_key, release_payload
 

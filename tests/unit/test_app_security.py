@@ -33,7 +33,7 @@ from fleetprompt_core import (
     Unauthorized,
     ValidationFailed,
 )
-from fleetprompt_core.domain.enums import ActorType
+from fleetprompt_core.base.enums import ActorType
 from fleetprompt_core.policies.rate_limits import Action, RateLimits, RateRule
 from fleetprompt_core.policies.tokens import generate_token, hash_token, looks_like_token
 from fleetprompt_core.services.idempotency import Operation

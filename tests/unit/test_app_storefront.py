@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fleetprompt_core import NotFound, Unauthorized
-from fleetprompt_core.domain import limits
+from fleetprompt_core.base import limits
 from support import Market
 
 

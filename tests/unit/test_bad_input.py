@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from fleetprompt_adapters.memory import MemoryStore
 from fleetprompt_core import Call
-from fleetprompt_core.domain.errors import (
+from fleetprompt_core.base.errors import (
     DomainError,
     ErrorCode,
     NotFound,

@@ -13,8 +13,8 @@ import pytest
 from fleetprompt_adapters.memory import MemoryStore
 from fleetprompt_adapters.memory import store as memory_store
 from fleetprompt_core import Call, Outcome, Role
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.errors import (
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.errors import (
     Conflict,
     DomainError,
     ErrorCode,

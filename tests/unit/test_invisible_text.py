@@ -15,14 +15,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleetprompt_core.domain.commands import (
+from fleetprompt_core.base.enums import AssetKind
+from fleetprompt_core.base.errors import ValidationFailed
+from fleetprompt_core.commands.parsers import (
     parse_new_intent,
     parse_new_listing,
     parse_new_release,
     parse_profile_update,
 )
-from fleetprompt_core.domain.enums import AssetKind
-from fleetprompt_core.domain.errors import ValidationFailed
 from fleetprompt_core.policies.validation import has_reordering
 from support import IMAGE_HOST, Market, listing_payload, new_key, release_payload
 

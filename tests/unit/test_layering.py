@@ -1,4 +1,5 @@
-"""The hexagon's rules hold: the core imports no adapter, HTTP package or framework."""
+"""The hexagon's rules hold: the core imports no adapter, HTTP package or framework,
+and inside the core each layer imports only the layers below it."""
 
 from __future__ import annotations
 
@@ -22,10 +23,13 @@ def _lint_imports(config: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_import_linter_contracts_hold() -> None:
-    """import-linter's contracts (core ⇸ adapters, http, sqlalchemy, litestar…) are kept."""
+    """import-linter's contracts are kept: core ⇸ adapters, http, sqlalchemy, litestar…;
+    adapters ⇸ http; and the core's inner layers (base ← policies ← domain ←
+    commands | ports ← services ← app)."""
     result = _lint_imports(ROOT / "pyproject.toml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 kept, 0 broken" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
+    assert "The core is a strict stack" in result.stdout
 
 
 def test_import_linter_catches_a_forbidden_import(tmp_path: Path) -> None:
@@ -45,6 +49,26 @@ def test_import_linter_catches_a_forbidden_import(tmp_path: Path) -> None:
     result = _lint_imports(config)
     assert result.returncode != 0
     assert "BROKEN" in result.stdout
+
+
+def test_import_linter_catches_an_upward_import_between_layers(tmp_path: Path) -> None:
+    """The layers contract is live: declaring the entities below the policies breaks,
+    because ``domain.model`` imports ``policies.markdown``."""
+    config = tmp_path / "importlinter.ini"
+    config.write_text(
+        "[importlinter]\n"
+        "root_packages =\n    fleetprompt_core\n\n"
+        "[importlinter:contract:probe]\n"
+        "name = probe\n"
+        "type = layers\n"
+        "containers =\n    fleetprompt_core\n"
+        "layers =\n    policies\n    domain\n    base\n",
+        encoding="utf-8",
+    )
+    result = _lint_imports(config)
+    assert result.returncode != 0
+    assert "BROKEN" in result.stdout
+    assert "fleetprompt_core.domain.model -> fleetprompt_core.policies.markdown" in result.stdout
 
 
 def test_importing_the_core_loads_no_framework_or_adapter() -> None:

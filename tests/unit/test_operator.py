@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fleetprompt_core import Role
-from fleetprompt_core.domain.errors import ValidationFailed
+from fleetprompt_core.base.errors import ValidationFailed
 from support import Market
 
 

@@ -8,8 +8,8 @@ import pytest
 from test_app_support import audit_count, changes, failure, snapshot
 
 from fleetprompt_core import Conflict, InstallTokenStatus, NotFound
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.errors import Unavailable
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.errors import Unavailable
 from fleetprompt_core.services.views import IssuedToken
 from support import Market
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fleetprompt_core.domain.errors import ErrorCode, Unauthenticated
+from fleetprompt_core.base.errors import ErrorCode, Unauthenticated
 from fleetprompt_core.policies.signing import (
     DEFAULT_SOURCES,
     MAX_SKEW_MS,

@@ -23,8 +23,8 @@ from typing import Any
 import attrs
 import pytest
 
-from fleetprompt_core.domain import limits, states
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import (
     AssetKind,
     InstallIntentStatus,
     InstallTargetSystem,
@@ -32,7 +32,8 @@ from fleetprompt_core.domain.enums import (
     ListingStatus,
     ReleaseStatus,
 )
-from fleetprompt_core.domain.errors import Conflict, ErrorCode, NotFound, ValidationFailed
+from fleetprompt_core.base.errors import Conflict, ErrorCode, NotFound, ValidationFailed
+from fleetprompt_core.domain import states
 from fleetprompt_core.domain.model import (
     Compat,
     InstallIntent,

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from fleetprompt_core import Call
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.enums import InstallIntentStatus, InstallTokenStatus
-from fleetprompt_core.domain.errors import Conflict, ErrorCode, NotFound, ValidationFailed
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import InstallIntentStatus, InstallTokenStatus
+from fleetprompt_core.base.errors import Conflict, ErrorCode, NotFound, ValidationFailed
 from fleetprompt_core.domain.model import InstallIntent, InstallToken
 from fleetprompt_core.policies.tokens import hash_token
 from fleetprompt_core.services.views import IssuedToken

@@ -1,6 +1,6 @@
 """Input validation (U-VAL-01..07): bounds, URLs, versions, refs by kind, labels, all-at-once.
 
-The parsers of ``fleetprompt_core.domain.commands`` are exercised directly and,
+The parsers of ``fleetprompt_core.commands.parsers`` are exercised directly and,
 for a few representative cases, through the use cases (which must reject the
 input with ``VALIDATION_FAILED`` and store nothing).
 """
@@ -14,8 +14,15 @@ import attrs
 import pytest
 
 from fleetprompt_core import CoreSettings
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.commands import (
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import ArtifactDownloadMode, AssetKind, ListingStatus
+from fleetprompt_core.base.errors import (
+    DomainError,
+    ErrorCode,
+    Unsupported,
+    ValidationFailed,
+)
+from fleetprompt_core.commands.parsers import (
     apply_listing_patch,
     parse_new_intent,
     parse_new_listing,
@@ -24,13 +31,6 @@ from fleetprompt_core.domain.commands import (
     parse_reason,
     parse_token_request,
     parse_verification,
-)
-from fleetprompt_core.domain.enums import ArtifactDownloadMode, AssetKind, ListingStatus
-from fleetprompt_core.domain.errors import (
-    DomainError,
-    ErrorCode,
-    Unsupported,
-    ValidationFailed,
 )
 from fleetprompt_core.domain.model import Links, Listing
 from support import IMAGE_HOST, Market, listing_payload, new_key, release_payload

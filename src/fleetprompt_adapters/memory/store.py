@@ -19,8 +19,7 @@ from typing import Self, TypeVar
 
 import attrs
 
-from fleetprompt_core.domain.accounts import Account, BrowserSession
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     InstallIntentStatus,
     InstallTokenStatus,
     ListingStatus,
@@ -28,7 +27,8 @@ from fleetprompt_core.domain.enums import (
     SearchSort,
     VerificationStatus,
 )
-from fleetprompt_core.domain.errors import DuplicateError
+from fleetprompt_core.base.errors import DuplicateError
+from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.model import (
     OPEN_INTENT_STATUSES,
     ApiToken,
@@ -41,7 +41,7 @@ from fleetprompt_core.domain.model import (
     Release,
     User,
 )
-from fleetprompt_core.policies.search import (
+from fleetprompt_core.domain.search import (
     ListingSearch,
     SearchHit,
     SortKey,

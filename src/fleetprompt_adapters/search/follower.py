@@ -36,8 +36,8 @@ from fleetprompt_adapters.search.tantivy_index import IndexedListing, ListingInd
 from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import search_log
 from fleetprompt_adapters.sql import tables as t
-from fleetprompt_core.domain.enums import ListingStatus, VerificationStatus
-from fleetprompt_core.policies.search import ListingSearch
+from fleetprompt_core.base.enums import ListingStatus, VerificationStatus
+from fleetprompt_core.domain.search import ListingSearch
 
 __all__ = ["INDEX_FORMAT", "SearchFollower", "claim_slot", "count_published", "free_slots"]
 

@@ -1,7 +1,7 @@
 """A tantivy index of the published catalogue: BM25 relevance whose cost follows the page.
 
 The documents are the published listings. The core's own tokenizer
-(``policies.search.tokenize``: case-folded runs of letters and digits) cuts
+(``domain.search.tokenize``: case-folded runs of letters and digits) cuts
 each field into tokens, and every *prefix* of every token is indexed as one
 term (``"Triage-Bot"`` → ``t tr tri … triage b bo bot``) with tantivy's
 whitespace tokenizer. A query term is then one exact term look-up, so
@@ -14,7 +14,7 @@ whitespace tokenizer. A query term is then one exact term look-up, so
   a word twice outranks one that says it once.
 
 A term is the disjunction of its three fields, boosted name 3, labels 2,
-summary 1 (:data:`~fleetprompt_core.policies.search.FIELD_WEIGHTS`); every
+summary 1 (:data:`~fleetprompt_core.domain.search.FIELD_WEIGHTS`); every
 term must match (a conjunction); the filters (tags, categories, asset kind,
 verified publisher) are constant-score clauses that add nothing to the score.
 
@@ -52,7 +52,7 @@ except ModuleNotFoundError as missing:  # installed without the search extra
     raise MissingExtra("fleetprompt_adapters.search", "search", missing.name) from None
 
 from fleetprompt_core.domain.model import Listing
-from fleetprompt_core.policies.search import FIELD_WEIGHTS, ListingSearch, SortKey, tokenize
+from fleetprompt_core.domain.search import FIELD_WEIGHTS, ListingSearch, SortKey, tokenize
 
 __all__ = ["SCORE_SCALE", "IndexedListing", "ListingIndex", "RankedHit", "prefix_terms"]
 

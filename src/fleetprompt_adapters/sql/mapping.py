@@ -13,8 +13,7 @@ from typing import Any
 
 from sqlalchemy import RowMapping
 
-from fleetprompt_core.domain.accounts import Account, BrowserSession
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     ActorType,
     ArtifactDownloadMode,
     ArtifactKind,
@@ -27,6 +26,7 @@ from fleetprompt_core.domain.enums import (
     Role,
     VerificationStatus,
 )
+from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.model import (
     Actor,
     ApiToken,
@@ -49,8 +49,8 @@ from fleetprompt_core.domain.model import (
     User,
     Verification,
 )
+from fleetprompt_core.domain.search import FIELD_WEIGHTS, name_key, tokenize
 from fleetprompt_core.policies import markdown
-from fleetprompt_core.policies.search import FIELD_WEIGHTS, name_key, tokenize
 
 __all__ = [
     "account_row",

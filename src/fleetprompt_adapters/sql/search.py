@@ -1,4 +1,4 @@
-"""Public search in SQL, with exactly the semantics of ``fleetprompt_core.policies.search``.
+"""Public search in SQL, with exactly the semantics of ``fleetprompt_core.domain.search``.
 
 Three plans, chosen per query (ADR 0012):
 
@@ -38,8 +38,8 @@ import sqlalchemy as sa
 
 from fleetprompt_adapters.sql import tables as t
 from fleetprompt_adapters.sql.mapping import to_listing
-from fleetprompt_core.domain.enums import ListingStatus, SearchSort, VerificationStatus
-from fleetprompt_core.policies.search import FIELD_WEIGHTS, ListingSearch, SearchHit
+from fleetprompt_core.base.enums import ListingStatus, SearchSort, VerificationStatus
+from fleetprompt_core.domain.search import FIELD_WEIGHTS, ListingSearch, SearchHit
 
 __all__ = ["COMMON_TERM_ROWS", "RankedSearch", "fetch_ranked", "search_published"]
 

@@ -40,15 +40,15 @@ from fleetprompt_adapters.sql.search import (
     fetch_ranked,
     search_published,
 )
-from fleetprompt_core.domain.accounts import Account, BrowserSession
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     InstallIntentStatus,
     InstallTokenStatus,
     ListingStatus,
     ReleaseStatus,
     SearchSort,
 )
-from fleetprompt_core.domain.errors import Conflict, DuplicateError, Internal, Unavailable
+from fleetprompt_core.base.errors import Conflict, DuplicateError, Internal, Unavailable
+from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.model import (
     OPEN_INTENT_STATUSES,
     ApiToken,
@@ -61,7 +61,7 @@ from fleetprompt_core.domain.model import (
     Release,
     User,
 )
-from fleetprompt_core.policies.search import ListingSearch, SearchHit
+from fleetprompt_core.domain.search import ListingSearch, SearchHit
 from fleetprompt_core.policies.versions import VersionCandidate
 from fleetprompt_core.ports import AuditQuery, CreatedKey, Redeemable, UniqueConstraint
 

@@ -25,7 +25,7 @@ import enum
 
 import sqlalchemy as sa
 
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     ActorType,
     AssetKind,
     InstallIntentStatus,

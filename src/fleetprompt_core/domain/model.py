@@ -13,8 +13,7 @@ from typing import Final
 
 import attrs
 
-from fleetprompt_core.domain import states
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     ActorType,
     ArtifactDownloadMode,
     ArtifactKind,
@@ -27,6 +26,7 @@ from fleetprompt_core.domain.enums import (
     Role,
     VerificationStatus,
 )
+from fleetprompt_core.domain import states
 from fleetprompt_core.policies.markdown import RenderedMarkdown
 
 __all__ = [

@@ -14,19 +14,19 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     InstallIntentStatus as IIS,
 )
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     InstallTokenStatus as ITS,
 )
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     ListingStatus as LS,
 )
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base.enums import (
     ReleaseStatus as RS,
 )
-from fleetprompt_core.domain.errors import Conflict
+from fleetprompt_core.base.errors import Conflict
 
 __all__ = [
     "INSTALL_INTENT",

@@ -18,7 +18,7 @@ from typing import Final, Generic, TypeVar
 
 import attrs
 
-from fleetprompt_core.domain.errors import ValidationFailed
+from fleetprompt_core.base.errors import ValidationFailed
 
 __all__ = [
     "DEFAULT_LIMIT",

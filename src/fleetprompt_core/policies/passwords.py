@@ -23,7 +23,7 @@ import unicodedata
 from importlib import resources
 from typing import Final
 
-from fleetprompt_core.domain import limits
+from fleetprompt_core.base import limits
 from fleetprompt_core.policies.validation import MISSING, Problems, check_text
 
 __all__ = [

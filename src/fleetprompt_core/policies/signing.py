@@ -10,7 +10,7 @@ headers::
 :func:`signed_headers` builds them (client side); :class:`RedeemVerifier`
 checks them (server side) over the exact raw body bytes, before anything
 parses the body. Every failure raises the same
-:class:`~fleetprompt_core.domain.errors.Unauthenticated` with one generic
+:class:`~fleetprompt_core.base.errors.Unauthenticated` with one generic
 message, so a caller never learns which check failed.
 
 Key rotation: the verifier holds several keys and the client may send several
@@ -38,7 +38,7 @@ import re
 
 import attrs
 
-from fleetprompt_core.domain.errors import Unauthenticated
+from fleetprompt_core.base.errors import Unauthenticated
 
 __all__ = [
     "DEFAULT_SOURCES",

@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Collection, Mapping
 from typing import Final, TypeVar
 
-from fleetprompt_core.domain.errors import FieldError, ValidationFailed
+from fleetprompt_core.base.errors import FieldError, ValidationFailed
 
 __all__ = [
     "MISSING",

@@ -28,15 +28,15 @@ from typing import Final
 
 import attrs
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.accounts import Account, BrowserSession
-from fleetprompt_core.domain.errors import (
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.errors import (
     DuplicateError,
     NotFound,
     Unauthenticated,
     Unsupported,
     ValidationFailed,
 )
+from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.model import User
 from fleetprompt_core.policies.passwords import (
     check_email,

@@ -7,13 +7,13 @@ from typing import Final, Literal
 
 import attrs
 
-from fleetprompt_core.domain.commands import (
+from fleetprompt_core.base.enums import Role
+from fleetprompt_core.base.errors import Conflict, NotFound
+from fleetprompt_core.commands.parsers import (
     parse_reason,
     parse_role_change,
     parse_verification,
 )
-from fleetprompt_core.domain.enums import Role
-from fleetprompt_core.domain.errors import Conflict, NotFound
 from fleetprompt_core.domain.model import (
     AuditEvent,
     AuditValue,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.enums import ActorType, Role
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import ActorType, Role
 from fleetprompt_core.domain.model import Actor, AuditEvent, AuditValue, User
 from fleetprompt_core.policies.redaction import redact_text
 from fleetprompt_core.ports import UnitOfWork

@@ -11,9 +11,9 @@ Write scope always comes from the resolved user, never from a client id.
 
 from __future__ import annotations
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.enums import ListingStatus, Role
-from fleetprompt_core.domain.errors import (
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import ListingStatus, Role
+from fleetprompt_core.base.errors import (
     DuplicateError,
     NotFound,
     Unauthenticated,

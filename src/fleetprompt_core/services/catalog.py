@@ -6,13 +6,13 @@ import enum
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.commands import parse_flag, parse_search
-from fleetprompt_core.domain.enums import SearchSort
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import SearchSort
+from fleetprompt_core.commands.parsers import parse_flag, parse_search
 from fleetprompt_core.domain.model import Release
+from fleetprompt_core.domain.search import ListingSearch, SearchHit, sort_key
 from fleetprompt_core.policies import versions
 from fleetprompt_core.policies.pagination import Page, Position
-from fleetprompt_core.policies.search import ListingSearch, SearchHit, sort_key
 from fleetprompt_core.ports import UnitOfWork
 from fleetprompt_core.services import authz, throttle
 from fleetprompt_core.services.paging import PageRequest, page_request, paginate
@@ -105,7 +105,7 @@ class Catalog:
         throttle.check_call(self._rt, _ACTIONS[read], call or Call())
 
     def search(self, params: Mapping[str, object], call: Call | None = None) -> Page[PublicListing]:
-        """P1: search published listings (see ``policies.search`` for the semantics)."""
+        """P1: search published listings (see ``domain.search`` for the semantics)."""
         self.admit(PublicRead.SEARCH, call)
         request = parse_search(params)
         scope = "|".join(

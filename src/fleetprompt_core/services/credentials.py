@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.commands import parse_api_token_request
-from fleetprompt_core.domain.errors import Conflict, DuplicateError, NotFound
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.errors import Conflict, DuplicateError, NotFound
+from fleetprompt_core.commands.parsers import parse_api_token_request
 from fleetprompt_core.domain.model import Actor, ApiToken, User
 from fleetprompt_core.policies.tokens import API_TOKEN_PREFIX, has_valid_checksum
 from fleetprompt_core.ports import Principal, UniqueConstraint, UnitOfWork

@@ -33,8 +33,8 @@ from typing import Generic, TypeVar
 import attrs
 from cattrs.preconf.json import make_converter
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.errors import Conflict, DuplicateError, ValidationFailed
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.errors import Conflict, DuplicateError, ValidationFailed
 from fleetprompt_core.domain.model import IdempotencyRecord
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
 from fleetprompt_core.services.runtime import Outcome, Runtime

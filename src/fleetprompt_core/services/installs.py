@@ -7,23 +7,23 @@ from typing import Final
 
 import attrs
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.commands import (
-    parse_bare,
-    parse_new_intent,
-    parse_token_request,
-)
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import (
     InstallIntentStatus,
     InstallTargetSystem,
     InstallTokenStatus,
 )
-from fleetprompt_core.domain.errors import (
+from fleetprompt_core.base.errors import (
     Conflict,
     DuplicateError,
     FieldError,
     NotFound,
     ValidationFailed,
+)
+from fleetprompt_core.commands.parsers import (
+    parse_bare,
+    parse_new_intent,
+    parse_token_request,
 )
 from fleetprompt_core.domain.model import (
     InstallIntent,

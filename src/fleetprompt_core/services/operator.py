@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.enums import Role
-from fleetprompt_core.domain.errors import NotFound
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import Role
+from fleetprompt_core.base.errors import NotFound
 from fleetprompt_core.domain.model import User
 from fleetprompt_core.policies.validation import Problems, check_text
 from fleetprompt_core.ports import Principal

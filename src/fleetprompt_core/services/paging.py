@@ -7,7 +7,7 @@ from typing import TypeVar, cast
 
 import attrs
 
-from fleetprompt_core.domain.commands import parse_cursor, parse_limit
+from fleetprompt_core.commands.parsers import parse_cursor, parse_limit
 from fleetprompt_core.policies.pagination import Page, Position
 from fleetprompt_core.policies.validation import Problems, Reader
 from fleetprompt_core.ports import CreatedKey

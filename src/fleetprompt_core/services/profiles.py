@@ -6,8 +6,8 @@ from typing import Final
 
 import attrs
 
-from fleetprompt_core.domain.commands import parse_profile_update
-from fleetprompt_core.domain.enums import Role
+from fleetprompt_core.base.enums import Role
+from fleetprompt_core.commands.parsers import parse_profile_update
 from fleetprompt_core.domain.model import PublisherProfile, User
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.ports import UnitOfWork

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from fleetprompt_core.domain.commands import (
+from fleetprompt_core.base.enums import ListingStatus, ReleaseStatus, Role
+from fleetprompt_core.base.errors import Conflict, DuplicateError
+from fleetprompt_core.commands.parsers import (
     CONTENT_ATTRIBUTES,
     apply_listing_patch,
     parse_new_listing,
@@ -13,8 +15,6 @@ from fleetprompt_core.domain.commands import (
     parse_reason,
     parse_status_change,
 )
-from fleetprompt_core.domain.enums import ListingStatus, ReleaseStatus, Role
-from fleetprompt_core.domain.errors import Conflict, DuplicateError
 from fleetprompt_core.domain.model import AuditValue, Listing, Moderation, Release, User
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.policies.pagination import Page

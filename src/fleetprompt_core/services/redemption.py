@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 from typing import Final
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.enums import InstallTargetSystem, InstallTokenStatus
-from fleetprompt_core.domain.errors import NotFound, Unavailable
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import InstallTargetSystem, InstallTokenStatus
+from fleetprompt_core.base.errors import NotFound, Unavailable
 from fleetprompt_core.domain.model import OPEN_INTENT_STATUSES, install_blocker
 from fleetprompt_core.policies.signing import RedeemFailure, RedeemVerifier
 from fleetprompt_core.policies.tokens import has_valid_checksum
@@ -162,7 +162,7 @@ class Redeemer:
         """Redeem for ``source``; with a key, a retry gets the stored answer (X-RED-01).
 
         A redemption that carries ``idempotency_key`` is stored with its answer
-        for :data:`~fleetprompt_core.domain.limits.REDEEM_REPLAY_WINDOW_MS`
+        for :data:`~fleetprompt_core.base.limits.REDEEM_REPLAY_WINDOW_MS`
         under ``(source, key)``: the same source sending the same body with the
         same key within that window gets the same answer again, marked
         replayed, and nothing changes. Every other second redemption of a token

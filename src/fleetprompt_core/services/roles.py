@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Set
 
-from fleetprompt_core.domain.enums import Role
+from fleetprompt_core.base.enums import Role
 from fleetprompt_core.domain.model import Actor, User
 from fleetprompt_core.ports import UnitOfWork
 from fleetprompt_core.services import audit

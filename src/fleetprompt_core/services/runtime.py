@@ -7,8 +7,8 @@ from typing import Generic, TypeVar
 
 import attrs
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.errors import Conflict
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.errors import Conflict
 from fleetprompt_core.policies.pagination import CursorCodec
 from fleetprompt_core.policies.rate_limits import RateLimits
 from fleetprompt_core.policies.urls import normalize_host_allowlist

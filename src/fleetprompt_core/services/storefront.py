@@ -12,9 +12,9 @@ from typing import Final
 
 import attrs
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.enums import ListingStatus, Role
-from fleetprompt_core.domain.errors import NotFound
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import ListingStatus, Role
+from fleetprompt_core.base.errors import NotFound
 from fleetprompt_core.domain.model import PublisherProfile, User
 from fleetprompt_core.policies.passwords import normalize_identifier
 from fleetprompt_core.ports import AuditQuery

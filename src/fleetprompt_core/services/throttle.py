@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from fleetprompt_core.domain.errors import RateLimited, Unauthenticated
+from fleetprompt_core.base.errors import RateLimited, Unauthenticated
 from fleetprompt_core.policies.rate_limits import Action
 from fleetprompt_core.services.runtime import Call, Runtime
 

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import (
     AssetKind,
     InstallTargetSystem,
     ListingStatus,

@@ -40,7 +40,7 @@ from starlette.datastructures import Headers
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fleetprompt_core.domain.errors import ErrorCode, Unauthenticated
+from fleetprompt_core.base.errors import ErrorCode, Unauthenticated
 from fleetprompt_core.ports import Principal
 from fleetprompt_core.services import throttle
 from fleetprompt_core.services.runtime import Call

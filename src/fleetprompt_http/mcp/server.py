@@ -40,14 +40,14 @@ from mcp_types import (
 from pydantic import Field
 from typing_extensions import TypedDict
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import (
     AssetKind,
     InstallIntentStatus,
     InstallTargetSystem,
     SearchSort,
 )
-from fleetprompt_core.domain.errors import DomainError, ErrorCode
+from fleetprompt_core.base.errors import DomainError, ErrorCode
 from fleetprompt_core.policies.pagination import MAX_LIMIT
 from fleetprompt_core.services.runtime import Call
 from fleetprompt_http import wire

@@ -17,7 +17,7 @@ import anyio
 import attrs
 from mcp.server.context import ServerRequestContext
 
-from fleetprompt_core.domain.errors import Unauthenticated
+from fleetprompt_core.base.errors import Unauthenticated
 from fleetprompt_core.services import throttle
 from fleetprompt_core.services.runtime import Call
 from fleetprompt_http.context import new_request_id

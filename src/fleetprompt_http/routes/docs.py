@@ -8,7 +8,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, QueryParameter
 
-from fleetprompt_core.domain.errors import ErrorCode
+from fleetprompt_core.base.errors import ErrorCode
 from fleetprompt_http.errors import METHOD_NOT_ALLOWED, STATUS
 from fleetprompt_http.wire import ErrorEnvelope
 

@@ -17,7 +17,7 @@ import anyio
 from anyio import to_thread
 from litestar import Request, Response, get
 
-from fleetprompt_core.domain.errors import ErrorCode, Unavailable
+from fleetprompt_core.base.errors import ErrorCode, Unavailable
 from fleetprompt_http.handling import ReadinessCheck, respond, services_of
 from fleetprompt_http.openapi import documented
 from fleetprompt_http.routes.docs import errors

@@ -17,7 +17,7 @@ from litestar import Controller, Request, Response, post
 from litestar.exceptions import HTTPException
 from litestar.params import HeaderParameter
 
-from fleetprompt_core.domain.errors import ErrorCode
+from fleetprompt_core.base.errors import ErrorCode
 from fleetprompt_core.services.runtime import Outcome
 from fleetprompt_core.services.views import Redemption
 from fleetprompt_http import wire

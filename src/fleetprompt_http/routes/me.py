@@ -10,7 +10,7 @@ from typing import Any, TypedDict
 
 from litestar import Request, Response, get
 
-from fleetprompt_core.domain.errors import ErrorCode
+from fleetprompt_core.base.errors import ErrorCode
 from fleetprompt_http import wire
 from fleetprompt_http.handling import call_use_case, respond, services_of
 from fleetprompt_http.openapi import documented

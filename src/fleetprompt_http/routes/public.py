@@ -7,7 +7,7 @@ from typing import Annotated, Any, TypedDict
 from litestar import Controller, Request, Response, get
 from litestar.params import FromPath, QueryParameter
 
-from fleetprompt_core.domain.errors import ErrorCode
+from fleetprompt_core.base.errors import ErrorCode
 from fleetprompt_core.services.catalog import PublicRead
 from fleetprompt_http import wire
 from fleetprompt_http.handling import public_read, query, services_of

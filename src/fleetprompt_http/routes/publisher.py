@@ -7,8 +7,8 @@ from typing import Annotated, Any, Final, Literal, TypedDict
 from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.params import FromPath, QueryParameter
 
-from fleetprompt_core.domain.enums import ListingStatus
-from fleetprompt_core.domain.errors import ErrorCode
+from fleetprompt_core.base.enums import ListingStatus
+from fleetprompt_core.base.errors import ErrorCode
 from fleetprompt_http import wire
 from fleetprompt_http.handling import call_use_case, query, respond, services_of, write
 from fleetprompt_http.openapi import PAGE, choice, documented

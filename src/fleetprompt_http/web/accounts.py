@@ -15,7 +15,7 @@ from typing import Any, Final
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath
 
-from fleetprompt_core.domain.errors import Unauthenticated, ValidationFailed
+from fleetprompt_core.base.errors import Unauthenticated, ValidationFailed
 from fleetprompt_http.handling import services_of
 from fleetprompt_http.security_headers import ContentPolicy, declare
 from fleetprompt_http.web.rendering import FormErrors, form_dict, page, see_other

@@ -11,8 +11,8 @@ from typing import Any, Final
 
 from litestar import Controller, Request, Response, get, post
 
-from fleetprompt_core.domain.enums import VerificationStatus
-from fleetprompt_core.domain.errors import DomainError, Unauthenticated, ValidationFailed
+from fleetprompt_core.base.enums import VerificationStatus
+from fleetprompt_core.base.errors import DomainError, Unauthenticated, ValidationFailed
 from fleetprompt_http.security_headers import ContentPolicy, declare
 from fleetprompt_http.web.rendering import FormErrors, form_dict, page, see_other
 from fleetprompt_http.web.visitor import Visitor, check_unsafe, run

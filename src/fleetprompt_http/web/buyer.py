@@ -15,8 +15,8 @@ from typing import Any
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath
 
-from fleetprompt_core.domain.enums import InstallIntentStatus
-from fleetprompt_core.domain.errors import NotFound, Unauthenticated, ValidationFailed
+from fleetprompt_core.base.enums import InstallIntentStatus
+from fleetprompt_core.base.errors import NotFound, Unauthenticated, ValidationFailed
 from fleetprompt_core.services.views import IssuedToken
 from fleetprompt_http.security_headers import ContentPolicy, declare
 from fleetprompt_http.web.public import TARGETS

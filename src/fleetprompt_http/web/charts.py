@@ -14,7 +14,7 @@ from typing import Final
 
 from markupsafe import Markup, escape
 
-from fleetprompt_core.domain import limits
+from fleetprompt_core.base import limits
 from fleetprompt_core.services.storefront import DailyActivity
 
 __all__ = ["activity_chart"]

@@ -16,9 +16,9 @@ from urllib.parse import quote
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath
 
-from fleetprompt_core.domain.commands import REQUIRED_REF
-from fleetprompt_core.domain.enums import AssetKind, ListingStatus
-from fleetprompt_core.domain.errors import Unauthorized, ValidationFailed
+from fleetprompt_core.base.enums import AssetKind, ListingStatus
+from fleetprompt_core.base.errors import Unauthorized, ValidationFailed
+from fleetprompt_core.commands.parsers import REQUIRED_REF
 from fleetprompt_core.domain.model import Listing
 from fleetprompt_core.policies.markdown import render_markdown
 from fleetprompt_http.security_headers import ContentPolicy, declare

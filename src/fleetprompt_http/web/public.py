@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 from litestar import Controller, Request, Response, get
 from litestar.params import FromPath
 
-from fleetprompt_core.domain.enums import AssetKind, SearchSort
-from fleetprompt_core.domain.errors import ValidationFailed
+from fleetprompt_core.base.enums import AssetKind, SearchSort
+from fleetprompt_core.base.errors import ValidationFailed
 from fleetprompt_http.security_headers import ContentPolicy, declare
 from fleetprompt_http.web.rendering import FormErrors, new_key, page
 from fleetprompt_http.web.visitor import Visitor, run

@@ -24,7 +24,7 @@ from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 from litestar.types import ExceptionHandlersMap
 
-from fleetprompt_core.domain.errors import DomainError, ErrorCode, FieldError, RateLimited
+from fleetprompt_core.base.errors import DomainError, ErrorCode, FieldError, RateLimited
 from fleetprompt_http.context import request_id_of
 from fleetprompt_http.errors import STATUS
 from fleetprompt_http.logs import log_event

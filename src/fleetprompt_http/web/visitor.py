@@ -24,7 +24,7 @@ from litestar import Request, Response
 from litestar.datastructures import Cookie
 
 from fleetprompt_core import FleetPrompt
-from fleetprompt_core.domain.errors import DomainError, ErrorCode
+from fleetprompt_core.base.errors import DomainError, ErrorCode
 from fleetprompt_core.policies.sessions import csrf_token_matches
 from fleetprompt_core.ports import Principal
 from fleetprompt_core.services.accounts import SignedIn, SignedInUser

@@ -40,7 +40,7 @@ from typing import Final
 
 import attrs
 
-from fleetprompt_core.domain.enums import AssetKind, SearchSort
+from fleetprompt_core.base.enums import AssetKind, SearchSort
 from fleetprompt_core.domain.model import Listing
 
 __all__ = [

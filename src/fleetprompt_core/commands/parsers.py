@@ -12,8 +12,8 @@ from typing import Any, Final, cast
 
 import attrs
 
-from fleetprompt_core.domain import limits
-from fleetprompt_core.domain.enums import (
+from fleetprompt_core.base import limits
+from fleetprompt_core.base.enums import (
     ArtifactDownloadMode,
     ArtifactKind,
     AssetKind,
@@ -23,7 +23,7 @@ from fleetprompt_core.domain.enums import (
     SearchSort,
     VerificationStatus,
 )
-from fleetprompt_core.domain.errors import Unsupported
+from fleetprompt_core.base.errors import Unsupported
 from fleetprompt_core.domain.model import (
     Artifact,
     ArtifactDownload,
@@ -34,9 +34,9 @@ from fleetprompt_core.domain.model import (
     ReleaseRefs,
     TargetContext,
 )
+from fleetprompt_core.domain.search import search_terms
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.policies.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from fleetprompt_core.policies.search import search_terms
 from fleetprompt_core.policies.urls import image_url_problem, url_problem
 from fleetprompt_core.policies.validation import (
     MISSING,
