@@ -6,6 +6,7 @@ import os
 import secrets
 import threading
 import time
+from typing import TypedDict, Unpack
 
 from fleetprompt_adapters.passwords import Argon2PasswordHasher
 from fleetprompt_core import CoreSettings, CursorCodec, FleetPrompt, Runtime
@@ -28,6 +29,7 @@ __all__ = [
     "Sha256TokenHasher",
     "SystemClock",
     "UlidIdGenerator",
+    "Wiring",
     "compose",
 ]
 
@@ -116,41 +118,66 @@ class Sha256TokenHasher:
         return hash_token(raw_token)
 
 
+class Wiring(TypedDict, total=False):
+    """What a :class:`FleetPrompt` is wired with besides its store, named once.
+
+    Every adapter's ``bootstrap(...)`` takes these keywords and hands them to
+    :func:`compose`; each is optional, and a missing or ``None`` one gets the
+    default :func:`compose` names. A new collaborator is one line here and
+    one in :func:`compose`.
+    """
+
+    #: Epoch milliseconds; :class:`SystemClock` by default.
+    clock: Clock | None
+    #: Image host allowlist, idempotency lease, sign-up and session lengths.
+    settings: CoreSettings | None
+    #: Signs pagination cursors; several processes serving one store must share it.
+    cursor_key: bytes | None
+    #: ULIDs (:class:`UlidIdGenerator` over the clock) by default.
+    ids: IdGenerator | None
+    #: CSPRNG tokens (:class:`SecretTokenGenerator`) by default.
+    tokens: TokenGenerator | None
+    #: SHA-256 (:class:`Sha256TokenHasher`) by default.
+    hasher: TokenHasher | None
+    #: No limiter: nothing is rate limited.
+    limiter: RateLimiter | None
+    #: The limits the limiter enforces (the contract's defaults).
+    rate_limits: RateLimits | None
+    #: argon2id (RFC 9106) by default.
+    passwords: PasswordHasher | None
+
+
 def compose(
     uow: UnitOfWorkFactory,
     *,
     read_uow: UnitOfWorkFactory | None = None,
-    clock: Clock | None = None,
-    settings: CoreSettings | None = None,
-    cursor_key: bytes | None = None,
-    ids: IdGenerator | None = None,
-    tokens: TokenGenerator | None = None,
-    hasher: TokenHasher | None = None,
-    limiter: RateLimiter | None = None,
-    rate_limits: RateLimits | None = None,
-    passwords: PasswordHasher | None = None,
     catalog_version: CatalogVersion | None = None,
+    **wiring: Unpack[Wiring],
 ) -> FleetPrompt:
     """A :class:`FleetPrompt` over a storage adapter, with system defaults for the rest.
 
     Every adapter's ``bootstrap()`` ends here: the system clock, ULID ids,
     CSPRNG tokens, SHA-256 hashes, argon2id password hashes (RFC 9106) and a
     random cursor key unless given (several processes serving one store must
-    share ``cursor_key``).
+    share ``cursor_key``). A keyword that is not a :class:`Wiring` key is a
+    ``TypeError``, as for any function.
     """
-    clock = clock or SystemClock()
+    unknown = sorted(wiring.keys() - Wiring.__optional_keys__)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(unknown)}")
+    clock = wiring.get("clock") or SystemClock()
     runtime = Runtime(
         uow=uow,
         read_uow=read_uow,
         clock=clock,
-        ids=ids or UlidIdGenerator(clock),
-        tokens=tokens or SecretTokenGenerator(),
-        hasher=hasher or Sha256TokenHasher(),
-        cursors=CursorCodec(cursor_key or secrets.token_bytes(32)),
-        settings=settings or CoreSettings(),
-        limiter=limiter,
-        rate_limits=rate_limits or RateLimits(),
-        passwords=passwords or Argon2PasswordHasher(),
+        ids=wiring.get("ids") or UlidIdGenerator(clock),
+        tokens=wiring.get("tokens") or SecretTokenGenerator(),
+        hasher=wiring.get("hasher") or Sha256TokenHasher(),
+        cursors=CursorCodec(wiring.get("cursor_key") or secrets.token_bytes(32)),
+        settings=wiring.get("settings") or CoreSettings(),
+        limiter=wiring.get("limiter"),
+        rate_limits=wiring.get("rate_limits") or RateLimits(),
+        passwords=wiring.get("passwords") or Argon2PasswordHasher(),
         catalog_version=catalog_version,
     )
     return FleetPrompt(runtime)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from fleetprompt_adapters.search.follower import SearchFollower
+    from fleetprompt_adapters.system import Wiring
     from fleetprompt_core import FleetPrompt
     from fleetprompt_core.ports import Clock, RateLimiter
 
@@ -82,17 +83,17 @@ def open_storage(
         session_idle_ms=settings.web.session_idle_minutes * 60_000,
         session_max_ms=settings.web.session_max_hours * 3_600_000,
     )
+    wiring: Wiring = {
+        "clock": clock,
+        "settings": core_settings,
+        "cursor_key": settings.cursor_key,
+        "limiter": limiter,
+        "rate_limits": settings.rate_limits,
+    }
     if settings.uses_memory:
         from fleetprompt_adapters import memory  # noqa: PLC0415
 
-        app = memory.bootstrap(
-            clock=clock,
-            settings=core_settings,
-            cursor_key=settings.cursor_key,
-            limiter=limiter,
-            rate_limits=settings.rate_limits,
-        )
-        return Storage(app, lambda: None, lambda: None)
+        return Storage(memory.bootstrap(**wiring), lambda: None, lambda: None)
 
     from fleetprompt_adapters import sql  # noqa: PLC0415
 
@@ -108,15 +109,7 @@ def open_storage(
         ),
     )
     follower = _search_follower(settings)
-    app = sql.bootstrap(
-        engine,
-        clock=clock,
-        settings=core_settings,
-        cursor_key=settings.cursor_key,
-        limiter=limiter,
-        rate_limits=settings.rate_limits,
-        search_engine=follower,
-    )
+    app = sql.bootstrap(engine, search_engine=follower, **wiring)
 
     def check_schema() -> None:
         current, head = sql.current_revision(engine), sql.head_revision()

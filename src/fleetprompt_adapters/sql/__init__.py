@@ -12,6 +12,7 @@ Requires the ``sql`` extra (and ``postgres`` for PostgreSQL).
 from __future__ import annotations
 
 import importlib.util
+from typing import Unpack
 
 from fleetprompt_adapters import MissingExtra
 
@@ -33,23 +34,15 @@ from fleetprompt_adapters.sql.schema import (
 )
 from fleetprompt_adapters.sql.search import RankedSearch
 from fleetprompt_adapters.sql.store import SqlStore, SqlUnitOfWork, ping
-from fleetprompt_adapters.system import compose
-from fleetprompt_core import CoreSettings, FleetPrompt
-from fleetprompt_core.policies.rate_limits import RateLimits
-from fleetprompt_core.ports import (
-    Clock,
-    IdGenerator,
-    PasswordHasher,
-    RateLimiter,
-    TokenGenerator,
-    TokenHasher,
-)
+from fleetprompt_adapters.system import Wiring, compose
+from fleetprompt_core import FleetPrompt
 
 __all__ = [
     "SqlCatalogVersion",
     "SqlStore",
     "SqlUnitOfWork",
     "Timeouts",
+    "Wiring",
     "bootstrap",
     "create_engine",
     "create_schema",
@@ -65,35 +58,22 @@ __all__ = [
 def bootstrap(
     engine: sa.Engine,
     *,
-    clock: Clock | None = None,
-    settings: CoreSettings | None = None,
-    cursor_key: bytes | None = None,
-    ids: IdGenerator | None = None,
-    tokens: TokenGenerator | None = None,
-    hasher: TokenHasher | None = None,
-    limiter: RateLimiter | None = None,
-    rate_limits: RateLimits | None = None,
-    passwords: PasswordHasher | None = None,
     search_engine: RankedSearch | None = None,
+    **wiring: Unpack[Wiring],
 ) -> FleetPrompt:
     """A :class:`FleetPrompt` over the database behind ``engine`` (already migrated).
 
-    Several processes serving one database must share ``cursor_key``. A
-    ``search_engine`` (``fleetprompt_adapters.search.follower.SearchFollower``)
-    ranks relevance searches with terms (ADR 0027).
+    The other keywords are :class:`~fleetprompt_adapters.system.Wiring`'s
+    (``clock``, ``settings``, ``cursor_key``, ``limiter``, ``rate_limits``,
+    ...), the same for every adapter; each has a default. Several processes
+    serving one database must share ``cursor_key``. A ``search_engine``
+    (``fleetprompt_adapters.search.follower.SearchFollower``) ranks relevance
+    searches with terms (ADR 0027).
     """
     store = SqlStore(engine, search_engine=search_engine)
     return compose(
         store.unit_of_work,
         read_uow=store.read_unit_of_work,
-        clock=clock,
-        settings=settings,
-        cursor_key=cursor_key,
-        ids=ids,
-        tokens=tokens,
-        hasher=hasher,
-        limiter=limiter,
-        rate_limits=rate_limits,
-        passwords=passwords,
         catalog_version=store.catalog_version,
+        **wiring,
     )
