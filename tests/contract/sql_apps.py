@@ -29,7 +29,7 @@ from fleetprompt_adapters import sql
 from fleetprompt_adapters.sql.tables import metadata
 from fleetprompt_core import Call, CoreSettings, DomainError, FleetPrompt, Role
 from fleetprompt_core.policies.signing import RedeemVerifier, signed_headers
-from fleetprompt_core.services import idempotency
+from fleetprompt_core.services import _idempotency as idempotency
 from fleetprompt_core.services.views import Redemption
 from support import CURSOR_KEY, IMAGE_HOST, listing_payload, new_key, release_payload
 

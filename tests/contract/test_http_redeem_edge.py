@@ -32,7 +32,7 @@ from fleetprompt_core.policies.signing import (
     RedeemFailure,
     sign,
 )
-from fleetprompt_core.services import idempotency
+from fleetprompt_core.services import _idempotency as idempotency
 from fleetprompt_http.client import RedeemClient
 from fleetprompt_http.logs import FIELDS
 from support import listing_payload

@@ -32,7 +32,7 @@ from fleetprompt_adapters.sql import schema
 from fleetprompt_adapters.sql.schema import alembic_config
 from fleetprompt_adapters.sql.tables import idempotency_records, metadata, users
 from fleetprompt_core import Conflict
-from fleetprompt_core.services.idempotency import Operation, request_hash
+from fleetprompt_core.services._idempotency import Operation, request_hash
 from support import listing_payload
 
 #: Makes a new, empty database of the backend under test.

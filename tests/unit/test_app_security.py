@@ -36,7 +36,7 @@ from fleetprompt_core import (
 from fleetprompt_core.base.enums import ActorType
 from fleetprompt_core.policies.rate_limits import Action, RateLimits, RateRule
 from fleetprompt_core.policies.tokens import generate_token, hash_token, looks_like_token
-from fleetprompt_core.services.idempotency import Operation
+from fleetprompt_core.services._idempotency import Operation
 from support import Market, listing_payload, new_key, release_payload
 
 UNKNOWN_LISTING = "lst_01JUNKNOWN000000000000000"

@@ -23,7 +23,7 @@ from fleetprompt_core.base.errors import (
     ValidationFailed,
 )
 from fleetprompt_core.domain.model import IdempotencyRecord
-from fleetprompt_core.services import idempotency
+from fleetprompt_core.services import _idempotency as idempotency
 from support import Market, listing_payload, new_key, release_payload
 
 CREATE = idempotency.Operation.LISTING_CREATE

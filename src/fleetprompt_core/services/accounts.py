@@ -50,7 +50,9 @@ from fleetprompt_core.policies.sessions import SESSION_TOKEN_PREFIX, csrf_token_
 from fleetprompt_core.policies.tokens import has_valid_checksum
 from fleetprompt_core.policies.validation import Problems, Reader, check_text
 from fleetprompt_core.ports import PasswordHasher, UniqueConstraint, UnitOfWork
-from fleetprompt_core.services import audit, authz, throttle
+from fleetprompt_core.services import _audit as audit
+from fleetprompt_core.services import _authz as authz
+from fleetprompt_core.services import throttle
 from fleetprompt_core.services.runtime import Call, Runtime
 
 __all__ = ["Accounts", "SignedIn", "SignedInUser"]

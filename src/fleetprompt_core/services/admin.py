@@ -23,12 +23,14 @@ from fleetprompt_core.domain.model import (
 )
 from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.ports import AuditQuery, UnitOfWork
-from fleetprompt_core.services import audit, authz, idempotency
-from fleetprompt_core.services.idempotency import Operation
+from fleetprompt_core.services import _audit as audit
+from fleetprompt_core.services import _authz as authz
+from fleetprompt_core.services import _idempotency as idempotency
+from fleetprompt_core.services._idempotency import Operation
+from fleetprompt_core.services._paging import page_request, paginate
+from fleetprompt_core.services._roles import change_roles
 from fleetprompt_core.services.installs import revoke_listing_tokens
-from fleetprompt_core.services.paging import page_request, paginate
 from fleetprompt_core.services.profiles import current_profile
-from fleetprompt_core.services.roles import change_roles
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime, changed_ok
 from fleetprompt_core.services.views import ListingView, listing_views
 

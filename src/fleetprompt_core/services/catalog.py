@@ -14,8 +14,9 @@ from fleetprompt_core.domain.search import ListingSearch, SearchHit, sort_key
 from fleetprompt_core.policies import versions
 from fleetprompt_core.policies.pagination import Page, Position
 from fleetprompt_core.ports import UnitOfWork
-from fleetprompt_core.services import authz, throttle
-from fleetprompt_core.services.paging import PageRequest, page_request, paginate
+from fleetprompt_core.services import _authz as authz
+from fleetprompt_core.services import throttle
+from fleetprompt_core.services._paging import PageRequest, page_request, paginate
 from fleetprompt_core.services.profiles import current_profile
 from fleetprompt_core.services.runtime import Call, Runtime
 from fleetprompt_core.services.views import (

@@ -24,7 +24,8 @@ from fleetprompt_core.commands.parsers import parse_api_token_request
 from fleetprompt_core.domain.model import Actor, ApiToken, User
 from fleetprompt_core.policies.tokens import API_TOKEN_PREFIX, has_valid_checksum
 from fleetprompt_core.ports import Principal, UniqueConstraint, UnitOfWork
-from fleetprompt_core.services import audit, authz
+from fleetprompt_core.services import _audit as audit
+from fleetprompt_core.services import _authz as authz
 from fleetprompt_core.services.runtime import Call, Runtime, changed_ok
 from fleetprompt_core.services.views import IssuedApiToken
 

@@ -16,8 +16,9 @@ from fleetprompt_core.base.errors import NotFound
 from fleetprompt_core.domain.model import User
 from fleetprompt_core.policies.validation import Problems, check_text
 from fleetprompt_core.ports import Principal
-from fleetprompt_core.services import audit, authz
-from fleetprompt_core.services.roles import change_roles
+from fleetprompt_core.services import _audit as audit
+from fleetprompt_core.services import _authz as authz
+from fleetprompt_core.services._roles import change_roles
 from fleetprompt_core.services.runtime import Call, Runtime
 
 __all__ = ["Operator"]

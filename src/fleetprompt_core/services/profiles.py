@@ -11,8 +11,11 @@ from fleetprompt_core.commands.parsers import parse_profile_update
 from fleetprompt_core.domain.model import PublisherProfile, User
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.ports import UnitOfWork
-from fleetprompt_core.services import audit, authz, idempotency, throttle
-from fleetprompt_core.services.idempotency import Operation
+from fleetprompt_core.services import _audit as audit
+from fleetprompt_core.services import _authz as authz
+from fleetprompt_core.services import _idempotency as idempotency
+from fleetprompt_core.services import throttle
+from fleetprompt_core.services._idempotency import Operation
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime
 from fleetprompt_core.services.views import default_profile
 

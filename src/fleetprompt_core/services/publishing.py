@@ -19,11 +19,14 @@ from fleetprompt_core.domain.model import AuditValue, Listing, Moderation, Relea
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
-from fleetprompt_core.services import audit, authz, idempotency, throttle
+from fleetprompt_core.services import _audit as audit
+from fleetprompt_core.services import _authz as authz
+from fleetprompt_core.services import _idempotency as idempotency
+from fleetprompt_core.services import throttle
+from fleetprompt_core.services._idempotency import Operation
+from fleetprompt_core.services._paging import page_request, paginate
 from fleetprompt_core.services.catalog import release_page
-from fleetprompt_core.services.idempotency import Operation
 from fleetprompt_core.services.installs import revoke_listing_tokens
-from fleetprompt_core.services.paging import page_request, paginate
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime, changed_ok
 from fleetprompt_core.services.views import ListingView, listing_views
 

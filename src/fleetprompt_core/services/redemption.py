@@ -25,7 +25,9 @@ from fleetprompt_core.policies.signing import RedeemFailure, RedeemVerifier
 from fleetprompt_core.policies.tokens import has_valid_checksum
 from fleetprompt_core.policies.validation import Problems, Reader
 from fleetprompt_core.ports import UnitOfWork
-from fleetprompt_core.services import audit, idempotency, throttle
+from fleetprompt_core.services import _audit as audit
+from fleetprompt_core.services import _idempotency as idempotency
+from fleetprompt_core.services import throttle
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime
 from fleetprompt_core.services.views import RedeemedListing, RedeemedRelease, Redemption
 

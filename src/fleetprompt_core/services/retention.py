@@ -9,7 +9,7 @@ from __future__ import annotations
 import attrs
 
 from fleetprompt_core.base.enums import InstallTokenStatus
-from fleetprompt_core.services import audit
+from fleetprompt_core.services import _audit as audit
 from fleetprompt_core.services.installs import revoke_issued_tokens
 from fleetprompt_core.services.runtime import Call, Runtime
 

@@ -18,7 +18,8 @@ from fleetprompt_core.base.errors import NotFound
 from fleetprompt_core.domain.model import PublisherProfile, User
 from fleetprompt_core.policies.passwords import normalize_identifier
 from fleetprompt_core.ports import AuditQuery
-from fleetprompt_core.services import authz, throttle
+from fleetprompt_core.services import _authz as authz
+from fleetprompt_core.services import throttle
 from fleetprompt_core.services.profiles import current_profile
 from fleetprompt_core.services.runtime import Call, Runtime
 from fleetprompt_core.services.views import PublicListing, public_listings

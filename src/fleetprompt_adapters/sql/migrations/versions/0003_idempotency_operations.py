@@ -2,7 +2,7 @@
 
 Until now the core scoped idempotency keys by route template
 (``"POST /v1/install/intents"``); it now names the operation
-(``"intent.create"``, see ``fleetprompt_core.services.idempotency.Operation``),
+(``"intent.create"``, see ``fleetprompt_core.services._idempotency.Operation``),
 so the core knows no URL. This revision renames the stored scopes. A stored
 request hash was computed over the old name, so it becomes
 ``legacy:<old name>:<hash>``: the core recomputes such a hash with the old name,

@@ -7,7 +7,7 @@ from collections.abc import Set
 from fleetprompt_core.base.enums import Role
 from fleetprompt_core.domain.model import Actor, User
 from fleetprompt_core.ports import UnitOfWork
-from fleetprompt_core.services import audit
+from fleetprompt_core.services import _audit as audit
 from fleetprompt_core.services.runtime import Call, Runtime
 
 __all__ = ["change_roles"]

@@ -22,7 +22,7 @@ from fleetprompt_core.base.errors import (
 from fleetprompt_core.domain.model import InstallIntent, Listing, Release, User
 from fleetprompt_core.policies.validation import Problems, check_text
 from fleetprompt_core.ports import Principal, UniqueConstraint, UnitOfWork
-from fleetprompt_core.services import audit
+from fleetprompt_core.services import _audit as audit
 from fleetprompt_core.services.runtime import Call, Runtime
 
 __all__ = [
