@@ -1,7 +1,10 @@
 """FleetPrompt's domain core: entities, rules, ports and use cases, without I/O.
 
-The public face re-exports what an embedder needs; everything else lives in
-the subpackages (``domain``, ``policies``, ``services``) and ``ports``.
+The public face re-exports what an embedder needs. Underneath, the core is a
+strict stack of layers, each importing only those below it (ADR 0030):
+``base`` (errors, enums, limits) <- ``policies`` (pure rules) <- ``domain``
+(entities) <- ``commands`` (payload parsers) | ``ports`` (Protocols) <-
+``services`` (use cases) <- ``app`` (:class:`FleetPrompt`).
 
 Docstrings cite the contract, ``docs/contract.md`` in the repository: "§6" is
 its section 6, "hard rule 3" the third of its hard rules, "B2" or "I4" a row of
