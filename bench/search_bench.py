@@ -24,7 +24,13 @@ the common word (reached by walking keyset cursors once, then timed).
 Usage::
 
     python bench/search_bench.py [--sizes 10000,100000] [--databases sqlite,postgresql]
-        [--repeat 100] [--budget 5] [--write-docs]
+        [--repeat 100] [--budget 5] [--slow-budget 20] [--data-dir DIR] [--write-docs]
+
+``--data-dir`` keeps every loaded corpus (a SQLite file, a PostgreSQL database
+``searchperf_<size>``, the tantivy indexes) and reuses it on the next run, so
+a 1 000 000-listing load is paid once; without it everything is temporary.
+The SQL plans get a per-case budget (``--slow-budget`` seconds, at least three
+timed calls): at 1 000 000 listings one of their calls takes seconds.
 
 Numbers are medians and p99s in milliseconds of one run on one machine (shared
 with other work: noisy); compare within a run only. Never asserted in tests.
@@ -34,8 +40,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import platform
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -75,6 +83,7 @@ class Row:
     median: float
     p99: float
     hits: int | None = None
+    runs: int = 0
 
 
 def cases(rare: str) -> dict[str, ListingSearch]:
@@ -95,19 +104,15 @@ def cases(rare: str) -> dict[str, ListingSearch]:
 
 
 def _walk_sql(conn: sa.Connection, search: ListingSearch, depth: int) -> ListingSearch:
-    """The search positioned after ``depth`` hits (walked in pages of 200)."""
-    position, page = 0, search
-    while position < depth:
-        step = min(200, depth - position)
-        hits = search_published(conn, sa_evolve(page, step))
-        if not hits:
-            break
-        position += len(hits)
-        last = hits[-1]
-        page = sa_evolve(
-            search, LIMIT, after=(last.score, last.listing.updated_at_ms, last.listing.listing_id)
-        )
-    return page
+    """The search positioned after ``depth`` hits (one call of ``depth`` hits: at 1 000 000
+    listings every call of the SQL plans scores every match, whatever its limit)."""
+    hits = search_published(conn, sa_evolve(search, depth))
+    if not hits:
+        return search
+    last = hits[-1]
+    return sa_evolve(
+        search, LIMIT, after=(last.score, last.listing.updated_at_ms, last.listing.listing_id)
+    )
 
 
 def sa_evolve(search: ListingSearch, limit: int, **changes: Any) -> ListingSearch:
@@ -126,20 +131,39 @@ def _walk_tantivy(index: ListingIndex, search: ListingSearch, depth: int) -> Lis
     return page
 
 
-def timed(fn: Callable[[], object], repeat: int, budget: float) -> tuple[float, float]:
+@dataclass
+class Timing:
+    median: float
+    p99: float
+    runs: int
+
+
+def timed(fn: Callable[[], object], repeat: int, budget: float) -> Timing:
     stats = sb.measure(fn, repeat=repeat, budget_s=budget, warmup=5)
-    return stats.median, stats.p99
+    return Timing(stats.median, stats.p99, stats.runs)
+
+
+def timed_slow(fn: Callable[[], object], options: argparse.Namespace) -> Timing:
+    """The SQL plans: one warm-up, then timed calls until ``--slow-budget`` (at least 3)."""
+    stats = sb.measure(
+        fn, repeat=options.repeat, budget_s=options.slow_budget, warmup=1, min_runs=3
+    )
+    return Timing(stats.median, stats.p99, stats.runs)
+
+
+def row(size: int, case: str, engine: str, timing: Timing, hits: int | None = None) -> Row:
+    return Row(size, case, engine, timing.median, timing.p99, hits, timing.runs)
 
 
 GIN_DDL = (
-    "ALTER TABLE listings ADD COLUMN tsv tsvector",
+    "ALTER TABLE listings ADD COLUMN IF NOT EXISTS tsv tsvector",
     """UPDATE listings SET tsv =
         setweight(to_tsvector('simple', name), 'A') ||
         setweight(to_tsvector('simple', array_to_string(
             ARRAY(SELECT jsonb_array_elements_text(tags::jsonb)) ||
             ARRAY(SELECT jsonb_array_elements_text(categories::jsonb)), ' ')), 'B') ||
         setweight(to_tsvector('simple', summary), 'C')""",
-    "CREATE INDEX listings_tsv_gin ON listings USING gin (tsv)",
+    "CREATE INDEX IF NOT EXISTS listings_tsv_gin ON listings USING gin (tsv)",
     "ANALYZE listings",
 )
 
@@ -163,106 +187,167 @@ def gin_query(search: ListingSearch) -> tuple[str, dict[str, Any]]:
     return text, params
 
 
+LABELS = {10_000: "10k", 100_000: "100k", 1_000_000: "1m"}
+
+
+def label(size: int) -> str:
+    return LABELS.get(size, str(size))
+
+
+def loaded(url: sa.URL, catalogue: sb.Catalogue, marker: Path | None) -> None:
+    """Migrate and bulk-load ``url`` unless ``marker`` says it already holds the corpus."""
+    if marker is not None and marker.exists():
+        print(f"  reusing the corpus loaded in {url.database} ({marker.name})", flush=True)
+        return
+    engine = sql.create_engine(url)
+    sql.upgrade(engine)
+    engine.dispose()
+    print(f"  loading {catalogue.size:,} listings…", flush=True)
+    load = sb.load_sql(url, catalogue)
+    print(f"  loaded in {load.total_s:.1f} s", flush=True)
+    if marker is not None:
+        marker.write_text(
+            json.dumps({"listings": load.listings, "seconds": load.total_s}), encoding="utf-8"
+        )
+
+
 @contextlib.contextmanager
-def database(kind: str, size: int, workdir: Path, postgres_url: str) -> Iterator[sa.URL]:
+def database(
+    kind: str, size: int, options: argparse.Namespace, catalogue: sb.Catalogue
+) -> Iterator[sa.URL]:
+    """A database holding the corpus: kept in ``--data-dir`` (and reused), else temporary."""
+    keep: Path | None = options.data_dir
+    marker = None if keep is None else keep / f"{kind}_{size}.loaded.json"
     if kind == "sqlite":
-        path = workdir / f"search_bench_{size}_{secrets.token_hex(4)}.db"
+        if keep is not None:
+            path = keep / f"searchperf_{label(size)}.db"
+            if not marker or not marker.exists():
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{path}{suffix}").unlink(missing_ok=True)
+            url = sa.make_url(f"sqlite:///{path}")
+            loaded(url, catalogue, marker)
+            yield url
+            return
+        path = options.workdir / f"search_bench_{size}_{secrets.token_hex(4)}.db"
         try:
-            yield sa.make_url(f"sqlite:///{path}")
+            url = sa.make_url(f"sqlite:///{path}")
+            loaded(url, catalogue, None)
+            yield url
         finally:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
-    server = sql.normalize_url(postgres_url)
-    name = f"fleetprompt_search_bench_{secrets.token_hex(4)}"
+    server = sql.normalize_url(options.postgres_url)
+    if keep is not None:
+        name = f"searchperf_{label(size)}"
+    else:
+        name = f"fleetprompt_search_bench_{secrets.token_hex(4)}"
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
     try:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        try:
-            yield server.set(database=name)
-        finally:
+        if marker is None or not marker.exists():
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            url = server.set(database=name)
+            loaded(url, catalogue, marker)
+            yield url
+        finally:
+            if keep is None:
+                with admin.connect() as conn:
+                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
 
 
-def run_size(size: int, options: argparse.Namespace, rows: list[Row]) -> None:
-    catalogue = sb.Catalogue(size)
+def built_index(
+    size: int, catalogue: sb.Catalogue, options: argparse.Namespace
+) -> tuple[ListingIndex, str]:
+    """The corpus in tantivy (kept in ``--data-dir`` and reused), and the rare word."""
     verified = {
         p.publisher_id
         for p in catalogue.profiles
         if p.verification.status is VerificationStatus.VERIFIED
     }
-    index = ListingIndex()
+    keep: Path | None = options.data_dir
+    marker = None if keep is None else keep / f"tantivy_{size}.built.json"
+    if keep is not None and marker is not None and marker.exists():
+        recorded = json.loads(marker.read_text(encoding="utf-8"))
+        index = ListingIndex(keep / f"tantivy_{label(size)}")
+        print(f"tantivy: reusing {index.size:,} listings ({index.segments} segments)", flush=True)
+        return index, str(recorded["rare"])
+    if keep is not None:
+        shutil.rmtree(keep / f"tantivy_{label(size)}", ignore_errors=True)
+    index = ListingIndex(None if keep is None else keep / f"tantivy_{label(size)}")
     start = time.perf_counter()
     indexed = index.rebuild(
         IndexedListing(item, item.publisher_user_id in verified)
         for listings, _ in catalogue.batches()
         for item in listings
     )
-    print(f"tantivy: indexed {indexed:,} listings in {time.perf_counter() - start:.1f} s")
-    searches = cases(catalogue.rare_term())
+    seconds = time.perf_counter() - start
+    print(
+        f"tantivy: indexed {indexed:,} listings in {seconds:.1f} s ({index.segments} segments)",
+        flush=True,
+    )
+    rare = catalogue.rare_term()
+    if marker is not None:
+        marker.write_text(json.dumps({"listings": indexed, "rare": rare, "seconds": seconds}))
+    return index, rare
+
+
+def run_size(size: int, options: argparse.Namespace, rows: list[Row]) -> None:
+    catalogue = sb.Catalogue(size)
+    index, rare = built_index(size, catalogue, options)
+    searches = cases(rare)
     common = searches["one common word"]
     deep_tantivy = _walk_tantivy(index, common, (DEEP_PAGE - 1) * LIMIT)
     for case, search in searches.items():
         hits = index.count(search)
-        median, p99 = timed(lambda s=search: index.ranked(s), options.repeat, options.budget)
-        rows.append(Row(size, case, "tantivy", median, p99, hits))
+        timing = timed(lambda s=search: index.ranked(s), options.repeat, options.budget)
+        rows.append(row(size, case, "tantivy", timing, hits))
         query = index.query(search)
-        searcher = index._index.searcher()
-        median, p99 = timed(
+        searcher = index._searcher
+        timing = timed(
             lambda q=query, s=searcher: s.search(q, limit=LIMIT, count=False),
             options.repeat,
             options.budget,
         )
-        rows.append(Row(size, case, "tantivy-floor", median, p99, hits))
-    median, p99 = timed(lambda: index.ranked(deep_tantivy), options.repeat, options.budget)
-    rows.append(Row(size, f"one common word, page {DEEP_PAGE}", "tantivy", median, p99))
+        rows.append(row(size, case, "tantivy-floor", timing, hits))
+    timing = timed(lambda: index.ranked(deep_tantivy), options.repeat, options.budget)
+    rows.append(row(size, f"one common word, page {DEEP_PAGE}", "tantivy", timing))
+    index.close()
     for kind in options.databases:
-        with database(kind, size, options.workdir, options.postgres_url) as url:
-            engine = sql.create_engine(url)
-            sql.upgrade(engine)
-            engine.dispose()
-            print(f"{kind}: loading {size:,} listings…", flush=True)
-            load = sb.load_sql(url, catalogue)
-            print(f"  loaded in {load.total_s:.1f} s", flush=True)
+        with database(kind, size, options, catalogue) as url:
             engine = sql.create_engine(url)
             try:
                 with engine.connect() as conn:
                     for case, search in searches.items():
-                        median, p99 = timed(
-                            lambda s=search: search_published(conn, s),
-                            options.repeat,
-                            options.budget,
-                        )
-                        rows.append(Row(size, case, f"sql ({kind})", median, p99))
-                        print(f"  {case}: {median:.2f} ms", flush=True)
+                        timing = timed_slow(lambda s=search: search_published(conn, s), options)
+                        rows.append(row(size, case, f"sql ({kind})", timing))
+                        print(f"  {case}: {timing.median:.2f} ms ({timing.runs})", flush=True)
                     deep = _walk_sql(conn, common, (DEEP_PAGE - 1) * LIMIT)
-                    median, p99 = timed(
-                        lambda d=deep: search_published(conn, d), options.repeat, options.budget
-                    )
+                    timing = timed_slow(lambda d=deep: search_published(conn, d), options)
                     deep_case = f"one common word, page {DEEP_PAGE}"
-                    rows.append(Row(size, deep_case, f"sql ({kind})", median, p99))
-                    if kind == "postgresql":
+                    rows.append(row(size, deep_case, f"sql ({kind})", timing))
+                    if kind == "postgresql" and options.gin:
                         print("  building tsvector + GIN…", flush=True)
-                        for statement in GIN_DDL:
+                        built = conn.exec_driver_sql(
+                            "SELECT 1 FROM pg_indexes WHERE indexname = 'listings_tsv_gin'"
+                        ).first()
+                        for statement in () if built else GIN_DDL:
                             conn.exec_driver_sql(statement)
                         conn.commit()
                         for case, search in searches.items():
                             text, params = gin_query(search)
                             statement = sa.text(text)
-                            median, p99 = timed(
-                                lambda st=statement, p=params: conn.execute(st, p).all(),
-                                options.repeat,
-                                options.budget,
+                            timing = timed_slow(
+                                lambda st=statement, p=params: conn.execute(st, p).all(), options
                             )
-                            rows.append(Row(size, case, "pg-gin ts_rank", median, p99))
+                            rows.append(row(size, case, "pg-gin ts_rank", timing))
                 rows += run_store(engine, kind, searches, options, size)
             finally:
                 engine.dispose()
-    index.close()
 
 
 def run_store(
@@ -274,12 +359,17 @@ def run_store(
 ) -> list[Row]:
     """The whole adapter path with the engine: a read unit of work per search (connection,
     log head, ranking, the page's rows), beside the same path on the SQL plans."""
-    follower = SearchFollower()
+    keep: Path | None = options.data_dir
+    follower = SearchFollower(None if keep is None else keep / f"follower_{kind}_{label(size)}")
     store = sql.SqlStore(engine, search_engine=follower)
     start = time.perf_counter()
     with store.read_unit_of_work() as uow:
         follower.catch_up(uow.connection)
-    print(f"  follower built from {kind} in {time.perf_counter() - start:.1f} s", flush=True)
+    print(
+        f"  follower of {kind} ready in {time.perf_counter() - start:.1f} s "
+        f"({follower.index.size:,} listings, {follower.index.segments} segments)",
+        flush=True,
+    )
     plain = sql.SqlStore(engine)
 
     def page(on: sql.SqlStore, search: ListingSearch) -> list[SearchHit]:
@@ -288,9 +378,10 @@ def run_store(
 
     found: list[Row] = []
     for case, search in searches.items():
-        for name, on in ((f"store+tantivy ({kind})", store), (f"store+sql ({kind})", plain)):
-            median, p99 = timed(lambda o=on, s=search: page(o, s), options.repeat, options.budget)
-            found.append(Row(size, case, name, median, p99))
+        timing = timed(lambda s=search: page(store, s), options.repeat, options.budget)
+        found.append(row(size, case, f"store+tantivy ({kind})", timing))
+        timing = timed_slow(lambda s=search: page(plain, s), options)
+        found.append(row(size, case, f"store+sql ({kind})", timing))
     position, search = 0, searches["one common word"]
     while position < (DEEP_PAGE - 1) * LIMIT:
         hits = page(store, attrs.evolve(search, limit=200))
@@ -301,10 +392,8 @@ def run_store(
         search = attrs.evolve(
             search, after=(last.score, last.listing.updated_at_ms, last.listing.listing_id)
         )
-    median, p99 = timed(lambda: page(store, search), options.repeat, options.budget)
-    found.append(
-        Row(size, f"one common word, page {DEEP_PAGE}", f"store+tantivy ({kind})", median, p99)
-    )
+    timing = timed(lambda: page(store, search), options.repeat, options.budget)
+    found.append(row(size, f"one common word, page {DEEP_PAGE}", f"store+tantivy ({kind})", timing))
     follower.close()
     return found
 
@@ -320,16 +409,19 @@ def table(rows: list[Row]) -> list[str]:
         keyed.setdefault((row.size, row.case), {})[row.engine] = row
     for (size, case), by_engine in keyed.items():
         hits = next((r.hits for r in by_engine.values() if r.hits is not None), None)
-        cells = [
-            f"{by_engine[e].median:.2f} / {by_engine[e].p99:.2f}" if e in by_engine else "–"
-            for e in engines
-        ]
+        cells = [cell(by_engine[e]) if e in by_engine else "–" for e in engines]
         lines.append(
             f"| {size:,} | {case} | {'' if hits is None else f'{hits:,}'} | "
             + " | ".join(cells)
             + " |"
         )
     return lines
+
+
+def cell(found: Row) -> str:
+    """``median / p99``, with the number of timed calls when it was cut short (``(n=3)``)."""
+    text = f"{found.median:.2f} / {found.p99:.2f}"
+    return text if found.runs >= 20 or not found.runs else f"{text} (n={found.runs})"
 
 
 def main() -> None:
@@ -339,7 +431,23 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=sb.DEFAULT_POSTGRES_URL)
     parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument("--budget", type=float, default=5.0)
+    parser.add_argument(
+        "--slow-budget",
+        type=float,
+        default=20.0,
+        help="Seconds of timed calls per case for the SQL plans (at least 3 calls).",
+    )
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="Keep the loaded corpora (SQLite file, PostgreSQL database searchperf_<size>, "
+        "tantivy indexes) here and reuse them on the next run.",
+    )
+    parser.add_argument(
+        "--no-gin", dest="gin", action="store_false", help="Skip the PostgreSQL GIN column."
+    )
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument(
         "--section",
@@ -349,6 +457,8 @@ def main() -> None:
     )
     options = parser.parse_args()
     options.databases = [d for d in options.databases.split(",") if d]
+    if options.data_dir is not None:
+        options.data_dir.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
     for size in (int(s) for s in options.sizes.split(",")):
         run_size(size, options, rows)

@@ -61,6 +61,10 @@ SCORE_SCALE: Final = 1_000_000
 #: Fields searched, with the core's weights.
 _TEXT_FIELDS: Final = (("name", "name"), ("labels", "labels"), ("summary", "summary"))
 _FIRST_FETCH: Final = 2
+#: The writer's memory budget for incremental commits (the log's changes) ...
+_HEAP: Final = 64_000_000
+#: ... and for a bulk build: one thread, so a million listings fill few segments.
+_BULK_HEAP: Final = 1_000_000_000
 
 
 def prefix_terms(text_tokens: Iterable[str]) -> str:
@@ -132,16 +136,28 @@ class ListingIndex:
         self._schema = schema
         self._lock = threading.Lock()
         self._writer: tantivy.IndexWriter | None = None
+        #: The searcher of the last commit, reused by every search until the next one.
+        self._searcher = self._index.searcher()
 
     # ------------------------------------------------------------------ writes
 
     def _open_writer(self) -> tantivy.IndexWriter:
         if self._writer is None:
-            self._writer = self._index.writer(heap_size=64_000_000, num_threads=1)
+            self._writer = self._index.writer(heap_size=_HEAP, num_threads=1)
         return self._writer
 
+    def _publish(self) -> None:
+        """Make the last commit visible: reload, and swap the shared searcher."""
+        self._index.reload()
+        self._searcher = self._index.searcher()
+
     def apply(self, upserts: Iterable[IndexedListing], deletes: Iterable[str] = ()) -> None:
-        """Replace or add ``upserts``, drop ``deletes`` (listing ids), in one commit."""
+        """Replace or add ``upserts``, drop ``deletes`` (listing ids), in one commit.
+
+        Each commit adds a small segment; the writer's merge policy (tantivy's
+        log merge policy: segments of similar size are merged eight at a time, in the
+        background) keeps their number logarithmic in the number of commits.
+        """
         with self._lock:
             writer = self._open_writer()
             for listing_id in deletes:
@@ -150,19 +166,30 @@ class ListingIndex:
                 writer.delete_documents_by_term("id", item.listing.listing_id)
                 writer.add_document(_document(item))
             writer.commit()
-            self._index.reload()
+            self._publish()
 
     def rebuild(self, items: Iterable[IndexedListing]) -> int:
-        """Drop everything and index ``items`` (one commit at the end); how many."""
+        """Drop everything and index ``items`` (one commit at the end); how many.
+
+        A bulk build uses one writer thread with a large heap, so the catalogue
+        lands in few segments, and waits for the merges that commit starts: a
+        search then walks few, large segments (every segment collects its own top
+        ``n``, so many small ones weaken block-max WAND's pruning).
+        """
         count = 0
         with self._lock:
-            writer = self._open_writer()
+            if self._writer is not None:
+                self._writer.wait_merging_threads()
+                self._writer = None
+            writer = self._index.writer(heap_size=_BULK_HEAP, num_threads=1)
             writer.delete_all_documents()
             for item in items:
                 writer.add_document(_document(item))
                 count += 1
             writer.commit()
-            self._index.reload()
+            writer.garbage_collect_files()
+            writer.wait_merging_threads()  # consumes the bulk writer
+            self._publish()
         return count
 
     def close(self) -> None:
@@ -173,7 +200,12 @@ class ListingIndex:
 
     @property
     def size(self) -> int:
-        return int(self._index.searcher().num_docs)
+        return int(self._searcher.num_docs)
+
+    @property
+    def segments(self) -> int:
+        """How many segments the current searcher reads."""
+        return int(self._searcher.num_segments)
 
     # ------------------------------------------------------------------ reads
 
@@ -217,7 +249,7 @@ class ListingIndex:
         """
         if search.limit <= 0:
             return []
-        searcher = self._index.searcher()
+        searcher = self._searcher
         query = self.query(search)
         after = tuple(search.after) if search.after is not None else None
         if after is not None:
@@ -278,5 +310,5 @@ class ListingIndex:
 
     def count(self, search: ListingSearch) -> int:
         """How many listings match (for benchmarks and checks)."""
-        result = self._index.searcher().search(self.query(search), limit=1, count=True)
+        result = self._searcher.search(self.query(search), limit=1, count=True)
         return int(result.count)  # type: ignore[attr-defined] # the stub omits `count`
