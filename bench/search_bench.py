@@ -307,7 +307,7 @@ def run_size(size: int, options: argparse.Namespace, rows: list[Row]) -> None:
         timing = timed(lambda s=search: index.ranked(s), options.repeat, options.budget)
         rows.append(row(size, case, "tantivy", timing, hits))
         query = index.query(search)
-        searcher = index._searcher
+        searcher = index._view.searcher
         timing = timed(
             lambda q=query, s=searcher: s.search(q, limit=LIMIT, count=False),
             options.repeat,

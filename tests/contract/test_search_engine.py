@@ -248,3 +248,37 @@ def test_the_index_keeps_the_core_semantics_on_random_catalogues(data: st.DataOb
         assert len(set(keys)) == len(keys)
         limit = data.draw(st.integers(1, 4), label="limit")
         assert _walk(index, attrs.evolve(search, limit=limit)) == everything
+
+
+def test_a_cursor_walk_in_one_process_equals_a_walk_from_cold_cursors() -> None:
+    """Deep pages read the window after the remembered position of the cursor's group;
+    the pages are the same as when every cursor comes from elsewhere (no memory), through
+    groups of equal score and ties on the update time; a commit forgets the positions."""
+    listings = [
+        _listing(
+            listing_id=f"lst_{n:03d}",
+            name="Agent" if n % 4 else "Agent agent",
+            summary=" ".join(["agent"] * (n % 3)) + f" words {n % 5}",
+            updated_at_ms=T0 + n % 7,
+        )
+        for n in range(240)
+    ]
+    warm, cold = _index(*listings), _index(*listings)
+    everything = warm.ranked(_q("agent", limit=1_000))
+    assert len(everything) == len(listings)
+    for limit in (1, 7, 50):
+        search = _q("agent", limit=limit)
+        walked = _walk(warm, search)
+        assert walked == everything
+        assert warm._view.positions  # the walk remembered where its pages ended
+        page, cold_walk = search, []
+        while True:
+            cold._view.positions.clear()  # every cursor as if from another process
+            hits = cold.ranked(page)
+            cold_walk += hits
+            if len(hits) < limit:
+                break
+            page = attrs.evolve(search, after=hits[-1].key)
+        assert cold_walk == walked
+    warm.apply([IndexedListing(_listing(name="Agent newcomer"), False)])
+    assert not warm._view.positions

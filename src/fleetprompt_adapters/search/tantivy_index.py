@@ -65,6 +65,8 @@ _FIRST_FETCH: Final = 2
 _HEAP: Final = 64_000_000
 #: ... and for a bulk build: one thread, so a million listings fill few segments.
 _BULK_HEAP: Final = 1_000_000_000
+#: Remembered cursor positions per searcher (cleared when full).
+_MEMO: Final = 4096
 
 
 def prefix_terms(text_tokens: Iterable[str]) -> str:
@@ -89,6 +91,16 @@ class RankedHit:
     @property
     def key(self) -> SortKey:
         return (self.score, self.updated_at_ms, self.listing_id)
+
+
+@attrs.define
+class _View:
+    """A searcher and what cursor walks learnt about it (valid for this searcher only)."""
+
+    searcher: tantivy.Searcher
+    #: (search without cursor and limit, a page's last listing id) → where in the engine's
+    #: order the group of equal score holding that listing starts.
+    positions: dict[tuple[ListingSearch, str], int] = attrs.field(factory=dict)
 
 
 @functools.cache
@@ -137,7 +149,7 @@ class ListingIndex:
         self._lock = threading.Lock()
         self._writer: tantivy.IndexWriter | None = None
         #: The searcher of the last commit, reused by every search until the next one.
-        self._searcher = self._index.searcher()
+        self._view = _View(self._index.searcher())
 
     # ------------------------------------------------------------------ writes
 
@@ -149,7 +161,7 @@ class ListingIndex:
     def _publish(self) -> None:
         """Make the last commit visible: reload, and swap the shared searcher."""
         self._index.reload()
-        self._searcher = self._index.searcher()
+        self._view = _View(self._index.searcher())
 
     def apply(self, upserts: Iterable[IndexedListing], deletes: Iterable[str] = ()) -> None:
         """Replace or add ``upserts``, drop ``deletes`` (listing ids), in one commit.
@@ -200,12 +212,12 @@ class ListingIndex:
 
     @property
     def size(self) -> int:
-        return int(self._searcher.num_docs)
+        return int(self._view.searcher.num_docs)
 
     @property
     def segments(self) -> int:
         """How many segments the current searcher reads."""
-        return int(self._searcher.num_segments)
+        return int(self._view.searcher.num_segments)
 
     # ------------------------------------------------------------------ reads
 
@@ -244,14 +256,25 @@ class ListingIndex:
         """The page of ``search`` by relevance: at most ``search.limit`` hits strictly after
         ``search.after`` in ``(score, updatedAtMs, listingId)`` descending order.
 
-        Documents are read only for the hits whose score could place them on the
-        page (those at or below the cursor's score), group by equal score.
+        The engine collects the top ``n`` by score; ``updatedAtMs`` comes from its
+        fast field for the groups of equal score that could reach the page, and a
+        stored document (the listing id) is read only for the page's own hits and for
+        hits tied on ``(score, updatedAtMs)``.
+
+        A cursor walk in one process costs one collection per page: each answer
+        remembers, for the searcher that produced it, where the group of its last hit
+        starts in the engine's order, and the next page with that cursor asks the
+        engine only for the window from there (``offset``). A cursor from elsewhere,
+        or after a commit, starts from the top and widens ``n``.
         """
         if search.limit <= 0:
             return []
-        searcher = self._searcher
+        view = self._view  # one searcher (and its memo) for the whole call
+        searcher, memo = view.searcher, view.positions
         query = self.query(search)
         after = tuple(search.after) if search.after is not None else None
+        shape = attrs.evolve(search, after=None, limit=0)
+        start = 0
         if after is not None:
             # Scores move with the statistics (inserts, deletes, merges, another process's
             # index): the cursor's listing is scored again, so the page continues from where
@@ -259,32 +282,69 @@ class ListingIndex:
             now = self._score_of(searcher, query, str(after[-1]))
             if now is not None:
                 after = (now, *after[1:])
+            start = memo.get((shape, str(after[-1])), 0)
         after_score = int(after[0]) if after is not None else None
-        fetch = max(_FIRST_FETCH * search.limit, 8)
+        # The window's first hit must lie strictly before the cursor's group: one earlier.
+        offset = max(0, start - 1)
+        window = max(_FIRST_FETCH * search.limit, 8) + (start - offset)
         while True:
-            result = searcher.search(query, limit=fetch, count=False)
-            scored = [(round(score * SCORE_SCALE), address) for score, address in result.hits]
-            exhausted = len(scored) < fetch
+            hits = searcher.search(query, limit=window, count=False, offset=offset).hits
+            scored = [(round(score * SCORE_SCALE), address) for score, address in hits]
+            if offset and (not scored or after_score is None or scored[0][0] <= after_score):
+                offset, window = 0, window + offset  # not where remembered: from the top
+                continue
+            exhausted = len(scored) < window
             floor = None if exhausted or not scored else scored[-1][0]
-            page: list[RankedHit] = []
-            for score, group in itertools.groupby(scored, key=operator.itemgetter(0)):
-                if after_score is not None and score > after_score:
-                    continue  # wholly before the cursor
-                if floor is not None and score <= floor:
-                    break  # this group may continue past the fetched hits
-                hits = sorted(
-                    (self._hit(searcher, score, address) for _, address in group),
-                    key=lambda hit: hit.key,
-                    reverse=True,
-                )
-                if after is not None and score == after_score:
-                    hits = [hit for hit in hits if hit.key < after]
-                page += hits
-                if len(page) >= search.limit:
-                    return page[: search.limit]
-            if exhausted:
+            page, group_start = self._page(searcher, scored, floor, after, search.limit)
+            if len(page) >= search.limit or exhausted:
+                if page and not exhausted:
+                    if len(memo) >= _MEMO:
+                        memo.clear()
+                    memo[(shape, page[-1].listing_id)] = offset + group_start
                 return page
-            fetch *= 4
+            window *= 4
+
+    def _page(
+        self,
+        searcher: tantivy.Searcher,
+        scored: list[tuple[int, tantivy.DocAddress]],
+        floor: int | None,
+        after: SortKey | None,
+        limit: int,
+    ) -> tuple[list[RankedHit], int]:
+        """The hits of ``scored`` (the engine's order) after ``after``, in key order, up to
+        ``limit``; and where (in ``scored``) the group of the last one starts.
+
+        Only groups whose score is above ``floor`` (the lowest fetched, which may
+        continue past the window) are complete and taken.
+        """
+        after_score = None if after is None else int(after[0])
+        page: list[RankedHit] = []
+        position = 0
+        group_start = 0
+        for score, members in itertools.groupby(scored, key=operator.itemgetter(0)):
+            group = [address for _, address in members]
+            begins, position = position, position + len(group)
+            if after_score is not None and score > after_score:
+                continue  # wholly before the cursor
+            if floor is not None and score <= floor:
+                break  # this group may continue past the fetched hits
+            updated = searcher.fast_field_values("updated", group)
+            newest = operator.itemgetter(0)
+            ordered = sorted(zip(updated, range(len(group)), strict=True), key=newest, reverse=True)
+            for when, ties in itertools.groupby(ordered, key=newest):
+                stamp = int(when)
+                if after is not None and score == after_score and stamp > int(after[1]):
+                    continue  # before the cursor
+                tied = [self._hit(searcher, score, group[n]) for _, n in ties]
+                tied.sort(key=lambda hit: hit.key, reverse=True)
+                if after is not None:
+                    tied = [hit for hit in tied if hit.key < after]
+                page += tied
+                group_start = begins
+                if len(page) >= limit:
+                    return page[:limit], group_start
+        return page, group_start
 
     def _score_of(
         self, searcher: tantivy.Searcher, query: tantivy.Query, listing_id: str
@@ -310,5 +370,5 @@ class ListingIndex:
 
     def count(self, search: ListingSearch) -> int:
         """How many listings match (for benchmarks and checks)."""
-        result = self._searcher.search(self.query(search), limit=1, count=True)
+        result = self._view.searcher.search(self.query(search), limit=1, count=True)
         return int(result.count)  # type: ignore[attr-defined] # the stub omits `count`
