@@ -19,7 +19,7 @@ from typing import Any, Final
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import SecurityScheme
 from litestar.routes import HTTPRoute
 
 from fleetprompt_adapters.memory import MemoryRateLimiter
@@ -42,6 +42,7 @@ from fleetprompt_http.handling import (
     services_in,
 )
 from fleetprompt_http.logs import access_logger, log_event
+from fleetprompt_http.openapi import DocumentedComponents
 from fleetprompt_http.routes.admin import AdminController
 from fleetprompt_http.routes.health import healthz, readyz
 from fleetprompt_http.routes.installs import InstallController
@@ -281,14 +282,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             description="Marketplace and distribution API for agent products (contract v1).",
             openapi_router=docs_router("/schema"),
             render_plugins=[PackagedSwagger()],
-            components=Components(
+            components=DocumentedComponents(
                 security_schemes={
                     "bearer": SecurityScheme(
                         type="http",
                         scheme="bearer",
                         description="A personal API token (`fpat_…`) or an OIDC JWT.",
                     )
-                }
+                },
             ),
             security=[{"bearer": []}],
         ),

@@ -17,6 +17,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from litestar.types import ExceptionHandlersMap
 
+from fleetprompt_core.base import limits
 from fleetprompt_core.base.errors import DomainError, ErrorCode
 from fleetprompt_http.context import request_id_of, set_reason
 from fleetprompt_http.logs import log_event
@@ -57,7 +58,10 @@ _FRAMEWORK: Final[Mapping[int, tuple[ErrorCode, str]]] = {
     404: (ErrorCode.NOT_FOUND, "Not found."),
     405: (ErrorCode.UNSUPPORTED, METHOD_NOT_ALLOWED),
     409: (ErrorCode.CONFLICT, "The request conflicts with the current state."),
-    413: (ErrorCode.TOO_LARGE, "The request body is too large (256 KiB at most)."),
+    413: (
+        ErrorCode.TOO_LARGE,
+        f"The request body is too large ({limits.REQUEST_BODY_MAX_BYTES // 1024} KiB at most).",
+    ),
     415: (ErrorCode.UNSUPPORTED, "Request bodies must be JSON (Content-Type: application/json)."),
     429: (ErrorCode.RATE_LIMITED, "Too many requests."),
     501: (ErrorCode.UNSUPPORTED, "This feature is not offered by this server."),

@@ -4,8 +4,11 @@ The handlers read their JSON bodies themselves (the core is the only
 validator), so Litestar sees no request body. Each route names an
 ``operation_class`` made by :func:`documented`, which completes its operation:
 
-- the request body, as JSON Schema derived from the shapes in
-  :mod:`fleetprompt_http.requests` (never used to validate anything);
+- the request body: a reference to the core's payload shape (``NewListingPayload``,
+  ...), whose JSON Schema :class:`DocumentedComponents` adds to
+  ``components/schemas`` (derived from the shape's bounds, never used to validate
+  anything), and the example of :mod:`fleetprompt_http.requests`;
+- ``Location`` on the ``201`` of an operation that creates a resource with a URL;
 - the ``Idempotency-Key`` header, required where §6 requires it;
 - the exact values of query parameters (enums, bounds) and of the internal
   redemption headers, in place of Litestar's "optional string";
@@ -20,32 +23,45 @@ from __future__ import annotations
 import dataclasses
 import enum
 import inspect
+import json
 import types
 import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin, get_type_hints
 
 from litestar.openapi.spec import (
+    Components,
+    Example,
     OpenAPIHeader,
     OpenAPIMediaType,
     OpenAPIResponse,
     Operation,
     Parameter,
+    Reference,
     RequestBody,
     Schema,
 )
 from litestar.openapi.spec.enums import OpenAPIType
 
+from fleetprompt_core import AssetKind, IntegerBounds, ListBounds, SearchSort, TextBounds
 from fleetprompt_core.base import limits
-from fleetprompt_core.base.enums import AssetKind, SearchSort
 from fleetprompt_core.policies.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from fleetprompt_http.requests import AT_LEAST_ONE, PRINTABLE_ASCII, Integer, Items, Text
+from fleetprompt_http.requests import (
+    AT_LEAST_ONE,
+    BODIES,
+    EXAMPLES,
+    PRINTABLE_ASCII,
+    URL_PATTERN,
+    URL_RULES,
+)
 
 __all__ = [
     "CURSOR",
     "LIMIT",
+    "DocumentedComponents",
     "Idempotency",
     "Security",
+    "body_components",
     "choice",
     "documented",
     "schema_of",
@@ -67,9 +83,42 @@ _VALIDATED: Final = (
 # --------------------------------------------------------------------------- bodies
 
 
+def body_components() -> dict[str, Schema]:
+    """The request bodies, for ``components/schemas``: each core payload shape under
+    its own name (``NewListingPayload``), as the operations reference them."""
+    return {shape.__name__: schema_of(shape) for shape in BODIES}
+
+
+@dataclasses.dataclass
+class DocumentedComponents(Components):
+    """``Components`` that keep the request bodies in ``schemas``.
+
+    Litestar replaces ``schemas`` with the ones it derived from the handlers, and
+    the handlers declare no body (the core reads it): each assignment here adds
+    :func:`body_components` to what is assigned, so the bodies sit beside the
+    derived schemas, in name order, built when the document is first asked for.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "schemas":
+            merged = {**(value if isinstance(value, dict) else {}), **body_components()}
+            value = dict(sorted(merged.items()))
+        super().__setattr__(name, value)
+
+
+def _reference(shape: type) -> Reference:
+    return Reference(ref=f"#/components/schemas/{shape.__name__}")
+
+
+def _example(value: object) -> object:
+    """``value`` as plain JSON (enum members become their values)."""
+    return json.loads(json.dumps(value))
+
+
 def schema_of(annotation: object) -> Schema:
     """JSON Schema for a request shape: a ``TypedDict``, a scalar, a list, an enum, a
-    ``Literal`` or ``X | None``, with :class:`Text`/:class:`Items`/:class:`Integer` bounds."""
+    ``Literal`` or ``X | None``, with the core's :class:`~fleetprompt_core.TextBounds`,
+    :class:`~fleetprompt_core.ListBounds` and :class:`~fleetprompt_core.IntegerBounds`."""
     metadata: tuple[object, ...] = ()
     if get_origin(annotation) is Annotated:
         annotation, *extra = get_args(annotation)
@@ -104,7 +153,8 @@ def _plain_schema(annotation: object) -> Schema:
     if annotation is int:
         return Schema(type=OpenAPIType.INTEGER)
     if origin is Literal:
-        return Schema(type=OpenAPIType.STRING, enum=list(get_args(annotation)))
+        values = [v.value if isinstance(v, enum.Enum) else v for v in get_args(annotation)]
+        return Schema(type=OpenAPIType.STRING, enum=values)
     if origin is list:
         (item,) = get_args(annotation)
         return Schema(type=OpenAPIType.ARRAY, items=schema_of(item))
@@ -191,9 +241,11 @@ _VISIBLE: Final = (
 )
 
 
-def _text_pattern(item: Text) -> str:
+def _text_pattern(item: TextBounds) -> str:
     if item.pattern is not None:
         return item.pattern
+    if item.url:
+        return URL_PATTERN
     pattern = MULTILINE if item.multiline else SINGLE_LINE
     if item.trimmed and item.min_length > 0:
         pattern = "^" + _VISIBLE + pattern[1:]
@@ -202,13 +254,14 @@ def _text_pattern(item: Text) -> str:
 
 def _bounded(schema: Schema, metadata: tuple[object, ...]) -> Schema:
     for item in metadata:
-        if isinstance(item, Text):
-            notes = [item.description] if item.description else []
+        if isinstance(item, TextBounds):
+            notes = [URL_RULES] if item.url else []
+            notes += [item.description] if item.description else []
             if item.trimmed:
                 notes.append("Length counted after trimming surrounding whitespace.")
             if item.multiline:
                 notes.append("Newlines allowed.")
-            else:
+            elif not item.url and item.pattern is None:
                 notes.append("No control, bidi override, isolate or tag characters.")
             schema = dataclasses.replace(
                 schema,
@@ -217,11 +270,11 @@ def _bounded(schema: Schema, metadata: tuple[object, ...]) -> Schema:
                 pattern=_text_pattern(item),
                 description=" ".join(notes) or None,
             )
-        elif isinstance(item, Items):
+        elif isinstance(item, ListBounds):
             schema = dataclasses.replace(
                 schema, max_items=item.max_items, description=item.description
             )
-        elif isinstance(item, Integer):
+        elif isinstance(item, IntegerBounds):
             notes = [item.description] if item.description else []
             # JSON Schema counts 600000.0 as an integer; the core does not.
             notes.append("Written without a fraction or exponent (`600000`, not `600000.0`).")
@@ -249,8 +302,7 @@ LIMIT: Final = Schema(
 )
 CURSOR: Final = Schema(
     type=OpenAPIType.STRING,
-    min_length=3,
-    max_length=2048,
+    max_length=limits.CURSOR_MAX,
     # base64url(position) "." base64url(MAC): the shape only; a cursor the server did
     # not issue for this query is refused (400), whatever its shape.
     pattern="^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$",
@@ -296,7 +348,7 @@ SEARCH: Final[Mapping[str, Schema]] = {
 }
 
 _AUDIT_TEXT: Final = Schema(
-    type=OpenAPIType.STRING, min_length=1, max_length=100, pattern=SINGLE_LINE
+    type=OpenAPIType.STRING, min_length=1, max_length=limits.AUDIT_FILTER_MAX, pattern=SINGLE_LINE
 )
 #: A4's filters.
 AUDIT: Final[Mapping[str, Schema]] = {
@@ -343,12 +395,14 @@ _REPLAYED: Final = OpenAPIHeader(
 
 _LOCATION: Final = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.STRING),
-    description="The path of the created listing or install intent (not sent for a release "
-    "or a token, which have no URL of their own).",
+    required=True,
+    description="The path of the created resource (on a replay too).",
 )
 
 
-def _response_headers(status: str, response: OpenAPIResponse, idempotent: bool) -> OpenAPIResponse:
+def _response_headers(
+    status: str, response: OpenAPIResponse, idempotent: bool, location: bool
+) -> OpenAPIResponse:
     headers = dict(response.headers or {})
     headers["X-Request-Id"] = _REQUEST_ID
     if status in ("429", "503"):
@@ -357,7 +411,7 @@ def _response_headers(status: str, response: OpenAPIResponse, idempotent: bool) 
         headers["Allow"] = _ALLOW
     if idempotent and status.startswith("2"):
         headers["Idempotent-Replayed"] = _REPLAYED
-    if status == "201":
+    if status == "201" and location:
         headers["Location"] = _LOCATION
     return dataclasses.replace(response, headers=headers)
 
@@ -376,9 +430,10 @@ def _without_null(schema: Schema) -> Schema:
 
 
 def documented(
-    body: object = None,
+    body: type | None = None,
     *,
     body_required: bool = True,
+    location: bool = False,
     idempotency: Idempotency | None = None,
     query: Mapping[str, Schema] | None = None,
     headers: Mapping[str, Schema] | None = None,
@@ -386,20 +441,28 @@ def documented(
 ) -> type[Operation]:
     """An ``operation_class`` for a route handler.
 
-    ``body`` is the request shape (a ``TypedDict`` of :mod:`fleetprompt_http.requests`),
-    ``body_required=False`` when the body may be omitted; ``idempotency`` says whether
+    ``body`` is the request shape (a core payload ``TypedDict`` named in
+    :data:`fleetprompt_http.requests.BODIES`, referenced from ``components/schemas``
+    and shown with its example), ``body_required=False`` when the body may be
+    omitted; ``location`` when a ``201`` carries the created resource's
+    ``Location``; ``idempotency`` says whether
     the ``Idempotency-Key`` header is required or only accepted; ``query`` and
     ``headers`` give the exact schema of the named parameters (and make those
     headers required).
     """
+    if body is not None and body not in BODIES:
+        raise ValueError(f"{body.__name__} is not among the documented request bodies")
     body_schema = schema_of(body) if body is not None else None
     query_schemas = dict(query or {})
     header_schemas = dict(headers or {})
 
     def complete(operation: Operation) -> None:
-        if body_schema is not None:
+        if body is not None and body_schema is not None:
+            example = Example(summary="A typical body", value=_example(EXAMPLES[body]))
             operation.request_body = RequestBody(
-                content={_JSON: OpenAPIMediaType(schema=body_schema)},
+                content={
+                    _JSON: OpenAPIMediaType(schema=_reference(body), examples={"typical": example})
+                },
                 required=body_required,
                 description=" ".join(filter(None, (body_schema.description, _VALIDATED))),
             )
@@ -412,7 +475,7 @@ def documented(
         elif security == "none":
             operation.security = []
         operation.responses = {
-            status: _response_headers(status, response, idempotency is not None)
+            status: _response_headers(status, response, idempotency is not None, location)
             if isinstance(response, OpenAPIResponse)
             else response
             for status, response in (operation.responses or {}).items()

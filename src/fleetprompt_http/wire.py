@@ -45,9 +45,15 @@ from fleetprompt_core.services.views import (
 )
 
 __all__ = [
+    "AuditEventPage",
     "ErrorBody",
     "ErrorEnvelope",
     "FieldProblem",
+    "InstallIntentPage",
+    "PublicListingPage",
+    "PublicReleasePage",
+    "PublisherListingPage",
+    "ReleasePage",
     "audit_event",
     "install_intent",
     "issued_token",
@@ -220,6 +226,9 @@ def _artifacts(artifacts: Iterable[Artifact]) -> list[ArtifactWire]:
 
 
 class PageWire(TypedDict, Generic[W]):
+    """A page of items; each kind of page is documented under its own name below
+    (OpenAPI has no generics, and Litestar would name ``PageWire[X]`` after its module)."""
+
     items: list[W]
     nextCursor: str | None
 
@@ -360,7 +369,7 @@ class ListingDetailWire(TypedDict):
     listing: PublicListingWire
     description: MarkdownWire
     latestRelease: PublicReleaseWire | None
-    releases: PageWire[PublicReleaseWire]
+    releases: PublicReleasePage
 
 
 def public_detail(value: PublicListingDetail) -> ListingDetailWire:
@@ -576,3 +585,48 @@ def audit_event(value: AuditEvent) -> AuditEventWire:
         "installIntentId": value.install_intent_id,
         "requestId": value.request_id,
     }
+
+
+# --------------------------------------------------------------------------- named pages
+
+
+class PublicListingPage(TypedDict):
+    """P1: a page of search results; send ``nextCursor`` back as ``cursor`` for the next."""
+
+    items: list[PublicListingWire]
+    nextCursor: str | None
+
+
+class PublicReleasePage(TypedDict):
+    """A page of a listing's public releases, newest first."""
+
+    items: list[PublicReleaseWire]
+    nextCursor: str | None
+
+
+class PublisherListingPage(TypedDict):
+    """B1: a page of the caller's own listings."""
+
+    items: list[PublisherListingWire]
+    nextCursor: str | None
+
+
+class ReleasePage(TypedDict):
+    """B7: a page of an own listing's releases."""
+
+    items: list[ReleaseWire]
+    nextCursor: str | None
+
+
+class InstallIntentPage(TypedDict):
+    """I2: a page of the caller's install intents."""
+
+    items: list[InstallIntentWire]
+    nextCursor: str | None
+
+
+class AuditEventPage(TypedDict):
+    """A4: a page of the audit log, newest first."""
+
+    items: list[AuditEventWire]
+    nextCursor: str | None

@@ -9,16 +9,22 @@ field is one the core accepts, and an undocumented one is refused.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import typing
 from collections.abc import Iterator, Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
 import attrs
 import pytest
 
+import fleetprompt_core
+import fleetprompt_http
 from contract.http_harness import REDEEM_PATH, REDEEM_SECRET, Api, Caller, open_api
 from fleetprompt_core.policies.signing import signed_headers
+from fleetprompt_core.policies.validation import SHA256_PATTERN, VERSION_PATTERN
 from fleetprompt_http.errors import METHOD_NOT_ALLOWED
 
 SCHEMA_PATH = "/schema/openapi.json"
@@ -41,6 +47,8 @@ class Endpoint:
     body_required: bool = True
     key: str | None = None
     security: str = "bearer"
+    #: A ``201`` that carries the created resource's ``Location``.
+    location: bool = False
 
 
 _W = frozenset({401, 403, 404, 409, 413, 415})  # a publisher/admin write
@@ -79,6 +87,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         _W | {429},
         body=("assetKind", *_LISTING_FIELDS),
         key="required",
+        location=True,
     ),
     Endpoint("B3", "GET", "/v1/publisher/listings/{}", 200, frozenset({401, 403, 404})),
     Endpoint(
@@ -139,6 +148,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         frozenset({401, 404, 409, 413, 415, 429}),
         body=("listingId", "releaseId", "targetSystem", "targetContext"),
         key="required",
+        location=True,
     ),
     Endpoint("I2", "GET", "/v1/install/intents", 200, frozenset({401}), ("status", *_PAGE)),
     Endpoint("I3", "GET", "/v1/install/intents/{}", 200, frozenset({401, 404})),
@@ -335,7 +345,9 @@ def test_every_error_is_documented_with_the_envelope(
     )
     assert method_example["value"]["error"]["message"] == METHOD_NOT_ALLOWED  # what a 405 says
     if endpoint.success == 201:
-        assert "Location" in responses["201"]["headers"], endpoint.id
+        location = responses["201"]["headers"].get("Location")
+        assert (location is not None) is endpoint.location, endpoint.id
+        assert location is None or location["required"] is True
     if endpoint.key is not None:
         assert "Idempotent-Replayed" in responses[str(endpoint.success)]["headers"]
 
@@ -390,11 +402,20 @@ def test_every_body_is_documented(document: dict[str, Any], endpoint: Endpoint) 
         assert "requestBody" not in operation, endpoint.id
         return
     assert operation["requestBody"]["required"] is endpoint.body_required, endpoint.id
+    media = operation["requestBody"]["content"]["application/json"]
     schema = _body_schema(document, operation)
+    # The body is the core's payload shape, under its own name in components/schemas.
+    assert media["schema"] == {"$ref": f"#/components/schemas/{schema['title']}"}, endpoint.id
+    assert schema["title"].endswith("Payload")
     assert schema["type"] == "object"
     assert schema["additionalProperties"] is False
     assert tuple(schema["properties"]) == endpoint.body, endpoint.id
-    assert schema["title"].endswith("Request")
+    # ...shown with an example that is itself a body of that shape.
+    (example,) = media["examples"].values()
+    assert example["summary"]
+    assert isinstance(example["value"], dict)
+    assert set(example["value"]) <= set(schema["properties"]), endpoint.id
+    assert set(schema.get("required", ())) <= set(example["value"]), endpoint.id
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=_IDS)
@@ -427,10 +448,15 @@ def test_bounds_match_the_contract(document: dict[str, Any]) -> None:
     release = _body_schema(document, operations[("POST", "/v1/publisher/listings/{}/releases")])[
         "properties"
     ]
-    assert release["version"]["pattern"] == "^[0-9A-Za-z.+-]+$"
+    assert release["version"]["pattern"] == f"^{VERSION_PATTERN.pattern}$"
+    assert re.fullmatch(release["version"]["pattern"], "1.0.0-rc.1+build.5")
     assert release["version"]["maxLength"] == 64
     artifact = release["artifacts"]["items"]
-    assert artifact["properties"]["sha256"]["pattern"] == "^[0-9A-Fa-f]{64}$"
+    assert artifact["properties"]["sha256"]["pattern"] == f"^{SHA256_PATTERN.pattern}$"
+    assert (
+        artifact["properties"]["sha256"]["minLength"],
+        artifact["properties"]["sha256"]["maxLength"],
+    ) == (64, 64)
     assert set(artifact["required"]) == {"kind", "sha256", "sizeBytes"}
     refs = release["refs"]["properties"]
     assert {name: refs[name]["maxLength"] for name in refs} == dict.fromkeys(refs, 200)
@@ -605,3 +631,322 @@ def test_the_core_reads_every_documented_query_parameter_and_no_other(
     refused = _send(api, endpoint, world, params={**values, UNKNOWN: "1"})
     assert refused.status_code == 400, (endpoint.id, refused.text)
     assert _unknown_fields(refused) == {UNKNOWN}, refused.json()
+
+
+# ------------------------------------------------------------------- names, examples, bounds
+
+
+def _refs(value: object) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "$ref" and isinstance(inner, str):
+                yield inner
+            else:
+                yield from _refs(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _refs(inner)
+
+
+def test_schema_names_are_clean_and_every_reference_resolves(document: dict[str, Any]) -> None:
+    """No module path or generated suffix in a component name (``PageWire_fleetprompt_...``),
+    and every ``$ref`` names a component that exists."""
+    names = set(document["components"]["schemas"])
+    unclean = sorted(name for name in names if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", name))
+    assert unclean == []
+    dangling = sorted(ref for ref in set(_refs(document)) if ref.rsplit("/", 1)[1] not in names)
+    assert dangling == []
+    bodies = {
+        _body_schema(document, _operation(document, e))["title"] for e in ENDPOINTS if e.body
+    } | {"CancelIntentPayload"}
+    for name in bodies:
+        # A request body is documented under the name of the core's exported payload shape.
+        assert typing.is_typeddict(getattr(fleetprompt_core, name)), name
+        assert name in names
+
+
+def _world(api: Api) -> World:
+    publisher, buyer, admin = api.publisher(), api.buyer(), api.admin()
+    listing, release = api.published(publisher)
+    intent = api.intent(buyer, listing["listingId"], release["releaseId"])
+    return World(
+        publisher,
+        buyer,
+        admin,
+        listing["listingId"],
+        release["releaseId"],
+        intent["installIntentId"],
+    )
+
+
+def _example_for(api: Api, document: Mapping[str, Any], endpoint: Endpoint, world: World) -> Any:
+    """The documented example body, with the ids and the install token of ``world``."""
+    media = _operation(document, endpoint)["requestBody"]["content"]["application/json"]
+    (example,) = media["examples"].values()
+    body = json.loads(json.dumps(example["value"]))
+    if endpoint.id == "I1":
+        body["listingId"] = world.listing_id
+    if endpoint.id == "B5":  # the example publishes: start from a draft
+        assert api.set_status(world.publisher, world.listing_id, "draft").status_code == 200
+    if endpoint.id == "X1":
+        body["installToken"] = api.token(world.buyer, world.intent_id)["installToken"]
+    if endpoint.path.endswith("/unsuspend"):
+        suspended = api.post(
+            f"/v1/admin/listings/{world.listing_id}/suspend", world.admin, {"reason": "spam"}
+        )
+        assert suspended.status_code == 200, suspended.text
+    return body
+
+
+@pytest.mark.parametrize(
+    "endpoint", _WITH_BODY, ids=[f"{e.id} {e.method} {e.path}" for e in _WITH_BODY]
+)
+def test_every_body_example_is_accepted_by_the_app(
+    served: tuple[Api, dict[str, Any]], endpoint: Endpoint
+) -> None:
+    """The example a reader copies works: sent as is (with real ids), it succeeds."""
+    api, document = served
+    world = _world(api)
+    body = _example_for(api, document, endpoint, world)
+    response = _send(api, endpoint, world, params={}, body=body)
+    assert response.status_code == endpoint.success, (endpoint.id, response.text)
+
+
+@attrs.frozen
+class Bound:
+    """One documented bound of a body field: ``path`` into the body, the keyword, its value."""
+
+    path: tuple[str | int, ...]
+    keyword: str
+    value: int
+    schema: Mapping[str, Any]
+
+
+def _bounds(
+    document: Mapping[str, Any], schema: Mapping[str, Any], path: tuple[str | int, ...] = ()
+) -> Iterator[Bound]:
+    schema = _resolve(document, schema)
+    if "oneOf" in schema:
+        (schema,) = [o for o in schema["oneOf"] if o.get("type") != "null"]
+        schema = _resolve(document, schema)
+    kinds = schema.get("type")
+    kind = next(k for k in kinds if k != "null") if isinstance(kinds, list) else kinds
+    keywords = {
+        "object": (),
+        "array": ("maxItems",),
+        "string": ("maxLength", "minLength"),
+        "integer": ("minimum", "maximum"),
+    }.get(kind, ())
+    for keyword in keywords:
+        if keyword in schema and not (keyword == "minLength" and schema[keyword] == 0):
+            yield Bound(path, keyword, schema[keyword], schema)
+    if kind == "object":
+        for name, inner in schema.get("properties", {}).items():
+            yield from _bounds(document, inner, (*path, name))
+    if kind == "array":
+        yield from _bounds(document, schema["items"], (*path, 0))
+
+
+def _wire_path(path: tuple[str | int, ...]) -> str:
+    text = ""
+    for part in path:
+        text = f"{text}[{part}]" if isinstance(part, int) else f"{text}.{part}" if text else part
+    return text
+
+
+def _at(body: Any, path: tuple[str | int, ...]) -> Any:
+    for part in path:
+        if isinstance(part, int):
+            body = body[part] if isinstance(body, list) and len(body) > part else None
+        else:
+            body = body.get(part) if isinstance(body, dict) else None
+    return body
+
+
+def _with(body: Any, path: tuple[str | int, ...], value: object) -> Any:
+    """A copy of ``body`` with ``value`` at ``path`` (missing objects and lists created)."""
+    copy = json.loads(json.dumps(body))
+    here = copy
+    for part, following in zip(path, (*path[1:], None), strict=True):
+        if following is None:
+            if isinstance(part, int):
+                here[part : part + 1] = [value]
+            else:
+                here[part] = value
+            break
+        empty: Any = [] if isinstance(following, int) else {}
+        if isinstance(part, int):
+            if len(here) <= part:
+                here.append(empty)
+            here = here[part]
+        else:
+            if not isinstance(here.get(part), type(empty)):
+                here[part] = empty
+            here = here[part]
+    return copy
+
+
+def _text(base: object, length: int) -> str:
+    """A text of ``length`` characters that keeps ``base``'s shape (a URL stays a URL,
+    a digest stays hexadecimal)."""
+    start = base if isinstance(base, str) else ""
+    return start[:length] + "a" * max(length - len(start), 0)
+
+
+def _items(body: Any, bound: Bound, count: int) -> list[object]:
+    current = _at(body, bound.path)
+    item = bound.schema["items"]
+    if isinstance(current, list) and current and isinstance(current[0], dict):
+        return [current[0]] * count
+    if "enum" in item:
+        return [item["enum"][i % len(item["enum"])] for i in range(count)]
+    return [f"label{i}" for i in range(count)]
+
+
+def _past_and_at(body: Any, bound: Bound) -> tuple[object, object | None]:
+    """A value just past ``bound`` and one exactly at it (``None``: none to try)."""
+    base = _at(body, bound.path)
+    if bound.keyword == "maxLength":
+        return _text(base, bound.value + 1), _text(base, bound.value)
+    if bound.keyword == "minLength":
+        return _text(base, bound.value - 1), None  # the example is at or above it
+    if bound.keyword == "maxItems":
+        return _items(body, bound, bound.value + 1), _items(body, bound, bound.value)
+    if bound.keyword == "minimum":
+        return bound.value - 1, bound.value
+    assert bound.keyword == "maximum", bound
+    return bound.value + 1, bound.value
+
+
+def _problems(response: Any) -> dict[str, list[str]]:
+    if response.status_code != 400:
+        return {}
+    found: dict[str, list[str]] = {}
+    for field in response.json()["error"]["details"]["fields"]:
+        found.setdefault(field["fieldName"], []).append(field["message"])
+    return found
+
+
+#: Bodies with a bounded field (B5's and I5's have none: an enum, no field).
+_BOUNDED = [e for e in _WITH_BODY if e.id not in ("B5", "I5")]
+
+
+@pytest.mark.parametrize(
+    "endpoint", _BOUNDED, ids=[f"{e.id} {e.method} {e.path}" for e in _BOUNDED]
+)
+def test_every_documented_bound_is_the_one_the_core_enforces(
+    served: tuple[Api, dict[str, Any]], endpoint: Endpoint
+) -> None:
+    """No bound is restated: for every ``maxLength``, ``minLength``, ``maxItems``,
+    ``minimum`` and ``maximum`` of a documented body, the app refuses the value just
+    past it at that field (naming that number), and does not refuse the value at it
+    for its size."""
+    api, document = served
+    world = _world(api)
+    example = _example_for(api, document, endpoint, world)
+    schema = _body_schema(document, _operation(document, endpoint))
+    bounds = list(_bounds(document, schema))
+    assert bounds, endpoint.id
+    at_bound: list[tuple[Bound, Any]] = []
+    for bound in bounds:
+        past, at = _past_and_at(example, bound)
+        field = _wire_path(bound.path)
+        response = _send(api, endpoint, world, params={}, body=_with(example, bound.path, past))
+        messages = _problems(response).get(field, [])
+        # An empty text refused for its minimum of 1 says so in words ("is required",
+        # "must not be empty"); any other bound is named by its number.
+        named = [m for m in messages if str(bound.value) in m or bound.value == 1]
+        assert named, (
+            endpoint.id,
+            field,
+            bound.keyword,
+            bound.value,
+            response.status_code,
+            response.text[:500],
+        )
+        if at is not None:
+            at_bound.append((bound, _with(example, bound.path, at)))
+    for bound, body in at_bound:  # after the refusals: these may change the world
+        field = _wire_path(bound.path)
+        response = _send(api, endpoint, world, params={}, body=body)
+        sized = [
+            m
+            for m in _problems(response).get(field, [])
+            if any(word in m for word in ("at most", "at least", "between"))
+        ]
+        assert sized == [], (endpoint.id, field, bound.keyword, bound.value, sized)
+
+
+def test_a_405_is_answered_as_documented(served: tuple[Api, dict[str, Any]], world: World) -> None:
+    """A method a path lacks: the documented code, message and ``Allow`` header."""
+    api, document = served
+    documented_405 = _operations(document)[("POST", "/v1/publisher/listings")]["responses"]["405"]
+    (example,) = documented_405["content"]["application/json"]["examples"].values()
+    response = api.client.request(
+        "DELETE", "/v1/publisher/listings", headers=world.publisher.headers()
+    )
+    assert response.status_code == 405, response.text
+    assert response.json()["error"]["code"] == example["value"]["error"]["code"]
+    assert response.json()["error"]["message"] == example["value"]["error"]["message"]
+    allowed = {method.strip() for method in response.headers["allow"].split(",")}
+    assert {"GET", "POST"} <= allowed, response.headers["allow"]
+    assert "DELETE" not in allowed
+    assert documented_405["description"].startswith(f"`{example['value']['error']['code']}`")
+
+
+def test_location_is_sent_exactly_where_documented(
+    served: tuple[Api, dict[str, Any]], world: World
+) -> None:
+    """B2 and I1 answer ``201`` with the new resource's path; B6 and I4 (no URL of their
+    own) send none, and document none."""
+    api, _ = served
+    publisher = api.publisher()
+    created = api.post("/v1/publisher/listings", publisher, {"assetKind": "whs_agent", "name": "L"})
+    assert created.status_code == 201, created.text
+    listing_id = created.json()["listing"]["listingId"]
+    assert created.headers["location"] == f"/v1/publisher/listings/{listing_id}"
+    assert api.get(created.headers["location"], publisher).status_code == 200
+    release = api.post(
+        f"/v1/publisher/listings/{listing_id}/releases",
+        publisher,
+        {"version": "1.0.0", "refs": {"whsAgentId": "agent-1"}},
+    )
+    assert release.status_code == 201, release.text
+    assert "location" not in release.headers
+    intent = api.post(
+        "/v1/install/intents",
+        world.buyer,
+        {"listingId": world.listing_id, "targetSystem": "whs"},
+    )
+    assert intent.status_code == 201, intent.text
+    intent_id = intent.json()["installIntent"]["installIntentId"]
+    assert intent.headers["location"] == f"/v1/install/intents/{intent_id}"
+    token = api.post(f"/v1/install/intents/{intent_id}/token", world.buyer)
+    assert token.status_code == 201, token.text
+    assert "location" not in token.headers
+
+
+#: Modules that build the HTTP documentation: they name the core's bounds, never restate them.
+_DOCUMENTING: Final = ("openapi.py", "requests.py", "routes/docs.py")
+
+
+def _restated_numbers(tree: ast.AST) -> list[tuple[int, str, object]]:
+    """Keyword arguments given an integer literal above 1 (``max_length=2048``): a bound
+    written as a number instead of named from the core."""
+    return [
+        (keyword.value.lineno, keyword.arg or "**", keyword.value.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        for keyword in node.keywords
+        if isinstance(keyword.value, ast.Constant)
+        and type(keyword.value.value) is int
+        and keyword.value.value > 1
+    ]
+
+
+@pytest.mark.parametrize("module", _DOCUMENTING)
+def test_the_http_documentation_restates_no_bound(module: str) -> None:
+    """Every number in the OpenAPI document comes from the core (``limits``, the
+    policies), so a changed bound changes the document too."""
+    source = Path(fleetprompt_http.__file__).parent / module
+    assert _restated_numbers(ast.parse(source.read_text("utf-8"))) == []

@@ -59,7 +59,8 @@ def _public_members(cls: type) -> dict[str, object]:
 
 def _use_case_surface() -> set[type]:
     """Every core class reachable from the use cases of a :class:`FleetPrompt`: their
-    parameters and results, and the fields and methods of those, transitively (the
+    parameters (payload shapes included) and results, and the fields and methods (or
+    keys) of those, transitively (the
     wired :class:`Runtime` and its ports are the adapters' side, not the user's)."""
     app = bootstrap()
     todo = [type(service) for name, service in vars(app).items() if name != "runtime"]
@@ -75,6 +76,9 @@ def _use_case_surface() -> set[type]:
             hints = typing.get_type_hints(cls)
             for field in attrs.fields(cls):
                 todo.extend(_core_types(hints.get(field.name)))
+        if typing.is_typeddict(cls):  # a payload shape: the shapes of its keys too
+            for hint in typing.get_type_hints(cls).values():
+                todo.extend(_core_types(hint))
         for member in _public_members(cls).values():
             todo.extend(_signature_types(member))
     return seen

@@ -328,9 +328,11 @@ def _artifacts(reader: Reader) -> tuple[Artifact, ...]:
         if not sub.valid:
             continue
         kind = sub.choice("kind", ArtifactKind, required=True)
-        digest = sub.text("sha256", max_len=64, required=True)
+        digest = sub.text("sha256", max_len=limits.SHA256_HEX_LENGTH, required=True)
         if digest is not None and not SHA256_PATTERN.fullmatch(digest):
-            reader.problems.add(sub.at("sha256"), "must be 64 hexadecimal characters")
+            reader.problems.add(
+                sub.at("sha256"), f"must be {limits.SHA256_HEX_LENGTH} hexadecimal characters"
+            )
             digest = None
         size = sub.integer("sizeBytes", minimum=0, required=True)
         download = ArtifactDownload()

@@ -18,6 +18,7 @@ from typing import Final, Generic, TypeVar
 
 import attrs
 
+from fleetprompt_core.base import limits
 from fleetprompt_core.base.errors import ValidationFailed
 
 __all__ = [
@@ -32,7 +33,7 @@ DEFAULT_LIMIT: Final = 50
 MAX_LIMIT: Final = 200
 _VERSION: Final = 1
 _MAC_BYTES: Final = 16
-_MAX_CURSOR_CHARS: Final = 2048
+_MAX_CURSOR_CHARS: Final = limits.CURSOR_MAX
 
 T = TypeVar("T")
 Position = tuple[int | str, ...]

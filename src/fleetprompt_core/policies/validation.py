@@ -16,6 +16,7 @@ import unicodedata
 from collections.abc import Collection, Mapping
 from typing import Final, TypeVar
 
+from fleetprompt_core.base import limits
 from fleetprompt_core.base.errors import FieldError, ValidationFailed
 
 __all__ = [
@@ -36,7 +37,7 @@ class _Missing(enum.Enum):
 #: Marker for a key absent from the payload (as opposed to an explicit ``null``).
 MISSING: Final = _Missing.MISSING
 
-_MAX_INT: Final = 2**53 - 1  # largest integer every JSON client can represent exactly
+_MAX_INT: Final = limits.JSON_INTEGER_MAX
 
 
 def join(path: str, key: str | int) -> str:
@@ -281,5 +282,5 @@ def check_choice(
     return None
 
 
-VERSION_PATTERN: Final = re.compile(r"[0-9A-Za-z.+\-]{1,64}")
-SHA256_PATTERN: Final = re.compile(r"[0-9a-fA-F]{64}")
+VERSION_PATTERN: Final = re.compile(f"[0-9A-Za-z.+\\-]{{1,{limits.VERSION_MAX}}}")
+SHA256_PATTERN: Final = re.compile(f"[0-9a-fA-F]{{{limits.SHA256_HEX_LENGTH}}}")

@@ -36,6 +36,7 @@ from fleetprompt_core.base.errors import (
     Unsupported,
     ValidationFailed,
 )
+from fleetprompt_core.commands.payloads import SignUpPayload, Untrusted
 from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.model import User
 from fleetprompt_core.policies.passwords import (
@@ -139,7 +140,7 @@ class Accounts:
     # ------------------------------------------------------------------ sign-up and sign-in
 
     def sign_up(
-        self, call: Call, payload: object, *, previous_session: str | None = None
+        self, call: Call, payload: SignUpPayload | Untrusted, *, previous_session: str | None = None
     ) -> SignedIn:
         """Create a user with an account from ``{username, email?, displayName?, password}``
         and sign it in.

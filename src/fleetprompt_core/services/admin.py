@@ -7,12 +7,20 @@ from typing import Final, Literal
 
 import attrs
 
+from fleetprompt_core.base import limits
 from fleetprompt_core.base.enums import Role
 from fleetprompt_core.base.errors import Conflict, NotFound
 from fleetprompt_core.commands.parsers import (
     parse_reason,
     parse_role_change,
     parse_verification,
+)
+from fleetprompt_core.commands.payloads import (
+    ReasonPayload,
+    RoleChangePayload,
+    SuspendPayload,
+    Untrusted,
+    VerificationPayload,
 )
 from fleetprompt_core.domain.model import (
     AuditEvent,
@@ -50,7 +58,12 @@ class Admin:
         self._rt = rt
 
     def suspend_listing(
-        self, call: Call, listing_id: str, payload: object, *, idempotency_key: str | None
+        self,
+        call: Call,
+        listing_id: str,
+        payload: SuspendPayload | Untrusted,
+        *,
+        idempotency_key: str | None,
     ) -> Outcome[ListingView]:
         """A1: suspend any listing (a reason is required)."""
         return self._moderate(
@@ -58,7 +71,12 @@ class Admin:
         )
 
     def unsuspend_listing(
-        self, call: Call, listing_id: str, payload: object = None, *, idempotency_key: str | None
+        self,
+        call: Call,
+        listing_id: str,
+        payload: ReasonPayload | Untrusted = None,
+        *,
+        idempotency_key: str | None,
     ) -> Outcome[ListingView]:
         """A1: lift a suspension; the listing comes back ``unlisted``."""
         return self._moderate(
@@ -69,7 +87,7 @@ class Admin:
         self,
         call: Call,
         listing_id: str,
-        payload: object,
+        payload: SuspendPayload | ReasonPayload | Untrusted,
         idempotency_key: str | None,
         *,
         action: Literal["suspend", "unsuspend"],
@@ -120,7 +138,12 @@ class Admin:
         )
 
     def change_roles(
-        self, call: Call, user_id: str, payload: object, *, idempotency_key: str | None
+        self,
+        call: Call,
+        user_id: str,
+        payload: RoleChangePayload | Untrusted,
+        *,
+        idempotency_key: str | None,
     ) -> Outcome[User]:
         """A2: grant or revoke publisher/admin. An admin cannot drop their own admin role."""
         admin = authz.require_admin(self._rt, call)
@@ -157,7 +180,12 @@ class Admin:
         )
 
     def set_verification(
-        self, call: Call, publisher_id: str, payload: object, *, idempotency_key: str | None
+        self,
+        call: Call,
+        publisher_id: str,
+        payload: VerificationPayload | Untrusted,
+        *,
+        idempotency_key: str | None,
     ) -> Outcome[PublisherProfile]:
         """A3: record a publisher's verification (informational; grants nothing)."""
         admin = authz.require_admin(self._rt, call)
@@ -206,9 +234,9 @@ class Admin:
         request = page_request(params, "type", "listingId", "actorUserId")
         reader = request.reader
         query = AuditQuery(
-            type=reader.text("type", max_len=100, min_len=1),
-            listing_id=reader.text("listingId", max_len=100, min_len=1),
-            actor_user_id=reader.text("actorUserId", max_len=100, min_len=1),
+            type=reader.text("type", max_len=limits.AUDIT_FILTER_MAX, min_len=1),
+            listing_id=reader.text("listingId", max_len=limits.AUDIT_FILTER_MAX, min_len=1),
+            actor_user_id=reader.text("actorUserId", max_len=limits.AUDIT_FILTER_MAX, min_len=1),
         )
         request.problems.raise_if_any()
         scope = f"audit|{query.type or ''}|{query.listing_id or ''}|{query.actor_user_id or ''}"

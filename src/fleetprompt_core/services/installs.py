@@ -25,6 +25,12 @@ from fleetprompt_core.commands.parsers import (
     parse_new_intent,
     parse_token_request,
 )
+from fleetprompt_core.commands.payloads import (
+    CancelIntentPayload,
+    NewIntentPayload,
+    TokenPayload,
+    Untrusted,
+)
 from fleetprompt_core.domain.model import (
     InstallIntent,
     InstallToken,
@@ -104,7 +110,7 @@ class Installs:
         self._rt = rt
 
     def create_intent(
-        self, call: Call, payload: object, *, idempotency_key: str | None
+        self, call: Call, payload: NewIntentPayload | Untrusted, *, idempotency_key: str | None
     ) -> Outcome[InstallIntent]:
         """I1: an intent to install a published release of a published listing."""
         user = authz.signed_in(self._rt, call)
@@ -197,7 +203,7 @@ class Installs:
         self,
         call: Call,
         install_intent_id: str,
-        payload: object = None,
+        payload: TokenPayload | Untrusted = None,
         *,
         idempotency_key: str | None,
     ) -> Outcome[IssuedToken]:
@@ -283,7 +289,7 @@ class Installs:
         self,
         call: Call,
         install_intent_id: str,
-        payload: object = None,
+        payload: CancelIntentPayload | Untrusted = None,
         *,
         idempotency_key: str | None,
     ) -> Outcome[InstallIntent]:

@@ -8,6 +8,7 @@ import attrs
 
 from fleetprompt_core.base.enums import Role
 from fleetprompt_core.commands.parsers import parse_profile_update
+from fleetprompt_core.commands.payloads import ProfilePayload, Untrusted
 from fleetprompt_core.domain.model import PublisherProfile, User
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.ports import UnitOfWork
@@ -41,7 +42,7 @@ class Profiles:
             return current_profile(uow, user)
 
     def put(
-        self, call: Call, payload: object, *, idempotency_key: str | None = None
+        self, call: Call, payload: ProfilePayload | Untrusted, *, idempotency_key: str | None = None
     ) -> Outcome[PublisherProfile]:
         """Replace the caller's display name and bio (verification is admin-only)."""
         user = authz.require_role(self._rt, call, Role.PUBLISHER)

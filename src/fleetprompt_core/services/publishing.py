@@ -15,6 +15,14 @@ from fleetprompt_core.commands.parsers import (
     parse_reason,
     parse_status_change,
 )
+from fleetprompt_core.commands.payloads import (
+    ListingPatchPayload,
+    NewListingPayload,
+    NewReleasePayload,
+    ReasonPayload,
+    StatusChangePayload,
+    Untrusted,
+)
 from fleetprompt_core.domain.model import AuditValue, Listing, Moderation, Release, User
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.policies.pagination import Page
@@ -75,7 +83,7 @@ class Publishing:
         return Page(tuple(items), page.next_cursor)
 
     def create_listing(
-        self, call: Call, payload: object, *, idempotency_key: str | None
+        self, call: Call, payload: NewListingPayload | Untrusted, *, idempotency_key: str | None
     ) -> Outcome[ListingView]:
         """B2: a new ``draft`` listing owned by the caller."""
         user = self._writer(call)
@@ -133,7 +141,12 @@ class Publishing:
             return self._view(uow, authz.owned_listing(uow, user, listing_id))
 
     def update_listing(
-        self, call: Call, listing_id: str, payload: object, *, idempotency_key: str | None = None
+        self,
+        call: Call,
+        listing_id: str,
+        payload: ListingPatchPayload | Untrusted,
+        *,
+        idempotency_key: str | None = None,
     ) -> Outcome[ListingView]:
         """B4: patch an own listing's content (status and kind are not patchable)."""
         user = self._writer(call)
@@ -176,7 +189,12 @@ class Publishing:
         )
 
     def change_status(
-        self, call: Call, listing_id: str, payload: object, *, idempotency_key: str | None
+        self,
+        call: Call,
+        listing_id: str,
+        payload: StatusChangePayload | Untrusted,
+        *,
+        idempotency_key: str | None,
     ) -> Outcome[ListingView]:
         """B5: move an own listing between draft, published and unlisted."""
         user = self._writer(call)
@@ -228,7 +246,12 @@ class Publishing:
     # -- releases ---------------------------------------------------------------------
 
     def publish_release(
-        self, call: Call, listing_id: str, payload: object, *, idempotency_key: str | None
+        self,
+        call: Call,
+        listing_id: str,
+        payload: NewReleasePayload | Untrusted,
+        *,
+        idempotency_key: str | None,
     ) -> Outcome[Release]:
         """B6: an immutable release; a version can be used once per listing, ever."""
         user = self._writer(call)
@@ -303,7 +326,12 @@ class Publishing:
             )
 
     def revoke_release(
-        self, call: Call, release_id: str, payload: object, *, idempotency_key: str | None
+        self,
+        call: Call,
+        release_id: str,
+        payload: ReasonPayload | Untrusted,
+        *,
+        idempotency_key: str | None,
     ) -> Outcome[Release]:
         """B8: revoke an own release (terminal; nothing is deleted)."""
         user = self._writer(call)

@@ -20,6 +20,7 @@ from typing import Final
 from fleetprompt_core.base import limits
 from fleetprompt_core.base.enums import InstallTargetSystem, InstallTokenStatus
 from fleetprompt_core.base.errors import NotFound, Unavailable
+from fleetprompt_core.commands.payloads import RedeemPayload, Untrusted
 from fleetprompt_core.domain.model import OPEN_INTENT_STATUSES, install_blocker
 from fleetprompt_core.policies.signing import RedeemFailure, RedeemVerifier
 from fleetprompt_core.policies.tokens import has_valid_checksum
@@ -33,7 +34,7 @@ from fleetprompt_core.services.views import RedeemedListing, RedeemedRelease, Re
 
 __all__ = ["Redeemer"]
 
-_TOKEN_MAX: Final = 200
+_TOKEN_MAX: Final = limits.INSTALL_TOKEN_MAX
 _REDEMPTION: Final = idempotency.ResultCodec(Redemption)
 
 
@@ -142,7 +143,7 @@ class Redeemer:
     def redeem(
         self,
         source: str,
-        payload: object,
+        payload: RedeemPayload | Untrusted,
         *,
         request_id: str | None = None,
         deadline_ms: int | None = None,
@@ -155,7 +156,7 @@ class Redeemer:
     def redeem_idempotent(
         self,
         source: str,
-        payload: object,
+        payload: RedeemPayload | Untrusted,
         *,
         idempotency_key: str | None = None,
         request_id: str | None = None,

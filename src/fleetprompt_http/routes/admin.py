@@ -7,16 +7,16 @@ from typing import Annotated, Any, Final, TypedDict
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, QueryParameter
 
+from fleetprompt_core import (
+    ReasonPayload,
+    RoleChangePayload,
+    SuspendPayload,
+    VerificationPayload,
+)
 from fleetprompt_core.base.errors import ErrorCode
 from fleetprompt_http import wire
 from fleetprompt_http.handling import call_use_case, query, respond, services_of, write
 from fleetprompt_http.openapi import AUDIT, documented
-from fleetprompt_http.requests import (
-    ReasonRequest,
-    RoleChangeRequest,
-    SuspendRequest,
-    VerificationRequest,
-)
 from fleetprompt_http.routes.docs import KEY_REQUIRED, errors
 from fleetprompt_http.routes.publisher import ListingEnvelope, ProfileEnvelope
 
@@ -45,7 +45,7 @@ class AdminController(Controller):
         summary="Suspend a listing (hidden, not installable), with a reason",
         status_code=200,
         responses=errors(*_WRITE),
-        operation_class=documented(SuspendRequest, idempotency="required"),
+        operation_class=documented(SuspendPayload, idempotency="required"),
     )
     async def suspend(
         self,
@@ -65,7 +65,7 @@ class AdminController(Controller):
         summary="Lift a suspension (the listing becomes unlisted)",
         status_code=200,
         responses=errors(*_WRITE),
-        operation_class=documented(ReasonRequest, body_required=False, idempotency="required"),
+        operation_class=documented(ReasonPayload, body_required=False, idempotency="required"),
     )
     async def unsuspend(
         self,
@@ -85,7 +85,7 @@ class AdminController(Controller):
         summary="Grant or revoke the publisher and admin roles",
         status_code=200,
         responses=errors(*_WRITE),
-        operation_class=documented(RoleChangeRequest, idempotency="required"),
+        operation_class=documented(RoleChangePayload, idempotency="required"),
     )
     async def change_roles(
         self,
@@ -105,7 +105,7 @@ class AdminController(Controller):
         summary="Set a publisher's verification (informational; grants nothing)",
         status_code=200,
         responses=errors(*_WRITE),
-        operation_class=documented(VerificationRequest, idempotency="required"),
+        operation_class=documented(VerificationPayload, idempotency="required"),
     )
     async def set_verification(
         self,
@@ -136,7 +136,7 @@ class AdminController(Controller):
         actor_user_id: Annotated[str | None, QueryParameter(name="actorUserId")] = None,
         cursor: Annotated[str | None, QueryParameter(description="Opaque cursor.")] = None,
         limit: Annotated[str | None, QueryParameter(description="1..200 (default 50).")] = None,
-    ) -> Response[wire.PageWire[wire.AuditEventWire]]:
+    ) -> Response[wire.AuditEventPage]:
         params = query(request)
         admin = services_of(request).app.admin
         page = await call_use_case(request, lambda call: admin.read_audit(call, params))

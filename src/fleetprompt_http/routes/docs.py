@@ -8,7 +8,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import HeaderParameter, QueryParameter
 
+from fleetprompt_core.base import limits
 from fleetprompt_core.base.errors import ErrorCode
+from fleetprompt_core.policies.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from fleetprompt_http.errors import METHOD_NOT_ALLOWED, STATUS
 from fleetprompt_http.wire import ErrorEnvelope
 
@@ -20,14 +22,17 @@ __all__ = ["CURSOR", "KEY_ACCEPTED", "KEY_REQUIRED", "LIMIT", "errors"]
 KEY_REQUIRED: Final = HeaderParameter(
     name="Idempotency-Key",
     required=False,
-    description="Required: 1..255 printable ASCII characters; a retry with the same key "
+    description=f"Required: 1..{limits.IDEMPOTENCY_KEY_MAX} printable ASCII characters; a "
+    "retry with the same key "
     "and request replays the answer (`Idempotent-Replayed: true`).",
 )
 KEY_ACCEPTED: Final = HeaderParameter(
     name="Idempotency-Key", required=False, description="Optional idempotency key."
 )
-LIMIT: Final = QueryParameter(description="Page size, 1..200 (default 50).")
+LIMIT: Final = QueryParameter(description=f"Page size, 1..{MAX_LIMIT} (default {DEFAULT_LIMIT}).")
 CURSOR: Final = QueryParameter(description="Opaque cursor from a previous page's `nextCursor`.")
+
+_BODY_KIB: Final = limits.REQUEST_BODY_MAX_BYTES // 1024
 
 _WHEN: Final = {
     ErrorCode.UNAUTHENTICATED: "No credentials, or credentials that prove nothing.",
@@ -36,7 +41,7 @@ _WHEN: Final = {
     ErrorCode.VALIDATION_FAILED: "Invalid input; `details.fields` lists every failing field.",
     ErrorCode.CONFLICT: "Conflicts with the resource's state or an idempotency key in use.",
     ErrorCode.RATE_LIMITED: "Too many requests; retry after `Retry-After` seconds.",
-    ErrorCode.TOO_LARGE: "The body exceeds 256 KiB.",
+    ErrorCode.TOO_LARGE: f"The body exceeds {_BODY_KIB} KiB.",
     ErrorCode.UNSUPPORTED: "The body is not JSON.",
     ErrorCode.INTERNAL: "Unexpected failure; the envelope carries the request id.",
     ErrorCode.UNAVAILABLE: "The database or a shared service is down or did not answer in "
@@ -50,7 +55,7 @@ _EXAMPLE_MESSAGES: Final = {
     ErrorCode.VALIDATION_FAILED: "The request is invalid.",
     ErrorCode.CONFLICT: "The request conflicts with the current state.",
     ErrorCode.RATE_LIMITED: "Too many requests.",
-    ErrorCode.TOO_LARGE: "The request body is too large (256 KiB at most).",
+    ErrorCode.TOO_LARGE: f"The request body is too large ({_BODY_KIB} KiB at most).",
     ErrorCode.UNSUPPORTED: "Request bodies must be JSON (Content-Type: application/json).",
     ErrorCode.INTERNAL: "Internal error.",
     ErrorCode.UNAVAILABLE: "The service is temporarily unavailable.",

@@ -7,12 +7,12 @@ from typing import Annotated, Any, Final, TypedDict
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromPath, QueryParameter
 
+from fleetprompt_core import CancelIntentPayload, NewIntentPayload, TokenPayload
 from fleetprompt_core.base.enums import InstallIntentStatus
 from fleetprompt_core.base.errors import ErrorCode
 from fleetprompt_http import wire
 from fleetprompt_http.handling import call_use_case, query, respond, services_of, write
 from fleetprompt_http.openapi import PAGE, choice, documented
-from fleetprompt_http.requests import CancelIntentRequest, NewIntentRequest, TokenRequest
 from fleetprompt_http.routes.docs import CURSOR, KEY_REQUIRED, LIMIT, errors
 
 __all__ = ["InstallController"]
@@ -41,7 +41,7 @@ class InstallController(Controller):
         summary="Turn a published release into an install intent",
         status_code=201,
         responses=errors(*_WRITE),
-        operation_class=documented(NewIntentRequest, idempotency="required"),
+        operation_class=documented(NewIntentPayload, location=True, idempotency="required"),
     )
     async def create_intent(
         self, request: Request[Any, Any, Any], key: Annotated[str | None, KEY_REQUIRED] = None
@@ -70,7 +70,7 @@ class InstallController(Controller):
         ] = None,
         cursor: Annotated[str | None, CURSOR] = None,
         limit: Annotated[str | None, LIMIT] = None,
-    ) -> Response[wire.PageWire[wire.InstallIntentWire]]:
+    ) -> Response[wire.InstallIntentPage]:
         params = query(request)
         installs = services_of(request).app.installs
         page = await call_use_case(request, lambda call: installs.list_intents(call, params))
@@ -97,7 +97,7 @@ class InstallController(Controller):
         description="The raw token is in this answer only; a replay answers `installToken: null`.",
         status_code=201,
         responses=errors(*_WRITE),
-        operation_class=documented(TokenRequest, body_required=False, idempotency="required"),
+        operation_class=documented(TokenPayload, body_required=False, idempotency="required"),
     )
     async def issue_token(
         self,
@@ -121,7 +121,7 @@ class InstallController(Controller):
         status_code=200,
         responses=errors(*_WRITE),
         operation_class=documented(
-            CancelIntentRequest, body_required=False, idempotency="required"
+            CancelIntentPayload, body_required=False, idempotency="required"
         ),
     )
     async def cancel_intent(

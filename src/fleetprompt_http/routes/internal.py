@@ -17,6 +17,7 @@ from litestar import Controller, Request, Response, post
 from litestar.exceptions import HTTPException
 from litestar.params import HeaderParameter
 
+from fleetprompt_core import RedeemPayload
 from fleetprompt_core.base.errors import ErrorCode
 from fleetprompt_core.services.runtime import Outcome
 from fleetprompt_core.services.views import Redemption
@@ -30,7 +31,6 @@ from fleetprompt_http.handling import (
 )
 from fleetprompt_http.openapi import REDEEM_HEADERS, documented
 from fleetprompt_http.redeem import read_redeem_headers
-from fleetprompt_http.requests import RedeemRequest
 from fleetprompt_http.routes.docs import errors
 
 __all__ = ["InternalController"]
@@ -62,7 +62,7 @@ class InternalController(Controller):
             not_offered="this server has no redeem secret configured.",
         ),
         operation_class=documented(
-            RedeemRequest, headers=REDEEM_HEADERS, security="none", idempotency="accepted"
+            RedeemPayload, headers=REDEEM_HEADERS, security="none", idempotency="accepted"
         ),
     )
     async def redeem(

@@ -58,7 +58,7 @@ class PublicController(Controller):
         ] = None,
         cursor: Annotated[str | None, CURSOR] = None,
         limit: Annotated[str | None, LIMIT] = None,
-    ) -> Response[wire.PageWire[wire.PublicListingWire]]:
+    ) -> Response[wire.PublicListingPage]:
         params = query(request)
         catalog = services_of(request).app.catalog
         return await public_read(  # type: ignore[return-value] # the same shape, encoded
@@ -101,7 +101,7 @@ class PublicController(Controller):
         ] = None,
         cursor: Annotated[str | None, CURSOR] = None,
         limit: Annotated[str | None, LIMIT] = None,
-    ) -> Response[wire.PageWire[wire.PublicReleaseWire]]:
+    ) -> Response[wire.PublicReleasePage]:
         params = query(request)
         catalog = services_of(request).app.catalog
         return await public_read(  # type: ignore[return-value] # the same shape, encoded

@@ -7,19 +7,19 @@ from typing import Annotated, Any, Final, Literal, TypedDict
 from litestar import Controller, Request, Response, get, patch, post, put
 from litestar.params import FromPath, QueryParameter
 
+from fleetprompt_core import (
+    ListingPatchPayload,
+    NewListingPayload,
+    NewReleasePayload,
+    ProfilePayload,
+    ReasonPayload,
+    StatusChangePayload,
+)
 from fleetprompt_core.base.enums import ListingStatus
 from fleetprompt_core.base.errors import ErrorCode
 from fleetprompt_http import wire
 from fleetprompt_http.handling import call_use_case, query, respond, services_of, write
 from fleetprompt_http.openapi import PAGE, choice, documented
-from fleetprompt_http.requests import (
-    ListingPatchRequest,
-    NewListingRequest,
-    NewReleaseRequest,
-    ProfileRequest,
-    ReasonRequest,
-    StatusChangeRequest,
-)
 from fleetprompt_http.routes.docs import CURSOR, KEY_ACCEPTED, KEY_REQUIRED, LIMIT, errors
 
 __all__ = ["PublisherController"]
@@ -69,7 +69,7 @@ class PublisherController(Controller):
         ] = None,
         cursor: Annotated[str | None, CURSOR] = None,
         limit: Annotated[str | None, LIMIT] = None,
-    ) -> Response[wire.PageWire[wire.PublisherListingWire]]:
+    ) -> Response[wire.PublisherListingPage]:
         params = query(request)
         publishing = services_of(request).app.publishing
         page = await call_use_case(request, lambda call: publishing.list_listings(call, params))
@@ -80,7 +80,7 @@ class PublisherController(Controller):
         summary="Create a draft listing",
         status_code=201,
         responses=errors(*_WRITE),
-        operation_class=documented(NewListingRequest, idempotency="required"),
+        operation_class=documented(NewListingPayload, location=True, idempotency="required"),
     )
     async def create_listing(
         self,
@@ -113,7 +113,7 @@ class PublisherController(Controller):
         "/listings/{listing_id:str}",
         summary="Change an own listing (fields not sent stay as they are)",
         responses=errors(*_WRITE),
-        operation_class=documented(ListingPatchRequest, idempotency="accepted"),
+        operation_class=documented(ListingPatchPayload, idempotency="accepted"),
     )
     async def update_listing(
         self,
@@ -135,7 +135,7 @@ class PublisherController(Controller):
         summary="Move an own listing to draft, published or unlisted",
         status_code=200,
         responses=errors(*_WRITE),
-        operation_class=documented(StatusChangeRequest, idempotency="required"),
+        operation_class=documented(StatusChangePayload, idempotency="required"),
     )
     async def change_status(
         self,
@@ -160,7 +160,7 @@ class PublisherController(Controller):
             *_WRITE,
             not_offered="an artifact asks for `fleetprompt_signed_url` downloads (not in v1).",
         ),
-        operation_class=documented(NewReleaseRequest, idempotency="required"),
+        operation_class=documented(NewReleasePayload, idempotency="required"),
     )
     async def publish_release(
         self,
@@ -190,7 +190,7 @@ class PublisherController(Controller):
         listing_id: FromPath[str],
         cursor: Annotated[str | None, CURSOR] = None,
         limit: Annotated[str | None, LIMIT] = None,
-    ) -> Response[wire.PageWire[wire.ReleaseWire]]:
+    ) -> Response[wire.ReleasePage]:
         params = query(request)
         publishing = services_of(request).app.publishing
         page = await call_use_case(
@@ -203,7 +203,7 @@ class PublisherController(Controller):
         summary="Revoke an own release (kept, marked, never installable again)",
         status_code=200,
         responses=errors(*_WRITE),
-        operation_class=documented(ReasonRequest, body_required=False, idempotency="required"),
+        operation_class=documented(ReasonPayload, body_required=False, idempotency="required"),
     )
     async def revoke_release(
         self,
@@ -236,7 +236,7 @@ class PublisherController(Controller):
         summary="Replace the caller's display name and bio",
         status_code=200,
         responses=errors(*_WRITE),
-        operation_class=documented(ProfileRequest, idempotency="accepted"),
+        operation_class=documented(ProfilePayload, idempotency="accepted"),
     )
     async def put_profile(
         self,
