@@ -1,58 +1,87 @@
-"""Rows ↔ entities: explicit, typed and total.
+"""Rows ↔ entities, generated from the entities' attrs fields (ADR 0032).
 
-Each ``*_row`` function turns an entity into the column values of its table;
-each ``to_*`` function turns a fetched row back into the entity, with the
-exact Python types the core uses (enum members, tuples, frozensets).
+A :class:`Codec` reads the attrs fields of an entity class once, at import,
+and generates two plain Python functions from them (as attrs generates
+``__init__``): ``row(entity)`` returns the column values of the entity's
+table, ``load(row)`` builds the entity back from a fetched row, with the
+exact Python types the core uses. Nothing is written out per field, so a new
+field is the entity, its column in :mod:`.tables` and the migration that adds
+it (``CONTRIBUTING.md``, "Adding a field to an entity").
+
+How a field is stored follows from its type:
+
+* ``str``, ``int``, ``bool`` and ``None`` unions: one column of the field's name;
+* an enum: one column holding its value (an enum member on the way in and out);
+* ``tuple[...]``, ``frozenset[...]`` or ``Mapping[str, ...]``: one JSON column
+  (a frozenset as a sorted array; tuple items that are attrs classes as objects
+  whose keys follow the same flattening rules);
+* a nested attrs class (a value object): flattened into the columns
+  ``<field>_<name>`` of its own fields, or just ``<name>`` for the value objects
+  in :data:`UNPREFIXED`. :class:`RenderedMarkdown` passes through
+  ``markdown.current`` when loaded, so HTML from an older renderer is rendered
+  again.
+
+A column that is no field (``listings.name_key``) is ``derived``: computed from
+the entity when writing, ignored when loading. Every column of a mapped table
+is a field or derived, and every field has its column: :class:`Codec` checks
+both when it is built, so a field without a column fails at import.
+
+The generated functions index the row by column name (``load``) or by position
+in the table's column order (``load_values``, for ``SELECT`` of the whole table:
+faster on the read path).
 """
 
 from __future__ import annotations
 
+import enum
+import itertools
+import linecache
 import types
-from collections.abc import Iterable, Mapping
-from typing import Any
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Generic, TypeVar, cast
 
+import attrs
+import sqlalchemy as sa
 from sqlalchemy import RowMapping
 
-from fleetprompt_core.base.enums import (
-    ActorType,
-    ArtifactDownloadMode,
-    ArtifactKind,
-    AssetKind,
-    InstallIntentStatus,
-    InstallTargetSystem,
-    InstallTokenStatus,
-    ListingStatus,
-    ReleaseStatus,
-    Role,
-    VerificationStatus,
-)
+from fleetprompt_adapters.sql import tables as t
 from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.model import (
-    Actor,
     ApiToken,
-    Artifact,
     ArtifactDownload,
     AuditEvent,
     Compat,
     IdempotencyRecord,
-    Image,
     InstallIntent,
     InstallToken,
     Links,
     Listing,
-    Moderation,
     PublisherProfile,
     Release,
     ReleaseRefs,
     RenderedMarkdown,
     TargetContext,
     User,
-    Verification,
 )
 from fleetprompt_core.domain.search import FIELD_WEIGHTS, name_key, tokenize
 from fleetprompt_core.policies import markdown
 
 __all__ = [
+    "ACCOUNTS",
+    "API_TOKENS",
+    "AUDIT_EVENTS",
+    "CODECS",
+    "IDEMPOTENCY",
+    "INSTALL_INTENTS",
+    "INSTALL_TOKENS",
+    "LISTINGS",
+    "PROFILES",
+    "RELEASES",
+    "SESSIONS",
+    "UNPREFIXED",
+    "USERS",
+    "Codec",
     "account_row",
     "api_token_row",
     "audit_row",
@@ -64,6 +93,7 @@ __all__ = [
     "release_row",
     "session_row",
     "term_rows",
+    "to_account",
     "to_api_token",
     "to_audit_event",
     "to_idempotency",
@@ -71,131 +101,358 @@ __all__ = [
     "to_listing",
     "to_profile",
     "to_release",
+    "to_session",
     "to_token",
     "to_user",
     "token_row",
     "user_row",
 ]
 
+E = TypeVar("E")
 Row = RowMapping | Mapping[str, Any]
 
+#: Value objects whose fields are stored under their own names, without the
+#: ``<field>_`` prefix (``listings.docs_url``, not ``links_docs_url``).
+UNPREFIXED: frozenset[type] = frozenset(
+    {Links, ReleaseRefs, Compat, TargetContext, ArtifactDownload}
+)
+#: Applied to a value of the class as it is loaded.
+_AFTER_LOAD: Mapping[type, Callable[[Any], Any]] = {RenderedMarkdown: markdown.current}
+_CONTAINERS = (tuple, frozenset, Mapping)
+_SCALARS = (str, int, bool)
 
-def _markdown(row: Row, prefix: str) -> RenderedMarkdown:
-    """Stored markdown; HTML written by an older renderer is rendered again on load."""
-    return markdown.current(
-        RenderedMarkdown(
-            row[f"{prefix}_markdown"], row[f"{prefix}_html"], row[f"{prefix}_renderer"]
+
+def _optional(tp: Any) -> tuple[Any, bool]:
+    """``(X, True)`` for ``X | None``; ``(tp, False)`` otherwise."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _is_scalar(tp: Any) -> bool:
+    """A JSON scalar as it is: ``str``, ``int``, ``bool``, or a union of them (and ``None``)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return all(arg is type(None) or _is_scalar(arg) for arg in typing.get_args(tp))
+    return isinstance(tp, type) and issubclass(tp, _SCALARS)
+
+
+def _plain_default(field: attrs.Attribute[Any]) -> bool:
+    """The field has a default value (not a factory) to load when its key is missing."""
+    return field.default is not attrs.NOTHING and not isinstance(field.default, attrs.Factory)
+
+
+def _container(tp: Any) -> type | None:
+    origin = typing.get_origin(tp)
+    if origin is None:
+        return None
+    for container in _CONTAINERS:
+        if isinstance(origin, type) and issubclass(origin, container):
+            return container
+    return None
+
+
+def _fields(cls: type) -> tuple[attrs.Attribute[Any], ...]:
+    resolved: Any = attrs.resolve_types(cast(Any, cls))
+    return tuple(attrs.fields(resolved))
+
+
+class _Source:
+    """Generated source: helper objects the code refers to, and fresh variable names."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self.namespace: dict[str, Any] = {}
+        #: The generated function that builds each attrs class from a JSON object.
+        self.objects: dict[type, str] = {}
+        self._names = itertools.count()
+
+    def name(self, stem: str) -> str:
+        return f"_{stem}{next(self._names)}"
+
+    def ref(self, value: object, stem: str) -> str:
+        """A name under which the generated code sees ``value``."""
+        for key, known in self.namespace.items():
+            if known is value:
+                return key
+        key = self.name(stem)
+        self.namespace[key] = value
+        return key
+
+    def enum_lookup(self, cls: type[enum.Enum]) -> str:
+        """A dict from stored value (or member) to member: faster than calling the enum."""
+        key = f"_enum_{cls.__name__}"
+        self.namespace.setdefault(key, {member.value: member for member in cls})
+        return key
+
+    def compile(self, name: str, lines: list[str]) -> Callable[..., Any]:
+        source = "\n".join(lines) + "\n"
+        filename = f"<fleetprompt mapping {self.owner}.{name}>"
+        code = compile(source, filename, "exec")
+        # Tracebacks and profilers show the generated lines.
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        scope: dict[str, Any] = {}
+        exec(code, self.namespace, scope)  # noqa: S102 - source generated from attrs fields only
+        return cast(Callable[..., Any], scope[name])
+
+
+class _Plan:
+    """The columns of one entity class, and the expressions that write and read them."""
+
+    def __init__(self, cls: type, source: _Source) -> None:
+        self.cls = cls
+        self.source = source
+        #: ``(column, expression of the value from the entity ``e``)``, in field order.
+        self.writes: list[tuple[str, str]] = []
+        self.columns: list[str] = []
+
+    # ----------------------------------------------------------------- writing
+
+    def write(self, cls: type, obj: str, prefix: str) -> None:
+        for field in _fields(cls):
+            tp, _ = _optional(field.type)
+            value = f"{obj}.{field.name}"
+            if attrs.has(tp) and _container(tp) is None:
+                self.write(tp, value, prefix if tp in UNPREFIXED else f"{prefix}{field.name}_")
+                continue
+            column = prefix + field.name
+            self.columns.append(column)
+            self.writes.append((column, self._dump(field.type, value, json=False)))
+
+    def _dump(self, tp: Any, value: str, *, json: bool) -> str:
+        inner, optional = _optional(tp)
+        container = _container(inner)
+        if container is not None:
+            expression = self._dump_container(inner, container, value)
+        elif attrs.has(inner):
+            expression = self._dump_object(inner, value)
+        elif isinstance(inner, type) and issubclass(inner, enum.Enum):
+            # A column takes the member (its ``sa.Enum`` type); JSON takes the value.
+            expression = f"{value}.value" if json else value
+        elif _is_scalar(inner):
+            return value
+        else:
+            raise TypeError(f"{self.cls.__name__}: no storage for a field of type {tp!r}")
+        return f"(None if {value} is None else {expression})" if optional else expression
+
+    def _dump_container(self, tp: Any, container: type, value: str) -> str:
+        args = typing.get_args(tp)
+        item = self.source.name("x")
+        if container is Mapping:
+            key_type, value_type = args
+            if key_type is not str:
+                raise TypeError(f"{self.cls.__name__}: JSON object keys are strings, not {tp!r}")
+            dumped = self._dump(value_type, item, json=True)
+            if dumped == item:
+                return f"dict({value})"
+            return f"{{k: {dumped} for k, {item} in {value}.items()}}"
+        dumped = self._dump(args[0], item, json=True)
+        listed = f"list({value})" if dumped == item else f"[{dumped} for {item} in {value}]"
+        return f"sorted({listed})" if container is frozenset else listed
+
+    def _dump_object(self, cls: type, value: str, prefix: str = "") -> str:
+        """A JSON object of an attrs value (nested value objects flattened as in columns)."""
+        return "{" + ", ".join(self._object_items(cls, value, prefix)) + "}"
+
+    def _object_items(self, cls: type, value: str, prefix: str) -> list[str]:
+        items = []
+        for field in _fields(cls):
+            tp, _ = _optional(field.type)
+            member = f"{value}.{field.name}"
+            if attrs.has(tp) and _container(tp) is None:
+                nested = prefix if tp in UNPREFIXED else f"{prefix}{field.name}_"
+                items += self._object_items(tp, member, nested)
+            else:
+                dumped = self._dump(field.type, member, json=True)
+                items.append(f"{prefix + field.name!r}: {dumped}")
+        return items
+
+    # ----------------------------------------------------------------- reading
+
+    def read(
+        self,
+        cls: type,
+        get: Callable[[str], str],
+        prefix: str,
+        defaulted: Callable[[str, object], str] | None = None,
+    ) -> str:
+        """``cls(...)`` built from the columns (or JSON keys) under ``prefix``.
+
+        ``defaulted(key, default)``, for JSON objects: the expression of a key that
+        objects stored before its field existed lack (the field has a default).
+        """
+        arguments = []
+        fields = _fields(cls)
+        # Positional arguments are cheaper; by name when the class's __init__ needs it.
+        by_name = any(field.kw_only or not field.init for field in fields)
+        for field in fields:
+            tp, _ = _optional(field.type)
+            if attrs.has(tp) and _container(tp) is None:
+                nested = prefix if tp in UNPREFIXED else f"{prefix}{field.name}_"
+                expression = self.read(tp, get, nested, defaulted)
+            elif defaulted is not None and _plain_default(field):
+                expression = self._load(field.type, defaulted(prefix + field.name, field.default))
+            else:
+                expression = self._load(field.type, get(prefix + field.name))
+            arguments.append(f"{field.name}={expression}" if by_name else expression)
+        built = f"{self.source.ref(cls, cls.__name__)}({', '.join(arguments)})"
+        after = _AFTER_LOAD.get(cls)
+        if after is not None:
+            built = f"{self.source.ref(after, 'after')}({built})"
+        return built
+
+    def _load(self, tp: Any, value: str) -> str:
+        inner, optional = _optional(tp)
+        if optional:
+            loaded = self._load(inner, "v")
+            if loaded == "v":
+                return value  # ``None`` passes through unchanged
+            check = self.source.name("optional")
+            self.source.namespace[check] = self.source.compile(
+                check, [f"def {check}(v):", f"    return None if v is None else {loaded}"]
+            )
+            return f"{check}({value})"
+        container = _container(inner)
+        if container is not None:
+            return self._load_container(inner, container, value)
+        if attrs.has(inner):
+            function = self.source.objects.get(inner)
+            if function is None:
+                function = self.source.objects[inner] = self.source.name("obj")
+                body = self.read(
+                    inner,
+                    lambda key: f"d[{key!r}]",
+                    "",
+                    lambda key, default: f"d.get({key!r}, {self.source.ref(default, 'default')})",
+                )
+                self.source.namespace[function] = self.source.compile(
+                    function, [f"def {function}(d):", f"    return {body}"]
+                )
+            return f"{function}({value})"
+        if isinstance(inner, type) and issubclass(inner, enum.Enum):
+            return f"{self.source.enum_lookup(inner)}[{value}]"
+        if isinstance(inner, type) and issubclass(inner, bool):
+            return f"bool({value})"
+        if _is_scalar(inner):
+            return value
+        raise TypeError(f"{self.cls.__name__}: no storage for a field of type {tp!r}")
+
+    def _load_container(self, tp: Any, container: type, value: str) -> str:
+        args = typing.get_args(tp)
+        item = self.source.name("x")
+        if container is Mapping:
+            loaded = self._load(args[1], item)
+            frozen = self.source.ref(types.MappingProxyType, "frozen")
+            if loaded == item:
+                return f"{frozen}(dict({value}))"
+            return f"{frozen}({{k: {loaded} for k, {item} in {value}.items()}})"
+        loaded = self._load(args[0], item)
+        make = "tuple" if container is tuple else "frozenset"
+        if loaded == item:
+            return f"{make}({value})"
+        return f"{make}([{loaded} for {item} in {value}])"
+
+
+class Codec(Generic[E]):
+    """The generated row ↔ entity conversion of one entity class and its table."""
+
+    def __init__(
+        self,
+        cls: type[E],
+        table: sa.Table,
+        *,
+        derived: Mapping[str, Callable[[E], Any]] | None = None,
+    ) -> None:
+        self.cls = cls
+        self.table = table
+        self.derived: Mapping[str, Callable[[E], Any]] = dict(derived or {})
+        source = _Source(cls.__name__)
+        plan = _Plan(cls, source)
+        plan.write(cls, "e", "")
+        #: The columns that hold the entity's fields, in field order.
+        self.field_columns: tuple[str, ...] = tuple(plan.columns)
+        self._check_columns()
+        writes = list(plan.writes)
+        for column, compute in self.derived.items():
+            writes.append((column, f"{source.ref(compute, 'derive')}(e)"))
+        body = ", ".join(f"{column!r}: {expression}" for column, expression in writes)
+        self.row: Callable[[E], dict[str, Any]] = source.compile(
+            "row", ["def row(e):", f"    return {{{body}}}"]
         )
-    )
+        by_name = plan.read(cls, lambda column: f"r[{column!r}]", "")
+        self.load: Callable[[Row], E] = source.compile(
+            "load", ["def load(r):", f"    return {by_name}"]
+        )
+        position = {column.name: index for index, column in enumerate(table.columns)}
+        by_position = plan.read(cls, lambda column: f"r[{position[column]}]", "")
+        self.load_values: Callable[[Sequence[Any]], E] = source.compile(
+            "load_values", ["def load_values(r):", f"    return {by_position}"]
+        )
+
+    def _check_columns(self) -> None:
+        fields = set(self.field_columns)
+        columns = set(self.table.columns.keys())
+        missing = sorted(fields - columns)
+        unmapped = sorted(columns - fields - set(self.derived))
+        overlapping = sorted(fields & set(self.derived))
+        if missing or unmapped or overlapping or len(fields) != len(self.field_columns):
+            raise ValueError(
+                f"{self.cls.__name__} ↔ {self.table.name}: fields without a column {missing}, "
+                f"columns that are no field {unmapped}, derived columns that are fields "
+                f"{overlapping}"
+            )
+
+    def load_all(self, rows: Iterable[Sequence[Any]]) -> list[E]:
+        """Entities of rows selected with every column of the table, in table order."""
+        load = self.load_values
+        return [load(row) for row in rows]
 
 
-def _markdown_columns(value: RenderedMarkdown, prefix: str) -> dict[str, str]:
-    return {
-        f"{prefix}_markdown": value.markdown,
-        f"{prefix}_html": value.html,
-        f"{prefix}_renderer": value.renderer,
-    }
+# --------------------------------------------------------------------------- the mapped entities
+
+USERS = Codec(User, t.users)
+PROFILES = Codec(PublisherProfile, t.publisher_profiles)
+LISTINGS = Codec(Listing, t.listings, derived={"name_key": lambda listing: name_key(listing.name)})
+RELEASES = Codec(Release, t.releases)
+INSTALL_INTENTS = Codec(InstallIntent, t.install_intents)
+INSTALL_TOKENS = Codec(InstallToken, t.install_tokens)
+API_TOKENS = Codec(ApiToken, t.api_tokens)
+ACCOUNTS = Codec(Account, t.accounts)
+SESSIONS = Codec(BrowserSession, t.browser_sessions)
+IDEMPOTENCY = Codec(IdempotencyRecord, t.idempotency_records)
+AUDIT_EVENTS = Codec(AuditEvent, t.audit_events)
+
+#: Every entity stored in a table of its own, with its codec.
+CODECS: tuple[Codec[Any], ...] = (
+    USERS,
+    PROFILES,
+    LISTINGS,
+    RELEASES,
+    INSTALL_INTENTS,
+    INSTALL_TOKENS,
+    API_TOKENS,
+    ACCOUNTS,
+    SESSIONS,
+    IDEMPOTENCY,
+    AUDIT_EVENTS,
+)
+
+# The names the repositories, the search engine and the benchmarks use.
+user_row, to_user = USERS.row, USERS.load
+profile_row, to_profile = PROFILES.row, PROFILES.load
+listing_row, to_listing = LISTINGS.row, LISTINGS.load
+release_row, to_release = RELEASES.row, RELEASES.load
+intent_row, to_intent = INSTALL_INTENTS.row, INSTALL_INTENTS.load
+token_row, to_token = INSTALL_TOKENS.row, INSTALL_TOKENS.load
+api_token_row, to_api_token = API_TOKENS.row, API_TOKENS.load
+account_row, to_account = ACCOUNTS.row, ACCOUNTS.load
+session_row, to_session = SESSIONS.row, SESSIONS.load
+idempotency_row, to_idempotency = IDEMPOTENCY.row, IDEMPOTENCY.load
+audit_row, to_audit_event = AUDIT_EVENTS.row, AUDIT_EVENTS.load
 
 
-# --------------------------------------------------------------------------- users
-
-
-def user_row(user: User) -> dict[str, Any]:
-    return {
-        "user_id": user.user_id,
-        "external_id": user.external_id,
-        "display_name": user.display_name,
-        "email": user.email,
-        "roles": sorted(role.value for role in user.roles),
-        "created_at_ms": user.created_at_ms,
-        "updated_at_ms": user.updated_at_ms,
-    }
-
-
-def to_user(row: Row) -> User:
-    return User(
-        user_id=row["user_id"],
-        external_id=row["external_id"],
-        display_name=row["display_name"],
-        email=row["email"],
-        roles=frozenset(Role(role) for role in row["roles"]),
-        created_at_ms=row["created_at_ms"],
-        updated_at_ms=row["updated_at_ms"],
-    )
-
-
-def profile_row(profile: PublisherProfile) -> dict[str, Any]:
-    return {
-        "publisher_id": profile.publisher_id,
-        "display_name": profile.display_name,
-        **_markdown_columns(profile.bio, "bio"),
-        "verification_status": profile.verification.status,
-        "verification_checked_at_ms": profile.verification.checked_at_ms,
-        "verification_reason": profile.verification.reason,
-        "created_at_ms": profile.created_at_ms,
-        "updated_at_ms": profile.updated_at_ms,
-    }
-
-
-def to_profile(row: Row) -> PublisherProfile:
-    return PublisherProfile(
-        publisher_id=row["publisher_id"],
-        display_name=row["display_name"],
-        bio=_markdown(row, "bio"),
-        verification=Verification(
-            status=VerificationStatus(row["verification_status"]),
-            checked_at_ms=row["verification_checked_at_ms"],
-            reason=row["verification_reason"],
-        ),
-        created_at_ms=row["created_at_ms"],
-        updated_at_ms=row["updated_at_ms"],
-    )
-
-
-# --------------------------------------------------------------------------- listings
-
-
-def listing_row(listing: Listing) -> dict[str, Any]:
-    return {
-        "listing_id": listing.listing_id,
-        "publisher_user_id": listing.publisher_user_id,
-        "asset_kind": listing.asset_kind,
-        "status": listing.status,
-        "name": listing.name,
-        "name_key": name_key(listing.name),
-        "summary": listing.summary,
-        **_markdown_columns(listing.description, "description"),
-        "tags": list(listing.tags),
-        "categories": list(listing.categories),
-        "images": [{"url": image.url, "alt": image.alt} for image in listing.images],
-        "docs_url": listing.links.docs_url,
-        "repo_url": listing.links.repo_url,
-        "moderation_flagged": listing.moderation.flagged,
-        "moderation_reason": listing.moderation.reason,
-        "created_at_ms": listing.created_at_ms,
-        "updated_at_ms": listing.updated_at_ms,
-    }
-
-
-def to_listing(row: Row) -> Listing:
-    return Listing(
-        listing_id=row["listing_id"],
-        publisher_user_id=row["publisher_user_id"],
-        asset_kind=AssetKind(row["asset_kind"]),
-        status=ListingStatus(row["status"]),
-        name=row["name"],
-        summary=row["summary"],
-        description=_markdown(row, "description"),
-        tags=tuple(row["tags"]),
-        categories=tuple(row["categories"]),
-        images=tuple(Image(url=image["url"], alt=image["alt"]) for image in row["images"]),
-        links=Links(docs_url=row["docs_url"], repo_url=row["repo_url"]),
-        moderation=Moderation(
-            flagged=bool(row["moderation_flagged"]), reason=row["moderation_reason"]
-        ),
-        created_at_ms=row["created_at_ms"],
-        updated_at_ms=row["updated_at_ms"],
-    )
+# --------------------------------------------------------------------------- search tables
 
 
 def label_rows(listing: Listing, kinds: tuple[str, str]) -> list[dict[str, Any]]:
@@ -217,7 +474,9 @@ def term_rows(listing: Listing) -> list[dict[str, Any]]:
     """Rows of ``listing_terms``: each distinct token with the fields it occurs in."""
     fields: dict[str, Iterable[str]] = {
         "name": tokenize(listing.name),
-        "labels": (t for label in (*listing.tags, *listing.categories) for t in tokenize(label)),
+        "labels": (
+            token for label in (*listing.tags, *listing.categories) for token in tokenize(label)
+        ),
         "summary": tokenize(listing.summary),
     }
     assert set(fields) == set(FIELD_WEIGHTS), "the index must cover every weighted field"
@@ -236,283 +495,3 @@ def term_rows(listing: Listing) -> list[dict[str, Any]]:
         }
         for token, columns in flags.items()
     ]
-
-
-# --------------------------------------------------------------------------- releases
-
-
-def release_row(release: Release) -> dict[str, Any]:
-    return {
-        "release_id": release.release_id,
-        "listing_id": release.listing_id,
-        "publisher_user_id": release.publisher_user_id,
-        "version": release.version,
-        "status": release.status,
-        "whs_agent_id": release.refs.whs_agent_id,
-        "whs_deployment_id": release.refs.whs_deployment_id,
-        "agentromatic_workflow_id": release.refs.agentromatic_workflow_id,
-        "spec_asset_id": release.refs.spec_asset_id,
-        "min_whs_version": release.compat.min_whs_version,
-        "min_agentromatic_version": release.compat.min_agentromatic_version,
-        "min_agentelic_version": release.compat.min_agentelic_version,
-        "artifacts": [
-            {
-                "kind": artifact.kind.value,
-                "sha256": artifact.sha256,
-                "size_bytes": artifact.size_bytes,
-                "mode": artifact.download.mode.value,
-                "hint": artifact.download.hint,
-            }
-            for artifact in release.artifacts
-        ],
-        **_markdown_columns(release.notes, "notes"),
-        "published_at_ms": release.published_at_ms,
-        "revoked_at_ms": release.revoked_at_ms,
-        "revoke_reason": release.revoke_reason,
-    }
-
-
-def to_release(row: Row) -> Release:
-    return Release(
-        release_id=row["release_id"],
-        listing_id=row["listing_id"],
-        publisher_user_id=row["publisher_user_id"],
-        version=row["version"],
-        status=ReleaseStatus(row["status"]),
-        refs=ReleaseRefs(
-            whs_agent_id=row["whs_agent_id"],
-            whs_deployment_id=row["whs_deployment_id"],
-            agentromatic_workflow_id=row["agentromatic_workflow_id"],
-            spec_asset_id=row["spec_asset_id"],
-        ),
-        compat=Compat(
-            min_whs_version=row["min_whs_version"],
-            min_agentromatic_version=row["min_agentromatic_version"],
-            min_agentelic_version=row["min_agentelic_version"],
-        ),
-        artifacts=tuple(
-            Artifact(
-                kind=ArtifactKind(item["kind"]),
-                sha256=item["sha256"],
-                size_bytes=item["size_bytes"],
-                download=ArtifactDownload(
-                    mode=ArtifactDownloadMode(item["mode"]), hint=item["hint"]
-                ),
-            )
-            for item in row["artifacts"]
-        ),
-        notes=_markdown(row, "notes"),
-        published_at_ms=row["published_at_ms"],
-        revoked_at_ms=row["revoked_at_ms"],
-        revoke_reason=row["revoke_reason"],
-    )
-
-
-# --------------------------------------------------------------------------- installs
-
-
-def intent_row(intent: InstallIntent) -> dict[str, Any]:
-    return {
-        "install_intent_id": intent.install_intent_id,
-        "buyer_user_id": intent.buyer_user_id,
-        "listing_id": intent.listing_id,
-        "release_id": intent.release_id,
-        "target_system": intent.target_system,
-        "telespace_id": intent.target_context.telespace_id,
-        "room_id": intent.target_context.room_id,
-        "org_id": intent.target_context.org_id,
-        "status": intent.status,
-        "expires_at_ms": intent.expires_at_ms,
-        "created_at_ms": intent.created_at_ms,
-        "updated_at_ms": intent.updated_at_ms,
-    }
-
-
-def to_intent(row: Row) -> InstallIntent:
-    return InstallIntent(
-        install_intent_id=row["install_intent_id"],
-        buyer_user_id=row["buyer_user_id"],
-        listing_id=row["listing_id"],
-        release_id=row["release_id"],
-        target_system=InstallTargetSystem(row["target_system"]),
-        target_context=TargetContext(
-            telespace_id=row["telespace_id"], room_id=row["room_id"], org_id=row["org_id"]
-        ),
-        status=InstallIntentStatus(row["status"]),
-        expires_at_ms=row["expires_at_ms"],
-        created_at_ms=row["created_at_ms"],
-        updated_at_ms=row["updated_at_ms"],
-    )
-
-
-def token_row(token: InstallToken) -> dict[str, Any]:
-    return {
-        "token_id": token.token_id,
-        "install_intent_id": token.install_intent_id,
-        "buyer_user_id": token.buyer_user_id,
-        "target_system": token.target_system,
-        "token_hash": token.token_hash,
-        "status": token.status,
-        "issued_at_ms": token.issued_at_ms,
-        "expires_at_ms": token.expires_at_ms,
-        "redeemed_at_ms": token.redeemed_at_ms,
-        "redeemed_by_system": token.redeemed_by_system,
-    }
-
-
-def to_token(row: Row) -> InstallToken:
-    return InstallToken(
-        token_id=row["token_id"],
-        install_intent_id=row["install_intent_id"],
-        buyer_user_id=row["buyer_user_id"],
-        target_system=InstallTargetSystem(row["target_system"]),
-        token_hash=row["token_hash"],
-        status=InstallTokenStatus(row["status"]),
-        issued_at_ms=row["issued_at_ms"],
-        expires_at_ms=row["expires_at_ms"],
-        redeemed_at_ms=row["redeemed_at_ms"],
-        redeemed_by_system=row["redeemed_by_system"],
-    )
-
-
-# --------------------------------------------------------------------------- credentials
-
-
-def api_token_row(token: ApiToken) -> dict[str, Any]:
-    return {
-        "token_id": token.token_id,
-        "user_id": token.user_id,
-        "name": token.name,
-        "token_hash": token.token_hash,
-        "created_at_ms": token.created_at_ms,
-        "expires_at_ms": token.expires_at_ms,
-        "revoked_at_ms": token.revoked_at_ms,
-    }
-
-
-def to_api_token(row: Row) -> ApiToken:
-    return ApiToken(
-        token_id=row["token_id"],
-        user_id=row["user_id"],
-        name=row["name"],
-        token_hash=row["token_hash"],
-        created_at_ms=row["created_at_ms"],
-        expires_at_ms=row["expires_at_ms"],
-        revoked_at_ms=row["revoked_at_ms"],
-    )
-
-
-# --------------------------------------------------------------------------- accounts, sessions
-
-
-def account_row(account: Account) -> dict[str, Any]:
-    return {
-        "user_id": account.user_id,
-        "username": account.username,
-        "email": account.email,
-        "password_hash": account.password_hash,
-        "password_changed_at_ms": account.password_changed_at_ms,
-        "created_at_ms": account.created_at_ms,
-        "updated_at_ms": account.updated_at_ms,
-    }
-
-
-def to_account(row: Row) -> Account:
-    return Account(
-        user_id=row["user_id"],
-        username=row["username"],
-        email=row["email"],
-        password_hash=row["password_hash"],
-        password_changed_at_ms=row["password_changed_at_ms"],
-        created_at_ms=row["created_at_ms"],
-        updated_at_ms=row["updated_at_ms"],
-    )
-
-
-def session_row(session: BrowserSession) -> dict[str, Any]:
-    return {
-        "session_hash": session.session_hash,
-        "user_id": session.user_id,
-        "created_at_ms": session.created_at_ms,
-        "last_seen_at_ms": session.last_seen_at_ms,
-        "expires_at_ms": session.expires_at_ms,
-    }
-
-
-def to_session(row: Row) -> BrowserSession:
-    return BrowserSession(
-        session_hash=row["session_hash"],
-        user_id=row["user_id"],
-        created_at_ms=row["created_at_ms"],
-        last_seen_at_ms=row["last_seen_at_ms"],
-        expires_at_ms=row["expires_at_ms"],
-    )
-
-
-# --------------------------------------------------------------------------- idempotency, audit
-
-
-def idempotency_row(record: IdempotencyRecord) -> dict[str, Any]:
-    return {
-        "scope_user_id": record.scope_user_id,
-        "endpoint": record.endpoint,
-        "key": record.key,
-        "request_hash": record.request_hash,
-        "claim_id": record.claim_id,
-        "created_at_ms": record.created_at_ms,
-        "expires_at_ms": record.expires_at_ms,
-        "lease_until_ms": record.lease_until_ms,
-        "response_json": record.response_json,
-    }
-
-
-def to_idempotency(row: Row) -> IdempotencyRecord:
-    return IdempotencyRecord(
-        scope_user_id=row["scope_user_id"],
-        endpoint=row["endpoint"],
-        key=row["key"],
-        request_hash=row["request_hash"],
-        claim_id=row["claim_id"],
-        created_at_ms=row["created_at_ms"],
-        expires_at_ms=row["expires_at_ms"],
-        lease_until_ms=row["lease_until_ms"],
-        response_json=row["response_json"],
-    )
-
-
-def audit_row(event: AuditEvent) -> dict[str, Any]:
-    return {
-        "event_id": event.event_id,
-        "type": event.type,
-        "actor_type": event.actor.type,
-        "actor_user_id": event.actor.user_id,
-        "actor_system": event.actor.system,
-        "created_at_ms": event.created_at_ms,
-        "summary": event.summary,
-        "details": dict(event.details),
-        "publisher_user_id": event.publisher_user_id,
-        "listing_id": event.listing_id,
-        "release_id": event.release_id,
-        "install_intent_id": event.install_intent_id,
-        "request_id": event.request_id,
-    }
-
-
-def to_audit_event(row: Row) -> AuditEvent:
-    return AuditEvent(
-        event_id=row["event_id"],
-        type=row["type"],
-        actor=Actor(
-            type=ActorType(row["actor_type"]),
-            user_id=row["actor_user_id"],
-            system=row["actor_system"],
-        ),
-        created_at_ms=row["created_at_ms"],
-        summary=row["summary"],
-        details=types.MappingProxyType(dict(row["details"])),
-        publisher_user_id=row["publisher_user_id"],
-        listing_id=row["listing_id"],
-        release_id=row["release_id"],
-        install_intent_id=row["install_intent_id"],
-        request_id=row["request_id"],
-    )

@@ -30,6 +30,7 @@ over the fields of those tokens, as in the core.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -37,7 +38,7 @@ import attrs
 import sqlalchemy as sa
 
 from fleetprompt_adapters.sql import tables as t
-from fleetprompt_adapters.sql.mapping import to_listing
+from fleetprompt_adapters.sql.mapping import LISTINGS
 from fleetprompt_core.base.enums import ListingStatus, SearchSort, VerificationStatus
 from fleetprompt_core.domain.search import FIELD_WEIGHTS, ListingSearch, SearchHit
 
@@ -153,12 +154,16 @@ def _no_score_key(search: ListingSearch) -> ListingSearch | None:
     return attrs.evolve(search, sort=SearchSort.UPDATED, after=after)
 
 
+#: The listings of a page, by id (the plans that rank on narrow columns fetch them last).
+_PAGE = sa.select(_L).where(_L.c.listing_id.in_(sa.bindparam("ids", expanding=True)))
+
+
 def _fetch(conn: sa.Connection, ranked: Sequence[tuple[str, int]]) -> list[SearchHit]:
     """The listings of ``ranked`` (id, score) pairs, in that order."""
     if not ranked:
         return []
-    query = sa.select(_L).where(_L.c.listing_id.in_([listing_id for listing_id, _ in ranked]))
-    by_id = {row.listing_id: to_listing(row._mapping) for row in conn.execute(query)}
+    rows = conn.execute(_PAGE, {"ids": [listing_id for listing_id, _ in ranked]})
+    by_id = {listing.listing_id: listing for listing in LISTINGS.load_all(rows)}
     return [
         SearchHit(by_id[listing_id], score) for listing_id, score in ranked if listing_id in by_id
     ]
@@ -178,11 +183,101 @@ def fetch_ranked(conn: sa.Connection, ranked: Sequence[tuple[str, int]]) -> list
     return [hit for hit in _fetch(conn, ranked) if hit.listing.status is ListingStatus.PUBLISHED]
 
 
+def _capped_count(query: sa.Select[Any]) -> sa.Select[Any]:
+    """How many rows ``query`` has, counted up to ``:cap``."""
+    capped = query.limit(sa.bindparam("cap")).subquery()
+    return sa.select(sa.func.count()).select_from(capped)
+
+
+_LABEL_ROWS = _capped_count(
+    sa.select(_LB.c.listing_id).where(
+        _LB.c.kind == sa.bindparam("kind"), _LB.c.value == sa.bindparam("value")
+    )
+)
+_TERM_ROWS = _capped_count(
+    sa.select(_T.c.listing_id).where(
+        _T.c.token >= sa.bindparam("low", type_=_T.c.token.type),
+        _T.c.token < sa.bindparam("high", type_=_T.c.token.type),
+    )
+)
+
+
 def _label_rows(conn: sa.Connection, label: tuple[str, str], cap: int) -> int:
     """How many published listings carry ``label``, counted up to ``cap``."""
     kind, value = label
-    capped = sa.select(_LB.c.listing_id).where(_LB.c.kind == kind, _LB.c.value == value).limit(cap)
-    return int(conn.execute(sa.select(sa.func.count()).select_from(capped.subquery())).scalar_one())
+    return int(conn.execute(_LABEL_ROWS, {"kind": kind, "value": value, "cap": cap}).scalar_one())
+
+
+def _after_bound(columns: Sequence[sa.ColumnElement[Any]], sort: SearchSort) -> Any:
+    """The keyset condition with the position as parameters ``:after_0``, …"""
+    key = sa.tuple_(*columns)
+    bound = sa.tuple_(
+        *(sa.bindparam(f"after_{index}", type_=column.type) for index, column in enumerate(columns))
+    )
+    return key > bound if sort is SearchSort.NAME else key < bound
+
+
+def _browse_params(search: ListingSearch) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": search.limit}
+    if search.asset_kind is not None:
+        params["asset_kind"] = search.asset_kind
+    if search.after is not None:
+        params.update({f"after_{index}": value for index, value in enumerate(search.after)})
+    return params
+
+
+@functools.lru_cache(maxsize=64)
+def _browse_listings(
+    sort: SearchSort, by_kind: bool, verified: bool, keyed: bool
+) -> sa.Select[Any]:
+    """Browse without label filters: walk ``listings (status, <sort key>)``; built once per
+    shape (the values are parameters)."""
+    columns = _order_columns(_L, sort)
+    conditions = [_L.c.status == ListingStatus.PUBLISHED]
+    if by_kind:
+        conditions.append(_L.c.asset_kind == sa.bindparam("asset_kind"))
+    if verified:
+        conditions.append(_verified_publisher(_L.c.publisher_user_id))
+    if keyed:
+        conditions.append(_after_bound(columns, sort))
+    return (
+        sa.select(_L)
+        .where(*conditions)
+        .order_by(*_ordered(columns, sort))
+        .limit(sa.bindparam("limit"))
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _browse_labels(
+    sort: SearchSort, by_kind: bool, others: int, verified: bool, keyed: bool
+) -> sa.Select[Any]:
+    """Browse by labels: walk ``listing_labels (kind, value, <sort key>)`` of the rarest
+    label (``:kind``, ``:value``), probing the ``others`` (``:kind_<i>``, ``:value_<i>``)."""
+    driver = _LB.alias("driver")
+    columns = _order_columns(driver, sort)
+    conditions = [driver.c.kind == sa.bindparam("kind"), driver.c.value == sa.bindparam("value")]
+    if by_kind:
+        conditions.append(driver.c.asset_kind == sa.bindparam("asset_kind"))
+    for index in range(others):
+        other = _LB.alias()
+        conditions.append(
+            sa.exists().where(
+                other.c.kind == sa.bindparam(f"kind_{index}"),
+                other.c.value == sa.bindparam(f"value_{index}"),
+                other.c.listing_id == driver.c.listing_id,
+            )
+        )
+    if verified:
+        conditions.append(_verified_listing(driver.c.listing_id))
+    if keyed:
+        conditions.append(_after_bound(columns, sort))
+    return (
+        sa.select(driver.c.listing_id)
+        .where(*conditions)
+        .order_by(*_ordered(columns, sort))
+        .limit(sa.bindparam("limit"))
+    )
 
 
 def _browse(conn: sa.Connection, original: ListingSearch, cap: int) -> list[SearchHit]:
@@ -193,52 +288,29 @@ def _browse(conn: sa.Connection, original: ListingSearch, cap: int) -> list[Sear
     if len(labels) > 1:
         # Drive the walk from the rarest label; the others are probed per row.
         labels.sort(key=lambda label: _label_rows(conn, label, cap))
+    by_kind, keyed = search.asset_kind is not None, search.after is not None
+    params = _browse_params(search)
     if labels:
         (kind, value), others = labels[0], labels[1:]
-        driver = _LB.alias("driver")
-        columns = _order_columns(driver, search.sort)
-        conditions = [driver.c.kind == kind, driver.c.value == value]
-        if search.asset_kind is not None:
-            conditions.append(driver.c.asset_kind == search.asset_kind)
-        conditions += _label_filters(driver.c.listing_id, others)
-        if search.verified_only:
-            conditions.append(_verified_listing(driver.c.listing_id))
-        conditions += _keyset(columns, search)
-        ids = (
-            sa.select(driver.c.listing_id)
-            .where(*conditions)
-            .order_by(*_ordered(columns, search.sort))
-            .limit(search.limit)
-        )
-        return _fetch(conn, [(row[0], 0) for row in conn.execute(ids)])
-    columns = _order_columns(_L, search.sort)
-    conditions = [_L.c.status == ListingStatus.PUBLISHED]
-    if search.asset_kind is not None:
-        conditions.append(_L.c.asset_kind == search.asset_kind)
-    if search.verified_only:
-        conditions.append(_verified_publisher(_L.c.publisher_user_id))
-    conditions += _keyset(columns, search)
-    query = (
-        sa.select(_L)
-        .where(*conditions)
-        .order_by(*_ordered(columns, search.sort))
-        .limit(search.limit)
-    )
-    return [SearchHit(to_listing(row._mapping), 0) for row in conn.execute(query)]
+        params.update(kind=kind, value=value)
+        for index, (other_kind, other_value) in enumerate(others):
+            params.update({f"kind_{index}": other_kind, f"value_{index}": other_value})
+        ids = _browse_labels(search.sort, by_kind, len(others), search.verified_only, keyed)
+        return _fetch(conn, [(row[0], 0) for row in conn.execute(ids, params)])
+    query = _browse_listings(search.sort, by_kind, search.verified_only, keyed)
+    return [SearchHit(listing, 0) for listing in LISTINGS.load_all(conn.execute(query, params))]
 
 
 def _term_rows(conn: sa.Connection, term: str, cap: int) -> int:
     """How many index rows the term covers, counted up to ``cap``."""
-    capped = sa.select(_T.c.listing_id).where(_term_range(_T.c.token, term)).limit(cap)
-    return int(conn.execute(sa.select(sa.func.count()).select_from(capped.subquery())).scalar_one())
+    params = {"low": term, "high": term + _TOP, "cap": cap}
+    return int(conn.execute(_TERM_ROWS, params).scalar_one())
 
 
 def _hits(conn: sa.Connection, query: sa.Select[Any]) -> list[SearchHit]:
-    hits = []
-    for row in conn.execute(query):
-        mapping = row._mapping
-        hits.append(SearchHit(to_listing(mapping), int(mapping["score"])))
-    return hits
+    # The listing's columns come first (table order), the score last.
+    load = LISTINGS.load_values
+    return [SearchHit(load(row), int(row[-1])) for row in conn.execute(query)]
 
 
 def _terms_first(
@@ -375,11 +447,8 @@ def _by_installs(conn: sa.Connection, search: ListingSearch) -> list[SearchHit]:
             .order_by(recent.c.installs.desc(), _L.c.listing_id.desc())
             .limit(search.limit)
         )
-        for row in conn.execute(query):
-            mapping = row._mapping
-            hits.append(
-                SearchHit(to_listing(mapping), int(mapping["score"]), int(mapping["installs"]))
-            )
+        load = LISTINGS.load_values
+        hits += [SearchHit(load(row), int(row[-2]), int(row[-1])) for row in conn.execute(query)]
     remaining = search.limit - len(hits)
     if remaining <= 0 or (after is not None and int(after[0]) < 0):
         return hits

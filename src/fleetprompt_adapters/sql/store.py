@@ -275,8 +275,14 @@ class _Repo:
     ) -> list[sa.RowMapping]:
         return [row._mapping for row in self._run(statement, params)]
 
-    def _get(self, table: sa.Table, **key: str) -> sa.RowMapping | None:
-        """The row of ``table`` whose columns equal ``key`` (a prepared statement).
+    def _entities(
+        self, codec: m.Codec[T], statement: sa.Select[Any], params: Mapping[str, Any] | None = None
+    ) -> list[T]:
+        """The entities of a ``SELECT`` of every column of ``codec``'s table, in table order."""
+        return codec.load_all(self._run(statement, params))
+
+    def _find(self, codec: m.Codec[T], **key: str) -> T | None:
+        """The entity whose columns equal ``key`` (a prepared statement).
 
         Every lookup by id, hash or key comes here: a key holding NUL cannot be
         stored (PostgreSQL text never holds one), so it finds nothing instead of
@@ -284,7 +290,8 @@ class _Repo:
         """
         if not self._storable(*key.values()):
             return None
-        return self._one(_lookup(table, *key), key)
+        row = self._run(_lookup(codec.table, *key), key).first()
+        return None if row is None else codec.load_values(row)
 
     def _insert(
         self,
@@ -333,14 +340,66 @@ def _descending(columns: Sequence[sa.ColumnElement[Any]]) -> list[Any]:
     return [column.desc() for column in columns]
 
 
+# The read paths' statements, built once per shape: only the parameters change per call
+# (building a statement costs more than SQLite takes to run it).
+def _after(columns: Sequence[sa.ColumnElement[Any]]) -> sa.ColumnElement[bool]:
+    """``(columns) < (:after_0, :after_1, …)``: a keyset position as parameters."""
+    bound = [
+        sa.bindparam(f"after_{index}", type_=column.type) for index, column in enumerate(columns)
+    ]
+    return sa.tuple_(*columns) < sa.tuple_(*bound)
+
+
+def _after_params(after: CreatedKey | None) -> dict[str, Any]:
+    return {} if after is None else {f"after_{index}": value for index, value in enumerate(after)}
+
+
+def _newest_first(
+    table: sa.Table, key: Sequence[str], owner: str, *conditions: sa.ColumnElement[bool]
+) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """``SELECT * FROM table WHERE owner = :owner AND … ORDER BY key DESC LIMIT :limit``,
+    from the start and after a keyset position (``:after_0``, …)."""
+    columns = [table.c[name] for name in key]
+    base = (
+        sa.select(table)
+        .where(table.c[owner] == sa.bindparam(owner), *conditions)
+        .order_by(*_descending(columns))
+        .limit(sa.bindparam("limit"))
+    )
+    return base, base.where(_after(columns))
+
+
+_RELEASES_OF = {
+    include_revoked: _newest_first(
+        t.releases,
+        ("published_at_ms", "release_id"),
+        "listing_id",
+        *(() if include_revoked else (t.releases.c.status == ReleaseStatus.PUBLISHED,)),
+    )
+    for include_revoked in (False, True)
+}
+_PUBLISHED_VERSIONS = sa.select(
+    t.releases.c.release_id, t.releases.c.version, t.releases.c.published_at_ms
+).where(
+    t.releases.c.listing_id == sa.bindparam("listing_id"),
+    t.releases.c.status == ReleaseStatus.PUBLISHED,
+)
+_LISTINGS_OF = _newest_first(t.listings, ("created_at_ms", "listing_id"), "publisher_user_id")
+_LISTINGS_OF_IN = _newest_first(
+    t.listings,
+    ("created_at_ms", "listing_id"),
+    "publisher_user_id",
+    t.listings.c.status == sa.bindparam("status"),
+)
+_API_TOKENS_OF = _newest_first(t.api_tokens, ("created_at_ms", "token_id"), "user_id")
+
+
 class _Users(_Repo):
     def get(self, user_id: str) -> User | None:
-        row = self._get(t.users, user_id=user_id)
-        return None if row is None else m.to_user(row)
+        return self._find(m.USERS, user_id=user_id)
 
     def get_by_external_id(self, external_id: str) -> User | None:
-        row = self._get(t.users, external_id=external_id)
-        return None if row is None else m.to_user(row)
+        return self._find(m.USERS, external_id=external_id)
 
     def add(self, user: User) -> None:
         self._insert(
@@ -368,20 +427,19 @@ class _Users(_Repo):
         query = sa.select(t.users).order_by(c.user_id).limit(limit)
         if after_user_id is not None:
             query = query.where(c.user_id > after_user_id)
-        return [m.to_user(row) for row in self._all(query)]
+        return self._entities(m.USERS, query)
 
 
 class _Profiles(_Repo):
     def get(self, publisher_id: str) -> PublisherProfile | None:
-        row = self._get(t.publisher_profiles, publisher_id=publisher_id)
-        return None if row is None else m.to_profile(row)
+        return self._find(m.PROFILES, publisher_id=publisher_id)
 
     def get_many(self, publisher_ids: Iterable[str]) -> Mapping[str, PublisherProfile]:
         wanted = sorted(pid for pid in set(publisher_ids) if self._storable(pid))
         if not wanted:
             return {}
-        rows = self._all(_PROFILES_OF, {"ids": wanted})
-        return {row["publisher_id"]: m.to_profile(row) for row in rows}
+        profiles = self._entities(m.PROFILES, _PROFILES_OF, {"ids": wanted})
+        return {profile.publisher_id: profile for profile in profiles}
 
     def save(self, profile: PublisherProfile) -> None:
         c = t.publisher_profiles.c
@@ -407,8 +465,7 @@ class _Profiles(_Repo):
 
 class _Listings(_Repo):
     def get(self, listing_id: str) -> Listing | None:
-        row = self._get(t.listings, listing_id=listing_id)
-        return None if row is None else m.to_listing(row)
+        return self._find(m.LISTINGS, listing_id=listing_id)
 
     def add(self, listing: Listing) -> None:
         self._insert(
@@ -466,13 +523,11 @@ class _Listings(_Repo):
     def list_by_owner(
         self, owner_user_id: str, status: ListingStatus | None, after: CreatedKey | None, limit: int
     ) -> Sequence[Listing]:
-        c = t.listings.c
-        key = [c.created_at_ms, c.listing_id]
-        conditions = [c.publisher_user_id == owner_user_id, *_page_condition(key, after)]
+        statement = (_LISTINGS_OF if status is None else _LISTINGS_OF_IN)[after is not None]
+        params = {"publisher_user_id": owner_user_id, "limit": limit, **_after_params(after)}
         if status is not None:
-            conditions.append(c.status == status)
-        query = sa.select(t.listings).where(*conditions).order_by(*_descending(key)).limit(limit)
-        return [m.to_listing(row) for row in self._all(query)]
+            params["status"] = status
+        return self._entities(m.LISTINGS, statement, params)
 
     def search_published(self, search: ListingSearch) -> Sequence[SearchHit]:
         store = self._uow.store
@@ -485,8 +540,7 @@ class _Listings(_Repo):
 
 class _Releases(_Repo):
     def get(self, release_id: str) -> Release | None:
-        row = self._get(t.releases, release_id=release_id)
-        return None if row is None else m.to_release(row)
+        return self._find(m.RELEASES, release_id=release_id)
 
     def add(self, release: Release) -> None:
         self._insert(
@@ -525,29 +579,18 @@ class _Releases(_Repo):
     def list_for_listing(
         self, listing_id: str, include_revoked: bool, after: CreatedKey | None, limit: int
     ) -> Sequence[Release]:
-        c = t.releases.c
-        key = [c.published_at_ms, c.release_id]
-        conditions = [c.listing_id == listing_id, *_page_condition(key, after)]
-        if not include_revoked:
-            conditions.append(c.status == ReleaseStatus.PUBLISHED)
-        query = sa.select(t.releases).where(*conditions).order_by(*_descending(key)).limit(limit)
-        return [m.to_release(row) for row in self._all(query)]
+        statement = _RELEASES_OF[include_revoked][after is not None]
+        params = {"listing_id": listing_id, "limit": limit, **_after_params(after)}
+        return self._entities(m.RELEASES, statement, params)
 
     def published_versions(self, listing_id: str) -> Sequence[VersionCandidate]:
-        c = t.releases.c
-        query = sa.select(c.release_id, c.version, c.published_at_ms).where(
-            c.listing_id == listing_id, c.status == ReleaseStatus.PUBLISHED
-        )
-        return [
-            VersionCandidate(row["release_id"], row["version"], row["published_at_ms"])
-            for row in self._all(query)
-        ]
+        rows = self._run(_PUBLISHED_VERSIONS, {"listing_id": listing_id})
+        return [VersionCandidate(*row) for row in rows]
 
 
 class _Intents(_Repo):
     def get(self, install_intent_id: str) -> InstallIntent | None:
-        row = self._get(t.install_intents, install_intent_id=install_intent_id)
-        return None if row is None else m.to_intent(row)
+        return self._find(m.INSTALL_INTENTS, install_intent_id=install_intent_id)
 
     def add(self, intent: InstallIntent) -> None:
         self._insert(
@@ -605,7 +648,7 @@ class _Intents(_Repo):
         query = (
             sa.select(t.install_intents).where(*conditions).order_by(*_descending(key)).limit(limit)
         )
-        return [m.to_intent(row) for row in self._all(query)]
+        return self._entities(m.INSTALL_INTENTS, query)
 
     def count_created_since(self, listing_ids: Iterable[str], since_ms: int) -> Mapping[str, int]:
         wanted = sorted(set(listing_ids))
@@ -622,7 +665,7 @@ class _Intents(_Repo):
             .order_by(c.expires_at_ms, c.install_intent_id)
             .limit(limit)
         )
-        return [m.to_intent(row) for row in self._all(query)]
+        return self._entities(m.INSTALL_INTENTS, query)
 
 
 class _Tokens(_Repo):
@@ -653,8 +696,7 @@ class _Tokens(_Repo):
         return False
 
     def get_by_hash(self, token_hash: str) -> InstallToken | None:
-        row = self._get(t.install_tokens, token_hash=token_hash)
-        return None if row is None else m.to_token(row)
+        return self._find(m.INSTALL_TOKENS, token_hash=token_hash)
 
     def get_for_redemption(self, token_hash: str) -> Redeemable | None:
         if not self._storable(token_hash):
@@ -676,7 +718,7 @@ class _Tokens(_Repo):
             .where(c.install_intent_id == install_intent_id, c.status == InstallTokenStatus.ISSUED)
             .order_by(c.issued_at_ms, c.token_id)
         )
-        return [m.to_token(row) for row in self._all(query)]
+        return self._entities(m.INSTALL_TOKENS, query)
 
     def list_issued_for_listing(self, listing_id: str) -> Sequence[InstallToken]:
         c = t.install_tokens.c
@@ -688,7 +730,7 @@ class _Tokens(_Repo):
             .where(c.install_intent_id.in_(intents), c.status == InstallTokenStatus.ISSUED)
             .order_by(c.issued_at_ms, c.token_id)
         )
-        return [m.to_token(row) for row in self._all(query)]
+        return self._entities(m.INSTALL_TOKENS, query)
 
     def due_for_expiry(self, now_ms: int, limit: int) -> Sequence[InstallToken]:
         c = t.install_tokens.c
@@ -698,7 +740,7 @@ class _Tokens(_Repo):
             .order_by(c.expires_at_ms, c.token_id)
             .limit(limit)
         )
-        return [m.to_token(row) for row in self._all(query)]
+        return self._entities(m.INSTALL_TOKENS, query)
 
 
 class _ApiTokens(_Repo):
@@ -711,12 +753,10 @@ class _ApiTokens(_Repo):
         )
 
     def get(self, token_id: str) -> ApiToken | None:
-        row = self._get(t.api_tokens, token_id=token_id)
-        return None if row is None else m.to_api_token(row)
+        return self._find(m.API_TOKENS, token_id=token_id)
 
     def get_by_hash(self, token_hash: str) -> ApiToken | None:
-        row = self._get(t.api_tokens, token_hash=token_hash)
-        return None if row is None else m.to_api_token(row)
+        return self._find(m.API_TOKENS, token_hash=token_hash)
 
     def update(self, token: ApiToken, expected_revoked_at_ms: int | None) -> bool:
         current = self.get(token.token_id)
@@ -742,29 +782,19 @@ class _ApiTokens(_Repo):
     def list_for_user(
         self, user_id: str, after: CreatedKey | None, limit: int
     ) -> Sequence[ApiToken]:
-        c = t.api_tokens.c
-        key = [c.created_at_ms, c.token_id]
-        query = (
-            sa.select(t.api_tokens)
-            .where(c.user_id == user_id, *_page_condition(key, after))
-            .order_by(*_descending(key))
-            .limit(limit)
-        )
-        return [m.to_api_token(row) for row in self._all(query)]
+        params = {"user_id": user_id, "limit": limit, **_after_params(after)}
+        return self._entities(m.API_TOKENS, _API_TOKENS_OF[after is not None], params)
 
 
 class _Accounts(_Repo):
     def get(self, user_id: str) -> Account | None:
-        row = self._get(t.accounts, user_id=user_id)
-        return None if row is None else m.to_account(row)
+        return self._find(m.ACCOUNTS, user_id=user_id)
 
     def get_by_username(self, username: str) -> Account | None:
-        row = self._get(t.accounts, username=username)
-        return None if row is None else m.to_account(row)
+        return self._find(m.ACCOUNTS, username=username)
 
     def get_by_email(self, email: str) -> Account | None:
-        row = self._get(t.accounts, email=email)
-        return None if row is None else m.to_account(row)
+        return self._find(m.ACCOUNTS, email=email)
 
     def add(self, account: Account) -> None:
         try:
@@ -813,8 +843,7 @@ class _Sessions(_Repo):
         self._insert(t.browser_sessions, m.session_row(session), None, UniqueConstraint.PRIMARY_KEY)
 
     def get(self, session_hash: str) -> BrowserSession | None:
-        row = self._get(t.browser_sessions, session_hash=session_hash)
-        return None if row is None else m.to_session(row)
+        return self._find(m.SESSIONS, session_hash=session_hash)
 
     def touch(self, session_hash: str, last_seen_at_ms: int) -> None:
         c = t.browser_sessions.c
@@ -857,10 +886,7 @@ class _Idempotency(_Repo):
         return sa.and_(c.scope_user_id == scope_user_id, c.endpoint == endpoint, c.key == key)
 
     def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None:
-        row = self._get(
-            t.idempotency_records, scope_user_id=scope_user_id, endpoint=endpoint, key=key
-        )
-        return None if row is None else m.to_idempotency(row)
+        return self._find(m.IDEMPOTENCY, scope_user_id=scope_user_id, endpoint=endpoint, key=key)
 
     def add(self, record: IdempotencyRecord) -> None:
         self._insert(
@@ -927,7 +953,7 @@ class _Audit(_Repo):
         statement = (
             sa.select(t.audit_events).where(*conditions).order_by(*_descending(key)).limit(limit)
         )
-        return [m.to_audit_event(row) for row in self._all(statement)]
+        return self._entities(m.AUDIT_EVENTS, statement)
 
 
 class SqlUnitOfWork:
