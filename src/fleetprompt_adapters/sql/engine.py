@@ -21,8 +21,11 @@ statement that runs past the bound. A failure of any of them is an outage
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import time
+import types
 from typing import Any
 
 import attrs
@@ -36,6 +39,7 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
     "Timeouts",
     "create_engine",
+    "decode_json",
     "is_sqlite",
     "normalize_url",
 ]
@@ -67,6 +71,39 @@ class Timeouts:
 UNBOUNDED_STATEMENTS = Timeouts(statement_ms=None)
 #: Connection execution option marking a unit of work that only reads.
 READ_ONLY_OPTION = "fleetprompt_read_only"
+
+
+#: JSON texts up to this length are decoded once and the value kept (see ``decode_json``).
+JSON_CACHE_TEXT_MAX = 2_048
+#: How many decoded JSON values one process keeps (the least recently used go first).
+JSON_CACHE_SIZE = 8_192
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` that no one can change: arrays as tuples, objects as read-only mappings."""
+    if isinstance(value, list):
+        return tuple(_frozen(item) for item in value)
+    if isinstance(value, dict):
+        return types.MappingProxyType({key: _frozen(item) for key, item in value.items()})
+    return value
+
+
+@functools.lru_cache(maxsize=JSON_CACHE_SIZE)
+def _decode_cached(text: str | bytes) -> Any:
+    return _frozen(json.loads(text))
+
+
+def decode_json(text: str | bytes) -> Any:
+    """The engine's JSON decoder: a stored JSON text as an immutable value, decoded once.
+
+    Rows repeat the same few JSON texts (tags, categories, images, artifacts):
+    each distinct text up to :data:`JSON_CACHE_TEXT_MAX` is decoded once per
+    process and the frozen value shared (arrays become tuples, objects
+    read-only mappings, so no reader can change what another sees).
+    """
+    if len(text) > JSON_CACHE_TEXT_MAX:
+        return _frozen(json.loads(text))
+    return _decode_cached(text)
 
 
 def normalize_url(url: str | sa.URL) -> sa.URL:
@@ -157,6 +194,8 @@ def create_engine(
         "pool_size": pool_size,
         "max_overflow": max_overflow,
         "pool_timeout": timeouts.pool_ms / 1000,
+        # SQLite's JSON type and psycopg's json loader both decode through it.
+        "json_deserializer": decode_json,
     }
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, options, timeouts)

@@ -119,6 +119,7 @@ UNPREFIXED: frozenset[type] = frozenset(
 #: Applied to a value of the class as it is loaded.
 _AFTER_LOAD: Mapping[type, Callable[[Any], Any]] = {RenderedMarkdown: markdown.current}
 _CONTAINERS = (tuple, frozenset, Mapping)
+_FACTORY: type = type(attrs.Factory(list))
 _SCALARS = (str, int, bool)
 
 
@@ -140,7 +141,7 @@ def _is_scalar(tp: Any) -> bool:
 
 def _plain_default(field: attrs.Attribute[Any]) -> bool:
     """The field has a default value (not a factory) to load when its key is missing."""
-    return field.default is not attrs.NOTHING and not isinstance(field.default, attrs.Factory)
+    return field.default is not attrs.NOTHING and not isinstance(field.default, _FACTORY)
 
 
 def _container(tp: Any) -> type | None:

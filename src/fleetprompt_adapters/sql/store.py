@@ -22,7 +22,7 @@ import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 
 import attrs
 import sqlalchemy as sa
@@ -585,7 +585,7 @@ class _Releases(_Repo):
 
     def published_versions(self, listing_id: str) -> Sequence[VersionCandidate]:
         rows = self._run(_PUBLISHED_VERSIONS, {"listing_id": listing_id})
-        return [VersionCandidate(*row) for row in rows]
+        return [VersionCandidate(*row) for row in cast(Iterable[tuple[str, str, int]], rows)]
 
 
 class _Intents(_Repo):
