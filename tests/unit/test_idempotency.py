@@ -5,6 +5,7 @@ from __future__ import annotations
 import string
 import threading
 from collections.abc import Callable
+from types import MappingProxyType
 from typing import Any
 
 import attrs
@@ -822,3 +823,32 @@ def test_r_idemp_03_a_failed_release_keeps_the_original_error_and_the_lease_free
         _run(market, lambda _uow: 7, "k")  # still held
     market.clock.advance(LEASE_MS)
     assert _run(market, lambda _uow: 7, "k") == Outcome(7)
+
+
+def test_u_idemp_03_in_progress_says_so_and_when_to_retry(market: Market) -> None:
+    """The in-progress ``CONFLICT`` has its own message and a ``Retry-After`` of 1 s, after
+    which a client usually gets its replay (the reused-key ``CONFLICT`` has neither)."""
+    pub = market.publisher()
+    key = new_key()
+    payload = listing_payload()
+    digest = idempotency.request_hash(CREATE, {}, payload)
+    idempotency._claim(market.fp.runtime, user_id(market, "pub-a"), CREATE, key, digest)
+    with pytest.raises(Conflict) as running:
+        market.fp.publishing.create_listing(pub, payload, idempotency_key=key)
+    assert running.value.message == "A request with this idempotency key is still in progress."
+    assert running.value.retry_after_s == idempotency.IN_PROGRESS_RETRY_AFTER_S == 1
+    other = new_key()
+    market.fp.publishing.create_listing(pub, payload, idempotency_key=other)
+    with pytest.raises(Conflict) as reused:
+        market.fp.publishing.create_listing(
+            pub, listing_payload(name="Other"), idempotency_key=other
+        )
+    assert reused.value.message == "This idempotency key was used for a different request."
+    assert reused.value.retry_after_s is None
+
+
+def test_u_idemp_02_a_read_only_mapping_hashes_as_the_dict_it_holds() -> None:
+    """An embedder may pass a ``MappingProxyType`` (or any mapping) as the body."""
+    body = {"a": 1, "b": {"c": [1, 2]}}
+    proxy = MappingProxyType({"a": 1, "b": MappingProxyType({"c": (1, 2)})})
+    assert idempotency.request_hash("E", {}, proxy) == idempotency.request_hash("E", {}, body)

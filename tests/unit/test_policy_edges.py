@@ -186,3 +186,56 @@ def test_r_pag_01_a_scope_with_a_lone_surrogate_still_signs_and_verifies() -> No
     cursor = codec.encode(scope, GOLDEN_POSITION)
     assert codec.decode(scope, cursor, SHAPE) == GOLDEN_POSITION
     _refused(cursor, scope="publisher-listings|usr_1|\ud801")
+
+
+# --------------------------------------------------------------------------- signing: construction
+
+
+@pytest.mark.parametrize(
+    ("keys", "error", "message"),
+    [
+        ([KEY], TypeError, "redeem keys must be a tuple of bytes"),
+        ((), ValueError, "at least one redeem key is required"),
+        ((KEY, "k" * 32), TypeError, "redeem key 2 of 2 is not bytes"),
+    ],
+)
+def test_i_int_02_a_bad_key_set_is_refused_with_a_message_naming_the_problem(
+    keys: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as caught:
+        RedeemVerifier(keys=keys)  # type: ignore[arg-type]
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("sources", "error", "message"),
+    [
+        ({"whs"}, TypeError, "allowed redeem sources must be a frozenset of str"),
+        (frozenset(), ValueError, "at least one redeem source must be allowed"),
+        (frozenset({"whs", ""}), ValueError, "redeem sources must be non-empty strings"),
+    ],
+)
+def test_i_int_02_a_bad_source_set_is_refused_with_a_message_naming_the_problem(
+    sources: object, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as caught:
+        RedeemVerifier(keys=(KEY,), allowed_sources=sources)  # type: ignore[arg-type]
+    assert str(caught.value) == message
+
+
+def test_i_int_02_the_smallest_skew_window_is_one_millisecond() -> None:
+    verifier = RedeemVerifier(keys=(KEY,), max_skew_ms=1)
+    signature = sign(BODY, KEY)
+    for sent_at in (NOW - 1, NOW + 1):
+        assert (
+            verifier.verify(
+                body=BODY, source="whs", timestamp=str(sent_at), signature=signature, now_ms=NOW
+            )
+            == "whs"
+        )
+    with pytest.raises(Unauthenticated):
+        verifier.verify(
+            body=BODY, source="whs", timestamp=str(NOW - 2), signature=signature, now_ms=NOW
+        )
+    with pytest.raises(ValueError, match=r"^max_skew_ms must be a positive integer$"):
+        RedeemVerifier(keys=(KEY,), max_skew_ms=0)
