@@ -239,3 +239,32 @@ def test_i_int_02_the_smallest_skew_window_is_one_millisecond() -> None:
         )
     with pytest.raises(ValueError, match=r"^max_skew_ms must be a positive integer$"):
         RedeemVerifier(keys=(KEY,), max_skew_ms=0)
+
+
+# --------------------------------------------------------------------------- cursors: bounds
+
+CURSOR_MESSAGE = "The cursor is malformed or does not belong to this query."
+
+
+def test_r_pag_01_a_refused_cursor_says_why_in_one_message() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        CursorCodec(GOLDEN_KEY).decode(GOLDEN_SCOPE, GOLDEN_CURSOR + "x", SHAPE)
+    assert [(f.field_name, f.message) for f in caught.value.fields] == [("cursor", CURSOR_MESSAGE)]
+
+
+def test_r_pag_01_a_cursor_longer_than_2048_characters_is_refused_even_if_signed() -> None:
+    codec = CursorCodec(GOLDEN_KEY)
+    longest = codec.encode(GOLDEN_SCOPE, (1, "x" * 1508))
+    assert len(longest) == 2047  # (2048 cannot be spelled: base64 lengths skip it)
+    assert codec.decode(GOLDEN_SCOPE, longest, SHAPE) == (1, "x" * 1508)
+    too_long = codec.encode(GOLDEN_SCOPE, (1, "x" * 1509))
+    assert len(too_long) == 2049
+    _refused(too_long)
+
+
+@pytest.mark.parametrize("position", [(1,), (1, "lst_1", 2), ()])
+def test_r_pag_01_a_signed_cursor_of_another_shape_is_refused(
+    position: tuple[int | str, ...],
+) -> None:
+    """A cursor from a listing with another sort key (fewer or more components)."""
+    _refused(CursorCodec(GOLDEN_KEY).encode(GOLDEN_SCOPE, position))

@@ -13,6 +13,7 @@ import pytest
 
 from fleetprompt_core.policies.passwords import check_email, check_new_password, check_username
 from fleetprompt_core.policies.redaction import MAX_DEPTH, REDACTED, redact, redact_text
+from fleetprompt_core.policies.search import search_terms
 from fleetprompt_core.policies.sessions import csrf_token_for, csrf_token_matches
 from fleetprompt_core.policies.validation import MISSING, Problems
 
@@ -153,11 +154,29 @@ def test_w_acct_03_a_password_built_from_a_three_letter_username_is_refused() ->
     assert check_new_password("xqz1xqz2xqz3xqz4", Problems(), username="xq") is not None
 
 
+def test_w_acct_03_what_is_left_without_the_context_words_must_be_7_characters() -> None:
+    """Half the minimum length, rounded down, must remain once the username is removed."""
+    problems = Problems()
+    assert check_new_password("xqzab4d7exqzxqz", problems, username="xqz") is None  # 6 left
+    assert _errors(problems) == [("password", FROM_CONTEXT)]
+    assert check_new_password("xqzab4d7e1xqzxqz", Problems(), username="xqz")  # 7 left
+
+
 def test_w_acct_03_a_password_built_from_the_local_part_of_the_email_is_refused() -> None:
     problems = Problems()
     assert check_new_password("carol.x!carol.x?", problems, email="carol.x@example.com") is None
     assert _errors(problems) == [("password", FROM_CONTEXT)]
     assert check_new_password("carol.x!carol.x?", Problems(), email="dave@example.com")
+
+
+# --------------------------------------------------------------------------- I-PUB-05 search
+
+
+def test_i_pub_05_a_query_uses_its_first_ten_distinct_terms() -> None:
+    query = " ".join(f"t{n}" for n in (1, 2, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12))
+    assert search_terms(query) == tuple(f"t{n}" for n in range(1, 11))
+    assert search_terms("Alpha alpha BETA") == ("alpha", "beta")
+    assert search_terms("") == ()
 
 
 # --------------------------------------------------------------------------- W-CSRF-01
