@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
+from fleetprompt_core.domain.search import search_terms
 from fleetprompt_core.policies.passwords import check_email, check_new_password, check_username
 from fleetprompt_core.policies.redaction import MAX_DEPTH, REDACTED, redact, redact_text
-from fleetprompt_core.policies.search import search_terms
 from fleetprompt_core.policies.sessions import csrf_token_for, csrf_token_matches
 from fleetprompt_core.policies.validation import MISSING, Problems
 
