@@ -48,7 +48,7 @@ from fleetprompt_core.base.enums import (
     SearchSort,
 )
 from fleetprompt_core.base.errors import DomainError, ErrorCode
-from fleetprompt_core.policies.pagination import MAX_LIMIT
+from fleetprompt_core.policies.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from fleetprompt_core.services.runtime import Call
 from fleetprompt_http import wire
 from fleetprompt_http.errors import domain_envelope, envelope
@@ -118,11 +118,12 @@ class Invocations(Protocol):
 
 _CURSOR = Field(description="The nextCursor of the previous page (opaque).")
 _LIMIT = Field(
-    description=f"Items per page, 1..{MAX_LIMIT} (default 50).",
+    description=f"Items per page, 1..{MAX_LIMIT} (default {DEFAULT_LIMIT}).",
     json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT},
 )
 _KEY = Field(
-    description="Idempotency key (1..255 printable ASCII). A retry with the same key and "
+    description=f"Idempotency key (1..{limits.IDEMPOTENCY_KEY_MAX} printable ASCII). A retry "
+    "with the same key and "
     "arguments returns the first answer. Without one, a key is derived from the arguments.",
 )
 

@@ -14,6 +14,7 @@ from fleetprompt_core import (
     VerificationPayload,
 )
 from fleetprompt_core.base.errors import ErrorCode
+from fleetprompt_core.policies.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from fleetprompt_http import wire
 from fleetprompt_http.handling import call_use_case, query, respond, services_of, write
 from fleetprompt_http.openapi import AUDIT, documented
@@ -135,7 +136,9 @@ class AdminController(Controller):
         listing_id: Annotated[str | None, QueryParameter(name="listingId")] = None,
         actor_user_id: Annotated[str | None, QueryParameter(name="actorUserId")] = None,
         cursor: Annotated[str | None, QueryParameter(description="Opaque cursor.")] = None,
-        limit: Annotated[str | None, QueryParameter(description="1..200 (default 50).")] = None,
+        limit: Annotated[
+            str | None, QueryParameter(description=f"1..{MAX_LIMIT} (default {DEFAULT_LIMIT}).")
+        ] = None,
     ) -> Response[wire.AuditEventPage]:
         params = query(request)
         admin = services_of(request).app.admin

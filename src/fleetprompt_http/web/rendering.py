@@ -24,7 +24,9 @@ from litestar.response import Redirect, Template
 from litestar.template.config import TemplateConfig
 from litestar.types import ExceptionHandlersMap
 
+from fleetprompt_core.base import limits
 from fleetprompt_core.base.errors import DomainError, ErrorCode, FieldError, RateLimited
+from fleetprompt_core.policies import passwords
 from fleetprompt_http.context import request_id_of
 from fleetprompt_http.errors import STATUS
 from fleetprompt_http.logs import log_event
@@ -52,7 +54,11 @@ _TITLES: Final[Mapping[int, tuple[str, str]]] = {
     404: ("Page not found", "There is nothing here, or it is not visible to you."),
     405: ("Not allowed", "This page does not accept that kind of request."),
     409: ("That did not work", "The page changed while you were on it. Please try again."),
-    413: ("Too large", "What you sent is larger than this server accepts (256 KiB)."),
+    413: (
+        "Too large",
+        "What you sent is larger than this server accepts "
+        f"({limits.REQUEST_BODY_MAX_BYTES // 1024} KiB).",
+    ),
     415: ("Not supported", "This server does not accept that kind of request."),
     429: ("Slow down", "Too many requests in a short time. Please wait a moment."),
     500: ("Something went wrong", "An error on our side stopped this page. Please try again."),
@@ -84,6 +90,9 @@ def _environment() -> jinja2.Environment:
     )
     environment.filters["when"] = _when
     environment.filters["iso"] = _iso
+    # Form bounds come from the core (``maxlength="{{ limits.NAME_MAX }}"``), never a number.
+    environment.globals["limits"] = limits
+    environment.globals["passwords"] = passwords
     return environment
 
 
