@@ -100,9 +100,11 @@ class DocumentedComponents(Components):
     """
 
     def __setattr__(self, name: str, value: object) -> None:
-        if name == "schemas":
-            merged = {**(value if isinstance(value, dict) else {}), **body_components()}
-            value = dict(sorted(merged.items()))
+        # Only Litestar's assignment of the derived schemas (never empty: the error
+        # envelope is one) adds them; the empty default at construction does not, so
+        # creating an app stays cheap and the work waits for the first document.
+        if name == "schemas" and isinstance(value, dict) and value:
+            value = dict(sorted({**value, **body_components()}.items()))
         super().__setattr__(name, value)
 
 
