@@ -24,7 +24,11 @@ baseline. Usage::
 
     python bench/sql_read_bench.py --baseline-src /tmp/base/src [--size 20000]
         [--data-dir DIR] [--postgres-url postgresql://postgres@127.0.0.1:5432/postgres]
-        [--rounds 3] [--seconds 2]
+        [--rounds 3] [--seconds 2] [--src SRC]
+
+``--src`` measures another tree than this checkout's ``src`` (a snapshot of it,
+so that editing the checkout during a run changes nothing).
+``--rounds 0`` only loads the catalogues (do that first, outside the lock).
 
 Run it under ``flock /work/coord/bench.lock`` on a shared machine. Numbers are
 for comparison within one run; they are never asserted in tests.
@@ -197,13 +201,16 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--baseline-src", type=Path, required=True)
+    parser.add_argument(
+        "--src", type=Path, default=HERE.parent / "src", help="the source measured against it"
+    )
     parser.add_argument("--size", type=int, default=20_000)
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "sql-read")
     parser.add_argument("--postgres-url")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0)
     args = parser.parse_args()
-    current = HERE.parent / "src"
+    current = args.src.resolve()
     args.data_dir.mkdir(parents=True, exist_ok=True)
     databases = {"sqlite": f"sqlite:///{args.data_dir / f'catalogue_{args.size}.db'}"}
     if args.postgres_url:
@@ -213,8 +220,11 @@ def main() -> None:
     for database, url in databases.items():
         metas[database] = args.data_dir / f"catalogue_{args.size}_{database}.json"
         _load(url, args.size, metas[database])
+    if args.rounds == 0:
+        return  # --rounds 0: load the catalogues only (outside the benchmark lock)
     print(f"load average before: {os.getloadavg()}", flush=True)
     sources = {"baseline": args.baseline_src.resolve(), "this checkout": current}
+    print(f"baseline {sources['baseline']}, this checkout {current}", flush=True)
     pooled: dict[tuple[str, str, str], list[float]] = {}
     for round_number in range(args.rounds):
         for database, url in databases.items():

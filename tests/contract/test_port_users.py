@@ -39,6 +39,23 @@ def test_users_get_unknown_is_none(adapter: Adapter) -> None:
     assert adapter.read(lambda uow: uow.users.get_by_external_id("KNOWN")) is None
 
 
+def test_users_get_many_returns_the_known_users_by_id(adapter: Adapter) -> None:
+    """``get_many`` reads several users at once; unknown ids (and a NUL) are left out."""
+    first, second, third = entities.user(), entities.user(), entities.user()
+    adapter.add(first, second, third)
+
+    got = adapter.read(
+        lambda uow: uow.users.get_many(
+            [first.user_id, third.user_id, "usr_unknown", first.user_id, "usr\x00"]
+        )
+    )
+
+    assert set(got) == {first.user_id, third.user_id}
+    assert_identical(got[first.user_id], first)
+    assert_identical(got[third.user_id], third)
+    assert adapter.read(lambda uow: uow.users.get_many([])) == {}
+
+
 def test_users_external_id_is_unique(adapter: Adapter) -> None:
     """A second user with a stored external id is DuplicateError(USER_EXTERNAL_ID)."""
     first = entities.user(external_id="idp|same")

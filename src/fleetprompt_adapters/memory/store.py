@@ -184,6 +184,10 @@ class _Users(_Repo):
     def get(self, user_id: str) -> User | None:
         return self.s.users.get(user_id)
 
+    def get_many(self, user_ids: Iterable[str]) -> Mapping[str, User]:
+        users = self.s.users
+        return {user_id: users[user_id] for user_id in set(user_ids) if user_id in users}
+
     def get_by_external_id(self, external_id: str) -> User | None:
         user_id = self.s.users_by_external_id.get(external_id)
         return self.s.users[user_id] if user_id else None

@@ -159,6 +159,7 @@ def _lookup(table: sa.Table, *columns: str) -> sa.Select[Any]:
     return sa.select(table).where(*(table.c[name] == sa.bindparam(name) for name in columns))
 
 
+_USERS_OF = sa.select(t.users).where(t.users.c.user_id.in_(sa.bindparam("ids", expanding=True)))
 _PROFILES_OF = sa.select(t.publisher_profiles).where(
     t.publisher_profiles.c.publisher_id.in_(sa.bindparam("ids", expanding=True))
 )
@@ -397,6 +398,13 @@ _API_TOKENS_OF = _newest_first(t.api_tokens, ("created_at_ms", "token_id"), "use
 class _Users(_Repo):
     def get(self, user_id: str) -> User | None:
         return self._find(m.USERS, user_id=user_id)
+
+    def get_many(self, user_ids: Iterable[str]) -> Mapping[str, User]:
+        wanted = sorted(uid for uid in set(user_ids) if self._storable(uid))
+        if not wanted:
+            return {}
+        users = self._entities(m.USERS, _USERS_OF, {"ids": wanted})
+        return {user.user_id: user for user in users}
 
     def get_by_external_id(self, external_id: str) -> User | None:
         return self._find(m.USERS, external_id=external_id)

@@ -217,11 +217,13 @@ def default_profile(user: User) -> PublisherProfile:
 def _summaries(uow: UnitOfWork, publisher_ids: Iterable[str]) -> dict[str, PublisherSummary]:
     ids = set(publisher_ids)
     profiles: Mapping[str, PublisherProfile] = uow.profiles.get_many(ids)
+    # Publishers without a saved profile show their default one: their users in one read.
+    users = uow.users.get_many(ids - profiles.keys()) if len(profiles) < len(ids) else {}
     summaries: dict[str, PublisherSummary] = {}
     for publisher_id in ids:
         profile = profiles.get(publisher_id)
         if profile is None:
-            user = uow.users.get(publisher_id)
+            user = users.get(publisher_id)
             profile = default_profile(user) if user else None
         if profile is None:  # pragma: no cover - listings always have an owner
             summaries[publisher_id] = PublisherSummary(
