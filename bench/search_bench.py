@@ -196,12 +196,12 @@ def label(size: int) -> str:
 
 def loaded(url: sa.URL, catalogue: sb.Catalogue, marker: Path | None) -> None:
     """Migrate and bulk-load ``url`` unless ``marker`` says it already holds the corpus."""
+    engine = sql.create_engine(url)
+    sql.upgrade(engine)  # a kept corpus is brought to the current schema too
+    engine.dispose()
     if marker is not None and marker.exists():
         print(f"  reusing the corpus loaded in {url.database} ({marker.name})", flush=True)
         return
-    engine = sql.create_engine(url)
-    sql.upgrade(engine)
-    engine.dispose()
     print(f"  loading {catalogue.size:,} listings…", flush=True)
     load = sb.load_sql(url, catalogue)
     print(f"  loaded in {load.total_s:.1f} s", flush=True)

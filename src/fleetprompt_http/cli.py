@@ -353,6 +353,42 @@ def search_reindex(index_dir: str | None) -> None:
             storage.close()
 
 
+@search.command("prune")
+@click.option(
+    "--keep-days",
+    type=click.FloatRange(min=0),
+    default=7.0,
+    show_default=True,
+    help="Keep the change log's entries of the last DAYS days.",
+)
+def search_prune(keep_days: float) -> None:
+    """Delete the search change log's entries older than the retention horizon.
+
+    Run it from cron (daily, say). An index that had not applied the deleted
+    entries (a slot left offline longer than the horizon) is rebuilt from the
+    database at its next search instead of following the log.
+    """
+    import time  # noqa: PLC0415
+
+    settings = _schema_settings()
+    with _failures():
+        import attrs  # noqa: PLC0415
+
+        from fleetprompt_adapters.sql import search_log  # noqa: PLC0415
+
+        storage = _open(attrs.evolve(settings, search_index=None), create=False)
+        try:
+            storage.check_schema()
+            assert storage.engine is not None
+            before_ms = int((time.time() - keep_days * 86_400) * 1000)
+            with storage.engine.begin() as conn:
+                deleted, pruned = search_log.prune(conn, before_ms=before_ms)
+        finally:
+            storage.close()
+    click.echo(f"{deleted}")
+    _note(f"deleted {deleted:,} change log rows; indexes behind seq {pruned} rebuild")
+
+
 # --------------------------------------------------------------------------- users
 
 

@@ -78,3 +78,14 @@ def test_search_reindex_needs_a_directory(cli: Cli, configured: str | None) -> N
     assert result.exit_code == 2, result.stderr
     assert "no index directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_search_prune_deletes_the_change_log_past_the_horizon(cli: Cli) -> None:
+    """``search prune`` keeps the recent entries by default and deletes them all with
+    ``--keep-days 0``; it says how many rows went."""
+    kept = cli.ok("search", "prune")
+    assert kept.stdout.strip() == "0"
+    pruned = cli.ok("search", "prune", "--keep-days", "0")
+    assert int(pruned.stdout.strip()) > 0
+    assert "change log rows" in pruned.stderr
+    assert cli.ok("search", "prune", "--keep-days", "0").stdout.strip() == "0"

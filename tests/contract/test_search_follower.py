@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -31,6 +32,7 @@ from contract import entities
 from contract.entities import T0
 from fleetprompt_adapters import sql
 from fleetprompt_adapters.search.follower import SearchFollower
+from fleetprompt_adapters.sql import search_log
 from fleetprompt_core.base.enums import (
     AssetKind,
     ListingStatus,
@@ -216,7 +218,10 @@ def test_an_emptied_or_restored_database_is_noticed_and_the_index_rebuilt(shop: 
     assert shop.ids("agent") == [new.listing_id]
 
 
-@pytest.mark.parametrize("damage", ["missing state", "corrupt index", "foreign format"])
+@pytest.mark.parametrize(
+    "damage",
+    ["missing state", "corrupt index", "foreign format", "missing directory", "damaged segment"],
+)
 def test_a_missing_or_corrupt_index_is_rebuilt_never_served(
     shop: Shop, tmp_path: Path, damage: str
 ) -> None:
@@ -232,8 +237,13 @@ def test_a_missing_or_corrupt_index_is_rebuilt_never_served(
         state.unlink()
     elif damage == "corrupt index":
         (directory / "tantivy" / "meta.json").write_text("{not json", encoding="utf-8")
-    else:
+    elif damage == "foreign format":
         state.write_text(json.dumps({"format": "other", "applied": 10**9}), encoding="utf-8")
+    elif damage == "missing directory":
+        shutil.rmtree(directory)
+    else:  # a segment's term dictionary cut short (a disk or copy that lost its tail)
+        terms = next((directory / "tantivy").glob("*.term"))
+        terms.write_bytes(terms.read_bytes()[: terms.stat().st_size // 2])
     # A stale index holding a listing the database no longer has must not survive either.
     with shop.engine.begin() as conn:
         conn.execute(
@@ -245,6 +255,83 @@ def test_a_missing_or_corrupt_index_is_rebuilt_never_served(
     shop.follower = reopened
     assert shop.ids("sturdy") == []
     assert shop.ids("renamed") == [listing.listing_id]
+
+
+def _log_rows(engine: sa.Engine) -> list[int]:
+    with engine.connect() as conn:
+        return [row[0] for row in conn.execute(sa.text("SELECT seq FROM search_log ORDER BY seq"))]
+
+
+def _prune(engine: sa.Engine, before_ms: int) -> tuple[int, int]:
+    with engine.begin() as conn:
+        return search_log.prune(conn, before_ms=before_ms)
+
+
+def test_pruning_deletes_whole_seqs_older_than_the_horizon_and_records_them(shop: Shop) -> None:
+    """``prune`` deletes the log entries of every ``seq`` up to the last one with a row
+    older than the horizon, keeps the later ones, and raises ``pruned_seq`` (never lowers
+    it)."""
+    for n in range(3):
+        shop.write(_listing(shop, name=f"Logged {n}"))
+    seqs = _log_rows(shop.engine)
+    assert len(seqs) == 3
+    with shop.engine.begin() as conn:  # the first two changes are a fortnight old
+        conn.execute(
+            sa.text("UPDATE search_log SET changed_at_ms = 1000 WHERE seq <= :seq"),
+            {"seq": seqs[1]},
+        )
+    assert _prune(shop.engine, before_ms=2000) == (2, seqs[1])
+    assert _log_rows(shop.engine) == [seqs[2]]
+    assert _prune(shop.engine, before_ms=2000) == (0, seqs[1])
+    with shop.engine.connect() as conn:
+        assert search_log.head(conn)[1] == seqs[2]  # the head is untouched
+
+
+def test_an_index_behind_the_pruned_log_is_rebuilt_never_served_stale(
+    shop: Shop, tmp_path: Path
+) -> None:
+    """A slot left offline while the changes it missed were pruned cannot follow the log
+    (it no longer lists them): it is rebuilt from the database at its next search."""
+    directory = tmp_path / "index"
+    shop.follower = SearchFollower(directory)
+    gone, kept = _listing(shop, name="Gone Agent"), _listing(shop, name="Kept Agent")
+    shop.write(gone, kept)
+    assert set(shop.ids("agent")) == {gone.listing_id, kept.listing_id}
+    shop.follower.close()  # offline while it changes and the change is pruned
+    shop.write(gone.moved_by_publisher(ListingStatus.UNLISTED, T0 + 5))
+    renamed = attrs.evolve(kept, name="Kept Helper", updated_at_ms=T0 + 6)
+    shop.write(renamed)
+    deleted, pruned = _prune(shop.engine, before_ms=2**62)
+    assert deleted == 4  # two listings under the first seq, one under each later one
+    assert _log_rows(shop.engine) == []
+    reopened = SearchFollower(directory)
+    assert reopened.applied is not None
+    assert reopened.applied < pruned
+    shop.follower = reopened
+    shop.write(_listing(shop, name="Fresh Helper"))  # a change after the pruning
+    assert shop.ids("agent") == []
+    assert len(shop.ids("helper")) == 2
+    assert reopened.applied == pruned + 1
+
+
+def test_an_index_that_applied_the_pruned_changes_keeps_following(shop: Shop) -> None:
+    """Pruning what an index already holds changes nothing for it: no rebuild."""
+    first = _listing(shop, name="First Agent")
+    shop.write(first)
+    assert shop.ids("agent") == [first.listing_id]
+    _prune(shop.engine, before_ms=2**62)
+    rebuilds: list[object] = []
+    original = shop.follower._rebuild
+
+    def counted(*args: object, **kwargs: object) -> int:
+        rebuilds.append(args)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    shop.follower._rebuild = counted  # type: ignore[method-assign]
+    second = _listing(shop, name="Second Agent")
+    shop.write(second)
+    assert set(shop.ids("agent")) == {first.listing_id, second.listing_id}
+    assert rebuilds == []
 
 
 def test_a_rebuild_finds_what_following_found(shop: Shop) -> None:

@@ -15,7 +15,9 @@ is still in the log after the last applied ``seq`` and is applied by the next
 search; an index committed but whose ``seq`` was not yet recorded re-applies
 changes it already holds (applying is idempotent: it indexes the current
 row). An index directory that is missing, unreadable or written by another
-schema is wiped and rebuilt from the database, never served.
+schema is wiped and rebuilt from the database, never served. An index whose
+position is older than the log's pruning (``search_log.prune``: rows past a
+retention horizon) is rebuilt too: the log no longer lists what it missed.
 """
 
 from __future__ import annotations
@@ -190,6 +192,11 @@ class SearchFollower:
                 # Another thread applied a newer head than this connection's snapshot.
                 return 0
             ids = search_log.changes_since(conn, applied, upto)
+            # Read after the changes: a pruning committed before that read shows here.
+            if search_log.pruned_through(conn) > applied:
+                # Changes this index has not applied were pruned from the log: the log
+                # cannot say which listings changed, so the index is built again.
+                return self._rebuild(conn, (epoch, upto))
             current = list(_indexed(conn, _L.c.listing_id.in_(ids))) if ids else []
             published = [item for item in current if item.listing.status is ListingStatus.PUBLISHED]
             self.index.apply(published, deletes=ids)

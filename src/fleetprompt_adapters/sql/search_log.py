@@ -5,6 +5,11 @@ transaction takes the next ``seq`` by upserting the single ``search_log_head``
 row (which stays locked until commit, so concurrent writers of listings take
 their turns and ``seq`` order is commit order), then records the listing ids
 under it. :func:`head` and :func:`changes_since` are what a follower reads.
+
+:func:`prune` deletes the rows older than a retention horizon (``fleetprompt
+search prune``) and raises ``pruned_seq`` on the head row to the highest
+``seq`` it deleted; a follower whose position is below :func:`pruned_through`
+cannot know what it missed and rebuilds from the database.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from fleetprompt_adapters.sql import tables as t
 
-__all__ = ["Head", "append", "changes_since", "head", "next_seq"]
+__all__ = ["Head", "append", "changes_since", "head", "next_seq", "prune", "pruned_through"]
 
 _H = t.search_log_head
 _LOG = t.search_log
@@ -64,3 +69,32 @@ def changes_since(conn: sa.Connection, after: int, upto: int) -> list[str]:
         .group_by(_LOG.c.listing_id)
     )
     return [row[0] for row in conn.execute(query)]
+
+
+def pruned_through(conn: sa.Connection) -> int:
+    """The highest ``seq`` whose rows may have been pruned (0 when none was)."""
+    row = conn.execute(sa.select(_H.c.pruned_seq).where(_H.c.id == 1)).first()
+    return 0 if row is None else int(row[0])
+
+
+def prune(conn: sa.Connection, *, before_ms: int) -> tuple[int, int]:
+    """Delete every log entry of the ``seq``s up to the last one with a row changed before
+    ``before_ms``; how many rows went, and ``pruned_seq`` after.
+
+    Whole ``seq``s go, never part of one. The head row is updated first, so the
+    pruning takes its turn with the writers (their ``seq`` is taken on the same
+    row) and a follower reading the log after this commits sees the new
+    ``pruned_seq``.
+    """
+    upto = conn.execute(
+        sa.select(sa.func.max(_LOG.c.seq)).where(_LOG.c.changed_at_ms < before_ms)
+    ).scalar_one()
+    if upto is None:
+        return 0, pruned_through(conn)
+    conn.execute(
+        sa.update(_H)
+        .where(_H.c.id == 1)
+        .values(pruned_seq=sa.case((_H.c.pruned_seq < upto, upto), else_=_H.c.pruned_seq))
+    )
+    deleted = conn.execute(sa.delete(_LOG).where(_LOG.c.seq <= upto)).rowcount
+    return int(deleted), pruned_through(conn)

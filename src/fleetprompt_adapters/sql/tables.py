@@ -422,5 +422,7 @@ search_log_head = sa.Table(
     sa.Column("id", sa.SmallInteger, nullable=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("epoch", sa.Text, nullable=False),
+    #: The highest ``seq`` whose rows pruning may have deleted (migration 0007).
+    sa.Column("pruned_seq", sa.BigInteger, nullable=False, server_default="0"),
     sa.PrimaryKeyConstraint("id"),
 )
