@@ -1,39 +1,48 @@
-"""Throughput and latency of the HTTP server over loopback, against a bare-Litestar ceiling.
+"""Every HTTP target of issue 11 in one interleaved run, against the bare-Litestar ceiling.
 
-For each database (SQLite, PostgreSQL) with N published listings (the
-catalogue of ``bench/sql_bench.py``, bulk-loaded straight into the tables) and
-each worker count (one, then all cores), the script starts ``fleetprompt
-serve --workers W`` on 127.0.0.1 and loads it with ``wrk`` (16 keep-alive
-connections, 10 s per measurement after a 1 s warm-up), endpoint by endpoint:
+Per database (SQLite, PostgreSQL) and catalogue size (the catalogue of
+``bench/sql_bench.py``, bulk-loaded once into ``--cache-dir`` and reused), the
+script starts at once, each with one worker on 127.0.0.1:
 
-* public search (P1): browse (no filter), a common tag, a rare word, a common word;
-* listing detail (P2), cycling over ~4 000 listings;
+* ``fleetprompt`` — ``fleetprompt serve`` (granian, public response cache on);
+* ``no cache`` — the same with ``FLEETPROMPT_CACHE_MB=0`` (every read a miss);
+* ``baseline`` — the code of ``--baseline-src`` (``git archive 9b7714e src``, the
+  design before issue 11) on a copy of the catalogue downgraded to its schema;
+* ``ceiling`` — ``bench/http_ceiling.py`` under granian: bare Litestar answering,
+  from memory, the JSON FleetPrompt answered, to the same requests.
+
+``wrk`` (one thread, 16 keep-alive connections) then loads them endpoint by
+endpoint, server after server, for ``--rounds`` rounds of ``--duration``
+seconds (interleaved: a change in the machine's load hits every server alike):
+
+* public search (P1): browse, a common tag, a rare word (``search-q-common``,
+  a common word, on request);
+* listing detail (P2), cycling over :data:`DETAIL_LISTINGS` listings;
 * listing create (B2) with a fresh ``Idempotency-Key`` per request;
 * signed redemption (X1) of install tokens issued beforehand (bulk-inserted,
-  one per request, each request signed with HMAC-SHA256 just before the run).
+  one per request, each request signed with HMAC-SHA256).
 
-In the same run, ``bench/http_ceiling.py`` (a bare Litestar endpoint answering
-the very JSON body FleetPrompt returned, from memory) is served by uvicorn
-with the same worker count and loaded with the same requests; each endpoint's
-throughput is reported as a ratio of that ceiling. Usage::
+At the largest size it then reads the resident set of the ``fleetprompt`` and
+``no cache`` workers after at least 100 000 requests. Smaller sizes measure
+the reads only (latency against catalogue size). It prints medians over the
+rounds and the verdict of every target, keeps the raw samples in
+``bench/results/http_bench.json`` (``--keep`` adds a run to them, replacing the
+databases and sizes it measured; ``--replot`` reports them again) and, with the
+``bench`` extra (matplotlib), draws ``docs/img/http_bench_ceiling.png`` and
+``docs/img/http_bench_latency.png``. Usage::
 
-    python bench/http_bench.py [--sizes 100000] [--databases sqlite,postgresql]
-        [--workers 1,2] [--duration 10] [--connections 16] [--endpoints ...]
-        [--cache-dir /tmp/fleetprompt_http_bench] [--write-docs]
+    git archive 9b7714e src | tar -x -C /tmp/base
+    python bench/http_bench.py --sizes 10000,100000 --databases sqlite,postgresql \
+        --rounds 3 --duration 5 --baseline-src /tmp/base/src --write-docs
 
 Needs ``wrk`` (``apt-get install wrk`` on Debian/Ubuntu, ``brew install wrk`` on
-macOS). Rate limits are off (``FLEETPROMPT_RATE_LIMITS=off``); the server
-logs at ``--log-level`` (INFO by default: one access line per request, as in
-production) to a file.
-
-Datasets are cached: the SQLite catalogue as a file under ``--cache-dir``
-(copied to a working file per run) and the PostgreSQL one as a template
-database ``fleetprompt_httpbench_<N>_<revision>`` (cloned per run into a
-database dropped at the end); both are rebuilt when the schema revision
-changes or with ``--rebuild``, and removed with ``--drop-cache``.
-``--write-docs`` rewrites the ``## HTTP server`` section of
-``docs/benchmarks.md``. Every server and every ``wrk`` stops by itself
-(time-bounded) and is killed on any error.
+macOS). Datasets are cached: the SQLite catalogue as a file under
+``--cache-dir`` (copied to a working file per run) and the PostgreSQL one as a
+template database ``<prefix>_<N>_<revision>`` (cloned per run into a database
+dropped at the end); both are rebuilt when the schema revision changes or with
+``--rebuild``, and removed with ``--drop-cache``. ``--write-docs`` rewrites the
+section :data:`SECTION` of ``docs/benchmarks.md``. Every server and every
+``wrk`` stops by itself (time-bounded) and is killed on any error.
 """
 
 from __future__ import annotations
@@ -57,7 +66,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -71,17 +80,23 @@ from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import tables as t
 from fleetprompt_core import Role
 from fleetprompt_core.base.enums import (
+    AssetKind,
     InstallIntentStatus,
     InstallTargetSystem,
     InstallTokenStatus,
 )
-from fleetprompt_core.domain.model import InstallIntent, InstallToken, TargetContext
+from fleetprompt_core.domain.model import (
+    InstallIntent,
+    InstallToken,
+    TargetContext,
+    accepted_targets,
+)
 from fleetprompt_core.policies.tokens import INSTALL_TOKEN_PREFIX, generate_token, hash_token
 from fleetprompt_http.client import REDEEM_PATH, signed_redeem_request
 
 BENCH = Path(__file__).resolve().parent
 DOCS = BENCH.parent / "docs" / "benchmarks.md"
-SECTION = "## HTTP server"
+SECTION = "## HTTP server: every target in one run (issue 11)"
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "fleetprompt_http_bench"
 REDEEM_SECRET = b"bench-redeem-secret-0123456789abcdef"
 REDEEM_SOURCE = "whs"
@@ -91,6 +106,9 @@ STARTUP_TIMEOUT_S = 60.0
 REDEEM_BUDGET_PER_S = 3_000
 WARMUP_REDEEM_TOKENS = 3_000
 SEARCH_PATH = "/v1/public/listings/search"
+#: Detail requests cycle over this many listings (a hot set: the cache's case; the
+#: ``no cache`` server measures every detail as a miss).
+DETAIL_LISTINGS = 200
 RS = b"\x1e"  # separates the pre-built requests in a wrk request file
 
 ENDPOINTS = (
@@ -534,8 +552,12 @@ def _admin(server: sa.URL) -> sa.Engine:
     return sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
 
 
+#: Name prefix of the PostgreSQL databases (``--database-prefix``).
+DATABASE_PREFIX = "fleetprompt_httpbench"
+
+
 def _template_name(size: int) -> str:
-    return f"fleetprompt_httpbench_{size}_{_revision()}"
+    return f"{DATABASE_PREFIX}_{size}_{_revision()}"
 
 
 @contextlib.contextmanager
@@ -563,7 +585,7 @@ def postgres_dataset(server_url: str, cache: Path, size: int, rebuild: bool) -> 
             with admin.connect() as conn:
                 conn.exec_driver_sql(f"COMMENT ON DATABASE \"{template}\" IS '{marker}'")
             print(f"  loaded {meta.rows:,} rows in {meta.load_s:.1f} s", flush=True)
-        work = f"fleetprompt_httpbench_work_{secrets.token_hex(4)}"
+        work = f"{DATABASE_PREFIX}_work_{secrets.token_hex(4)}"
         started = time.perf_counter()
         with admin.connect() as conn:
             try:
@@ -593,9 +615,8 @@ def drop_cache(cache: Path, server_url: str) -> None:
     try:
         with admin.connect() as conn:
             names = conn.execute(
-                sa.text(
-                    "SELECT datname FROM pg_database WHERE datname LIKE 'fleetprompt_httpbench_%'"
-                )
+                sa.text("SELECT datname FROM pg_database WHERE starts_with(datname, :prefix)"),
+                {"prefix": DATABASE_PREFIX + "_"},
             ).scalars()
             for name in list(names):
                 conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -629,7 +650,23 @@ def provision(dataset: Dataset, pools: Sequence[int]) -> tuple[People, list[list
         )
         now = int(time.time() * 1000)
         expires = now + 2 * 3_600_000
-        installable = dataset.meta.installable
+        # Only listings whose asset kind the target system accepts (ADR 0024): a token
+        # for any other would be refused at redemption (404, not_installable).
+        with engine.connect() as conn:
+            kinds = dict(
+                conn.execute(
+                    sa.select(t.listings.c.listing_id, t.listings.c.asset_kind).where(
+                        t.listings.c.listing_id.in_([lid for lid, _ in dataset.meta.installable])
+                    )
+                ).all()
+            )
+            conn.rollback()
+        installable = [
+            (lid, rid)
+            for lid, rid in dataset.meta.installable
+            if InstallTargetSystem.WHS in accepted_targets(AssetKind(kinds[lid]))
+        ]
+        assert installable, "no listing of the catalogue accepts WHS installs"
         copy = not dataset.url.get_backend_name().startswith("sqlite")
         result: list[list[str]] = []
         serial = 0
@@ -874,7 +911,8 @@ def workload(name: str, meta: Meta, people: People, tokens: Sequence[str] = ()) 
             [raw_request("GET", _ceiling_path(name, path))],
         )
     if name == "detail":
-        paths = [f"/v1/public/listings/{listing_id}" for listing_id in meta.detail_ids]
+        hot = meta.detail_ids[:DETAIL_LISTINGS]
+        paths = [f"/v1/public/listings/{listing_id}" for listing_id in hot]
         return Workload(
             name,
             "cycle",
@@ -956,41 +994,47 @@ def capture(server: Server, meta: Meta, people: People, token: str) -> dict[str,
 
 # --------------------------------------------------------------------------- measuring
 
+#: The servers of one interleaved run, in the order each round visits them.
+FLEETPROMPT, NO_CACHE, BASELINE, CEILING = "fleetprompt", "no cache", "baseline", "ceiling"
+SERVER_ORDER = (FLEETPROMPT, NO_CACHE, BASELINE, CEILING)
+#: Endpoints each kind of server is measured on (the cache only matters to reads).
+WRITES = ("create", "redeem")
+TARGET_UNCACHED_SPEEDUP = 2.0
+UNCACHED_TARGETS = ("search-browse", "detail", "redeem")
+TARGET_CREATE_RPS = 500.0
+TARGET_RSS_MB = 200.0
+TARGET_RSS_REQUESTS = 100_000
+BASELINE_COMMIT = "9b7714e"
+BASELINE_REVISION = "0002"
+DEFAULT_ENDPOINTS = ("search-browse", "search-tag", "search-q-rare", "detail", "create", "redeem")
+SAMPLES = BENCH / "results" / "http_bench.json"
+IMG = DOCS.parent / "img"
+
 
 @dataclass
-class Result:
-    server: str  # "sqlite" | "postgresql" | "ceiling"
+class Sample:
+    """One wrk run of one server on one endpoint, in one round."""
+
+    database: str
     size: int
-    workers: int
+    server: str
     endpoint: str
-    body_bytes: int
-    wrk: Wrk
+    round: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_ms: float  # server (and PostgreSQL backends) CPU per request
+    other_cores: float
+    errors: str = ""
 
 
 @dataclass
-class Run:
-    results: list[Result] = field(default_factory=list)
-    metas: dict[tuple[str, int], Meta] = field(default_factory=dict)
-    postgres_version: str | None = None
-    started: float = field(default_factory=time.time)
-
-
-@dataclass
-class Options:
-    duration: float
-    warmup: float
-    connections: int
-    threads: int
-    endpoints: list[str]
-    log_level: str
-    #: Before each measurement, wait up to this long for other processes to use
-    #: under ``quiet_threshold`` cores (0 = do not wait).
-    quiet_timeout: float = 120.0
-    quiet_threshold: float = 0.25
-    #: Repeat a measurement (at most this often) when other processes took more
-    #: than ``retry_threshold`` cores during it.
-    retries: int = 2
-    retry_threshold: float = 0.4
+class Memory:
+    database: str
+    size: int
+    server: str
+    requests: int
+    rss_mb: float
 
 
 def _script(directory: Path) -> Path:
@@ -1000,201 +1044,312 @@ def _script(directory: Path) -> Path:
     return script
 
 
-def warm_up(server: Server, requests: list[bytes], directory: Path, options: Options) -> None:
-    """Load every worker (and the database cache) for a few seconds; nothing is recorded."""
-    run_wrk(
-        server.url,
-        write_requests(directory / "warm-up.requests", requests),
-        _script(directory),
-        mode="cycle",
-        seconds=2,
-        connections=options.connections,
-        threads=options.threads,
-    )
-
-
-def measure(
-    server: Server,
-    name: str,
-    mode: str,
-    requests_for: Callable[[int], list[bytes]],
-    *,
-    directory: Path,
-    options: Options,
-    warm: list[bytes] | None = None,
-) -> Wrk:
-    """``options.duration`` seconds of wrk after a warm-up, on a quiet machine if possible.
-
-    When other processes took more than ``options.retry_threshold`` cores during
-    the run, it is repeated (at most ``options.retries`` times, with
-    ``requests_for(attempt)``) and the least disturbed run is kept.
-    """
-    script = _script(directory)
-    session = server.process.pid
-    best: Wrk | None = None
-    for attempt in range(options.retries + 1):
-        if options.quiet_timeout > 0:
-            wait_for_quiet(
-                session,
-                server.database,
-                threshold=options.quiet_threshold,
-                timeout_s=options.quiet_timeout,
-            )
-        requests = requests_for(attempt)
-        if options.warmup > 0:
-            run_wrk(
-                server.url,
-                write_requests(directory / f"{name}.warm", warm or requests),
-                script,
-                mode=mode,
-                seconds=options.warmup,
-                connections=options.connections,
-                threads=options.threads,
-            )
-        wrk = run_wrk(
-            server.url,
-            write_requests(directory / f"{name}.requests", requests),
-            script,
-            mode=mode,
-            seconds=options.duration,
-            connections=options.connections,
-            threads=options.threads,
-            session=session,
-            database=server.database,
-        )
-        if best is None or wrk.other_cores < best.other_cores:
-            best = wrk
-        if wrk.other_cores <= options.retry_threshold:
-            break
-        print(
-            f"    {name}: other processes used {wrk.other_cores:.2f} cores meanwhile; "
-            + ("measuring again" if attempt < options.retries else "keeping the quietest run"),
-            flush=True,
-        )
-    assert best is not None
-    return best
-
-
-def report(result: Result) -> Result:
-    w = result.wrk
-    flags = []
+def _errors(w: Wrk) -> str:
+    found = []
     if w.non_2xx:
-        flags.append(f"{w.non_2xx} non-2xx")
+        found.append(f"{w.non_2xx:,} non-2xx")
     if w.socket_errors:
-        flags.append(f"{w.socket_errors} socket errors")
+        found.append(f"{w.socket_errors:,} socket")
     if w.wrapped:
-        flags.append("TOKENS RAN OUT")
-    print(
-        f"  {result.server:<10} w={result.workers} {result.endpoint:<16} "
-        f"{w.rps:9,.0f} req/s  p50 {w.p50_ms:7.2f} ms  p99 {w.p99_ms:7.2f} ms  "
-        f"max {w.max_ms:7.1f} ms  ({w.requests:,} requests, {result.body_bytes:,} B; "
-        f"CPU server {w.server_cores:.2f}, db {w.database_cores:.2f}, wrk {w.wrk_cores:.2f}, "
-        f"other {w.other_cores:.2f})" + (f"  [{', '.join(flags)}]" if flags else ""),
-        flush=True,
+        found.append("tokens ran out")
+    return ", ".join(found)
+
+
+def _rss_mb(session: int) -> float:
+    """The largest resident set among a server's processes (its worker), in MB."""
+    largest = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) != session:
+                continue
+            with open(f"/proc/{entry.name}/status", encoding="ascii") as handle:
+                for line in handle:
+                    if line.startswith("VmRSS:"):
+                        largest = max(largest, int(line.split()[1]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return largest / 1024
+
+
+def _env(dataset_url: str, **extra: str) -> dict[str, str]:
+    return _clean_env(
+        FLEETPROMPT_DATABASE_URL=dataset_url,
+        FLEETPROMPT_INTERNAL_REDEEM_SECRET=REDEEM_SECRET.decode("ascii"),
+        FLEETPROMPT_CURSOR_KEY=sb.CURSOR_KEY.decode("ascii"),
+        FLEETPROMPT_RATE_LIMITS="off",
+        FLEETPROMPT_IMAGE_HOSTS=sb.IMAGE_HOST,
+        FLEETPROMPT_LOG_LEVEL="INFO",
+        **extra,
     )
-    return result
 
 
-def run_fleetprompt(
+def _url(dataset: Dataset) -> str:
+    return dataset.url.render_as_string(hide_password=False)
+
+
+@contextlib.contextmanager
+def baseline_database(dataset: Dataset) -> Iterator[sa.URL]:
+    """A copy of the working database at the baseline's schema revision (dropped after)."""
+    from alembic import command as alembic  # noqa: PLC0415
+
+    from fleetprompt_adapters.sql.schema import alembic_config  # noqa: PLC0415
+
+    if dataset.database == "sqlite":
+        source = dataset.url.database
+        assert source is not None
+        copy = Path(source).with_name(Path(source).stem + "-baseline.db")
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{copy}{suffix}").unlink(missing_ok=True)
+        shutil.copyfile(source, copy)
+        url = sa.make_url(f"sqlite:///{copy}")
+
+        def drop() -> None:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{copy}{suffix}").unlink(missing_ok=True)
+    else:
+        name = f"{dataset.url.database}_base"
+        admin = _admin(dataset.url.set(database="postgres"))
+        with admin.connect() as conn:
+            conn.exec_driver_sql(
+                f'CREATE DATABASE "{name}" TEMPLATE "{dataset.url.database}" STRATEGY FILE_COPY'
+            )
+        url = dataset.url.set(database=name)
+
+        def drop() -> None:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.dispose()
+
+    try:
+        engine = sql.create_engine(url)
+        try:
+            alembic.downgrade(alembic_config(engine), BASELINE_REVISION)
+        finally:
+            engine.dispose()
+        yield url
+    finally:
+        drop()
+
+
+def start_servers(
+    stack: contextlib.ExitStack,
     dataset: Dataset,
-    workers_list: Sequence[int],
-    options: Options,
     directory: Path,
-    run: Run,
-    bodies: dict[int, dict[str, Captured]],
-) -> None:
-    meta = dataset.meta
-    run.metas[(dataset.database, meta.size)] = meta
-    per_run = max(1_000, int(REDEEM_BUDGET_PER_S * options.duration))
-    attempts = options.retries + 1
-    pools = []
-    for _ in workers_list:
-        pools += [WARMUP_REDEEM_TOKENS * attempts, per_run * attempts]
-    started = time.perf_counter()
-    people, tokens = provision(dataset, pools)
-    print(
-        f"{dataset.database}: {sum(pools):,} install tokens provisioned in "
-        f"{time.perf_counter() - started:.1f} s",
-        flush=True,
-    )
-    for index, workers in enumerate(workers_list):
-        warm_tokens, measured_tokens = tokens[2 * index], tokens[2 * index + 1]
-        with fleetprompt_server(dataset, workers, directory, options.log_level) as server:
-            captured = capture(server, meta, people, warm_tokens.pop())
-            bodies.setdefault(workers, captured)
-            warm_up(server, workload("detail", meta, people).requests, directory, options)
-            for name in options.endpoints:
-                # Redemption warms up with tokens of its own; each attempt redeems new ones.
-                work = workload(name, meta, people, warm_tokens if name == "redeem" else ())
-                warm = work.requests if name == "redeem" else None
-
-                def requests_for(
-                    attempt: int, pool: list[str] = measured_tokens, work: Workload = work
-                ) -> list[bytes]:
-                    if work.mode != "once":
-                        return work.requests
-                    batch = pool[attempt * per_run : (attempt + 1) * per_run]
-                    return workload(work.name, meta, people, batch).requests
-
-                wrk = measure(
-                    server,
-                    name,
-                    work.mode,
-                    requests_for,
-                    directory=directory,
-                    options=options,
-                    warm=warm,
-                )
-                run.results.append(
-                    report(
-                        Result(dataset.database, meta.size, workers, name, captured[name].size, wrk)
-                    )
-                )
+    servers: Sequence[str],
+    baseline_src: Path | None,
+    baseline_url: sa.URL | None,
+) -> dict[str, Server]:
+    started: dict[str, Server] = {}
+    database = dataset.url.database if dataset.database == "postgresql" else None
+    command = [*_fleetprompt_command(), "serve", "--host", HOST]
+    tag = f"{dataset.database}-{dataset.meta.size}"
+    if FLEETPROMPT in servers:
+        started[FLEETPROMPT] = stack.enter_context(
+            serving(f"{tag}-fleetprompt", command, _env(_url(dataset)), directory, database)
+        )
+    if NO_CACHE in servers:
+        env = _env(_url(dataset), FLEETPROMPT_CACHE_MB="0")
+        started[NO_CACHE] = stack.enter_context(
+            serving(f"{tag}-no-cache", command, env, directory, database)
+        )
+    if BASELINE in servers and baseline_src is not None and baseline_url is not None:
+        # The baseline's own command line (the installed script may name newer modules).
+        line = [sys.executable, "-c", "from fleetprompt_http.cli import main; main()"]
+        env = _env(baseline_url.render_as_string(hide_password=False))
+        env["PYTHONPATH"] = str(baseline_src)
+        started[BASELINE] = stack.enter_context(
+            serving(
+                f"{tag}-baseline",
+                [*line, "serve", "--host", HOST],
+                env,
+                directory,
+                baseline_url.database if dataset.database == "postgresql" else None,
+            )
+        )
+    return started
 
 
-def run_ceiling(
-    workers: int,
-    captured: dict[str, Captured],
-    meta: Meta,
-    options: Options,
-    directory: Path,
-    run: Run,
-) -> None:
-    bodies_file = directory / f"ceiling-bodies-w{workers}.json"
+def ceiling(
+    stack: contextlib.ExitStack, captured: dict[str, Captured], directory: Path, tag: str
+) -> Server:
+    """The bare-Litestar ceiling under granian (FleetPrompt's server) with one worker."""
+    bodies_file = directory / f"ceiling-bodies-{tag}.json"
     bodies_file.write_text(
         json.dumps({name: {"status": c.status, "body": c.body} for name, c in captured.items()}),
         encoding="utf-8",
     )
-    people = People("fpat_" + "x" * 49, "fpat_" + "x" * 49)
-    tokens = [generate_token(INSTALL_TOKEN_PREFIX) for _ in range(1_000)]
-    with ceiling_server(bodies_file, workers, directory) as server:
-        with httpx.Client(base_url=server.url, timeout=10.0) as client:
-            for name, expected in captured.items():
-                response = client.request(
-                    "POST" if name in ("create", "redeem") else "GET", f"/ceiling/{name}"
+    env = _clean_env(FLEETPROMPT_BENCH_CEILING_BODIES=str(bodies_file), PYTHONPATH=str(BENCH))
+    command = [
+        sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host", HOST,
+        "--workers", "1", "--no-ws", "--http", "1", "--log-level", "warning",
+        "http_ceiling:create_app",
+    ]  # fmt: skip
+    server = stack.enter_context(serving(f"ceiling-{tag}", command, env, directory))
+    with httpx.Client(base_url=server.url, timeout=10.0) as client:
+        for name, expected in captured.items():
+            response = client.request("POST" if name in WRITES else "GET", f"/ceiling/{name}")
+            assert response.status_code == expected.status, response.text
+            expected.ceiling_size = len(response.content)
+    return server
+
+
+def check_baseline(server: Server, meta: Meta, people: People, token: str) -> None:
+    """The baseline answers every endpoint like today's code (status codes)."""
+    with httpx.Client(base_url=server.url, timeout=30.0) as client:
+        for name, path in search_paths(meta).items():
+            response = client.get(path)
+            if response.status_code != 200:
+                raise RuntimeError(f"baseline {name}: HTTP {response.status_code}")
+        response = client.get(f"/v1/public/listings/{meta.detail_ids[0]}")
+        if response.status_code != 200:
+            raise RuntimeError(f"baseline detail: HTTP {response.status_code}")
+        response = client.post(
+            "/v1/publisher/listings",
+            content=CREATE_BODY,
+            headers={
+                **_auth(people.publisher_token),
+                "Content-Type": "application/json",
+                "Idempotency-Key": f"bench-capture-{secrets.token_hex(6)}",
+            },
+        )
+        if response.status_code != 201:
+            raise RuntimeError(f"baseline create: HTTP {response.status_code} {response.text}")
+        signed = signed_redeem_request(token, "whs", key=REDEEM_SECRET, source=REDEEM_SOURCE)
+        response = client.post(REDEEM_PATH, content=signed.body, headers=signed.headers)
+        if response.status_code != 200:
+            raise RuntimeError(f"baseline redeem: HTTP {response.status_code} {response.text}")
+
+
+@dataclass
+class Plan:
+    endpoints: list[str]
+    rounds: int
+    duration: float
+    connections: int
+    #: Catalogue sizes below the largest measure only the reads (latency against size).
+    reads_only: bool
+    baseline_src: Path | None
+
+
+def measure_dataset(  # noqa: PLR0915 - one run, step by step
+    dataset: Dataset, plan: Plan, directory: Path, samples: list[Sample], memory: list[Memory]
+) -> None:
+    """Every server of ``SERVER_ORDER`` up at once on ``dataset``; ``plan.rounds`` rounds,
+    each endpoint after endpoint and, per endpoint, server after server."""
+    meta = dataset.meta
+    endpoints = [e for e in plan.endpoints if not (plan.reads_only and e in WRITES)]
+    names = [FLEETPROMPT, NO_CACHE]
+    if not plan.reads_only and plan.baseline_src is not None:
+        names.append(BASELINE)
+    redeemers = [n for n in names if n != NO_CACHE] if "redeem" in endpoints else []
+    per_run = max(1_000, int(REDEEM_BUDGET_PER_S * plan.duration))
+    pools = [WARMUP_REDEEM_TOKENS + 1] * len(redeemers) + [per_run] * (plan.rounds * len(redeemers))
+    started = time.perf_counter()
+    people, tokens = provision(dataset, pools or [1])
+    print(f"{dataset.database} {meta.size:,}: {sum(pools):,} install tokens provisioned in "
+          f"{time.perf_counter() - started:.1f} s", flush=True)  # fmt: skip
+    warm_pool = dict(zip(redeemers, tokens[: len(redeemers)], strict=True))
+    measured = tokens[len(redeemers) :]
+    script = _script(directory)
+    tag = f"{dataset.database}-{meta.size}"
+    with contextlib.ExitStack() as stack:
+        baseline_url = (
+            stack.enter_context(baseline_database(dataset)) if BASELINE in names else None
+        )
+        servers = start_servers(stack, dataset, directory, names, plan.baseline_src, baseline_url)
+        first = warm_pool[FLEETPROMPT].pop() if FLEETPROMPT in warm_pool else ""
+        if not first:
+            provisioned = provision(dataset, [1])[1][0]
+            first = provisioned[0]
+        captured = capture(servers[FLEETPROMPT], meta, people, first)
+        if BASELINE in servers:
+            check_baseline(servers[BASELINE], meta, people, warm_pool[BASELINE].pop())
+        servers[CEILING] = ceiling(stack, captured, directory, tag)
+        served = dict.fromkeys(servers, 0)
+        ceiling_tokens = [generate_token(INSTALL_TOKEN_PREFIX) for _ in range(1_000)]
+
+        def requests_of(server: str, endpoint: str, round_: int | None) -> tuple[str, list[bytes]]:
+            if server == CEILING:
+                tokens_ = ceiling_tokens
+                work = workload(endpoint, meta, people, tokens_)
+                return ("template" if endpoint == "create" else "cycle"), work.ceiling
+            if endpoint == "redeem":
+                index = redeemers.index(server)
+                pool = (
+                    warm_pool[server]
+                    if round_ is None
+                    else measured[round_ * len(redeemers) + index]
                 )
-                assert response.status_code == expected.status, response.text
-                expected.ceiling_size = len(response.content)
-        for name in options.endpoints:
-            requests = workload(name, meta, people, tokens).ceiling
-            # Redemption requests may repeat here: the ceiling redeems nothing.
-            mode = "template" if name == "create" else "cycle"
-            wrk = measure(
-                server,
-                f"ceiling-{name}",
-                mode,
-                lambda _attempt, requests=requests: requests,
-                directory=directory,
-                options=options,
-            )
-            size = captured[name].ceiling_size or captured[name].size
-            run.results.append(report(Result("ceiling", meta.size, workers, name, size, wrk)))
+                return "once", workload(endpoint, meta, people, pool).requests
+            work = workload(endpoint, meta, people)
+            return work.mode, work.requests
+
+        def who(endpoint: str) -> list[str]:
+            if endpoint in WRITES:
+                return [n for n in (FLEETPROMPT, BASELINE, CEILING) if n in servers]
+            return list(servers)
+
+        # Warm-up: every server, every endpoint, once (caches filled, pages touched).
+        for endpoint in endpoints:
+            for name in who(endpoint):
+                mode, requests = requests_of(name, endpoint, None)
+                w = run_wrk(servers[name].url, write_requests(directory / "warm", requests),
+                            script, mode=mode, seconds=1, connections=plan.connections,
+                            threads=1)  # fmt: skip
+                served[name] += w.requests
+        for round_ in range(plan.rounds):
+            for endpoint in endpoints:
+                for name in who(endpoint):
+                    server = servers[name]
+                    mode, requests = requests_of(name, endpoint, round_)
+                    w = run_wrk(
+                        server.url,
+                        write_requests(directory / "measured", requests),
+                        script,
+                        mode=mode,
+                        seconds=plan.duration,
+                        connections=plan.connections,
+                        threads=1,
+                        session=server.process.pid,
+                        database=server.database,
+                    )
+                    served[name] += w.requests
+                    cpu_ms = 1000 * (w.server_cores + w.database_cores) / max(w.rps, 1e-9)
+                    sample = Sample(dataset.database, meta.size, name, endpoint, round_ + 1,
+                                    w.rps, w.p50_ms, w.p99_ms, cpu_ms, w.other_cores,
+                                    _errors(w))  # fmt: skip
+                    samples.append(sample)
+                    print(
+                        f"  {tag} round {round_ + 1} {endpoint:<14} {name:<11} "
+                        f"{w.rps:9,.0f} req/s  p50 {w.p50_ms:7.2f}  p99 {w.p99_ms:7.2f} ms  "
+                        f"CPU {cpu_ms:5.2f} ms/req  other {w.other_cores:.2f} cores"
+                        + (f"  [{sample.errors}]" if sample.errors else ""),
+                        flush=True,
+                    )
+        if not plan.reads_only:
+            for name in (FLEETPROMPT, NO_CACHE):
+                server = servers[name]
+                # Top up to the request count the RSS target names (public reads).
+                work = workload("detail", meta, people)
+                while served[name] < TARGET_RSS_REQUESTS:
+                    w = run_wrk(server.url, write_requests(directory / "rss", work.requests),
+                                script, mode="cycle", seconds=5, connections=plan.connections,
+                                threads=1)  # fmt: skip
+                    served[name] += w.requests
+                rss = _rss_mb(server.process.pid)
+                memory.append(Memory(dataset.database, meta.size, name, served[name], rss))
+                print(f"  {tag} {name}: RSS {memory[-1].rss_mb:.0f} MB after "
+                      f"{served[name]:,} requests", flush=True)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- reporting
 
 
-def machine(run: Run) -> str:
+def machine(postgres_version: str | None) -> str:
     ram = "unknown RAM"
     with contextlib.suppress(OSError), open("/proc/meminfo", encoding="ascii") as handle:
         for line in handle:
@@ -1206,19 +1361,209 @@ def machine(run: Run) -> str:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     parts = [
         f"{os.cpu_count()} cores ({cpu})",
         ram,
         f"{platform.python_implementation()} {platform.python_version()}",
-        f"uvicorn {metadata.version('uvicorn')} (uvloop, httptools)",
+        f"granian {metadata.version('granian')}",
+        f"uvicorn {metadata.version('uvicorn')} (the baseline's server)",
         f"Litestar {metadata.version('litestar')}",
         f"SQLite {sqlite3.sqlite_version}",
     ]
-    if run.postgres_version:
-        parts.append(f"PostgreSQL {run.postgres_version} (local, default configuration)")
+    if postgres_version:
+        parts.append(f"PostgreSQL {postgres_version} (local, default configuration)")
     parts.append(wrk_version())
-    return ", ".join(parts) + f"; load average at the end {load}"
+    return ", ".join(parts)
+
+
+def _median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+class Report:
+    """Medians over rounds, ratios per round (a round's servers ran minutes apart at most)."""
+
+    def __init__(self, samples: Sequence[Sample]) -> None:
+        self.samples = list(samples)
+
+    def of(self, database: str, size: int, server: str, endpoint: str) -> list[Sample]:
+        return sorted(
+            (
+                s
+                for s in self.samples
+                if (s.database, s.size, s.server, s.endpoint) == (database, size, server, endpoint)
+            ),
+            key=lambda s: s.round,
+        )
+
+    def ratio(self, database: str, size: int, server: str, other: str, endpoint: str) -> float:
+        mine = {s.round: s.rps for s in self.of(database, size, server, endpoint)}
+        theirs = {s.round: s.rps for s in self.of(database, size, other, endpoint)}
+        return _median([mine[r] / theirs[r] for r in mine if theirs.get(r)])
+
+    def catalogues(self) -> list[tuple[str, int]]:
+        order = {"sqlite": 0, "postgresql": 1}
+        return sorted(
+            {(s.database, s.size) for s in self.samples}, key=lambda k: (k[1], order[k[0]])
+        )
+
+    def endpoints(self, database: str, size: int) -> list[str]:
+        found = {s.endpoint for s in self.samples if (s.database, s.size) == (database, size)}
+        return [e for e in ENDPOINTS if e in found]
+
+    def servers(self, database: str, size: int) -> list[str]:
+        found = {s.server for s in self.samples if (s.database, s.size) == (database, size)}
+        return [n for n in SERVER_ORDER if n in found]
+
+
+def tables(report: Report) -> list[str]:
+    lines: list[str] = []
+    for database, size in report.catalogues():
+        lines += [
+            f"**{database}, {size:,} listings** (medians over rounds; ratio: median of the "
+            "per-round ratios):",
+            "",
+            "| endpoint | server | req/s | ratio to ceiling | p50 ms | p99 ms "
+            "| CPU ms/request | errors |",
+            "|---|---|---:|---:|---:|---:|---:|---|",
+        ]  # fmt: skip
+        for endpoint in report.endpoints(database, size):
+            for server in report.servers(database, size):
+                mine = report.of(database, size, server, endpoint)
+                if not mine:
+                    continue
+                ratio = (
+                    ""
+                    if server == CEILING
+                    else f"{report.ratio(database, size, server, CEILING, endpoint):.0%}"
+                )
+                errors = "; ".join(sorted({s.errors for s in mine if s.errors})) or "–"
+                lines.append(
+                    f"| {LABELS[endpoint]} | {server} | {_median([s.rps for s in mine]):,.0f} | "
+                    f"{ratio} | {_median([s.p50_ms for s in mine]):.2f} | "
+                    f"{_median([s.p99_ms for s in mine]):.2f} | "
+                    f"{_median([s.cpu_ms for s in mine]):.2f} | {errors} |"
+                )
+        lines.append("")
+    return lines
+
+
+def verdicts(report: Report, memory: Sequence[Memory]) -> list[tuple[str, str, str, bool]]:
+    """``(target, database, measured, met)`` for every target the samples cover."""
+    rows: list[tuple[str, str, str, bool]] = []
+    for database, size in report.catalogues():
+        servers = report.servers(database, size)
+        endpoints = report.endpoints(database, size)
+        if size != max(s for d, s in report.catalogues() if d == database):
+            continue
+        where = f"{database}, {size:,}"
+        for endpoint in endpoints:
+            mine = report.of(database, size, FLEETPROMPT, endpoint)
+            if not mine:
+                continue
+            clean = not any(s.errors for s in mine)
+            rps = _median([s.rps for s in mine])
+            p99 = _median([s.p99_ms for s in mine])
+            if endpoint in READ_TARGETS and endpoint != "search-q-common":
+                ratio = report.ratio(database, size, FLEETPROMPT, CEILING, endpoint)
+                rows.append((f"{LABELS[endpoint]}: ≥ 50 % of the ceiling, p99 < 25 ms", where,
+                             f"{ratio:.0%}, p99 {p99:.1f} ms",
+                             clean and ratio >= TARGET_RATIO and p99 < TARGET_P99_MS))  # fmt: skip
+            if endpoint == "redeem":
+                rows.append(("redemption ≥ 1 000/s on one worker", where, f"{rps:,.0f}/s",
+                             clean and rps >= TARGET_REDEEM_RPS))  # fmt: skip
+            if endpoint == "create":
+                rows.append(("listing create ≥ 500/s on one worker", where, f"{rps:,.0f}/s",
+                             clean and rps >= TARGET_CREATE_RPS))  # fmt: skip
+            if endpoint in UNCACHED_TARGETS and BASELINE in servers:
+                uncached = NO_CACHE if endpoint not in WRITES else FLEETPROMPT
+                speedup = report.ratio(database, size, uncached, BASELINE, endpoint)
+                rows.append((f"{LABELS[endpoint]}, uncached: ≥ 2× the baseline", where,
+                             f"{speedup:.2f}×", speedup >= TARGET_UNCACHED_SPEEDUP))  # fmt: skip
+    for row in memory:
+        met = row.rss_mb < TARGET_RSS_MB and row.requests >= TARGET_RSS_REQUESTS
+        rows.append((f"RSS of one worker ({row.server}) < 200 MB after 100 000 requests",
+                     f"{row.database}, {row.size:,}",
+                     f"{row.rss_mb:.0f} MB after {row.requests:,}", met))  # fmt: skip
+    return rows
+
+
+def _plt() -> Any:
+    try:
+        import matplotlib as mpl  # noqa: PLC0415
+
+        mpl.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+    except ModuleNotFoundError:
+        print("(no charts: pip install -e '.[bench]' for matplotlib)")
+        return None
+    return plt
+
+
+def charts(report: Report) -> list[Path]:
+    """Throughput against the ceiling per endpoint (largest catalogue, one panel per
+    database) and latency against catalogue size; ``[]`` without matplotlib."""
+    plt = _plt()
+    if plt is None:
+        return []
+    made: list[Path] = []
+    databases = sorted({d for d, _ in report.catalogues()}, key=["sqlite", "postgresql"].index)
+    figure, axes = plt.subplots(1, len(databases), figsize=(6.5 * len(databases), 4.6),
+                                squeeze=False)  # fmt: skip
+    for panel, database in zip(axes[0], databases, strict=True):
+        size = max(s for d, s in report.catalogues() if d == database)
+        endpoints = report.endpoints(database, size)
+        shown = [n for n in report.servers(database, size) if n != CEILING]
+        width = 0.8 / max(1, len(shown))
+        for offset, server in enumerate(shown):
+            xs, shares = [], []
+            for index, endpoint in enumerate(endpoints):
+                if report.of(database, size, server, endpoint):
+                    xs.append(index + offset * width)
+                    shares.append(100 * report.ratio(database, size, server, CEILING, endpoint))
+            panel.bar(xs, shares, width, label=server)
+        panel.axhline(50, color="grey", linestyle="--", linewidth=1, label="target: 50 %")
+        panel.set_xticks([i + 0.4 - width / 2 for i in range(len(endpoints))],
+                         [LABELS[e].split(" (")[0].replace("search: ", "") for e in endpoints],
+                         fontsize=8, rotation=15)  # fmt: skip
+        panel.set_ylabel("% of the bare-Litestar ceiling")
+        panel.set_title(f"{database}, {size:,} listings, one worker, 16 connections", fontsize=10)
+        panel.legend(fontsize=8)
+    figure.tight_layout()
+    IMG.mkdir(parents=True, exist_ok=True)
+    path = IMG / "http_bench_ceiling.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    made.append(path)
+    sizes = sorted({s for _, s in report.catalogues()})
+    if len(sizes) > 1:
+        figure, axes = plt.subplots(1, len(databases), figsize=(6.5 * len(databases), 4.6),
+                                    squeeze=False)  # fmt: skip
+        for panel, database in zip(axes[0], databases, strict=True):
+            for server, style in ((FLEETPROMPT, "-"), (NO_CACHE, "--")):
+                for endpoint in (e for e in ENDPOINTS if e in READ_TARGETS):
+                    points = [(size, report.of(database, size, server, endpoint)) for size in sizes]
+                    points = [(size, found) for size, found in points if found]
+                    if len(points) < 2:
+                        continue
+                    panel.plot([size for size, _ in points],
+                               [_median([s.p99_ms for s in found]) for _, found in points],
+                               style, marker="o",
+                               label=f"{LABELS[endpoint].split(' (')[0]} ({server})")  # fmt: skip
+            panel.axhline(TARGET_P99_MS, color="grey", linestyle=":", linewidth=1,
+                          label="target: p99 25 ms")  # fmt: skip
+            panel.set_xscale("log")
+            panel.set_yscale("log")
+            panel.set_xlabel("published listings")
+            panel.set_ylabel("p99 latency, ms (16 connections)")
+            panel.set_title(f"{database}: latency against catalogue size", fontsize=10)
+            panel.legend(fontsize=6)
+        figure.tight_layout()
+        path = IMG / "http_bench_latency.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        made.append(path)
+    return made
 
 
 def command() -> str:
@@ -1232,139 +1577,62 @@ def command() -> str:
     return " ".join(["python bench/http_bench.py", *args])
 
 
-def _ceiling_of(results: Sequence[Result], r: Result) -> Result | None:
-    return next(
-        (
-            c
-            for c in results
-            if c.server == "ceiling" and c.workers == r.workers and c.endpoint == r.endpoint
-        ),
-        None,
-    )
-
-
-def table(results: Sequence[Result]) -> list[str]:
-    lines = [
-        "| server | workers | endpoint | body B | req/s | ceiling req/s | ratio "
-        "| p50 ms | p99 ms | max ms | CPU ms/request | CPU cores server / db / wrk / other "
-        "| errors |",
-        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
-    ]
-    order = {"ceiling": 0, "sqlite": 1, "postgresql": 2}
-    for r in sorted(
-        results, key=lambda r: (r.workers, order[r.server], ENDPOINTS.index(r.endpoint))
-    ):
-        ceiling = _ceiling_of(results, r) if r.server != "ceiling" else None
-        ratio = f"{r.wrk.rps / ceiling.wrk.rps:.0%}" if ceiling else ""
-        top = f"{ceiling.wrk.rps:,.0f}" if ceiling else ""
-        errors = []
-        if r.wrk.non_2xx:
-            errors.append(f"{r.wrk.non_2xx:,} non-2xx")
-        if r.wrk.socket_errors:
-            errors.append(f"{r.wrk.socket_errors:,} socket")
-        if r.wrk.wrapped:
-            errors.append("tokens ran out")
-        cpu_ms = 1000 * (r.wrk.server_cores + r.wrk.database_cores) / r.wrk.rps
-        lines.append(
-            f"| {r.server} | {r.workers} | {LABELS[r.endpoint]} | {r.body_bytes:,} | "
-            f"{r.wrk.rps:,.0f} | {top} | {ratio} | {r.wrk.p50_ms:.2f} | {r.wrk.p99_ms:.2f} | "
-            f"{r.wrk.max_ms:.1f} | {cpu_ms:.2f} | "
-            f"{r.wrk.server_cores:.2f} / {r.wrk.database_cores:.2f} / "
-            f"{r.wrk.wrk_cores:.2f} / {r.wrk.other_cores:.2f} | {', '.join(errors) or '–'} |"
-        )
-    return lines
-
-
-def targets(results: Sequence[Result]) -> list[tuple[str, str, int, str, bool]]:
-    """``(target, database, workers, measured, met)`` for every target measured."""
-    rows = []
-    for r in results:
-        if r.server == "ceiling":
-            continue
-        clean = not (r.wrk.non_2xx or r.wrk.socket_errors or r.wrk.wrapped)
-        if r.endpoint in READ_TARGETS:
-            ceiling = _ceiling_of(results, r)
-            if ceiling is None:
-                continue
-            ratio = r.wrk.rps / ceiling.wrk.rps
-            met = clean and ratio >= TARGET_RATIO and r.wrk.p99_ms < TARGET_P99_MS
-            rows.append(
-                (
-                    f"{LABELS[r.endpoint]}: ≥ 50 % of ceiling, p99 < 25 ms",
-                    r.server,
-                    r.workers,
-                    f"{ratio:.0%} of ceiling, p99 {r.wrk.p99_ms:.1f} ms",
-                    met,
-                )
-            )
-        elif r.endpoint == "redeem" and r.workers == 1:
-            rows.append(
-                (
-                    "redemption ≥ 1 000/s on one worker",
-                    r.server,
-                    r.workers,
-                    f"{r.wrk.rps:,.0f}/s",
-                    clean and r.wrk.rps >= TARGET_REDEEM_RPS,
-                )
-            )
-    return rows
-
-
-def section(run: Run, options: Options) -> str:
-    sizes = sorted({size for _, size in run.metas})
-    rare = {size: meta.rare_term for (_, size), meta in run.metas.items()}
+def section(recorded: dict[str, Any], report: Report, memory: Sequence[Memory],
+            pictures: Sequence[Path]) -> str:  # fmt: skip
+    runs = recorded["runs"]
     intro = (
-        "Generated by `bench/http_bench.py --write-docs`; do not edit by hand. Each database "
-        f"holds the catalogue of `bench/sql_bench.py` ({', '.join(f'{s:,}' for s in sizes)} "
-        "published listings, bulk-loaded and analysed). `fleetprompt serve --workers W` runs "
-        f"on 127.0.0.1 with rate limits off and {options.log_level} logs (at INFO, one "
-        "access line per request) to a file; `wrk` loads it over "
-        f"{options.connections} keep-alive connections ({options.threads} wrk thread) for "
-        f"{options.duration:g} s per endpoint after a {options.warmup:g} s warm-up, on the "
-        "same machine (wrk takes CPU too). Detail cycles over ~4 000 listings; create sends "
-        "a fresh Idempotency-Key per request; redemption redeems install tokens issued "
-        "beforehand (bulk-inserted, one per request, every request HMAC-signed). The "
-        "ceiling is `bench/http_ceiling.py`: a bare Litestar endpoint under the same uvicorn "
-        "and worker count that answers, from memory, the JSON body FleetPrompt returned "
-        "(for detail, the one closest to the mean size over 200 listings), re-serialised "
-        "per request, to the same requests; ratio = FleetPrompt req/s ÷ ceiling req/s at "
-        "the same worker count. Latencies are wrk's (closed loop: p50 ≈ connections ÷ "
-        "throughput). CPU ms/request: server and database CPU per request. CPU cores: "
-        "cores used during the run by the server's processes, "
-        "its PostgreSQL backends, wrk, and everything else on the machine (other load "
-        "distorts a run; before each one the script waits for a quiet machine and repeats "
-        "a disturbed run, keeping the quietest)."
+        "Generated by `bench/http_bench.py --write-docs`; do not edit by hand. Per database "
+        "and catalogue size (the catalogue of `bench/sql_bench.py`, bulk-loaded once and "
+        "reused from `--cache-dir`), every server is up at once with one worker on "
+        "127.0.0.1: `fleetprompt` (`fleetprompt serve`: granian, public response cache on), "
+        "`no cache` (the same with `FLEETPROMPT_CACHE_MB=0`: every read runs its use case), "
+        f"`baseline` (the code of commit {BASELINE_COMMIT}, before issue 11, on a copy of the "
+        "catalogue at its schema, served by its uvicorn) and `ceiling` (`bench/http_ceiling.py`"
+        " under granian: bare Litestar answering, from memory, the JSON FleetPrompt answered, "
+        "re-serialised per request). `wrk` (one thread, 16 keep-alive connections) loads "
+        "them endpoint by endpoint, server after server, in interleaved rounds, after one "
+        "warm-up pass; rate limits off, INFO logs (one access line per request) to a file. "
+        "Detail cycles over ~4 000 listings; create sends a fresh Idempotency-Key per "
+        "request; redemption redeems install tokens issued beforehand (bulk-inserted, one "
+        "per request, every request HMAC-signed; the ceiling answers the same requests). "
+        "CPU ms/request: the server's and its PostgreSQL backends' CPU per request. The "
+        "RSS is the worker's resident set at the end, after at least 100 000 requests "
+        "(topped up with detail reads)."
     )
     lines = [
         SECTION,
         "",
-        f"`{command()}`",
+        "Re-run (needs `wrk`, `apt-get install -y wrk`; charts need the `bench` extra):",
+        "",
+        "```bash",
+        f"git -C . archive {BASELINE_COMMIT} src | tar -x -C /tmp/base   # the baseline tree",
+        *[f"{run['command']}" for run in runs],
+        "python bench/http_bench.py --replot --write-docs   # the recorded samples again",
+        "```",
         "",
         textwrap.fill(intro, width=78),
         "",
-        textwrap.fill(f"Machine: {machine(run)}.", width=78),
-        "",
-        "Search queries: "
-        + "; ".join(
-            f"N = {size:,}: rare word `{rare[size]}`, common word `{sb.COMMON_TERM}`, "
-            f"tag `{sb.COMMON_TAG}`"
-            for size in sizes
-        )
-        + ".",
-        "",
-        *table(run.results),
-        "",
-        "Targets (public search and detail: ≥ 50 % of the ceiling with p99 < 25 ms at "
-        f"{options.connections} connections; redemption ≥ 1 000/s on one worker):",
-        "",
-        "| target | database | workers | measured | result |",
-        "|---|---|---:|---|---|",
     ]
-    for target, database, workers, measured, met in targets(run.results):
-        lines.append(
-            f"| {target} | {database} | {workers} | {measured} | {'met' if met else '**missed**'} |"
+    for run in runs:
+        lines.append(textwrap.fill(
+            f"Run {run['started']} ({', '.join(run['measured'])}): load average before "
+            f"{run['load_before']}, after {run['load_after']}.", width=78))  # fmt: skip
+    lines += ["", textwrap.fill(f"Machine: {recorded['machine']}.", width=78), ""]
+    lines += tables(report)
+    lines += ["Targets:", "", "| target | database, listings | measured | result |",
+              "|---|---|---|---|"]  # fmt: skip
+    for target, where, measured, met in verdicts(report, memory):
+        lines.append(f"| {target} | {where} | {measured} | {'met' if met else '**missed**'} |")
+    lines.append("")
+    for picture in pictures:
+        title = (
+            "Throughput against the ceiling per endpoint"
+            if "ceiling" in picture.name
+            else "p99 latency against catalogue size"
         )
-    return "\n".join(lines) + "\n"
+        lines.append(f"![{title}]({picture.relative_to(DOCS.parent)})")
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def write_docs(text: str) -> None:
@@ -1389,100 +1657,109 @@ def parse_args() -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser.add_argument("--sizes", default="100000", help="comma-separated listing counts")
     parser.add_argument("--databases", default="sqlite,postgresql")
     parser.add_argument("--postgres-url", default=sb.DEFAULT_POSTGRES_URL)
-    parser.add_argument(
-        "--workers", default=f"1,{os.cpu_count() or 1}", help="comma-separated worker counts"
-    )
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds before each one")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--endpoints", default=",".join(ENDPOINTS))
-    parser.add_argument("--log-level", default="INFO", help="the server's FLEETPROMPT_LOG_LEVEL")
+    parser.add_argument("--endpoints", default=",".join(DEFAULT_ENDPOINTS))
     parser.add_argument(
-        "--quiet-timeout",
-        type=float,
-        default=120.0,
-        help="seconds to wait before each measurement for other load to go (0: never wait)",
-    )
-    parser.add_argument(
-        "--quiet-threshold", type=float, default=0.25, help="cores other processes may use"
-    )
-    parser.add_argument(
-        "--retries", type=int, default=2, help="repeats of a measurement disturbed by others"
-    )
-    parser.add_argument(
-        "--retry-threshold", type=float, default=0.4, help="cores of other load that disturb"
+        "--baseline-src",
+        type=Path,
+        default=None,
+        help=f"the src/ of commit {BASELINE_COMMIT} (git archive {BASELINE_COMMIT} src | tar -x)",
     )
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument(
+        "--database-prefix",
+        default="fleetprompt_httpbench",
+        help="name prefix of the PostgreSQL template and working databases",
+    )
     parser.add_argument("--rebuild", action="store_true", help="reload the cached datasets")
     parser.add_argument("--drop-cache", action="store_true", help="remove the cache and exit")
+    parser.add_argument("--samples", type=Path, default=SAMPLES, help="raw samples (JSON)")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="add to the recorded samples (replacing only the databases and sizes measured)",
+    )
+    parser.add_argument("--replot", action="store_true", help="measure nothing; report --samples")
     parser.add_argument("--write-docs", action="store_true", help=f"rewrite {SECTION!r}")
     return parser, parser.parse_args()
 
 
-def main() -> None:
+def main() -> None:  # noqa: PLR0915 - measure, record, report
+    global DATABASE_PREFIX  # noqa: PLW0603 - one setting for the dataset helpers
     parser, args = parse_args()
-    sizes = sorted(int(size) for size in args.sizes.split(","))
+    DATABASE_PREFIX = args.database_prefix
     if args.drop_cache:
         drop_cache(args.cache_dir, args.postgres_url)
         return
-    wrk_path()
-    databases = [name.strip() for name in args.databases.split(",")]
-    unknown = set(databases) - {"sqlite", "postgresql"}
-    if unknown:
-        parser.error(f"unknown databases: {sorted(unknown)}")
-    endpoints = [name.strip() for name in args.endpoints.split(",")]
-    if set(endpoints) - set(ENDPOINTS):
-        parser.error(f"unknown endpoints: {sorted(set(endpoints) - set(ENDPOINTS))}")
-    workers_list = [int(w) for w in args.workers.split(",")]
-    options = Options(
-        args.duration,
-        args.warmup,
-        args.connections,
-        args.threads,
-        endpoints,
-        args.log_level,
-        args.quiet_timeout,
-        args.quiet_threshold,
-        args.retries,
-        args.retry_threshold,
-    )
-    args.cache_dir.mkdir(parents=True, exist_ok=True)
-    run = Run()
-    if "postgresql" in databases:
-        admin = _admin(sql.normalize_url(args.postgres_url))
-        try:
-            with admin.connect() as conn:
-                run.postgres_version = conn.exec_driver_sql("SHOW server_version").scalar_one()
-        finally:
-            admin.dispose()
-    with tempfile.TemporaryDirectory(prefix="fleetprompt_http_bench_") as temporary:
-        directory = Path(temporary)
-        for size in sizes:
-            bodies: dict[int, dict[str, Captured]] = {}
-            meta: Meta | None = None
-            for database in databases:
-                opener = (
-                    sqlite_dataset(args.cache_dir, size, args.rebuild)
-                    if database == "sqlite"
-                    else postgres_dataset(args.postgres_url, args.cache_dir, size, args.rebuild)
-                )
-                with opener as dataset:
-                    meta = dataset.meta
-                    run_fleetprompt(dataset, workers_list, options, directory, run, bodies)
-            assert meta is not None
-            for workers in workers_list:
-                run_ceiling(workers, bodies[workers], meta, options, directory, run)
+    recorded: dict[str, Any] = {"runs": [], "samples": [], "memory": [], "machine": ""}
+    if (args.replot or args.keep) and args.samples.exists():
+        recorded = json.loads(args.samples.read_text(encoding="utf-8"))
+    if not args.replot:
+        wrk_path()
+        sizes = sorted(int(size) for size in args.sizes.split(","))
+        databases = [name.strip() for name in args.databases.split(",")]
+        if set(databases) - {"sqlite", "postgresql"}:
+            parser.error(f"unknown databases: {sorted(set(databases) - {'sqlite', 'postgresql'})}")
+        endpoints = [name.strip() for name in args.endpoints.split(",")]
+        if set(endpoints) - set(ENDPOINTS):
+            parser.error(f"unknown endpoints: {sorted(set(endpoints) - set(ENDPOINTS))}")
+        args.cache_dir.mkdir(parents=True, exist_ok=True)
+        postgres_version = None
+        if "postgresql" in databases:
+            admin = _admin(sql.normalize_url(args.postgres_url))
+            try:
+                with admin.connect() as conn:
+                    postgres_version = conn.exec_driver_sql("SHOW server_version").scalar_one()
+            finally:
+                admin.dispose()
+        load_before = ", ".join(f"{v:.2f}" for v in os.getloadavg())
+        started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        samples: list[Sample] = []
+        memory: list[Memory] = []
+        with tempfile.TemporaryDirectory(prefix="fleetprompt_http_bench_") as temporary:
+            directory = Path(temporary)
+            for size in sizes:
+                for database in databases:
+                    opener = (
+                        sqlite_dataset(args.cache_dir, size, args.rebuild)
+                        if database == "sqlite"
+                        else postgres_dataset(args.postgres_url, args.cache_dir, size, args.rebuild)
+                    )
+                    plan = Plan(endpoints, args.rounds, args.duration, args.connections,
+                                size != sizes[-1], args.baseline_src)  # fmt: skip
+                    with opener as dataset:
+                        measure_dataset(dataset, plan, directory, samples, memory)
+        measured = {(s.database, s.size) for s in samples}
+        recorded["samples"] = [
+            s for s in recorded["samples"] if (s["database"], s["size"]) not in measured
+        ] + [vars(s) for s in samples]
+        recorded["memory"] = [
+            m for m in recorded["memory"] if (m["database"], m["size"]) not in measured
+        ] + [vars(m) for m in memory]
+        recorded["runs"].append(
+            {
+                "command": command(),
+                "started": started,
+                "measured": [f"{d} {s:,}" for d, s in sorted(measured)],
+                "load_before": load_before,
+                "load_after": ", ".join(f"{v:.2f}" for v in os.getloadavg()),
+            }
+        )
+        recorded["machine"] = machine(postgres_version or recorded.get("postgres_version"))
+        recorded["postgres_version"] = postgres_version or recorded.get("postgres_version")
+        args.samples.parent.mkdir(parents=True, exist_ok=True)
+        args.samples.write_text(json.dumps(recorded, indent=1), encoding="utf-8")
+    report = Report([Sample(**s) for s in recorded["samples"]])
+    memory_rows = [Memory(**m) for m in recorded["memory"]]
     print()
-    print(f"Machine: {machine(run)}")
-    print()
-    print("\n".join(table(run.results)))
-    print()
-    for target, database, workers, measured, met in targets(run.results):
-        verdict = "met" if met else "MISSED"
-        print(f"{verdict:<7} {target} — {database}, {workers} worker(s): {measured}")
+    print("\n".join(tables(report)))
+    for target, where, measured_text, met in verdicts(report, memory_rows):
+        print(f"{'met' if met else 'MISSED':<7} {target} — {where}: {measured_text}")
+    pictures = charts(report)
     if args.write_docs:
-        write_docs(section(run, options))
+        write_docs(section(recorded, report, memory_rows, pictures))
         print(f"\nrewrote {SECTION!r} in {DOCS}")
 
 
