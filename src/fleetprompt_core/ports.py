@@ -160,12 +160,15 @@ class CatalogVersion(Protocol):
     """A number that changes with every committed change of what a public read shows.
 
     Storage adapters implement it next to their tables: a committed write of a
-    listing, a release, a publisher profile, a user (the default publisher
-    name) or an install intent (the public install statistics) moves it to a
-    new value in the same transaction as the write. Readers that keep copies
-    of public answers (the HTTP adapter's response cache) tag each copy with
-    the version read *before* building it and drop every copy once the
-    version moves, so a copy never outlives a change it does not show.
+    listing, a release, a publisher profile or a user (the default publisher
+    name) moves it to a new value in the same transaction as the write.
+    Readers that keep copies of public answers (the HTTP adapter's response
+    cache) tag each copy with the version read *before* building it and drop
+    every copy once the version moves, so a copy never outlives a change it
+    does not show. Install intents do not move it: the install statistics
+    public answers show (``stats.installAttempts30d``, the ``installs`` sort)
+    are counts over a sliding 30-day window, and a copy's bounded lifetime
+    (the response cache's entry TTL) bounds how far they lag (ADR 0033).
     """
 
     def current(self) -> int | None:
@@ -304,6 +307,21 @@ class InstallTokenRepository(Protocol):
 
     def update(self, token: InstallToken, expected_status: InstallTokenStatus) -> bool:
         """Compare-and-set on the stored status; ``False`` when it differs."""
+        ...
+
+    def redeem(
+        self,
+        token: InstallToken,
+        token_was: InstallTokenStatus,
+        intent: InstallIntent,
+        intent_was: InstallIntentStatus,
+        event: AuditEvent,
+    ) -> bool:
+        """A redemption's writes as one change: the compare-and-set of ``token`` (stored
+        status still ``token_was``), then of its ``intent`` (still ``intent_was``), then
+        ``event`` appended — each only when the one before it won (one statement on
+        PostgreSQL). ``False`` when either set lost: the caller must roll back (the
+        token's set may have been applied); ``True`` when all three were written."""
         ...
 
     def get_by_hash(self, token_hash: str) -> InstallToken | None: ...

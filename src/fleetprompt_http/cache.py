@@ -14,7 +14,9 @@ version moves. :class:`VersionPoller` reads the shared version every
 :data:`POLL_INTERVAL_S`; a version that was not read within the adapter's
 trust window (1 s) is ``None`` and then nothing is served from the cache.
 Entries also expire after :data:`ENTRY_TTL_MS` of the application clock:
-the install statistics' 30-day window slides without any write.
+the install statistics' 30-day window slides without any write, and a new
+install intent does not move the version (ADR 0033), so the install counts a
+cached answer shows lag by at most that long.
 
 Only anonymous requests use the cache (neither read nor write it): a
 request with ``Authorization`` runs its use case, resolving its credential,
@@ -52,7 +54,9 @@ __all__ = [
 #: How often a process reads the shared catalogue version.
 POLL_INTERVAL_S: Final = 0.25
 #: The longest an entry is served (application clock): time-dependent fields
-#: (install attempts over a sliding 30-day window) move without a write.
+#: (install attempts over a sliding 30-day window) move without a write, and
+#: new install intents do not move the catalogue version (ADR 0033): this is
+#: how far the install counts of a cached answer may lag.
 ENTRY_TTL_MS: Final = 10_000
 
 _log = logging.getLogger("fleetprompt.cache")

@@ -21,7 +21,7 @@ from http_harness import Api, Caller
 
 from fleetprompt_adapters.sql import SqlCatalogVersion
 from fleetprompt_core.policies.rate_limits import Action, RateLimits, RateRule
-from fleetprompt_http.cache import PublicCache
+from fleetprompt_http.cache import ENTRY_TTL_MS, PublicCache
 from fleetprompt_http.handling import services_in
 
 SEARCH = "/v1/public/listings/search"
@@ -97,11 +97,12 @@ def test_cache_p1_p2_p3_repeats_are_hits_with_a_strong_etag_and_304(api: Api) ->
 
 
 def test_cache_every_catalogue_change_is_visible_at_once_in_the_writing_process(api: Api) -> None:
-    """Publish, edit, release, revoke, status change, suspension, verification, profile and
-    a new install intent each move the catalogue version: the next anonymous read shows it."""
+    """Publish, edit, release, revoke, status change, suspension, verification and profile
+    each move the catalogue version: the next anonymous read shows it (install intents do
+    not: see the next test)."""
     cache = _cache(api)
-    publisher, admin, buyer = api.publisher(), api.admin(), api.buyer()
-    listing, release = api.published(publisher, name="Before")
+    publisher, admin = api.publisher(), api.admin()
+    listing, _ = api.published(publisher, name="Before")
     lid = listing["listingId"]
     path = _detail(lid)
 
@@ -138,8 +139,6 @@ def test_cache_every_catalogue_change_is_visible_at_once_in_the_writing_process(
         )
     )
     assert detail()["listing"]["publisher"]["displayName"] == "Renamed Co"
-    api.intent(buyer, lid, release["releaseId"])
-    assert detail()["listing"]["stats"] == {"installAttempts30d": 1}
     api.get(SEARCH)
     ok(api.set_status(publisher, lid, "unlisted"))
     assert api.get(path).status_code == 404
@@ -155,6 +154,61 @@ def test_cache_every_catalogue_change_is_visible_at_once_in_the_writing_process(
     api.clock.advance(60_000)
     api.get(SEARCH)
     assert cache.hits == hits
+
+
+def test_cache_install_intents_leave_the_version_and_the_counts_lag_at_most_the_entry_ttl(
+    api: Api,
+) -> None:
+    """An install intent is not a catalogue change (ADR 0033): the version stays, and a
+    cached detail and an ``installs``-sorted search keep their bytes (the install count
+    they show lags) until the entry's lifetime, ``ENTRY_TTL_MS`` of the application
+    clock, has passed; the next read then shows the new count."""
+    cache = _cache(api)
+    publisher, buyer = api.publisher(), api.buyer()
+    listing, release = api.published(publisher)
+    lid = listing["listingId"]
+    by_installs = {"sort": "installs"}
+
+    def count_in_search() -> int:
+        response = api.get(SEARCH, params=by_installs)
+        assert response.status_code == 200, response.text
+        (item,) = [i for i in response.json()["items"] if i["listingId"] == lid]
+        count: int = item["stats"]["installAttempts30d"]
+        return count
+
+    detail = api.get(_detail(lid))
+    assert detail.json()["listingDetail"]["listing"]["stats"] == {"installAttempts30d": 0}
+    assert count_in_search() == 0
+    version = cache.version()
+    api.intent(buyer, lid, release["releaseId"])
+    assert cache.version() == version
+    hits = cache.hits
+    assert api.get(_detail(lid)).content == detail.content
+    assert count_in_search() == 0
+    assert cache.hits == hits + 2
+    api.clock.advance(ENTRY_TTL_MS - 1_000)
+    assert api.get(_detail(lid)).content == detail.content  # still within the bound
+    api.clock.advance(1_001)
+    fresh = api.get(_detail(lid)).json()["listingDetail"]["listing"]["stats"]
+    assert fresh == {"installAttempts30d": 1}
+    assert count_in_search() == 1
+    assert cache.hits == hits + 3
+
+
+def test_cache_a_new_draft_leaves_the_version_publishing_moves_it(api: Api) -> None:
+    """Creating a listing (always a draft, in no public answer) does not empty the cache;
+    publishing it does, and the next anonymous search shows it."""
+    cache = _cache(api)
+    publisher = api.publisher()
+    api.get(SEARCH)
+    version = cache.version()
+    draft = api.create_listing(publisher, name="Quiet Draft")
+    assert cache.version() == version
+    assert draft["listingId"] not in api.get(SEARCH).text
+    api.publish_release(publisher, draft["listingId"])
+    assert api.set_status(publisher, draft["listingId"], "published").status_code == 200
+    assert cache.version() != version
+    assert draft["listingId"] in api.get(SEARCH).text
 
 
 def test_cache_no_private_field_in_any_cached_body(api: Api) -> None:

@@ -233,7 +233,8 @@ class _Listings(_Repo):
             raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
         self.tx.put(self.s.listings, listing.listing_id, listing)
         self._index_status(listing)
-        self.tx.catalog_changed = True
+        if listing.status is not ListingStatus.DRAFT:  # a draft is in no public answer
+            self.tx.catalog_changed = True
 
     def _index_status(self, listing: Listing) -> None:
         published = listing.listing_id in self.s.published_listings
@@ -255,7 +256,8 @@ class _Listings(_Repo):
             raise ValueError("owner and asset kind never change")
         self.tx.put(self.s.listings, listing.listing_id, listing)
         self._index_status(listing)
-        self.tx.catalog_changed = True
+        if listing.status is not ListingStatus.DRAFT:  # a draft is in no public answer
+            self.tx.catalog_changed = True
         return True
 
     def list_by_owner(
@@ -361,7 +363,7 @@ class _Intents(_Repo):
             raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
         self.tx.put(self.s.intents, intent.install_intent_id, intent)
         self.tx.index(self.s.intents_by_listing, intent.listing_id, intent.install_intent_id)
-        self.tx.catalog_changed = True  # the public install statistics
+        # Not a catalogue change: the install statistics lag by the cache's TTL (ADR 0033).
 
     def update(self, intent: InstallIntent, expected_status: InstallIntentStatus) -> bool:
         current = self.s.intents[intent.install_intent_id]
@@ -424,6 +426,21 @@ class _Tokens(_Repo):
         if current.token_hash != token.token_hash:
             raise ValueError("a token's hash never changes")
         self.tx.put(self.s.tokens, token.token_id, token)
+        return True
+
+    def redeem(
+        self,
+        token: InstallToken,
+        token_was: InstallTokenStatus,
+        intent: InstallIntent,
+        intent_was: InstallIntentStatus,
+        event: AuditEvent,
+    ) -> bool:
+        if not self.update(token, token_was):
+            return False
+        if not _Intents(self.s, self.tx).update(intent, intent_was):
+            return False
+        _Audit(self.s, self.tx).append(event)
         return True
 
     def get_by_hash(self, token_hash: str) -> InstallToken | None:

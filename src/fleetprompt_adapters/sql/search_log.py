@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterable
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,14 +30,25 @@ _H = t.search_log_head
 _LOG = t.search_log
 
 
-def next_seq(conn: sa.Connection) -> int:
-    """Take the next sequence number (locks the head row until the transaction ends)."""
-    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
-    statement = dialect.insert(_H).values(id=1, seq=1, epoch=secrets.token_hex(8))
-    statement = statement.on_conflict_do_update(
+def _next_seq_statement(dialect: Any) -> sa.Executable:
+    statement = dialect.insert(_H).values(id=1, seq=1, epoch=sa.bindparam("epoch"))
+    built: sa.Executable = statement.on_conflict_do_update(
         index_elements=[_H.c.id], set_={"seq": _H.c.seq + 1}
     ).returning(_H.c.seq)
-    return int(conn.execute(statement).scalar_one())
+    return built
+
+
+#: Built once per dialect (every listing write runs it): only the epoch is a parameter.
+_NEXT_SEQ: Final = {
+    "sqlite": _next_seq_statement(sqlite),
+    "postgresql": _next_seq_statement(postgresql),
+}
+
+
+def next_seq(conn: sa.Connection) -> int:
+    """Take the next sequence number (locks the head row until the transaction ends)."""
+    statement = _NEXT_SEQ["sqlite" if conn.dialect.name == "sqlite" else "postgresql"]
+    return int(conn.execute(statement, {"epoch": secrets.token_hex(8)}).scalar_one())
 
 
 def append(conn: sa.Connection, seq: int, listing_ids: Iterable[str]) -> None:

@@ -11,7 +11,7 @@ from fleetprompt_core.policies.redaction import redact_text
 from fleetprompt_core.ports import UnitOfWork
 from fleetprompt_core.services.runtime import Call, Runtime
 
-__all__ = ["record", "system_actor", "user_actor"]
+__all__ = ["event", "record", "system_actor", "user_actor"]
 
 _DETAIL_KEYS_MAX = 16
 _DETAIL_VALUE_MAX = 200
@@ -47,7 +47,38 @@ def record(
     install_intent_id: str | None = None,
 ) -> AuditEvent:
     """Append one bounded, secret-free event inside the caller's unit of work."""
-    event = AuditEvent(
+    built = event(
+        rt,
+        call,
+        type_,
+        actor,
+        summary,
+        details=details,
+        publisher_user_id=publisher_user_id,
+        listing_id=listing_id,
+        release_id=release_id,
+        install_intent_id=install_intent_id,
+    )
+    uow.audit.append(built)
+    return built
+
+
+def event(
+    rt: Runtime,
+    call: Call,
+    type_: str,
+    actor: Actor,
+    summary: str,
+    *,
+    details: Mapping[str, AuditValue] | None = None,
+    publisher_user_id: str | None = None,
+    listing_id: str | None = None,
+    release_id: str | None = None,
+    install_intent_id: str | None = None,
+) -> AuditEvent:
+    """One bounded, secret-free event, not yet stored: for a repository that writes it
+    together with the change it records (redemption)."""
+    return AuditEvent(
         event_id=rt.ids.new_id("evt"),
         type=type_,
         actor=actor,
@@ -60,8 +91,6 @@ def record(
         install_intent_id=install_intent_id,
         request_id=call.request_id,
     )
-    uow.audit.append(event)
-    return event
 
 
 def roles_text(roles: frozenset[Role]) -> str:

@@ -36,7 +36,7 @@ from fleetprompt_core.services._paging import page_request, paginate
 from fleetprompt_core.services.catalog import release_page
 from fleetprompt_core.services.installs import revoke_listing_tokens
 from fleetprompt_core.services.runtime import Call, Outcome, Runtime, changed_ok
-from fleetprompt_core.services.views import ListingView, listing_views
+from fleetprompt_core.services.views import ListingView, listing_views, new_listing_view
 
 __all__ = ["Publishing"]
 
@@ -120,7 +120,7 @@ class Publishing:
                 publisher_user_id=user.user_id,
                 listing_id=listing.listing_id,
             )
-            return self._view(uow, listing)
+            return new_listing_view(uow, listing)
 
         return idempotency.run(
             self._rt,

@@ -222,7 +222,8 @@ class Redeemer:
         call: Call,
         deadline_ms: int | None,
     ) -> Redemption:
-        """The redemption inside ``uow`` (not committed): one read, two updates, one event."""
+        """The redemption inside ``uow`` (not committed): one read, then two compare-and-sets
+        and the event written together."""
         now = self._rt.clock.now_ms()
         found = uow.tokens.get_for_redemption(token_hash)
         if found is None:
@@ -241,13 +242,8 @@ class Redeemer:
         if install_blocker(listing, release, target):
             raise _not_found(RedeemFailure.NOT_INSTALLABLE)
         redeemed_intent = intent.redeemed(now)
-        if not uow.tokens.update(token.redeemed(source, now), token.status):
-            raise _not_found(RedeemFailure.LOST_RACE)  # a concurrent redemption won
-        if not uow.intents.update(redeemed_intent, intent.status):
-            raise _not_found(RedeemFailure.LOST_RACE)
-        audit.record(
+        event = audit.event(
             self._rt,
-            uow,
             call,
             "install_token.redeemed",
             audit.system_actor(source),
@@ -258,6 +254,11 @@ class Redeemer:
             release_id=release.release_id,
             install_intent_id=intent.install_intent_id,
         )
+        # Both compare-and-sets and the audit row as one write; a lost set rolls back.
+        if not uow.tokens.redeem(
+            token.redeemed(source, now), token.status, redeemed_intent, intent.status, event
+        ):
+            raise _not_found(RedeemFailure.LOST_RACE)  # a concurrent redemption won
         if deadline_ms is not None and self._rt.clock.now_ms() > deadline_ms:
             raise Unavailable(
                 "The redemption took too long and was not done; retry it.",

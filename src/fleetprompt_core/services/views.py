@@ -54,6 +54,7 @@ __all__ = [
     "ReleaseWarning",
     "default_profile",
     "listing_views",
+    "new_listing_view",
     "public_listings",
     "public_release",
     "release_warnings",
@@ -266,6 +267,13 @@ def public_listings(
         )
         for item in listings
     ]
+
+
+def new_listing_view(uow: UnitOfWork, listing: Listing) -> ListingView:
+    """The view of a listing created in this unit of work: no install intent can name it
+    yet, so its install count is 0 without asking the storage."""
+    summaries = _summaries(uow, (listing.publisher_user_id,))
+    return ListingView(listing, summaries[listing.publisher_user_id], 0)
 
 
 def listing_views(uow: UnitOfWork, listings: Sequence[Listing], now_ms: int) -> list[ListingView]:
