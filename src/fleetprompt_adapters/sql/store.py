@@ -361,19 +361,21 @@ class _Repo:
         self,
         table: sa.Table,
         values: Mapping[str, Any],
-        primary_key: sa.ColumnElement[bool] | None,
+        primary_key: str | None,
         constraint: UniqueConstraint,
     ) -> None:
         """Insert a row; a conflict raises ``DuplicateError`` (primary key first).
 
-        ``primary_key`` selects the row of the same primary key; ``None`` when the
-        primary key is itself ``constraint``.
+        ``primary_key`` names the primary-key column (looked up only after a
+        conflict); ``None`` when the primary key is itself ``constraint``.
         """
         statement = _insert_statement(self._uow.store.dialect, table)
         if guarded(lambda: self.conn.execute(statement, dict(values))).rowcount == 1:
             return
         if primary_key is not None and self._one(
-            sa.select(sa.literal(1)).select_from(table).where(primary_key)
+            sa.select(sa.literal(1))
+            .select_from(table)
+            .where(table.c[primary_key] == values[primary_key])
         ):
             raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
         raise DuplicateError(constraint)
@@ -476,7 +478,7 @@ class _Users(_Repo):
         self._insert(
             t.users,
             m.user_row(user),
-            t.users.c.user_id == user.user_id,
+            "user_id",
             UniqueConstraint.USER_EXTERNAL_ID,
         )
 
@@ -542,7 +544,7 @@ class _Listings(_Repo):
         self._insert(
             t.listings,
             m.listing_row(listing),
-            t.listings.c.listing_id == listing.listing_id,
+            "listing_id",
             UniqueConstraint.PRIMARY_KEY,
         )
         self._index(listing, replace=False)
@@ -618,7 +620,7 @@ class _Releases(_Repo):
         self._insert(
             t.releases,
             m.release_row(release),
-            t.releases.c.release_id == release.release_id,
+            "release_id",
             UniqueConstraint.RELEASE_VERSION,
         )
         self._catalog_changed()
@@ -668,7 +670,7 @@ class _Intents(_Repo):
         self._insert(
             t.install_intents,
             m.intent_row(intent),
-            t.install_intents.c.install_intent_id == intent.install_intent_id,
+            "install_intent_id",
             UniqueConstraint.PRIMARY_KEY,
         )
         # Not a catalogue change: the public install statistics it moves lag by at most
@@ -746,7 +748,7 @@ class _Tokens(_Repo):
         self._insert(
             t.install_tokens,
             m.token_row(token),
-            t.install_tokens.c.token_id == token.token_id,
+            "token_id",
             UniqueConstraint.TOKEN_HASH,
         )
 
@@ -872,7 +874,7 @@ class _ApiTokens(_Repo):
         self._insert(
             t.api_tokens,
             m.api_token_row(token),
-            t.api_tokens.c.token_id == token.token_id,
+            "token_id",
             UniqueConstraint.API_TOKEN_HASH,
         )
 
@@ -925,7 +927,7 @@ class _Accounts(_Repo):
             self._insert(
                 t.accounts,
                 m.account_row(account),
-                t.accounts.c.user_id == account.user_id,
+                "user_id",
                 UniqueConstraint.ACCOUNT_USERNAME,
             )
         except DuplicateError as error:
@@ -1058,7 +1060,7 @@ class _Audit(_Repo):
         self._insert(
             t.audit_events,
             m.audit_row(event),
-            t.audit_events.c.event_id == event.event_id,
+            "event_id",
             UniqueConstraint.PRIMARY_KEY,
         )
 
