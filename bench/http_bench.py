@@ -1724,7 +1724,7 @@ def main() -> None:  # noqa: PLR0915 - measure, record, report
         memory: list[Memory] = []
         with tempfile.TemporaryDirectory(prefix="fleetprompt_http_bench_") as temporary:
             directory = Path(temporary)
-            for size in sizes:
+            for size in reversed(sizes):  # the largest (every target) first
                 for database in databases:
                     opener = (
                         sqlite_dataset(args.cache_dir, size, args.rebuild)
