@@ -352,7 +352,8 @@ class _Plan:
         make = "tuple" if container is tuple else "frozenset"
         if loaded == item:
             return f"{make}({value})"
-        return f"{make}([{loaded} for {item} in {value}])"
+        empty = "()" if container is tuple else "frozenset()"
+        return f"({make}([{loaded} for {item} in {value}]) if {value} else {empty})"
 
 
 class Codec(Generic[E]):
@@ -405,7 +406,8 @@ class Codec(Generic[E]):
             )
 
     def load_all(self, rows: Iterable[Sequence[Any]]) -> list[E]:
-        """Entities of rows selected with every column of the table, in table order."""
+        """Entities of rows selected with every column of the table, in table order
+        (pass ``result.all()``: one ``fetchall`` is cheaper than a fetch per row)."""
         load = self.load_values
         return [load(row) for row in rows]
 

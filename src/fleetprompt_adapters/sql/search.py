@@ -162,7 +162,7 @@ def _fetch(conn: sa.Connection, ranked: Sequence[tuple[str, int]]) -> list[Searc
     """The listings of ``ranked`` (id, score) pairs, in that order."""
     if not ranked:
         return []
-    rows = conn.execute(_PAGE, {"ids": [listing_id for listing_id, _ in ranked]})
+    rows = conn.execute(_PAGE, {"ids": [listing_id for listing_id, _ in ranked]}).all()
     by_id = {listing.listing_id: listing for listing in LISTINGS.load_all(rows)}
     return [
         SearchHit(by_id[listing_id], score) for listing_id, score in ranked if listing_id in by_id
@@ -296,9 +296,10 @@ def _browse(conn: sa.Connection, original: ListingSearch, cap: int) -> list[Sear
         for index, (other_kind, other_value) in enumerate(others):
             params.update({f"kind_{index}": other_kind, f"value_{index}": other_value})
         ids = _browse_labels(search.sort, by_kind, len(others), search.verified_only, keyed)
-        return _fetch(conn, [(row[0], 0) for row in conn.execute(ids, params)])
+        return _fetch(conn, [(row[0], 0) for row in conn.execute(ids, params).all()])
     query = _browse_listings(search.sort, by_kind, search.verified_only, keyed)
-    return [SearchHit(listing, 0) for listing in LISTINGS.load_all(conn.execute(query, params))]
+    listings = LISTINGS.load_all(conn.execute(query, params).all())
+    return [SearchHit(listing, 0) for listing in listings]
 
 
 def _term_rows(conn: sa.Connection, term: str, cap: int) -> int:
@@ -310,7 +311,7 @@ def _term_rows(conn: sa.Connection, term: str, cap: int) -> int:
 def _hits(conn: sa.Connection, query: sa.Select[Any]) -> list[SearchHit]:
     # The listing's columns come first (table order), the score last.
     load = LISTINGS.load_values
-    return [SearchHit(load(row), int(row[-1])) for row in conn.execute(query)]
+    return [SearchHit(load(row), int(row[-1])) for row in conn.execute(query).all()]
 
 
 def _terms_first(
@@ -448,7 +449,8 @@ def _by_installs(conn: sa.Connection, search: ListingSearch) -> list[SearchHit]:
             .limit(search.limit)
         )
         load = LISTINGS.load_values
-        hits += [SearchHit(load(row), int(row[-2]), int(row[-1])) for row in conn.execute(query)]
+        rows = conn.execute(query).all()
+        hits += [SearchHit(load(row), int(row[-2]), int(row[-1])) for row in rows]
     remaining = search.limit - len(hits)
     if remaining <= 0 or (after is not None and int(after[0]) < 0):
         return hits

@@ -337,13 +337,13 @@ class _Repo:
     def _all(
         self, statement: sa.Select[Any], params: Mapping[str, Any] | None = None
     ) -> list[sa.RowMapping]:
-        return [row._mapping for row in self._run(statement, params)]
+        return [row._mapping for row in self._run(statement, params).all()]
 
     def _entities(
         self, codec: m.Codec[T], statement: sa.Select[Any], params: Mapping[str, Any] | None = None
     ) -> list[T]:
         """The entities of a ``SELECT`` of every column of ``codec``'s table, in table order."""
-        return codec.load_all(self._run(statement, params))
+        return codec.load_all(self._run(statement, params).all())
 
     def _find(self, codec: m.Codec[T], **key: str) -> T | None:
         """The entity whose columns equal ``key`` (a prepared statement).
