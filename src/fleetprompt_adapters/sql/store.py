@@ -460,6 +460,37 @@ _LISTINGS_OF_IN = _newest_first(
 _API_TOKENS_OF = _newest_first(t.api_tokens, ("created_at_ms", "token_id"), "user_id")
 
 
+def _intent_filters() -> dict[str, tuple[sa.ColumnElement[bool], ...]]:
+    """A buyer's intents by status filter (``:status``), as every reader observes them at
+    ``:now``: an open intent past its expiry is expired."""
+    c = t.install_intents.c
+    status, now = (
+        sa.bindparam("status", type_=c.status.type),
+        sa.bindparam("now", type_=c.expires_at_ms.type),
+    )
+    open_statuses = sorted(OPEN_INTENT_STATUSES)
+    return {
+        "any": (),
+        # Stored as expired, or still open with its expiry passed.
+        "expired": (
+            sa.or_(
+                c.status == InstallIntentStatus.EXPIRED,
+                sa.and_(c.status.in_(open_statuses), c.expires_at_ms <= now),
+            ),
+        ),
+        "open": (c.status == status, c.expires_at_ms > now),
+        "stored": (c.status == status,),
+    }
+
+
+_INTENTS_OF = {
+    shape: _newest_first(
+        t.install_intents, ("created_at_ms", "install_intent_id"), "buyer_user_id", *filters
+    )
+    for shape, filters in _intent_filters().items()
+}
+
+
 class _Users(_Repo):
     def get(self, user_id: str) -> User | None:
         return self._find(m.USERS, user_id=user_id)
@@ -704,26 +735,21 @@ class _Intents(_Repo):
         after: CreatedKey | None,
         limit: int,
     ) -> Sequence[InstallIntent]:
-        c = t.install_intents.c
-        key = [c.created_at_ms, c.install_intent_id]
-        conditions = [c.buyer_user_id == buyer_user_id, *_page_condition(key, after)]
-        open_statuses = sorted(OPEN_INTENT_STATUSES)
         if status is InstallIntentStatus.EXPIRED:
-            # Stored as expired, or still open with its expiry passed (observed on read).
-            conditions.append(
-                sa.or_(
-                    c.status == InstallIntentStatus.EXPIRED,
-                    sa.and_(c.status.in_(open_statuses), c.expires_at_ms <= now_ms),
-                )
-            )
+            shape = "expired"
         elif status in OPEN_INTENT_STATUSES:
-            conditions += [c.status == status, c.expires_at_ms > now_ms]
-        elif status is not None:
-            conditions.append(c.status == status)
-        query = (
-            sa.select(t.install_intents).where(*conditions).order_by(*_descending(key)).limit(limit)
-        )
-        return self._entities(m.INSTALL_INTENTS, query)
+            shape = "open"
+        else:
+            shape = "any" if status is None else "stored"
+        params: dict[str, Any] = {
+            "buyer_user_id": buyer_user_id,
+            "limit": limit,
+            "now": now_ms,
+            **_after_params(after),
+        }
+        if status is not None:
+            params["status"] = status
+        return self._entities(m.INSTALL_INTENTS, _INTENTS_OF[shape][after is not None], params)
 
     def count_created_since(self, listing_ids: Iterable[str], since_ms: int) -> Mapping[str, int]:
         wanted = sorted(set(listing_ids))
