@@ -35,7 +35,7 @@ from fleetprompt_core.domain.model import (
     Release,
     User,
 )
-from fleetprompt_core.domain.search import ListingSearch, SearchHit
+from fleetprompt_core.domain.search import IndexedListing, ListingSearch, RankedHit, SearchHit
 from fleetprompt_core.policies.versions import VersionCandidate
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "RateLimiter",
     "Redeemable",
     "ReleaseRepository",
+    "SearchIndex",
     "SessionRepository",
     "TokenGenerator",
     "TokenHasher",
@@ -227,7 +228,33 @@ class ListingRepository(Protocol):
         ...
 
     def search_published(self, search: ListingSearch) -> Sequence[SearchHit]:
-        """Published listings matching ``search`` per ``domain.search``."""
+        """Published listings matching ``search`` per ``domain.search`` (relevance
+        searches with words in the order of the adapter's :class:`SearchIndex`)."""
+        ...
+
+
+class SearchIndex(Protocol):
+    """The search engine that ranks relevance searches with words (ADR 0034).
+
+    It holds the published catalogue as the adapter feeds it (``rebuild``,
+    then ``apply`` for each change) and answers with the semantics of
+    ``domain.search``: the matches of every term (prefix rule) and filter,
+    no other listing; a strict ``(score, updatedAtMs, listingId)`` descending
+    order; the same page for the same search until the next write; a cursor
+    naming a matching listing continues right after that listing as it ranks
+    now. How it scores (BM25 with the field weights as boosts) is its own.
+    """
+
+    def rebuild(self, items: Iterable[IndexedListing]) -> int:
+        """Replace the whole index by ``items``; how many it holds."""
+        ...
+
+    def apply(self, upserts: Iterable[IndexedListing], deletes: Iterable[str] = ()) -> None:
+        """Drop the listings ``deletes`` names, add or replace ``upserts``, in one commit."""
+        ...
+
+    def ranked(self, search: ListingSearch) -> Sequence[RankedHit]:
+        """At most ``search.limit`` hits strictly after ``search.after``, in order."""
         ...
 
 

@@ -292,7 +292,7 @@ def db_current() -> None:
 
 @main.group()
 def search() -> None:
-    """The search engine's index (FLEETPROMPT_SEARCH_INDEX; ADR 0027)."""
+    """The search engine's index (FLEETPROMPT_SEARCH_INDEX; ADR 0027, 0034)."""
 
 
 @search.command("reindex")
@@ -327,7 +327,8 @@ def search_reindex(index_dir: str | None) -> None:
             free_slots,
         )
 
-        # This command's own store ranks nothing: it must not take a slot itself.
+        # This command's own store ranks nothing: it must not take a slot itself (its
+        # engine, in RAM, is never built).
         storage = _open(attrs.evolve(settings, search_index=None), create=False)
         try:
             storage.check_schema()

@@ -221,10 +221,11 @@ class Settings:
     #: How long a client may take to send a request head before the server closes
     #: the connection (``fleetprompt serve`` on granian, ADR 0029).
     head_timeout_ms: int = 10_000
-    #: The search engine of relevance searches with words (ADR 0027): ``None`` keeps
-    #: the SQL plans; ``"memory"`` a tantivy index in each process, built from the
-    #: database at its first search; a directory keeps one index per process in
-    #: ``slot-N`` below it across restarts (``fleetprompt search reindex`` rebuilds them).
+    #: Where the search engine of relevance searches with words keeps its index (ADR
+    #: 0027, 0034): ``None`` or ``"memory"`` a tantivy index in each process's RAM,
+    #: built from the database at its first search; a directory keeps one index per
+    #: process in ``slot-N`` below it across restarts (``fleetprompt search reindex``
+    #: rebuilds them).
     search_index: str | None = None
 
     @property

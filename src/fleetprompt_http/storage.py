@@ -122,20 +122,18 @@ def open_storage(
 
     def close() -> None:
         try:
-            if follower is not None:
-                follower.close()
+            follower.close()
         finally:
             engine.dispose()
 
     return Storage(app, check_schema, close, engine, lambda: sql.ping(engine))
 
 
-def _search_follower(settings: Settings) -> SearchFollower | None:
-    """The search engine the settings ask for (ADR 0027), or ``None`` for the SQL plans."""
-    if settings.search_index is None:
-        return None
+def _search_follower(settings: Settings) -> SearchFollower:
+    """The search engine of relevance searches with words (ADR 0034): its index in this
+    process's RAM unless ``FLEETPROMPT_SEARCH_INDEX`` names a directory."""
     from fleetprompt_adapters.search.follower import SearchFollower  # noqa: PLC0415
 
-    if settings.search_index == "memory":
+    if settings.search_index in {None, "memory"}:
         return SearchFollower()
     return SearchFollower.in_slot(Path(settings.search_index).expanduser().absolute())

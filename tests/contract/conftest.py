@@ -27,6 +27,7 @@ from contract.http_harness import Api
 from fleetprompt_adapters import sql
 from fleetprompt_adapters.memory import MemoryRateLimiter, MemoryStore
 from fleetprompt_adapters.redis_limiter import RedisRateLimiter
+from fleetprompt_adapters.search.follower import SearchFollower
 from fleetprompt_core.ports import RateLimiter, UnitOfWorkFactory
 
 AdapterFactory = Callable[
@@ -76,11 +77,17 @@ def _postgres_contract_engine() -> Iterator[sa.Engine]:
 
 
 def _sql(engine_fixture: str, **options: int) -> AdapterFactory:
+    """The SQL adapter as ``sql.bootstrap`` composes it: with its search engine (ADR 0034)."""
+
     @contextlib.contextmanager
     def factory(request: pytest.FixtureRequest) -> Iterator[UnitOfWorkFactory]:
         engine: sa.Engine = request.getfixturevalue(engine_fixture)
         databases.empty(engine)
-        yield sql.SqlStore(engine, **options).unit_of_work
+        follower = SearchFollower()
+        try:
+            yield sql.SqlStore(engine, search_engine=follower, **options).unit_of_work
+        finally:
+            follower.close()
 
     return factory
 
@@ -93,8 +100,9 @@ ADAPTERS: dict[str, AdapterFactory] = {
 }
 
 #: Extra configurations for the search suite only. With every term counted as
-#: common, searches sorted by anything but relevance take the SQL adapter's
-#: order-first plan (with the default threshold, test catalogues never do).
+#: common, searches with words sorted by anything but relevance take the SQL
+#: adapter's order-first plan (with the default threshold, test catalogues never
+#: do); relevance searches with words are the engine's on every configuration.
 SEARCH_PLAN_VARIANTS: dict[str, AdapterFactory] = {
     "sqlite-order-first": _sql("_sqlite_contract_engine", common_term_rows=1),
     "postgres-order-first": _sql("_postgres_contract_engine", common_term_rows=1),

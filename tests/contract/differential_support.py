@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from contract.harness import assert_identical
 from fleetprompt_adapters import memory, sql
 from fleetprompt_adapters.memory import ManualClock
+from fleetprompt_adapters.search.follower import SearchFollower
 from fleetprompt_adapters.system import Sha256TokenHasher
 from fleetprompt_core import CoreSettings, CursorCodec, DomainError, FleetPrompt, Page, Runtime
 from fleetprompt_core.policies.tokens import generate_token
@@ -107,9 +108,10 @@ def memory_backend() -> Backend:
 
 
 def sql_backend(name: str, engine: sa.Engine) -> Backend:
-    """The SQL adapter over ``engine`` (the caller empties the database first)."""
+    """The SQL adapter over ``engine`` with its search engine, as ``sql.bootstrap`` composes
+    it (the caller empties the database first)."""
     clock = ManualClock()
-    store = sql.SqlStore(engine)
+    store = sql.SqlStore(engine, search_engine=SearchFollower())
     return Backend(name, FleetPrompt(_runtime(store.unit_of_work, clock)), clock, store)
 
 

@@ -1,11 +1,24 @@
-"""ListingRepository.search_published against an oracle built from ``domain.search``.
+"""ListingRepository.search_published against one oracle built from ``domain.search``.
 
-The oracle applies ``matches`` to every stored listing with status ``published``
-(given which publishers are verified), gives each hit its install intents in
-the window for the ``installs`` sort, orders the hits by ``sort_key`` in the
-direction of ``descending`` and keeps those strictly after ``after`` in that
-direction. Adapters may index however
-they like; they must return exactly this list.
+Every search, on every adapter, must return exactly the matches the core defines:
+``matches`` applied to every stored listing with status ``published`` (given
+which publishers are verified); each hit the stored listing itself. For every
+order but one the oracle also fixes the list: it gives each hit its install
+intents in the window for the ``installs`` sort, orders the hits by
+``sort_key`` in the direction of ``descending`` and keeps those strictly after
+``after`` in that direction; adapters may index however they like, they must
+return exactly this list.
+
+A **relevance search with words** is ranked by the adapter's search engine
+(ADR 0034: BM25 with field weights), whose scores no oracle restates. The
+oracle then checks what holds whatever the engine (:func:`engine_page`): the
+same matches, each once; a strictly descending ``(score, updatedAtMs,
+listingId)`` order; the same answer when asked twice; and the page after any
+position is the adapter's own whole answer cut strictly after that position
+(a position naming a matching listing is first moved to that listing's current
+score, the engine's cursor rule), so walking the pages covers every match
+exactly once, in that order. The relevance tests below say what the ranking
+must get right.
 """
 
 from __future__ import annotations
@@ -42,6 +55,7 @@ from fleetprompt_core.domain.search import (
     SortKey,
     descending,
     matches,
+    ranked_by_engine,
     search_terms,
     sort_key,
 )
@@ -91,6 +105,52 @@ def oracle(
 
 def _search(adapter: Adapter, search: ListingSearch) -> list[SearchHit]:
     return list(adapter.read(lambda uow: uow.listings.search_published(search)))
+
+
+#: More than any test catalogue holds: one page is the whole answer.
+EVERYTHING = 10_000
+
+
+def engine_page(
+    adapter: Adapter, matched: Sequence[SearchHit], search: ListingSearch
+) -> list[SearchHit]:
+    """The page the adapter must give for a relevance search with words, after checking
+    the invariants of its whole answer against ``matched`` (the oracle's matches)."""
+    whole = attrs.evolve(search, after=None, limit=EVERYTHING)
+    everything = _search(adapter, whole)
+    assert _summary(_search(adapter, whole)) == _summary(everything), "not deterministic"
+    want = {hit.listing.listing_id: hit.listing for hit in matched}
+    got = [hit.listing.listing_id for hit in everything]
+    assert len(got) == len(set(got)), "a listing twice"
+    assert set(got) == set(want), "not exactly the matches"
+    for hit in everything:
+        assert type(hit.score) is int
+        assert_identical(hit.listing, want[hit.listing.listing_id])
+    keys = [sort_key(hit, SearchSort.RELEVANCE) for hit in everything]
+    assert all(a > b for a, b in itertools.pairwise(keys)), "not in strict key order"
+    after = search.after
+    if after is None:
+        return everything[: search.limit]
+    now = {key[-1]: key[0] for key in keys}
+    # The engine's cursor rule: a position naming a matching listing takes its score now.
+    bound = (now[after[-1]], *after[1:]) if after[-1] in now else tuple(after)
+    return [hit for hit, key in zip(everything, keys, strict=True) if key < bound][: search.limit]
+
+
+def expected(
+    adapter: Adapter,
+    listings: Iterable[Listing],
+    search: ListingSearch,
+    *,
+    verified: Collection[str] = frozenset(),
+    installs: Mapping[str, int] | None = None,
+) -> list[SearchHit]:
+    """The page ``adapter`` must answer ``search`` with (see the module doc)."""
+    if not ranked_by_engine(search):
+        return oracle(listings, search, verified=verified, installs=installs)
+    everything = attrs.evolve(search, after=None, limit=EVERYTHING)
+    matched = oracle(listings, everything, verified=verified, installs=installs)
+    return engine_page(adapter, matched, search)
 
 
 def _summary(hits: Sequence[SearchHit]) -> list[tuple[str, int, int]]:
@@ -176,19 +236,145 @@ def test_search_every_term_must_match(adapter: Adapter) -> None:
     }
 
 
-def test_search_score_sums_field_weights(adapter: Adapter) -> None:
-    """Score = Σ over terms of the weights of matching fields: name 3, labels 2, summary 1."""
+def test_search_sorts_other_than_relevance_report_the_field_score(adapter: Adapter) -> None:
+    """A hit of a non-relevance sort reports Σ over terms of the weights of the fields the
+    term matched (name 3, labels 2, summary 1); it orders nothing; without words it is 0."""
     owner = _publisher(adapter)
     everywhere = _listing(
         owner, name="Alpha", summary="alpha beta", tags=("alpha",), categories=("beta",)
     )
     label_only = _listing(owner, name="Other", summary="", tags=(), categories=("alphabet",))
     adapter.add(everywhere, label_only)
-    got = _search(adapter, _q("alpha beta", sort=SearchSort.RELEVANCE))
+    got = _search(adapter, _q("alpha beta", sort=SearchSort.NAME))
     assert _summary(got) == [(everywhere.listing_id, 3 + 2 + 1 + 2 + 1, 0)]
-    got = _search(adapter, _q("alpha", sort=SearchSort.RELEVANCE))
+    got = _search(adapter, _q("alpha", sort=SearchSort.NAME))
     assert _summary(got) == [(everywhere.listing_id, 6, 0), (label_only.listing_id, 2, 0)]
     assert [h.score for h in _search(adapter, ListingSearch())] == [0, 0]
+    assert [h.score for h in _search(adapter, ListingSearch(sort=SearchSort.RELEVANCE))] == [0, 0]
+
+
+# --------------------------------------------------------------------------- relevance
+
+
+def _relevance(adapter: Adapter, text: str, **overrides: object) -> list[str]:
+    search = _q(text, sort=SearchSort.RELEVANCE, limit=50, **overrides)
+    return [hit.listing.listing_id for hit in _search(adapter, search)]
+
+
+def _others(owner: User, count: int, text: str = "") -> list[Listing]:
+    """Listings that share the catalogue's other words (so every word has statistics)."""
+    return [
+        _listing(
+            owner,
+            name=f"Helper {n} {text}".strip(),
+            summary=f"routes tickets and other work number {n} {text}".strip(),
+            tags=("misc",),
+            categories=(),
+        )
+        for n in range(count)
+    ]
+
+
+def test_relevance_a_listing_named_after_the_word_outranks_one_mentioning_it_in_its_summary(
+    adapter: Adapter,
+) -> None:
+    """BM25 with field weights: the word as the name beats the word once in a summary,
+    although the summary's listing was updated later (the Σ-of-weights tie-break would
+    not decide that way round on relevance alone)."""
+    owner = _publisher(adapter)
+    named = _listing(owner, name="Triage", summary="Routes tickets to queues.", tags=())
+    mention = _listing(
+        owner,
+        name="Ticket Router",
+        summary="Routes tickets with triage rules to the right queues.",
+        tags=(),
+        updated_at_ms=named.updated_at_ms + 1,
+    )
+    adapter.add(named, mention, *_others(owner, 8))
+    assert _relevance(adapter, "triage") == [named.listing_id, mention.listing_id]
+    assert _relevance(adapter, "tri") == [named.listing_id, mention.listing_id]
+
+
+def test_relevance_a_summary_about_the_word_outranks_one_mentioning_it_once(
+    adapter: Adapter,
+) -> None:
+    """Term frequency counts: a short summary about the word beats a long one that says it
+    once (ADR 0009's scores tied these two)."""
+    owner = _publisher(adapter)
+    about = _listing(owner, name="One", summary="agent agent agent", tags=())
+    once = _listing(
+        owner,
+        name="Two",
+        summary="agent for many different kinds of work",
+        tags=(),
+        updated_at_ms=about.updated_at_ms + 1,
+    )
+    adapter.add(once, about, *_others(owner, 4))
+    assert _relevance(adapter, "agent") == [about.listing_id, once.listing_id]
+
+
+def test_relevance_a_rare_word_outranks_a_common_one(adapter: Adapter) -> None:
+    """Two listings match both words, each with one of them in its name: the one whose
+    name holds the rare word ranks first (inverse document frequency), whichever was
+    updated last."""
+    owner = _publisher(adapter)
+    rare_named = _listing(owner, name="Zebra", summary="agent", tags=())
+    common_named = _listing(
+        owner, name="Agent", summary="zebra", tags=(), updated_at_ms=rare_named.updated_at_ms + 1
+    )
+    adapter.add(common_named, rare_named, *_others(owner, 12, "agent"))
+    assert _relevance(adapter, "agent zebra") == [rare_named.listing_id, common_named.listing_id]
+    assert _relevance(adapter, "zebra agent") == [rare_named.listing_id, common_named.listing_id]
+
+
+def test_relevance_weighs_the_name_above_tags_and_categories_above_the_summary(
+    adapter: Adapter,
+) -> None:
+    """The same word once, in fields of one length (one five-letter word each, in every
+    listing): name > tag, category > summary, although each later update would have won a
+    tie."""
+    owner = _publisher(adapter)
+
+    def shaped(name: str, label: str, summary: str, at: int, *, category: bool = False) -> Listing:
+        labels = {"categories": (label,), "tags": ()} if category else {"tags": (label,)}
+        return _listing(owner, name=name, summary=summary, updated_at_ms=T0 + at, **labels)
+
+    in_name = shaped("zebra", "mango", "lemon", 0)
+    in_tag = shaped("mango", "zebra", "lemon", 1)
+    in_category = shaped("mango", "zebra", "lemon", 2, category=True)
+    in_summary = shaped("mango", "lemon", "zebra", 3)
+    fillers = [shaped("mango", "lemon", "peach", 4 + n) for n in range(6)]
+    adapter.add(in_name, in_tag, in_category, in_summary, *fillers)
+    got = _relevance(adapter, "zebra")
+    assert got[0] == in_name.listing_id
+    assert set(got[1:3]) == {in_tag.listing_id, in_category.listing_id}
+    assert got[3:] == [in_summary.listing_id]
+    assert _relevance(adapter, "zeb") == got
+
+
+def test_relevance_pages_are_deterministic_and_cover_each_match_once(adapter: Adapter) -> None:
+    """Many listings tie on the score: the same query twice gives the same pages, and
+    walking them in pages of 1, 2 and 5 returns the whole answer once, in its order."""
+    owner = _publisher(adapter)
+    listings = [
+        _listing(
+            owner,
+            listing_id=f"lst_{n:02d}",
+            name="Same Agent" if n % 3 else "Agent",
+            summary="agent " * (n % 2),
+            tags=(),
+            updated_at_ms=T0 + n % 4,
+        )
+        for n in range(15)
+    ]
+    adapter.add(*listings)
+    search = _q("agent", sort=SearchSort.RELEVANCE)
+    want = expected(adapter, listings, attrs.evolve(search, limit=EVERYTHING))
+    assert len(want) == 15
+    for limit in (1, 2, 5):
+        first = _walk(adapter, attrs.evolve(search, limit=limit))
+        assert _summary(first) == _summary(_walk(adapter, attrs.evolve(search, limit=limit)))
+        assert_same_hits(first, want)
 
 
 def test_search_tag_and_category_filters_require_every_value(adapter: Adapter) -> None:
@@ -276,7 +462,7 @@ def test_search_orders_by_each_sort(adapter: Adapter, sort: SearchSort, name: st
     """Each sort returns the oracle's order: keys descending (name ascending, casefolded)."""
     listings = _catalogue(adapter)
     search = attrs.evolve(SEARCHES[name], sort=sort)
-    want = oracle(listings, search)
+    want = expected(adapter, listings, search)
     assert_same_hits(_search(adapter, search), want)
     if name != "cjk":
         assert len(want) > 1
@@ -308,7 +494,8 @@ def _positions(hits: Sequence[SearchHit], sort: SearchSort) -> list[SortKey]:
     if sort is SearchSort.NAME:
         extra += [("", ""), ("a", ""), ("zzz", ""), ("\uffff", "")]
     elif sort is SearchSort.RELEVANCE:
-        extra += [(0, T0 + 5, ""), (100, 0, ""), (1, T0 + 100, "lst_a")]
+        extra += [(0, T0 + 5, ""), (100, 0, ""), (1, T0 + 100, "lst_a"), (10**15, 0, "")]
+        extra += [(key[0], key[1] + 1, "lst_zz") for key in keys]
     elif sort is SearchSort.INSTALLS:
         extra += [(-1, "lst_zz"), (0, ""), (0, "lst_zz"), (1, ""), (2, "lst_c"), (100, "")]
     else:
@@ -324,10 +511,11 @@ def test_search_is_strictly_after_the_keyset_in_both_directions(
     listings = _catalogue(adapter)
     for name in ("everything", "agent"):
         base = attrs.evolve(SEARCHES[name], sort=sort)
-        everything = oracle(listings, attrs.evolve(base, limit=1_000))
+        everything = expected(adapter, listings, attrs.evolve(base, limit=EVERYTHING))
         for after, limit in itertools.product(_positions(everything, sort), (1, 2, 50)):
             search = attrs.evolve(base, after=after, limit=limit)
-            assert _summary(_search(adapter, search)) == _summary(oracle(listings, search)), (
+            want = expected(adapter, listings, search)
+            assert _summary(_search(adapter, search)) == _summary(want), (
                 name,
                 after,
                 limit,
@@ -340,7 +528,8 @@ def test_search_pages_yield_each_hit_once(adapter: Adapter, sort: SearchSort, li
     """Walking pages with after = sort key of the last hit returns the oracle list exactly."""
     listings = _catalogue(adapter)
     search = attrs.evolve(SEARCHES["agent"], sort=sort, limit=limit)
-    assert_same_hits(_walk(adapter, search), oracle(listings, attrs.evolve(search, limit=1_000)))
+    want = expected(adapter, listings, attrs.evolve(search, limit=EVERYTHING))
+    assert_same_hits(_walk(adapter, search), want)
 
 
 def test_search_sees_updates(adapter: Adapter) -> None:
@@ -402,7 +591,7 @@ def test_x_cat_01_verified_filter_keeps_verified_publishers_only(
     listings, verified = _verified_shop(adapter)
     for base in (ListingSearch(), _q("agent"), _q("agent data"), ListingSearch(tags=("support",))):
         search = attrs.evolve(base, sort=sort, verified_only=True, installs_since_ms=SINCE)
-        want = oracle(listings, search, verified=verified)
+        want = expected(adapter, listings, search, verified=verified)
         assert want
         assert {hit.listing.publisher_user_id for hit in want} == verified
         assert_same_hits(_search(adapter, search), want)
@@ -548,6 +737,11 @@ class Catalogue:
     def oracle(self, search: ListingSearch) -> list[SearchHit]:
         return oracle(self.listings, search, verified=self.verified, installs=self.installs)
 
+    def expected(self, adapter: Adapter, search: ListingSearch) -> list[SearchHit]:
+        return expected(
+            adapter, self.listings, search, verified=self.verified, installs=self.installs
+        )
+
 
 @st.composite
 def catalogues(draw: st.DrawFn) -> Catalogue:
@@ -615,7 +809,8 @@ def _random_key(draw: st.DrawFn, sort: SearchSort) -> SortKey:
         )
     stamp = T0 + draw(st.integers(-1, 7))
     if sort is SearchSort.RELEVANCE:
-        return (draw(st.integers(0, 20)), stamp, listing_id)
+        score = draw(st.integers(0, 20) | st.sampled_from([10**5, 10**6, 2 * 10**6, 10**9]))
+        return (score, stamp, listing_id)
     if sort is SearchSort.INSTALLS:
         return (draw(st.integers(-1, 3)), listing_id)
     return (stamp, listing_id)
@@ -653,12 +848,14 @@ def searches(draw: st.DrawFn, catalogue: Catalogue) -> ListingSearch:
 def test_search_agrees_with_the_oracle_on_random_catalogues(
     adapter: Adapter, data: st.DataObject
 ) -> None:
-    """Random catalogues and searches: same page as the oracle, and page walks return it all."""
+    """Random catalogues and searches: the oracle's page (for relevance with words: the
+    invariants, and the page after the position in the adapter's own order), and page
+    walks return the rest of it, each match once."""
     catalogue = data.draw(catalogues(), label="catalogue")
     with adapter.fresh() as fresh:
         fresh.add(*catalogue.rows, *catalogue.listings)
         for _ in range(3):
             search = data.draw(searches(catalogue), label="search")
-            assert_same_hits(_search(fresh, search), catalogue.oracle(search))
-            rest = catalogue.oracle(attrs.evolve(search, limit=1_000))
+            assert_same_hits(_search(fresh, search), catalogue.expected(fresh, search))
+            rest = catalogue.expected(fresh, attrs.evolve(search, limit=EVERYTHING))
             assert_same_hits(_walk(fresh, search), rest)

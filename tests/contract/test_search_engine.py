@@ -10,6 +10,10 @@ returns every match exactly once, in the order of one big page.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import attrs
@@ -282,3 +286,60 @@ def test_a_cursor_walk_in_one_process_equals_a_walk_from_cold_cursors() -> None:
         assert cold_walk == walked
     warm.apply([IndexedListing(_listing(name="Agent newcomer"), False)])
     assert not warm._view.positions
+
+
+# --------------------------------------------------------------------------- a core-only install
+
+_WITHOUT_TANTIVY = textwrap.dedent(
+    """
+    import sys
+    sys.modules["tantivy"] = None  # a core-only install: no search engine
+    from fleetprompt_adapters import MissingExtra
+    from fleetprompt_adapters.memory import MemoryStore
+    from fleetprompt_core.base.enums import ListingStatus, SearchSort
+    from fleetprompt_core.domain.search import ListingSearch
+    from contract import entities
+
+    store = MemoryStore()
+    with store.unit_of_work() as uow:
+        owner = entities.user()
+        uow.users.add(owner)
+        uow.listings.add(
+            entities.listing(publisher_user_id=owner.user_id, status=ListingStatus.PUBLISHED)
+        )
+        uow.commit()
+    with store.unit_of_work() as uow:
+        for sort in SearchSort:
+            print(sort.value, len(uow.listings.search_published(ListingSearch(sort=sort))))
+        print("updated", len(uow.listings.search_published(ListingSearch(terms=("a",)))))
+        try:
+            uow.listings.search_published(ListingSearch(terms=("a",), sort=SearchSort.RELEVANCE))
+        except MissingExtra as missing:
+            print("relevance |", missing.extra, "|", missing)
+    """
+)
+
+
+def test_a_core_only_install_answers_every_search_but_relevance_with_words() -> None:
+    """Without tantivy the in-memory adapter browses, filters and sorts; a relevance search
+    with words (the engine's alone, ADR 0034) says which extra it needs, rather than
+    ranking some other way."""
+    tests = Path(__file__).resolve().parents[1]
+    environment = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tests), *sys.path]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TANTIVY],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[: len(SearchSort)] == [f"{sort.value} 1" for sort in SearchSort]
+    assert lines[len(SearchSort)] == "updated 1"
+    assert lines[-1].startswith("relevance | search | ")
+    assert "pip install 'fleetprompt[search]'" in lines[-1]

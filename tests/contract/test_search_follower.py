@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
@@ -31,6 +31,7 @@ import databases
 from contract import entities
 from contract.entities import T0
 from fleetprompt_adapters import sql
+from fleetprompt_adapters.memory import MemoryStore
 from fleetprompt_adapters.search.follower import SearchFollower
 from fleetprompt_adapters.sql import search_log
 from fleetprompt_core.base.enums import (
@@ -43,9 +44,12 @@ from fleetprompt_core.domain.model import Listing, User, Verification
 from fleetprompt_core.domain.search import (
     ListingSearch,
     SearchHit,
+    descending,
     matches,
     search_terms,
+    sort_key,
 )
+from fleetprompt_core.ports import UnitOfWork
 
 PUBLISHED = ListingStatus.PUBLISHED
 
@@ -445,38 +449,49 @@ TERMS = ["a", "ag", "agen", "agents", "sup", "tri", "d", "data", "stras", "écl"
 TAGS = ["support", "ops", "data"]
 
 
+PUBLISHERS = ("usr_engine", "usr_verified")
+
+
 @st.composite
 def catalogues(draw: st.DrawFn) -> list[Listing]:
     count = draw(st.integers(0, 12))
     return [
         entities.listing(
             listing_id=f"lst_{n:02d}",
-            publisher_user_id="usr_engine",
+            publisher_user_id=draw(st.sampled_from(PUBLISHERS)),
             status=draw(st.sampled_from([PUBLISHED, PUBLISHED, ListingStatus.DRAFT])),
             asset_kind=draw(st.sampled_from(list(AssetKind))),
             name=" ".join(draw(st.lists(st.sampled_from(WORDS), min_size=1, max_size=3))),
             summary=" ".join(draw(st.lists(st.sampled_from(WORDS), max_size=5))),
             tags=tuple(draw(st.lists(st.sampled_from(TAGS), unique=True, max_size=2))),
-            categories=(),
-            updated_at_ms=T0 + draw(st.integers(0, 2)),
+            categories=tuple(draw(st.lists(st.sampled_from(TAGS), unique=True, max_size=1))),
+            created_at_ms=T0 + draw(st.integers(0, 2)),
+            updated_at_ms=T0 + draw(st.integers(2, 4)),
         )
         for n in range(count)
     ]
 
 
-def _pages(store: sql.SqlStore, search: ListingSearch) -> list[list[tuple[str, int]]]:
-    pages: list[list[tuple[str, int]]] = []
+def _fill(uow: UnitOfWork, listings: list[Listing]) -> None:
+    for publisher_id in PUBLISHERS:
+        uow.users.add(entities.user(user_id=publisher_id))
+    verified = Verification(VerificationStatus.VERIFIED)
+    uow.profiles.save(entities.profile(publisher_id="usr_verified", verification=verified))
+    for listing in listings:
+        uow.listings.add(listing)
+    uow.commit()
+
+
+def _pages(read: Callable[[], UnitOfWork], search: ListingSearch) -> list[list[SearchHit]]:
+    pages: list[list[SearchHit]] = []
     page = search
     for _ in range(100):
-        with store.read_unit_of_work() as uow:
+        with read() as uow:
             hits = list(uow.listings.search_published(page))
-        pages.append([(h.listing.listing_id, h.score) for h in hits])
+        pages.append(hits)
         if len(hits) < search.limit:
             return pages
-        last = hits[-1]
-        page = attrs.evolve(
-            search, after=(last.score, last.listing.updated_at_ms, last.listing.listing_id)
-        )
+        page = attrs.evolve(search, after=sort_key(hits[-1], search.sort))
     raise AssertionError("pagination did not terminate")
 
 
@@ -486,47 +501,61 @@ def _pages(store: sql.SqlStore, search: ListingSearch) -> list[list[tuple[str, i
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=st.data())
-def test_random_catalogues_give_the_same_pages_on_every_database(
+def test_random_catalogues_give_the_same_pages_on_every_adapter(
     request: pytest.FixtureRequest, data: st.DataObject
 ) -> None:
-    """Random catalogues and queries, on SQLite and PostgreSQL each with its engine: the
-    same pages, page by page; every hit published and matching every word and filter; the
-    walk covers the core's matches once, in strictly descending key order."""
+    """Random catalogues and queries, on the in-memory adapter, SQLite and PostgreSQL, each
+    composed with its search engine (ADR 0034): the same pages, page by page (the same
+    listings, scores and order, for relevance with words too: each index holds the same
+    documents); every hit published and matching every word and filter; the walk covers
+    the core's matches once, in strictly monotonic key order."""
     listings = data.draw(catalogues(), label="catalogue")
-    stores = []
-    for fixture in ("_sqlite_contract_engine", "_postgres_contract_engine"):
+    memory = MemoryStore()
+    with memory.unit_of_work() as uow:
+        _fill(uow, listings)
+    readers: dict[str, Callable[[], UnitOfWork]] = {"memory": memory.unit_of_work}
+    for name, fixture in (
+        ("sqlite", "_sqlite_contract_engine"),
+        ("postgres", "_postgres_contract_engine"),
+    ):
         engine: sa.Engine = request.getfixturevalue(fixture)
         databases.empty(engine)
         with sql.SqlStore(engine).unit_of_work() as uow:
-            uow.users.add(entities.user(user_id="usr_engine"))
-            for listing in listings:
-                uow.listings.add(listing)
-            uow.commit()
-        stores.append(sql.SqlStore(engine, search_engine=SearchFollower()))
-    for _ in range(3):
+            _fill(uow, listings)
+        readers[name] = sql.SqlStore(engine, search_engine=SearchFollower()).read_unit_of_work
+    verified = {"usr_verified"}
+    for _ in range(4):
+        sort = data.draw(
+            st.sampled_from([SearchSort.RELEVANCE, SearchSort.RELEVANCE, *SearchSort]),
+            label="sort",
+        )
         search = ListingSearch(
             terms=search_terms(
                 " ".join(data.draw(st.lists(st.sampled_from(TERMS), min_size=1, max_size=3)))
             ),
             tags=tuple(data.draw(st.lists(st.sampled_from(TAGS), unique=True, max_size=1))),
+            categories=tuple(data.draw(st.lists(st.sampled_from(TAGS), max_size=1))),
             asset_kind=data.draw(st.none() | st.sampled_from(list(AssetKind))),
-            sort=SearchSort.RELEVANCE,
+            verified_only=data.draw(st.booleans()),
+            sort=sort,
+            installs_since_ms=T0,
             limit=data.draw(st.integers(1, 4)),
         )
-        sqlite_pages, postgres_pages = (_pages(store, search) for store in stores)
-        assert sqlite_pages == postgres_pages
-        walked = [listing_id for page in sqlite_pages for listing_id, _ in page]
+        pages = {name: _pages(read, search) for name, read in readers.items()}
+        summaries = {
+            name: [[(h.listing.listing_id, h.score, h.installs) for h in page] for page in walked]
+            for name, walked in pages.items()
+        }
+        assert summaries["sqlite"] == summaries["memory"], search
+        assert summaries["postgres"] == summaries["memory"], search
+        walked = [hit for page in pages["memory"] for hit in page]
         want = {
             x.listing_id
             for x in listings
-            if x.status is PUBLISHED and matches(x, search) is not None
+            if x.status is PUBLISHED
+            and matches(x, search, publisher_verified=x.publisher_user_id in verified) is not None
         }
-        assert sorted(walked) == sorted(want)
-        by_id = {x.listing_id: x for x in listings}
-        keys = [
-            (score, by_id[listing_id].updated_at_ms, listing_id)
-            for page in sqlite_pages
-            for listing_id, score in page
-        ]
-        assert keys == sorted(keys, reverse=True)
+        assert sorted(hit.listing.listing_id for hit in walked) == sorted(want)
+        keys = [sort_key(hit, sort) for hit in walked]
+        assert keys == sorted(keys, reverse=descending(sort))
         assert len(set(keys)) == len(keys)

@@ -42,15 +42,23 @@ from fleetprompt_core.domain.model import (
     User,
 )
 from fleetprompt_core.domain.search import (
+    IndexedListing,
     ListingSearch,
     SearchHit,
     SortKey,
     descending,
     matches,
+    ranked_by_engine,
     sort_key,
 )
 from fleetprompt_core.policies.versions import VersionCandidate
-from fleetprompt_core.ports import AuditQuery, CreatedKey, Redeemable, UniqueConstraint
+from fleetprompt_core.ports import (
+    AuditQuery,
+    CreatedKey,
+    Redeemable,
+    SearchIndex,
+    UniqueConstraint,
+)
 
 __all__ = ["MemoryCatalogVersion", "MemoryStore", "MemoryUnitOfWork"]
 
@@ -69,10 +77,27 @@ def _page(
     return ordered[:limit]
 
 
-class MemoryStore:
-    """The tables. Share one store between every unit of work of an application."""
+def default_search_index() -> SearchIndex:
+    """The search engine of every adapter: a tantivy index in RAM (ADR 0034).
 
-    def __init__(self) -> None:
+    Raises :class:`~fleetprompt_adapters.MissingExtra` in a core-only install
+    (``pip install "fleetprompt[search]"`` adds tantivy).
+    """
+    from fleetprompt_adapters.search.tantivy_index import ListingIndex  # noqa: PLC0415
+
+    return ListingIndex()
+
+
+class MemoryStore:
+    """The tables. Share one store between every unit of work of an application.
+
+    Relevance searches with words are ranked by ``search_index`` (the tantivy
+    index of :func:`default_search_index` unless given), built from the
+    published listings at the first such search and then fed every listing
+    whose searchable state changed before each search (ADR 0034).
+    """
+
+    def __init__(self, search_index: SearchIndex | None = None) -> None:
         self.lock = threading.Lock()
         self.owner: int | None = None
         self.users: dict[str, User] = {}
@@ -99,9 +124,42 @@ class MemoryStore:
         self.audit: list[AuditEvent] = []
         self.audit_ids: dict[str, None] = {}
         self.catalog_version = MemoryCatalogVersion()
+        self._search_index = search_index
+        self._search_built = False
+        #: Listings whose searchable state changed since the index last applied them.
+        self.search_pending: dict[str, None] = {}
 
     def unit_of_work(self) -> MemoryUnitOfWork:
         return MemoryUnitOfWork(self)
+
+    def _indexed(self, listing_id: str) -> IndexedListing:
+        listing = self.listings[listing_id]
+        profile = self.profiles.get(listing.publisher_user_id)
+        verified = (
+            profile is not None and profile.verification.status is VerificationStatus.VERIFIED
+        )
+        return IndexedListing(listing, verified)
+
+    def search_index(self) -> SearchIndex:
+        """The search engine, holding every committed listing (call under :attr:`lock`).
+
+        Like the SQL adapter's change log, a unit of work's changes reach the index
+        once it commits: a search inside a writing unit of work ranks what was
+        committed before it (and returns only listings published now).
+        """
+        index = self._search_index
+        if index is None:
+            index = self._search_index = default_search_index()
+        if not self._search_built:
+            index.rebuild(self._indexed(i) for i in self.published_listings)
+            self._search_built = True
+            self.search_pending.clear()
+        elif self.search_pending:
+            ids = list(self.search_pending)
+            upserts = [self._indexed(i) for i in ids if i in self.published_listings]
+            index.apply(upserts, deletes=ids)
+            self.search_pending.clear()
+        return index
 
 
 class MemoryCatalogVersion:
@@ -135,6 +193,10 @@ class _Tx:
         self.undo: list[Callable[[], None]] = []
         #: Whether a write changed what a public read shows (the catalogue version moves).
         self.catalog_changed = False
+        #: Listings the search index must apply once this transaction commits.
+        self.search_ids: dict[str, None] = {}
+        #: Whether this transaction asked the search index (which may have read its writes).
+        self.searched = False
 
     def put(self, table: dict[K, V], key: K, value: V) -> None:
         previous = table.get(key, _ABSENT)
@@ -160,6 +222,11 @@ class _Tx:
 
         self.undo.append(restore)
 
+    def search_changed(self, ids: Iterable[str]) -> None:
+        """Listings whose searchable state this transaction changed (for the index, at
+        commit)."""
+        self.search_ids.update(dict.fromkeys(ids))
+
     def index(self, table: dict[K, list[str]], key: K, item: str) -> None:
         """Append ``item`` to the list at ``key`` of a one-to-many index."""
         items = table.get(key)
@@ -168,10 +235,15 @@ class _Tx:
         else:
             self.append(items, item)
 
-    def rollback(self) -> None:
+    def rollback(self, search_pending: dict[str, None]) -> None:
         while self.undo:
             self.undo.pop()()
         self.catalog_changed = False
+        if self.searched:
+            # An index first built inside this transaction read its writes: re-apply them.
+            search_pending.update(self.search_ids)
+        self.search_ids.clear()
+        self.searched = False
 
 
 class _Repo:
@@ -220,8 +292,18 @@ class _Profiles(_Repo):
         return {pid: self.s.profiles[pid] for pid in publisher_ids if pid in self.s.profiles}
 
     def save(self, profile: PublisherProfile) -> None:
+        previous = self.s.profiles.get(profile.publisher_id)
+        before = None if previous is None else previous.verification.status
         self.tx.put(self.s.profiles, profile.publisher_id, profile)
         self.tx.catalog_changed = True
+        if before != profile.verification.status:
+            # The verified filter of the search engine follows the publisher's listings.
+            owned = (
+                listing.listing_id
+                for listing in self.s.listings.values()
+                if listing.publisher_user_id == profile.publisher_id
+            )
+            self.tx.search_changed(owned)
 
 
 class _Listings(_Repo):
@@ -235,6 +317,7 @@ class _Listings(_Repo):
         self._index_status(listing)
         if listing.status is not ListingStatus.DRAFT:  # a draft is in no public answer
             self.tx.catalog_changed = True
+        self.tx.search_changed([listing.listing_id])
 
     def _index_status(self, listing: Listing) -> None:
         published = listing.listing_id in self.s.published_listings
@@ -258,6 +341,7 @@ class _Listings(_Repo):
         self._index_status(listing)
         if listing.status is not ListingStatus.DRAFT:  # a draft is in no public answer
             self.tx.catalog_changed = True
+        self.tx.search_changed([listing.listing_id])
         return True
 
     def list_by_owner(
@@ -271,6 +355,15 @@ class _Listings(_Repo):
         return _page(rows, lambda item: (item.created_at_ms, item.listing_id), after, limit)
 
     def search_published(self, search: ListingSearch) -> Sequence[SearchHit]:
+        if ranked_by_engine(search):
+            self.tx.searched = True
+            ranked = self.s.search_index().ranked(search)
+            published = self.s.published_listings
+            return [
+                SearchHit(self.s.listings[hit.listing_id], hit.score)
+                for hit in ranked
+                if hit.listing_id in published
+            ]
         hits = []
         by_installs = search.sort is SearchSort.INSTALLS
         for listing_id in self.s.published_listings:
@@ -678,9 +771,12 @@ class MemoryUnitOfWork:
         if not self._active:
             raise RuntimeError("commit outside the unit of work")
         self._tx.undo.clear()
+        if self._tx.search_ids:
+            self._store.search_pending.update(self._tx.search_ids)
+            self._tx.search_ids.clear()
         if self._tx.catalog_changed:
             self._tx.catalog_changed = False
             self._store.catalog_version.bump()
 
     def rollback(self) -> None:
-        self._tx.rollback()
+        self._tx.rollback(self._store.search_pending)

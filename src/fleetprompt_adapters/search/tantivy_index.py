@@ -51,8 +51,14 @@ try:
 except ModuleNotFoundError as missing:  # installed without the search extra
     raise MissingExtra("fleetprompt_adapters.search", "search", missing.name) from None
 
-from fleetprompt_core.domain.model import Listing
-from fleetprompt_core.domain.search import FIELD_WEIGHTS, ListingSearch, SortKey, tokenize
+from fleetprompt_core.domain.search import (
+    FIELD_WEIGHTS,
+    IndexedListing,
+    ListingSearch,
+    RankedHit,
+    SortKey,
+    tokenize,
+)
 
 __all__ = ["SCORE_SCALE", "IndexedListing", "ListingIndex", "RankedHit", "prefix_terms"]
 
@@ -72,25 +78,6 @@ _MEMO: Final = 4096
 def prefix_terms(text_tokens: Iterable[str]) -> str:
     """Every prefix of every token, space-separated (the field's indexed terms)."""
     return " ".join(token[:end] for token in text_tokens for end in range(1, len(token) + 1))
-
-
-@attrs.frozen
-class IndexedListing:
-    """What the index needs of a published listing."""
-
-    listing: Listing
-    publisher_verified: bool
-
-
-@attrs.frozen
-class RankedHit:
-    listing_id: str
-    score: int
-    updated_at_ms: int
-
-    @property
-    def key(self) -> SortKey:
-        return (self.score, self.updated_at_ms, self.listing_id)
 
 
 @attrs.define
@@ -132,7 +119,8 @@ def _document(item: IndexedListing) -> tantivy.Document:
 
 
 class ListingIndex:
-    """The published catalogue in tantivy (in RAM, or in a directory).
+    """The published catalogue in tantivy (in RAM, or in a directory): the
+    :class:`~fleetprompt_core.ports.SearchIndex` of every adapter.
 
     Thread-safe: writes are serialised; searches use the searcher of the last
     commit, reloaded after each commit.
@@ -145,6 +133,10 @@ class ListingIndex:
         else:
             directory.mkdir(parents=True, exist_ok=True)
             self._index = tantivy.Index(schema, path=str(directory), reuse=True)
+        # The searcher changes only when this index reloads after its own commits (not
+        # when a background merge finishes): the same search gives the same page until
+        # the next write (ADR 0034).
+        self._index.config_reader(reload_policy="Manual")
         self._schema = schema
         self._lock = threading.Lock()
         self._writer: tantivy.IndexWriter | None = None

@@ -6,7 +6,7 @@
     sql.upgrade(engine)                                       # apply the migrations
     app = sql.bootstrap(engine)                               # a FleetPrompt over it
 
-Requires the ``sql`` extra (and ``postgres`` for PostgreSQL).
+Requires the ``sql`` extra (SQLAlchemy, Alembic and tantivy; ``postgres`` for PostgreSQL).
 """
 
 from __future__ import annotations
@@ -66,10 +66,15 @@ def bootstrap(
     The other keywords are :class:`~fleetprompt_adapters.system.Wiring`'s
     (``clock``, ``settings``, ``cursor_key``, ``limiter``, ``rate_limits``,
     ...), the same for every adapter; each has a default. Several processes
-    serving one database must share ``cursor_key``. A ``search_engine``
-    (``fleetprompt_adapters.search.follower.SearchFollower``) ranks relevance
-    searches with terms (ADR 0027).
+    serving one database must share ``cursor_key``. The ``search_engine`` ranks
+    relevance searches with words (ADR 0034): a
+    :class:`~fleetprompt_adapters.search.follower.SearchFollower` whose index
+    lives in this process's RAM unless another is given.
     """
+    if search_engine is None:
+        from fleetprompt_adapters.search.follower import SearchFollower  # noqa: PLC0415
+
+        search_engine = SearchFollower()
     store = SqlStore(engine, search_engine=search_engine)
     return compose(
         store.unit_of_work,

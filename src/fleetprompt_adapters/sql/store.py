@@ -45,7 +45,6 @@ from fleetprompt_core.base.enums import (
     InstallTokenStatus,
     ListingStatus,
     ReleaseStatus,
-    SearchSort,
 )
 from fleetprompt_core.base.errors import Conflict, DuplicateError, Internal, Unavailable
 from fleetprompt_core.domain.accounts import Account, BrowserSession
@@ -61,7 +60,7 @@ from fleetprompt_core.domain.model import (
     Release,
     User,
 )
-from fleetprompt_core.domain.search import ListingSearch, SearchHit
+from fleetprompt_core.domain.search import ListingSearch, SearchHit, ranked_by_engine
 from fleetprompt_core.policies.versions import VersionCandidate
 from fleetprompt_core.ports import AuditQuery, CreatedKey, Redeemable, UniqueConstraint
 
@@ -304,7 +303,9 @@ class SqlStore:
         self.catalog_version = SqlCatalogVersion(engine)
         #: Search plan threshold (see ``search.py``); tests lower it to force a plan.
         self.common_term_rows = common_term_rows
-        #: Ranks relevance searches with terms when set (ADR 0027); SQL plans otherwise.
+        #: Ranks relevance searches with words (ADR 0034). ``bootstrap`` and the server
+        #: always give one; ``None`` leaves them to the SQL plans of ADR 0012 (the previous
+        #: design: the benchmarks' baseline and the plan tests).
         self.search_engine = search_engine
 
     def unit_of_work(self) -> SqlUnitOfWork:
@@ -637,7 +638,7 @@ class _Listings(_Repo):
     def search_published(self, search: ListingSearch) -> Sequence[SearchHit]:
         store = self._uow.store
         engine = store.search_engine
-        if engine is not None and search.terms and search.sort is SearchSort.RELEVANCE:
+        if engine is not None and ranked_by_engine(search):
             return guarded(lambda: fetch_ranked(self.conn, engine.ranked(self.conn, search)))
         threshold = store.common_term_rows
         return guarded(lambda: search_published(self.conn, search, threshold))

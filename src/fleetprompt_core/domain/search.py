@@ -3,9 +3,7 @@
 * ``q`` is cut into terms: case-folded runs of letters and digits (at most
   :data:`MAX_TERMS` distinct terms are used, in order of appearance).
 * A listing matches when **every** term is a prefix of some token of its
-  name, summary, tags or categories.
-* Its relevance score is the sum over terms of the weights of the fields in
-  which the term matched: name 3, tags or categories 2, summary 1.
+  name, summary, tags or categories (:func:`matches`).
 * ``tags`` and ``categories`` filters require **all** the given values
   (after the same normalisation as stored values); ``assetKind`` is equality;
   ``verified`` keeps listings whose publisher's verification status is
@@ -27,8 +25,24 @@
   ``installs``          ``(installs, listingId)``            desc
   ====================  ==================================  =========
 
-Adapters may use any index they like but must return exactly this order and
-this set; the contract suite compares them.
+**Relevance with words is ranked by a search engine** behind the
+:class:`~fleetprompt_core.ports.SearchIndex` port (ADR 0034): term statistics
+(BM25) per field, boosted by :data:`FIELD_WEIGHTS` (name above tags and
+categories above summary), the score carried as an integer. The core does
+not restate the engine's scores; it fixes what holds whatever the engine
+(the contract suite checks exactly these): only published listings, every
+filter exact, every term matched by the prefix rule above, a strict order by
+the key above (ties by update time, then id), the same pages for the same
+search while nothing is written, and keyset pages that cover each match
+exactly once. A relevance cursor continues right after *its listing* as that
+listing ranks now (scores move as the catalogue changes), so a walk stays
+complete under concurrent inserts. Without words every score is 0 and
+``relevance`` orders like ``updated``.
+
+Every other order, and the set of matches of every search, is exact: adapters
+may use any index they like but must return exactly this order and this set.
+:func:`relevance` (Σ of the weights of the fields a term matched, ADR 0009)
+is the score non-relevance sorts report; it no longer orders anything.
 """
 
 from __future__ import annotations
@@ -46,12 +60,15 @@ from fleetprompt_core.domain.model import Listing
 __all__ = [
     "FIELD_WEIGHTS",
     "MAX_TERMS",
+    "IndexedListing",
     "ListingSearch",
+    "RankedHit",
     "SearchHit",
     "SortKey",
     "descending",
     "matches",
     "name_key",
+    "ranked_by_engine",
     "relevance",
     "search_terms",
     "sort_key",
@@ -59,6 +76,8 @@ __all__ = [
 ]
 
 MAX_TERMS: Final = 10
+#: The fields' weights: the engine's boosts of relevance (name above tags and categories
+#: above summary), and the field score of non-relevance sorts.
 FIELD_WEIGHTS: Final = {"name": 3, "labels": 2, "summary": 1}
 _TOKEN = re.compile(r"[^\W_]+")
 
@@ -138,6 +157,35 @@ class SearchHit:
     score: int
     #: Install intents in the window (``installs`` sort only; 0 otherwise).
     installs: int = 0
+
+
+@attrs.frozen
+class IndexedListing:
+    """What a search engine indexes of a published listing."""
+
+    listing: Listing
+    #: Whether the listing's publisher is verified (the ``verified`` filter).
+    publisher_verified: bool
+
+
+@attrs.frozen
+class RankedHit:
+    """One hit of a search engine's relevance page."""
+
+    listing_id: str
+    #: The engine's relevance score as an integer (compared, and carried in cursors).
+    score: int
+    updated_at_ms: int
+
+    @property
+    def key(self) -> SortKey:
+        """The relevance sort key ``(score, updatedAtMs, listingId)``."""
+        return (self.score, self.updated_at_ms, self.listing_id)
+
+
+def ranked_by_engine(search: ListingSearch) -> bool:
+    """Whether a search engine orders ``search``: a relevance search with words."""
+    return search.sort is SearchSort.RELEVANCE and bool(search.terms)
 
 
 def matches(
