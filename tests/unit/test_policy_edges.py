@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import zlib
 
 import pytest
 from hypothesis import given
@@ -268,3 +269,22 @@ def test_r_pag_01_a_signed_cursor_of_another_shape_is_refused(
 ) -> None:
     """A cursor from a listing with another sort key (fewer or more components)."""
     _refused(CursorCodec(GOLDEN_KEY).encode(GOLDEN_SCOPE, position))
+
+
+def test_u_tok_02_a_body_no_32_byte_value_encodes_is_refused_even_with_its_checksum() -> None:
+    """43 base62 digits reach past 2**256: the first value past the range is not a token."""
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+    def base62(number: int, width: int) -> str:
+        text = ""
+        for _ in range(width):
+            number, digit = divmod(number, 62)
+            text = digits[digit] + text
+        return text
+
+    def token(value: int) -> str:
+        body = "fpit_" + base62(value, 43)
+        return body + base62(zlib.crc32(body.encode("ascii")), 6)
+
+    assert has_valid_checksum(token(2**256 - 1))
+    assert not has_valid_checksum(token(2**256))
