@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import pytest
 
-from fleetprompt_core.domain.search import search_terms
+from fleetprompt_core.base.enums import AssetKind, ListingStatus
+from fleetprompt_core.domain.model import Links, Listing, Moderation
+from fleetprompt_core.domain.search import ListingSearch, matches, relevance, search_terms
+from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.policies.passwords import check_email, check_new_password, check_username
 from fleetprompt_core.policies.redaction import MAX_DEPTH, REDACTED, redact, redact_text
 from fleetprompt_core.policies.sessions import csrf_token_for, csrf_token_matches
+from fleetprompt_core.policies.tokens import generate_token
 from fleetprompt_core.policies.validation import MISSING, Problems
 
 
@@ -177,6 +181,55 @@ def test_i_pub_05_a_query_uses_its_first_ten_distinct_terms() -> None:
     assert search_terms(query) == tuple(f"t{n}" for n in range(1, 11))
     assert search_terms("Alpha alpha BETA") == ("alpha", "beta")
     assert search_terms("") == ()
+
+
+def _listing(name: str, summary: str = "", tags: tuple[str, ...] = ()) -> Listing:
+    return Listing(
+        listing_id="lst_1",
+        publisher_user_id="usr_1",
+        asset_kind=AssetKind.WHS_AGENT,
+        status=ListingStatus.PUBLISHED,
+        name=name,
+        summary=summary,
+        description=rendered(""),
+        tags=tags,
+        categories=(),
+        images=(),
+        links=Links(),
+        moderation=Moderation(),
+        created_at_ms=0,
+        updated_at_ms=0,
+    )
+
+
+def test_i_pub_05_relevance_sums_the_weights_of_the_fields_each_term_matches() -> None:
+    """name 3, tags or categories 2, summary 1, summed over the terms; no terms score 0."""
+    listing = _listing("Ticket Triage", summary="Routes tickets to teams.", tags=("support",))
+    assert relevance(listing, ()) == 0
+    assert relevance(listing, ("ticket",)) == 3 + 1  # the name and "tickets" in the summary
+    assert relevance(listing, ("sup",)) == 2
+    assert relevance(listing, ("tri", "sup", "team")) == 3 + 2 + 1
+    assert relevance(listing, ("tri", "nowhere")) is None
+
+
+def test_x_cat_01_the_verified_filter_keeps_only_listings_of_verified_publishers() -> None:
+    listing = _listing("Ticket Triage")
+    verified_only = ListingSearch(verified_only=True)
+    assert matches(listing, verified_only) is None  # unknown is not verified
+    assert matches(listing, verified_only, publisher_verified=False) is None
+    assert matches(listing, verified_only, publisher_verified=True) == 0
+    assert matches(listing, ListingSearch(), publisher_verified=False) == 0
+
+
+# --------------------------------------------------------------------------- U-TOK
+
+
+@pytest.mark.parametrize("prefix", ["fpit", "xpit_", "fp_", "fpabcdefg_", "fpIT_"])
+def test_u_tok_01_a_token_prefix_is_fp_and_one_to_six_lower_case_letters(prefix: str) -> None:
+    with pytest.raises(
+        ValueError, match=r"^token prefix must be 'fp', 1 to 6 lower-case letters and '_'$"
+    ):
+        generate_token(prefix)
 
 
 # --------------------------------------------------------------------------- W-CSRF-01
