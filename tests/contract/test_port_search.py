@@ -484,6 +484,51 @@ def test_search_name_sort_uses_casefold_then_id(adapter: Adapter) -> None:
     ]
 
 
+def test_r_pag_02_a_relevance_walk_survives_inserts_and_updates_between_pages(
+    adapter: Adapter,
+) -> None:
+    """Between the pages of a relevance walk with words, listings are published and one
+    already returned is updated (both move every BM25 score, the statistics being the
+    catalogue's): the walk still returns each listing that matched at its start exactly
+    once, and nothing twice."""
+    owner = _publisher(adapter)
+    listings = [
+        _listing(
+            owner,
+            listing_id=f"lst_{n:02d}",
+            name=f"Agent {n}",
+            summary="agent " * (n % 4),
+            tags=(),
+            updated_at_ms=T0 + n,
+        )
+        for n in range(12)
+    ]
+    adapter.add(*listings)
+    search = _q("agent", sort=SearchSort.RELEVANCE, limit=3)
+    seen: list[str] = []
+    page_search = search
+    for round_ in range(50):
+        page = _search(adapter, page_search)
+        seen += [hit.listing.listing_id for hit in page]
+        if len(page) < search.limit:
+            break
+        page_search = attrs.evolve(search, after=sort_key(page[-1], SearchSort.RELEVANCE))
+        newcomers = [
+            _listing(owner, name=f"Agent newcomer {round_} {n}", summary="agent agent", tags=())
+            for n in range(3)
+        ]
+        adapter.add(*newcomers)
+        # An update moves its listing (in every order); one already walked past stays seen.
+        done = adapter.read(lambda uow, listing_id=seen[0]: uow.listings.get(listing_id))
+        assert done is not None
+        touched = attrs.evolve(done, summary=done.summary + " agent", updated_at_ms=T0 + 99)
+        assert adapter.write(lambda uow, a=touched, b=done: uow.listings.update(a, b))
+    else:
+        raise AssertionError("the walk did not end")
+    assert len(seen) == len(set(seen))
+    assert {x.listing_id for x in listings} <= set(seen)
+
+
 def _positions(hits: Sequence[SearchHit], sort: SearchSort) -> list[SortKey]:
     """Every hit's key and keys between and around them."""
     keys = [sort_key(hit, sort) for hit in hits]
