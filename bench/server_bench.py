@@ -98,6 +98,59 @@ def _endpoints(meta: hb.Meta) -> dict[str, str]:
     }
 
 
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        action="store_true",
+        help="also serve with the search engine (FLEETPROMPT_SEARCH_INDEX=memory), cache off",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated endpoint and server names to keep (substrings; the ceiling "
+        "always runs), e.g. 'common word,engine,no cache'",
+    )
+
+
+def _chosen(
+    endpoints: dict[str, str], url: str, args: argparse.Namespace
+) -> tuple[dict[str, str], dict[str, tuple[list[str], dict[str, str]]]]:
+    """The endpoints and servers to run (``--only``, ``--engine``)."""
+    wanted = [word for word in args.only.split(",") if word]
+    if wanted:
+        endpoints = {k: v for k, v in endpoints.items() if any(w in k for w in wanted)}
+    configurations = {
+        "granian": _fleetprompt(url),
+        "uvicorn": _fleetprompt(url, "--server", "uvicorn"),
+        "granian, no cache": _fleetprompt(url, FLEETPROMPT_CACHE_MB="0"),
+    }
+    if args.engine:
+        configurations["granian, engine, no cache"] = _fleetprompt(
+            url, FLEETPROMPT_CACHE_MB="0", FLEETPROMPT_SEARCH_INDEX="memory"
+        )
+    if wanted:
+        configurations = {
+            k: v for k, v in configurations.items() if k == "granian" or any(w in k for w in wanted)
+        }
+    return endpoints, configurations
+
+
+def _build_engines(servers: dict[str, hb.Server], endpoints: dict[str, str]) -> None:
+    """An engine builds its index at its first search: ask it one, and wait."""
+    import httpx  # noqa: PLC0415
+
+    for server in servers.values():
+        if "engine" in server.name:
+            httpx.get(server.url + endpoints_path(endpoints), timeout=1200)
+
+
+def endpoints_path(endpoints: dict[str, str]) -> str:
+    """A relevance search with words among ``endpoints`` (the common word's)."""
+    return next(
+        (path for path in endpoints.values() if "?q=" in path), "/v1/public/listings/search?q=agent"
+    )
+
+
 @contextlib.contextmanager
 def _baseline_copy(dataset: hb.Dataset, directory: Path) -> Iterator[str]:
     """A copy of the SQLite catalogue at the baseline's schema revision."""
@@ -137,6 +190,7 @@ def main() -> None:
     parser.add_argument("--baseline-src", type=Path, default=None)
     parser.add_argument("--cache-dir", type=Path, default=hb.DEFAULT_CACHE)
     parser.add_argument("--write-docs", action="store_true")
+    _engine_options(parser)
     parser.add_argument(
         "--samples", type=Path, default=SAMPLES, help="where the raw samples are written (JSON)"
     )
@@ -162,12 +216,9 @@ def main() -> None:
         directory = Path(temporary)
         url = dataset.url.render_as_string(hide_password=False)
         endpoints = _endpoints(dataset.meta)
+        endpoints, configurations = _chosen(endpoints, url, args)
         servers: dict[str, hb.Server] = {}
-        for name, (line, env) in {
-            "granian": _fleetprompt(url),
-            "uvicorn": _fleetprompt(url, "--server", "uvicorn"),
-            "granian, no cache": _fleetprompt(url, FLEETPROMPT_CACHE_MB="0"),
-        }.items():
+        for name, (line, env) in configurations.items():
             servers[name] = stack.enter_context(hb.serving(name, line, env, directory))
         if args.baseline_src is not None:
             base_url = stack.enter_context(_baseline_copy(dataset, directory))
@@ -196,6 +247,7 @@ def main() -> None:
         ]  # fmt: skip
         env = hb._clean_env(FLEETPROMPT_BENCH_CEILING_BODIES=str(bodies_file))
         servers["ceiling"] = stack.enter_context(hb.serving("ceiling", line, env, directory))
+        _build_engines(servers, endpoints)
         for server in servers.values():  # warm-up: every cache filled, every page touched
             for index, path in enumerate(endpoints.values()):
                 target = f"/ceiling/e{index}" if server.name == "ceiling" else path
