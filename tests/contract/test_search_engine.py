@@ -343,3 +343,18 @@ def test_a_core_only_install_answers_every_search_but_relevance_with_words() -> 
     assert lines[len(SearchSort)] == "updated 1"
     assert lines[-1].startswith("relevance | search | ")
     assert "pip install 'fleetprompt[search]'" in lines[-1]
+
+
+def test_a_bulk_build_is_one_segment_and_applied_changes_are_merged(tmp_path: Path) -> None:
+    """A rebuild leaves one segment; forty commits of one change each (the log applied
+    one search at a time) do not leave forty: the writer's merge policy folds them."""
+    index = ListingIndex(tmp_path / "index")
+    index.rebuild(IndexedListing(x, False) for x in _filler(300, "agent"))
+    assert index.segments == 1
+    for n in range(40):
+        index.apply([IndexedListing(_listing(name=f"Applied agent {n}"), False)])
+    index.close()  # waits for the merges under way
+    reopened = ListingIndex(tmp_path / "index")
+    assert reopened.size == 340
+    assert reopened.segments <= 12
+    assert len(reopened.ranked(_q("applied", limit=100))) == 40
