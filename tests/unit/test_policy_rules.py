@@ -14,12 +14,13 @@ import pytest
 from fleetprompt_core.base.enums import AssetKind, ListingStatus
 from fleetprompt_core.domain.model import Links, Listing, Moderation
 from fleetprompt_core.domain.search import ListingSearch, matches, relevance, search_terms
+from fleetprompt_core.domain.states import LISTING_BY_PUBLISHER, IllegalTransition
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.policies.passwords import check_email, check_new_password, check_username
 from fleetprompt_core.policies.redaction import MAX_DEPTH, REDACTED, redact, redact_text
 from fleetprompt_core.policies.sessions import csrf_token_for, csrf_token_matches
 from fleetprompt_core.policies.tokens import generate_token
-from fleetprompt_core.policies.validation import MISSING, Problems
+from fleetprompt_core.policies.validation import MISSING, Problems, Reader
 
 
 def _errors(problems: Problems) -> list[tuple[str, str]]:
@@ -219,6 +220,41 @@ def test_x_cat_01_the_verified_filter_keeps_only_listings_of_verified_publishers
     assert matches(listing, verified_only, publisher_verified=False) is None
     assert matches(listing, verified_only, publisher_verified=True) == 0
     assert matches(listing, ListingSearch(), publisher_verified=False) == 0
+
+
+# --------------------------------------------------------------------------- U-VAL-01
+
+
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        ({"n": 5}, []),
+        ({}, [("n", "is required")]),
+        ({"n": None}, [("n", "is required")]),
+        ({"n": "5"}, [("n", "must be an integer")]),
+        ({"n": True}, [("n", "must be an integer")]),
+        ({"n": 5.0}, [("n", "must be an integer")]),
+        ({"n": 11}, [("n", "must be between 1 and 10")]),
+    ],
+)
+def test_u_val_01_an_integer_field_says_what_is_wrong(
+    body: dict[str, object], errors: list[tuple[str, str]]
+) -> None:
+    problems = Problems()
+    value = Reader(body, problems).integer("n", minimum=1, maximum=10, required=True)
+    assert _errors(problems) == errors
+    assert value == (5 if not errors else None)
+
+
+# --------------------------------------------------------------------------- I-PUBC
+
+
+def test_i_pubc_a_forbidden_transition_names_both_states_and_hints_the_current_one() -> None:
+    with pytest.raises(IllegalTransition) as caught:
+        LISTING_BY_PUBLISHER.require(ListingStatus.DRAFT, ListingStatus.UNLISTED)
+    assert caught.value.message == "A listing cannot move from draft to unlisted."
+    assert caught.value.hint == "listing is draft"
+    LISTING_BY_PUBLISHER.require(ListingStatus.DRAFT, ListingStatus.PUBLISHED)
 
 
 # --------------------------------------------------------------------------- U-TOK
