@@ -18,12 +18,14 @@ from fleetprompt_core.base import limits
 from fleetprompt_core.base.errors import (
     Conflict,
     DomainError,
+    DuplicateError,
     ErrorCode,
     NotFound,
     Unauthorized,
     ValidationFailed,
 )
 from fleetprompt_core.domain.model import IdempotencyRecord
+from fleetprompt_core.ports import UniqueConstraint
 from fleetprompt_core.services import _idempotency as idempotency
 from support import Market, listing_payload, new_key, release_payload
 
@@ -852,3 +854,58 @@ def test_u_idemp_02_a_read_only_mapping_hashes_as_the_dict_it_holds() -> None:
     body = {"a": 1, "b": {"c": [1, 2]}}
     proxy = MappingProxyType({"a": 1, "b": MappingProxyType({"c": (1, 2)})})
     assert idempotency.request_hash("E", {}, proxy) == idempotency.request_hash("E", {}, body)
+
+
+def test_u_idemp_02_a_reused_key_hints_at_a_new_key(market: Market) -> None:
+    """The reused-key ``CONFLICT`` tells the client what to do."""
+    _run(market, lambda _uow: 1, "k", body={"a": 1})
+    with pytest.raises(Conflict) as reused:
+        _run(market, lambda _uow: 2, "k", body={"a": 2})
+    assert reused.value.hint == "use a new Idempotency-Key for a different request"
+
+
+def test_r_idemp_02_a_lost_insert_race_reads_what_the_winner_stored(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key was free when read but another process inserted it first: the claim's
+    insert hits the unique constraint, and the next round replays the winner's answer."""
+    calls: list[int] = []
+
+    def op(_uow: Any) -> int:
+        calls.append(1)
+        return 9
+
+    assert _run(market, op, "k") == Outcome(9)
+    original = memory_store._Idempotency.get
+    stale = [True]
+
+    def get(self: Any, *args: Any) -> IdempotencyRecord | None:
+        if stale.pop() if stale else False:
+            return None  # read before the winner's insert landed
+        return original(self, *args)
+
+    monkeypatch.setattr(memory_store._Idempotency, "get", get)
+    assert _run(market, op, "k") == Outcome(9, replayed=True)
+    assert calls == [1]
+
+
+def test_r_idemp_02_another_unique_violation_is_not_taken_for_a_lost_race(
+    market: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def add(self: Any, record: IdempotencyRecord) -> None:
+        raise DuplicateError(UniqueConstraint.PRIMARY_KEY)
+
+    monkeypatch.setattr(memory_store._Idempotency, "add", add)
+    with pytest.raises(DuplicateError) as caught:
+        _run(market, lambda _uow: 1, "k")
+    assert caught.value.constraint == UniqueConstraint.PRIMARY_KEY
+
+
+#: The canonical request hash is stored with every record and compared by the next
+#: version of the server during a rolling deploy: its spelling must not drift.
+GOLDEN_REQUEST_HASH = "e61d2770ad8b4ed76da4afed15ac9cccb5989c18db652777316780840678ef77"
+
+
+def test_u_idemp_02_the_request_hash_of_a_golden_request_is_unchanged() -> None:
+    body = {"name": "Café", "n": [1, 2]}
+    assert idempotency.request_hash("listing.create", {"id": "1"}, body) == GOLDEN_REQUEST_HASH
