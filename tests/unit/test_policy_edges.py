@@ -288,3 +288,18 @@ def test_u_tok_02_a_body_no_32_byte_value_encodes_is_refused_even_with_its_check
 
     assert has_valid_checksum(token(2**256 - 1))
     assert not has_valid_checksum(token(2**256))
+
+
+@pytest.mark.parametrize(
+    ("url", "accepted"),
+    [
+        ("https://localhost/", True),  # one label
+        ("https://a.1.com/", True),  # a numeric label that is not the last
+        ("https://example.123/", False),  # a numeric last label: only an IPv4 address
+        ("https://1.2.3.4/", True),
+    ],
+)
+def test_u_val_02_only_a_numeric_last_label_makes_a_host_an_ipv4_address(
+    url: str, accepted: bool
+) -> None:
+    assert (url_problem(url) is None) is accepted
