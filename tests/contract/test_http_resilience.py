@@ -445,8 +445,10 @@ class _Switch:
 class _FlakyUnitOfWork:
     """A unit of work whose commit raises a transient error when the switch says so.
 
-    Only commits of a mutation fail (those that appended an audit event), never the
-    idempotency claim's own commit, so the failure lands after the work was done.
+    Only commits of a mutation fail (those that appended an audit event, directly or
+    through the redemption's one write, ``tokens.redeem``, which stores its audit row
+    itself), never the idempotency claim's own commit, so the failure lands after the
+    work was done.
     """
 
     def __init__(self, inner: Any, switch: _Switch) -> None:
@@ -464,7 +466,12 @@ class _FlakyUnitOfWork:
     def __getattr__(self, name: str) -> Any:
         if name == "audit":
             self._audited = True
+        if name == "tokens":
+            return _AuditingTokens(self._inner.tokens, self)
         return getattr(self._inner, name)
+
+    def mark_audited(self) -> None:
+        self._audited = True
 
     def commit(self) -> None:
         if self._audited and self._switch.failures:
@@ -472,6 +479,19 @@ class _FlakyUnitOfWork:
             self._switch.raised += 1
             raise RuntimeError("transient storage failure: SELECT secret FROM tokens")
         self._inner.commit()
+
+
+class _AuditingTokens:
+    """The token repository, telling its unit of work when a redemption was written."""
+
+    def __init__(self, inner: Any, unit: _FlakyUnitOfWork) -> None:
+        self._inner = inner
+        self._unit = unit
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "redeem":
+            self._unit.mark_audited()
+        return getattr(self._inner, name)
 
 
 def _flaky(api: Api) -> tuple[FleetPrompt, _Switch]:

@@ -19,7 +19,7 @@ import re
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
@@ -175,6 +175,12 @@ class Scenario:
     mid_statement: str
     #: A statement of the use case's transaction; its commit is the one that fails.
     commit_statement: str
+    #: The same two where PostgreSQL runs other statements (by database kind).
+    per_database: Mapping[str, tuple[str, str]] = attrs.field(factory=dict)
+
+    def statement(self, kind: str, moment: str) -> str:
+        mid, commit = self.per_database.get(kind, (self.mid_statement, self.commit_statement))
+        return mid if moment == "mid_transaction" else commit
 
 
 def _owner(fp: FleetPrompt) -> Call:
@@ -246,6 +252,9 @@ SCENARIOS = {
         call=_redeem,
         mid_statement="UPDATE install_intents",
         commit_statement="UPDATE install_tokens",
+        # PostgreSQL writes a redemption in one statement of data-modifying CTEs (token,
+        # intent, audit row): broken just before it (after the read), or at its commit.
+        per_database={"postgres": ("WITH t_set AS", "WITH t_set AS")},
     ),
 }
 
@@ -268,11 +277,7 @@ def test_r_tok_03_sql_broken_connection_leaves_no_partial_state_and_no_sql_in_th
     fp = db.app()
     state = scenario.setup(fp)
     before = contents(db.engine)
-    fault = Fault(
-        db,
-        scenario.mid_statement if moment == "mid_transaction" else scenario.commit_statement,
-        at_commit=moment == "at_commit",
-    )
+    fault = Fault(db, scenario.statement(db.kind, moment), at_commit=moment == "at_commit")
 
     with fault, pytest.raises(Unavailable) as caught:
         scenario.call(fp, state)
@@ -314,9 +319,18 @@ def test_deadlock_victim_gets_conflict_and_changes_nothing(db: Database) -> None
     server = _server_connection(db)
     intent_locked = threading.Event()
     other_errors: list[BaseException] = []
+    ours: list[int] = []  # the redemption's backend
+
+    def waiting_for_a_lock(pid: int) -> bool:
+        with server.connect() as watcher:
+            found = watcher.execute(
+                sa.text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :p"), {"p": pid}
+            ).scalar()
+        return bool(found == "Lock")
 
     def other_transaction() -> None:
-        """Locks the intent, then waits for the token the redemption already updated."""
+        """Locks the intent; once the redemption (which writes the token first) waits for
+        it, asks for the token: a cycle."""
         try:
             with server.connect() as connection:
                 connection.exec_driver_sql("BEGIN")
@@ -328,6 +342,12 @@ def test_deadlock_victim_gets_conflict_and_changes_nothing(db: Database) -> None
                     {"i": issued.intent_id},
                 )
                 intent_locked.set()
+                for _ in range(1000):
+                    if waiting_for_a_lock(ours[0]):
+                        break
+                    time.sleep(0.01)
+                else:  # pragma: no cover - reported below
+                    raise AssertionError("the redemption never waited for the intent")
                 connection.execute(
                     sa.text("UPDATE install_tokens SET status = status WHERE token_id = :i"),
                     {"i": issued.token_id},
@@ -341,27 +361,18 @@ def test_deadlock_victim_gets_conflict_and_changes_nothing(db: Database) -> None
     fired = []
 
     def before_intent_update(conn: sa.Connection, *args: Any) -> None:
-        if fired or not args[1].startswith("UPDATE install_intents"):
+        # The statement that writes the intent: its own UPDATE, or (PostgreSQL) the one
+        # statement of data-modifying CTEs that writes the token, then the intent.
+        if fired or "UPDATE install_intents" not in args[1]:
             return
         fired.append(True)
         dbapi_connection: Any = conn.connection.dbapi_connection
         with dbapi_connection.cursor() as cursor:  # this transaction detects the cycle first
             cursor.execute("SET LOCAL deadlock_timeout = '50ms'")
+            cursor.execute("SELECT pg_backend_pid()")
+            ours.append(cursor.fetchone()[0])
         other.start()
         assert intent_locked.wait(10)
-        other_pid = None
-        with server.connect() as watcher:  # wait until the other waits for our token row
-            for _ in range(500):
-                other_pid = watcher.execute(
-                    sa.text(
-                        "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND datname = current_database()"
-                    )
-                ).scalar()
-                if other_pid is not None:
-                    break
-                time.sleep(0.01)
-        assert other_pid is not None, "the other transaction never waited for the token"
 
     event.listen(db.engine, "before_cursor_execute", before_intent_update)
     try:
