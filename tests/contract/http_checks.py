@@ -177,3 +177,12 @@ def json_strings(value: object) -> list[str]:
         elif isinstance(item, list | tuple):
             stack.extend(item)
     return found
+
+
+def resolve_schema(document: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The OpenAPI schema that ``schema`` names by ``$ref`` (followed to the end), or itself."""
+    while "$ref" in schema:
+        ref = schema["$ref"]
+        assert ref.startswith("#/components/schemas/"), ref
+        schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    return dict(schema)

@@ -22,6 +22,7 @@ import pytest
 
 import fleetprompt_core
 import fleetprompt_http
+from contract.http_checks import resolve_schema
 from contract.http_harness import REDEEM_PATH, REDEEM_SECRET, Api, Caller, open_api
 from fleetprompt_core.policies.signing import signed_headers
 from fleetprompt_core.policies.validation import SHA256_PATTERN, VERSION_PATTERN
@@ -267,18 +268,10 @@ def _operation(document: Mapping[str, Any], endpoint: Endpoint) -> dict[str, Any
     return _operations(document)[(endpoint.method, endpoint.path)]
 
 
-def _resolve(document: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        ref = schema["$ref"]
-        assert ref.startswith("#/components/schemas/"), ref
-        schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
-    return dict(schema)
-
-
 def _body_schema(document: Mapping[str, Any], operation: Mapping[str, Any]) -> dict[str, Any]:
     content = operation["requestBody"]["content"]
     assert list(content) == ["application/json"], content
-    return _resolve(document, content["application/json"]["schema"])
+    return resolve_schema(document, content["application/json"]["schema"])
 
 
 # --------------------------------------------------------------------------- the document
@@ -353,13 +346,13 @@ def test_every_error_is_documented_with_the_envelope(
 
 
 def test_the_envelope_schema_is_the_contract(document: dict[str, Any]) -> None:
-    envelope = _resolve(document, {"$ref": ENVELOPE})
+    envelope = resolve_schema(document, {"$ref": ENVELOPE})
     assert envelope["required"] == ["error"]
-    body = _resolve(document, envelope["properties"]["error"])
+    body = resolve_schema(document, envelope["properties"]["error"])
     assert set(body["required"]) == {"code", "message", "requestId", "details"}
-    details = _resolve(document, body["properties"]["details"])
+    details = resolve_schema(document, body["properties"]["details"])
     assert set(details["properties"]) == {"hint", "fields"}
-    problem = _resolve(document, details["properties"]["fields"]["items"])
+    problem = resolve_schema(document, details["properties"]["fields"]["items"])
     assert set(problem["required"]) == {"fieldName", "message"}
 
 
@@ -485,17 +478,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(served: tuple[Api, dict[str, Any]]) -> World:
     api, _ = served
-    publisher, buyer, admin = api.publisher(), api.buyer(), api.admin()
-    listing, release = api.published(publisher)
-    intent = api.intent(buyer, listing["listingId"], release["releaseId"])
-    return World(
-        publisher,
-        buyer,
-        admin,
-        listing["listingId"],
-        release["releaseId"],
-        intent["installIntentId"],
-    )
+    return _world(api)
 
 
 def _call_for(endpoint: Endpoint, world: World) -> tuple[str, Caller | None]:
@@ -547,7 +530,7 @@ def _unknown_fields(response: Any) -> set[str]:
 def _sample(document: Mapping[str, Any], schema: Mapping[str, Any], path: str) -> object:
     """A value of ``schema`` with every documented property, plus ``zzUnknown`` in every
     object (to be reported at exactly those paths)."""
-    schema = _resolve(document, schema)
+    schema = resolve_schema(document, schema)
     if "oneOf" in schema:
         options = [o for o in schema["oneOf"] if o.get("type") != "null"]
         return _sample(document, options[0], path)
@@ -725,10 +708,10 @@ class Bound:
 def _bounds(
     document: Mapping[str, Any], schema: Mapping[str, Any], path: tuple[str | int, ...] = ()
 ) -> Iterator[Bound]:
-    schema = _resolve(document, schema)
+    schema = resolve_schema(document, schema)
     if "oneOf" in schema:
         (schema,) = [o for o in schema["oneOf"] if o.get("type") != "null"]
-        schema = _resolve(document, schema)
+        schema = resolve_schema(document, schema)
     kinds = schema.get("type")
     kind = next(k for k in kinds if k != "null") if isinstance(kinds, list) else kinds
     keywords = {

@@ -26,7 +26,7 @@ import pytest
 import sqlalchemy as sa
 
 import databases
-from contract.http_checks import assert_error, assert_no_internals
+from contract.http_checks import assert_error, assert_no_internals, resolve_schema
 from contract.http_harness import Api
 from fleetprompt_adapters import sql
 from fleetprompt_adapters.sql.store import guarded
@@ -278,10 +278,8 @@ def test_the_openapi_document_states_the_rules_the_server_enforces(api: Api) -> 
     paths = document["paths"]
 
     def resolved(schema: dict[str, Any]) -> dict[str, Any]:
-        """The schema a ``$ref`` names (request bodies are named components, ADR 0031)."""
-        while "$ref" in schema:
-            schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
-        return schema
+        # Request bodies are named components (ADR 0031).
+        return resolve_schema(document, schema)
 
     search = {
         p["name"]: p["schema"] for p in paths["/v1/public/listings/search"]["get"]["parameters"]
