@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 import pytest
@@ -299,26 +298,29 @@ def test_unexpected_errors_fail_closed() -> None:
     assert redact({"ok": Exploding(a="b")}) == REDACTED
 
 
-@pytest.mark.parametrize(
-    "text",
-    [
-        "eyJ" * 100_000,
-        "eyJ" * 100_000 + ".eyJ",
-        "eyJa." * 50_000,
-        "bearer " * 50_000,
-        "bearer" * 50_000 + " x",
-        "a=" * 100_000,
-        "token=" * 50_000,
-        "x" * 300_000 + "=",
-        "fpit_" + "a" * 300_000,
-        "fpab" * 75_000,
-    ],
-)
-def test_redaction_time_is_linear_on_hostile_text(text: str) -> None:
-    """Pathological 300 KB inputs are redacted quickly (a quadratic pattern would take minutes)."""
-    started = time.perf_counter()
-    redact_text(text)
-    assert time.perf_counter() - started < 5.0
+#: Pathological inputs of about 300 KB: a pattern that backtracks (or rescans from
+#: every position) would take minutes on them. How redaction's time grows with
+#: their size is measured in ``bench/redaction_bench.py`` (never timed here).
+HOSTILE_TEXTS = [
+    "eyJ" * 100_000,
+    "eyJ" * 100_000 + ".eyJ",
+    "eyJa." * 50_000,
+    "bearer " * 50_000,
+    "bearer" * 50_000 + " x",
+    "a=" * 100_000,
+    "token=" * 50_000,
+    "x" * 300_000 + "=",
+    "fpit_" + "a" * 300_000,
+    "fpab" * 75_000,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXTS)
+def test_redaction_of_hostile_text_completes_and_is_stable(text: str) -> None:
+    """Hostile 300 KB inputs are redacted, and redacting the result changes nothing."""
+    redacted = redact_text(text)
+    assert isinstance(redacted, str)
+    assert redact_text(redacted) == redacted
 
 
 _TOKENS = st.binary(min_size=32, max_size=32).flatmap(
