@@ -185,6 +185,25 @@ def _warn_if_redemption_is_off(verifier: RedeemVerifier | None) -> None:
         )
 
 
+def _warm_search_index(storage: Storage) -> None:
+    """Build or catch up the search index at start-up, so that no request waits for it.
+
+    An index in RAM (the default) is built from the database here, once per
+    process; a directory index only applies what the change log holds past it.
+    The server accepts requests once this returns.
+    """
+    if storage.warm is None:
+        return
+    started = time.perf_counter()
+    changed = storage.warm()
+    log_event(
+        logging.getLogger("fleetprompt.server"),
+        logging.INFO,
+        "search index ready",
+        {"listings": changed, "ms": round((time.perf_counter() - started) * 1000)},
+    )
+
+
 def _readiness(storage: Storage, limiter: RateLimiter | None) -> tuple[ReadinessCheck, ...]:
     checks: list[ReadinessCheck] = []
     if storage.ping is not None:
@@ -245,6 +264,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     on_startup: list[Callable[[], Any]] = [
         storage.check_schema,
         lambda: _warn_if_redemption_is_off(services.verifier),
+        lambda: _warm_search_index(storage),
     ]
     on_shutdown: list[Callable[[], Any]] = []
     if services.cache is not None:  # the catalogue version is read in the background

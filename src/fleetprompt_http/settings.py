@@ -223,7 +223,7 @@ class Settings:
     head_timeout_ms: int = 10_000
     #: Where the search engine of relevance searches with words keeps its index (ADR
     #: 0027, 0034): ``None`` or ``"memory"`` a tantivy index in each process's RAM,
-    #: built from the database at its first search; a directory keeps one index per
+    #: built from the database at start-up; a directory keeps one index per
     #: process in ``slot-N`` below it across restarts (``fleetprompt search reindex``
     #: rebuilds them).
     search_index: str | None = None

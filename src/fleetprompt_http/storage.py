@@ -42,6 +42,10 @@ class Storage:
     engine: sa.Engine | None = None
     #: One round trip to the database (readiness); raises when it does not answer.
     ping: Callable[[], None] | None = None
+    #: Brings the search index up to the database before the first request (start-up):
+    #: built from the database when it is in RAM or missing, caught up from the change
+    #: log otherwise. Returns how many listings it indexed or re-applied.
+    warm: Callable[[], int] | None = None
 
 
 def sqlite_path(settings: Settings) -> Path | None:
@@ -126,7 +130,11 @@ def open_storage(
         finally:
             engine.dispose()
 
-    return Storage(app, check_schema, close, engine, lambda: sql.ping(engine))
+    def warm() -> int:
+        with engine.connect() as conn:
+            return follower.catch_up(conn)
+
+    return Storage(app, check_schema, close, engine, lambda: sql.ping(engine), warm)
 
 
 def _search_follower(settings: Settings) -> SearchFollower:

@@ -52,6 +52,28 @@ def test_search_reindex_rebuilds_the_index_from_the_database(cli: Cli, tmp_path:
         assert len(_search_ids(client, "a")) == len(everything)
 
 
+def test_the_server_builds_its_search_index_at_start_up(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-RAM index is built while the server starts, not by the first search (which
+    would wait for it, and every search behind it): the first search finds it built."""
+    built_before: list[int | None] = []
+    catch_up = SearchFollower.catch_up
+
+    def spy(self: SearchFollower, conn: object) -> int:
+        built_before.append(self.applied)
+        return catch_up(self, conn)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(SearchFollower, "catch_up", spy)
+    app = create_app(Settings(database_url=cli.database_url))
+    assert built_before == []
+    with TestClient(app) as client:
+        assert built_before == [None]  # start-up built it
+        assert _search_ids(client, "a")
+        assert len(built_before) > 1
+        assert None not in built_before[1:]  # searches only caught up
+
+
 def test_search_reindex_uses_the_configured_directory(cli: Cli, tmp_path: Path) -> None:
     """Without --index-dir the command rebuilds FLEETPROMPT_SEARCH_INDEX."""
     root = tmp_path / "configured"

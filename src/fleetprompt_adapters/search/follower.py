@@ -23,10 +23,13 @@ retention horizon) is rebuilt too: the log no longer lists what it missed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
+import functools
 import json
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -65,6 +68,30 @@ def _indexed(conn: sa.Connection, where: sa.ColumnElement[bool]) -> Iterator[Ind
     for row in conn.execution_options(yield_per=_BATCH).execute(query):
         mapping = row._mapping
         yield IndexedListing(m.to_listing(mapping), bool(mapping["publisher_verified"]))
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim`` (``None`` elsewhere: musl, macOS)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def _release_memory(conn: sa.Connection) -> None:
+    """Give back what a full build used and no longer needs: the SQLite connection's page
+    cache, which reading every listing filled (the connection returns to the pool), and
+    the heap the bulk writer freed (glibc keeps freed memory until asked to return it).
+    A process whose index lives in RAM otherwise carries both for its whole life."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA shrink_memory")
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def count_published(conn: sa.Connection) -> int:
@@ -224,6 +251,7 @@ class SearchFollower:
         if progress is not None:
             progress(count % _BATCH)
         self._record(*upto)
+        _release_memory(conn)
         return count
 
     # ------------------------------------------------------------------ searching
