@@ -315,7 +315,7 @@ def search_reindex(index_dir: str | None) -> None:
     if root is None or root == "memory":
         _fail(
             "no index directory: pass --index-dir or set FLEETPROMPT_SEARCH_INDEX to a "
-            "directory (an in-memory index is built by each process at its first search)",
+            "directory (an in-memory index is built by each process as it starts)",
             2,
         )
     with _failures():
