@@ -187,6 +187,77 @@ def test_sqlite_writers_queue_instead_of_failing(sqlite_engine: sa.Engine) -> No
     assert order == ["first", "second"]
 
 
+def test_sqlite_writers_of_two_stores_queue_on_the_busy_timeout(sqlite_engine: sa.Engine) -> None:
+    """The in-process writer lock is per store (per process); another store's writer (as
+    another process's would) still waits on SQLite's own lock instead of failing."""
+    first, other = sql.SqlStore(sqlite_engine), sql.SqlStore(sqlite_engine)
+    assert first.writer_lock is not other.writer_lock
+    first_open = threading.Event()
+    order: list[str] = []
+
+    def second() -> None:
+        first_open.wait(5)
+        with other.unit_of_work() as uow:
+            order.append("second")
+            uow.commit()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    with first.unit_of_work() as uow:
+        uow.audit.query(sql.store.AuditQuery(), None, 1)  # holds BEGIN IMMEDIATE
+        first_open.set()
+        thread.join(0.3)
+        order.append("first")
+        uow.commit()
+    thread.join(10)
+    assert order == ["first", "second"]
+
+
+def test_sqlite_writer_lock_is_released_by_failures_and_bounded(
+    sqlite_engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A unit of work that fails lets the next writer in; a writer that cannot get the lock
+    within the bound is ``Unavailable`` (an outage), and readers never take it."""
+    store = sql.SqlStore(sqlite_engine)
+    assert store.writer_lock is not None
+    with pytest.raises(RuntimeError), store.unit_of_work():
+        raise RuntimeError("the use case failed")
+    assert not store.writer_lock.locked()
+    monkeypatch.setattr(sql.store, "SQLITE_BUSY_TIMEOUT_MS", 50)
+    with store.writer_lock:
+        with pytest.raises(Unavailable), store.unit_of_work():
+            pytest.fail("entered without the writer lock")  # pragma: no cover
+        with store.read_unit_of_work() as uow:
+            assert uow.users.get("usr_none") is None
+    with store.unit_of_work() as uow:
+        uow.commit()
+    assert not store.writer_lock.locked()
+
+
+def test_postgres_writers_take_no_process_lock(engine: sa.Engine) -> None:
+    """Only SQLite serialises writers; PostgreSQL's run side by side (row locks)."""
+    store = sql.SqlStore(engine)
+    assert (store.writer_lock is None) == (engine.dialect.name == "postgresql")
+
+
+def test_a_new_draft_logs_no_search_change_until_it_is_published(engine: sa.Engine) -> None:
+    """Creating a draft writes nothing to the search log (engines index published listings
+    only); publishing it logs it, and the follower then finds it."""
+    market = sql_market(engine)
+    publisher = market.publisher()
+    view = market.draft(publisher)
+    log = tables.search_log
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(log)).scalar_one() == 0
+    market.release(publisher, view.listing.listing_id)
+    market.fp.publishing.change_status(
+        publisher, view.listing.listing_id, {"status": "published"}, idempotency_key="pub-1"
+    )
+    with engine.connect() as connection:
+        logged = connection.execute(sa.select(log.c.listing_id)).scalars().all()
+    assert view.listing.listing_id in logged
+
+
 def test_a_read_only_unit_of_work_refuses_to_commit(engine: sa.Engine) -> None:
     """Committing a reader is a programming error, reported as such."""
     with (

@@ -317,7 +317,7 @@ class _Listings(_Repo):
         self._index_status(listing)
         if listing.status is not ListingStatus.DRAFT:  # a draft is in no public answer
             self.tx.catalog_changed = True
-        self.tx.search_changed([listing.listing_id])
+            self.tx.search_changed([listing.listing_id])
 
     def _index_status(self, listing: Listing) -> None:
         published = listing.listing_id in self.s.published_listings
@@ -341,7 +341,7 @@ class _Listings(_Repo):
         self._index_status(listing)
         if listing.status is not ListingStatus.DRAFT:  # a draft is in no public answer
             self.tx.catalog_changed = True
-        self.tx.search_changed([listing.listing_id])
+            self.tx.search_changed([listing.listing_id])
         return True
 
     def list_by_owner(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
@@ -33,7 +34,7 @@ from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import search_log
 from fleetprompt_adapters.sql import tables as t
 from fleetprompt_adapters.sql.catalog_version import SqlCatalogVersion, bump_statement
-from fleetprompt_adapters.sql.engine import READ_ONLY_OPTION
+from fleetprompt_adapters.sql.engine import READ_ONLY_OPTION, SQLITE_BUSY_TIMEOUT_MS
 from fleetprompt_adapters.sql.search import (
     COMMON_TERM_ROWS,
     RankedSearch,
@@ -307,6 +308,12 @@ class SqlStore:
         #: always give one; ``None`` leaves them to the SQL plans of ADR 0012 (the previous
         #: design: the benchmarks' baseline and the plan tests).
         self.search_engine = search_engine
+        #: SQLite: this process's writers queue here before ``BEGIN IMMEDIATE`` (ADR 0037).
+        #: SQLite's busy handler polls with sleeps of up to 100 ms, so threads of one
+        #: process contending for the write lock would mostly sleep; a lock wakes the
+        #: next writer the moment the last one ends. Other processes still meet the busy
+        #: timeout. ``None`` on PostgreSQL, whose writers do not exclude one another.
+        self.writer_lock = threading.Lock() if self.dialect == "sqlite" else None
 
     def unit_of_work(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
@@ -580,9 +587,12 @@ class _Listings(_Repo):
             UniqueConstraint.PRIMARY_KEY,
         )
         self._index(listing, replace=False)
-        if listing.status is not ListingStatus.DRAFT:  # a draft is in no public answer
+        if listing.status is not ListingStatus.DRAFT:
             self._catalog_changed()
-        self._uow.search_changed([listing.listing_id])
+            self._uow.search_changed([listing.listing_id])
+        # A new draft is in no public answer and no search index (engines index published
+        # listings only, ADR 0027): nothing to log, and no turn taken on the log's head row,
+        # which would queue every concurrent create behind one another (ADR 0037).
 
     def _index(self, listing: Listing, *, replace: bool) -> None:
         """Keep the search tables holding exactly the published listings, up to date."""
@@ -1032,12 +1042,37 @@ class _Sessions(_Repo):
         return int(self._run(statement).rowcount)
 
 
-class _Idempotency(_Repo):
-    @staticmethod
-    def _where(scope_user_id: str, endpoint: str, key: str) -> sa.ColumnElement[bool]:
-        c = t.idempotency_records.c
-        return sa.and_(c.scope_user_id == scope_user_id, c.endpoint == endpoint, c.key == key)
+def _idempotency_statements() -> tuple[sa.Update, sa.Delete]:
+    """A claim's completion (or takeover) and its release, built once: each is guarded by
+    the claim id it expects, so a holder whose claim was taken over changes nothing."""
+    c = t.idempotency_records.c
+    where = (
+        c.scope_user_id == sa.bindparam("where_scope_user_id"),
+        c.endpoint == sa.bindparam("where_endpoint"),
+        c.key == sa.bindparam("where_key"),
+        c.claim_id == sa.bindparam("where_claim_id"),
+    )
+    replace = (
+        sa.update(t.idempotency_records)
+        .where(*where)
+        .values({column.name: sa.bindparam(column.name) for column in t.idempotency_records.c})
+    )
+    return replace, sa.delete(t.idempotency_records).where(*where)
 
+
+_IDEMPOTENCY_REPLACE, _IDEMPOTENCY_DELETE = _idempotency_statements()
+
+
+def _claim_key(record: IdempotencyRecord, claim_id: str) -> dict[str, Any]:
+    return {
+        "where_scope_user_id": record.scope_user_id,
+        "where_endpoint": record.endpoint,
+        "where_key": record.key,
+        "where_claim_id": claim_id,
+    }
+
+
+class _Idempotency(_Repo):
     def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None:
         return self._find(m.IDEMPOTENCY, scope_user_id=scope_user_id, endpoint=endpoint, key=key)
 
@@ -1050,25 +1085,11 @@ class _Idempotency(_Repo):
         )
 
     def replace(self, record: IdempotencyRecord, expected_claim_id: str) -> bool:
-        c = t.idempotency_records.c
-        statement = (
-            sa.update(t.idempotency_records)
-            .where(
-                self._where(record.scope_user_id, record.endpoint, record.key),
-                c.claim_id == expected_claim_id,
-            )
-            .values(m.idempotency_row(record))
-        )
-        return self._update(statement)
+        params = {**m.idempotency_row(record), **_claim_key(record, expected_claim_id)}
+        return self._run(_IDEMPOTENCY_REPLACE, params).rowcount == 1
 
     def delete(self, record: IdempotencyRecord) -> None:
-        c = t.idempotency_records.c
-        self._run(
-            sa.delete(t.idempotency_records).where(
-                self._where(record.scope_user_id, record.endpoint, record.key),
-                c.claim_id == record.claim_id,
-            )
-        )
+        self._run(_IDEMPOTENCY_DELETE, _claim_key(record, record.claim_id))
 
     def delete_expired(self, now_ms: int, limit: int) -> int:
         c = t.idempotency_records.c
@@ -1119,6 +1140,8 @@ class SqlUnitOfWork:
         self.catalog_changed = False
         self._connection: sa.Connection | None = None
         self._transaction: sa.RootTransaction | None = None
+        #: The store's writer lock while this unit of work holds it (SQLite).
+        self._held: threading.Lock | None = None
         self._search_seq: int | None = None
         self.users = _Users(self)
         self.profiles = _Profiles(self)
@@ -1141,14 +1164,25 @@ class SqlUnitOfWork:
     def __enter__(self) -> Self:
         if self._connection is not None:
             raise RuntimeError("a unit of work is entered once")
-        connection = guarded(self.store.engine.connect)
-        if self.read_only:
-            connection.execution_options(**{READ_ONLY_OPTION: True})
+        lock = None if self.read_only else self.store.writer_lock
+        if lock is not None and not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            # As long as SQLite itself would wait for the write lock: an outage.
+            _log.warning("database unavailable (writer lock wait timed out)")
+            raise Unavailable("The database is unavailable.")
         try:
-            self._transaction = guarded(connection.begin)
+            connection = guarded(self.store.engine.connect)
+            if self.read_only:
+                connection.execution_options(**{READ_ONLY_OPTION: True})
+            try:
+                self._transaction = guarded(connection.begin)
+            except BaseException:
+                connection.close()
+                raise
         except BaseException:
-            connection.close()
+            if lock is not None:
+                lock.release()
             raise
+        self._held = lock
         self._connection = connection
         return self
 
@@ -1167,6 +1201,9 @@ class SqlUnitOfWork:
             # A connection whose rollback failed is invalidated by the pool, not reused.
             with contextlib.suppress(sa_exc.SQLAlchemyError):
                 connection.close()
+            held, self._held = self._held, None
+            if held is not None:
+                held.release()
 
     def search_changed(self, listing_ids: Iterable[str]) -> None:
         """Log, in this transaction, that ``listing_ids`` changed for search engines."""

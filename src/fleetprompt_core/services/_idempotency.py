@@ -195,11 +195,19 @@ def _claim(
         )
         try:
             with rt.uow() as uow:
-                existing = uow.idempotency.get(scope_user_id, endpoint, key)
-                if existing is None:
+                # A fresh key (the common case) is one statement: the insert, whose
+                # unique key tells a used one.
+                try:
                     uow.idempotency.add(claim)
+                except DuplicateError as error:
+                    if error.constraint != UniqueConstraint.IDEMPOTENCY_KEY:
+                        raise
+                else:
                     uow.commit()
                     return claim
+                existing = uow.idempotency.get(scope_user_id, endpoint, key)
+                if existing is None:
+                    continue  # released or purged since the insert: claim again
                 if now >= existing.expires_at_ms or (
                     not existing.completed and now >= existing.lease_until_ms
                 ):

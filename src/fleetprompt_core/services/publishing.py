@@ -120,7 +120,7 @@ class Publishing:
                 publisher_user_id=user.user_id,
                 listing_id=listing.listing_id,
             )
-            return new_listing_view(uow, listing)
+            return new_listing_view(uow, listing, user)
 
         return idempotency.run(
             self._rt,

@@ -7,6 +7,7 @@ public response; the HTTP layer serialises each type with its own shape.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
@@ -202,24 +203,35 @@ class Redemption:
     release: RedeemedRelease
 
 
+@functools.cache
+def _no_bio() -> RenderedMarkdown:
+    """The empty bio, rendered once per process (its HTML never changes)."""
+    return rendered("")
+
+
 def default_profile(user: User) -> PublisherProfile:
     """The profile a publisher has before saving one."""
     name = (user.display_name or "").strip()[: limits.DISPLAY_NAME_MAX] or "Unnamed publisher"
     return PublisherProfile(
         publisher_id=user.user_id,
         display_name=name,
-        bio=rendered(""),
+        bio=_no_bio(),
         verification=Verification(),
         created_at_ms=user.created_at_ms,
         updated_at_ms=user.created_at_ms,
     )
 
 
-def _summaries(uow: UnitOfWork, publisher_ids: Iterable[str]) -> dict[str, PublisherSummary]:
+def _summaries(
+    uow: UnitOfWork, publisher_ids: Iterable[str], known: Mapping[str, User] | None = None
+) -> dict[str, PublisherSummary]:
+    """Each publisher's summary; ``known`` users (already read by the caller) are not
+    read again."""
     ids = set(publisher_ids)
     profiles: Mapping[str, PublisherProfile] = uow.profiles.get_many(ids)
     # Publishers without a saved profile show their default one: their users in one read.
-    users = uow.users.get_many(ids - profiles.keys()) if len(profiles) < len(ids) else {}
+    missing = ids - profiles.keys() - (known or {}).keys()
+    users = {**(known or {}), **(uow.users.get_many(missing) if missing else {})}
     summaries: dict[str, PublisherSummary] = {}
     for publisher_id in ids:
         profile = profiles.get(publisher_id)
@@ -269,10 +281,11 @@ def public_listings(
     ]
 
 
-def new_listing_view(uow: UnitOfWork, listing: Listing) -> ListingView:
-    """The view of a listing created in this unit of work: no install intent can name it
-    yet, so its install count is 0 without asking the storage."""
-    summaries = _summaries(uow, (listing.publisher_user_id,))
+def new_listing_view(uow: UnitOfWork, listing: Listing, publisher: User) -> ListingView:
+    """The view of a listing ``publisher`` created in this unit of work: no install intent
+    can name it yet, so its install count is 0 without asking the storage, and the
+    publisher's user is known."""
+    summaries = _summaries(uow, (listing.publisher_user_id,), {publisher.user_id: publisher})
     return ListingView(listing, summaries[listing.publisher_user_id], 0)
 
 
