@@ -271,7 +271,7 @@ def built_index(
     }
     keep: Path | None = options.data_dir
     marker = None if keep is None else keep / f"tantivy_{size}.built.json"
-    if keep is not None and marker is not None and marker.exists():
+    if keep is not None and marker is not None and _current(marker):
         recorded = json.loads(marker.read_text(encoding="utf-8"))
         index = ListingIndex(keep / f"tantivy_{label(size)}")
         print(f"tantivy: reusing {index.size:,} listings ({index.segments} segments)", flush=True)
@@ -292,18 +292,32 @@ def built_index(
     )
     rare = catalogue.rare_term()
     if marker is not None:
-        marker.write_text(json.dumps({"listings": indexed, "rare": rare, "seconds": seconds}))
+        _index_built(marker, size, indexed, rare, seconds)
     return index, rare
+
+
+def _current(marker: Path) -> bool:
+    """Whether ``marker`` records an index built in today's format (another is rebuilt)."""
+    if not marker.exists():
+        return False
+    return bool(json.loads(marker.read_text(encoding="utf-8")).get("format") == INDEX_FORMAT)
+
+
+def _index_built(marker: Path, size: int, indexed: int, rare: str, seconds: float) -> None:
+    """Record a built index; the followers seeded from an older one are dropped."""
+    for slot in marker.parent.glob(f"follower_*_{label(size)}"):
+        shutil.rmtree(slot, ignore_errors=True)
+    record = {"listings": indexed, "rare": rare, "seconds": seconds, "format": INDEX_FORMAT}
+    marker.write_text(json.dumps(record), encoding="utf-8")
 
 
 def run_size(size: int, options: argparse.Namespace, rows: list[Row]) -> None:
     catalogue = sb.Catalogue(size)
-    index, rare = built_index(size, catalogue, options)
-    searches = cases(rare)
     if options.prepare:
-        index.close()
         prepare(size, options, catalogue)
         return
+    index, rare = built_index(size, catalogue, options)
+    searches = cases(rare)
     common = searches["one common word"]
     deep_tantivy = _walk_tantivy(index, common, (DEEP_PAGE - 1) * LIMIT)
     for case, search in searches.items():
@@ -366,9 +380,97 @@ def seed_follower(slot: Path, built: Path) -> None:
     (slot / "fleetprompt-index.json").write_text(json.dumps(state), encoding="utf-8")
 
 
+def _fresh_sqlite(keep: Path, size: int) -> sa.URL:
+    path = keep / f"searchperf_{label(size)}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return sa.make_url(f"sqlite:///{path}")
+
+
+def _fresh_postgres(options: argparse.Namespace, size: int) -> sa.URL:
+    server = sql.normalize_url(options.postgres_url)
+    name = f"searchperf_{label(size)}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    finally:
+        admin.dispose()
+    return server.set(database=name)
+
+
+def load_once(size: int, options: argparse.Namespace, catalogue: sb.Catalogue) -> None:
+    """Load every database of ``--databases`` whose kept corpus is missing, and build the
+    tantivy index if it is missing or of another format, in **one pass** over the
+    catalogue: each batch is generated and mapped to rows once, written to each database
+    (secondary indexes dropped during the load and built after it, see
+    ``sql_bench.bulk_load``) and added to the index."""
+    keep: Path = options.data_dir
+    urls: list[sa.URL] = []
+    markers: list[Path] = []
+    for kind in options.databases:
+        marker = keep / f"{kind}_{size}.loaded.json"
+        if marker.exists():
+            print(f"{kind}: reusing the corpus of {size:,} listings ({marker.name})", flush=True)
+            continue
+        url = _fresh_sqlite(keep, size) if kind == "sqlite" else _fresh_postgres(options, size)
+        engine = sql.create_engine(url)
+        sql.upgrade(engine)
+        engine.dispose()
+        urls.append(url)
+        markers.append(marker)
+        # A follower seeded from another load of this database is stale.
+        shutil.rmtree(keep / f"follower_{kind}_{label(size)}", ignore_errors=True)
+    index_marker = keep / f"tantivy_{size}.built.json"
+    build = not _current(index_marker)
+    if not urls and not build:
+        return
+    what = [*(url.get_backend_name() for url in urls), *(["tantivy"] if build else [])]
+    print(f"{size:,} listings: one pass into {', '.join(what)}…", flush=True)
+    verified = {
+        p.publisher_id
+        for p in catalogue.profiles
+        if p.verification.status is VerificationStatus.VERIFIED
+    }
+    start = time.perf_counter()
+    batches: Iterator[list[Any]] = (
+        sb.bulk_load(urls, catalogue) if urls else (b for b, _ in catalogue.batches())
+    )
+    if build:
+        directory = keep / f"tantivy_{label(size)}"
+        shutil.rmtree(directory, ignore_errors=True)
+        index = ListingIndex(directory)
+        indexed = index.rebuild(
+            IndexedListing(item, item.publisher_user_id in verified)
+            for listings in batches
+            for item in listings
+        )
+        index_s = time.perf_counter() - start
+        print(f"  tantivy: {indexed:,} listings ({index.segments} segments)", flush=True)
+        index.close()
+        _index_built(index_marker, size, indexed, catalogue.rare_term(), index_s)
+    else:
+        for _ in batches:
+            pass
+    total = time.perf_counter() - start
+    for url, marker, load in zip(urls, markers, catalogue.loads, strict=True):
+        print(
+            f"  {url.get_backend_name()}: {load.rows:,} rows, written in {load.insert_s:.1f} s "
+            f"(indexes included), analyzed in {load.analyze_s:.1f} s",
+            flush=True,
+        )
+        marker.write_text(
+            json.dumps({"listings": load.listings, "rows": load.rows, "seconds": total}),
+            encoding="utf-8",
+        )
+    print(f"  the pass took {total:.1f} s", flush=True)
+
+
 def prepare(size: int, options: argparse.Namespace, catalogue: sb.Catalogue) -> None:
     """``--prepare``: load and index everything a measured run reuses, time nothing (run
     it niced; the measured run then starts from the kept corpora)."""
+    load_once(size, options, catalogue)
     for kind in options.databases:
         with database(kind, size, options, catalogue) as url:
             engine = sql.create_engine(url)
@@ -518,10 +620,13 @@ def main() -> None:
     rows: list[Row] = []
     for size in (int(s) for s in options.sizes.split(",")):
         run_size(size, options, rows)
+        if options.prepare:
+            continue
         print("\n".join(table([r for r in rows if r.size == size])), flush=True)
         if options.write_docs:  # after every size: a long run keeps what it measured
             sb_write(section(rows, options.section), options.section)
-    print("\n".join(table(rows)))
+    if not options.prepare:
+        print("\n".join(table(rows)))
 
 
 def section(rows: list[Row], heading: str) -> str:
