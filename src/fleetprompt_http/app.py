@@ -241,6 +241,7 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> tuple[St
         inline_limits=limiter is None or isinstance(limiter, MemoryRateLimiter),
         web=settings.web,
         redeem_deadline_ms=settings.redeem_deadline_ms,
+        inline=settings.runs_inline,
     )
     return storage, services
 

@@ -4,7 +4,8 @@ Handlers stay thin: they read the caller, the query, the JSON body and the
 ``Idempotency-Key`` header, run the (synchronous) use case in a worker thread —
 resolving the caller's credential there too, so a request costs one thread hop
 — and shape the result. Validation, authorization, idempotency and rate limits
-are the core's.
+are the core's. A route may mark a short use case ``inline`` (:func:`run_use_case`):
+on an in-process database it then runs on the event loop, without the hop (ADR 0036).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "public_read",
     "query",
     "respond",
+    "run_use_case",
     "services_of",
     "write",
     "written",
@@ -121,6 +123,10 @@ class Services:
     web: WebSettings = attrs.field(factory=WebSettings)
     #: How long a redemption may run before it must not commit (ADR 0021).
     redeem_deadline_ms: int = 5_000
+    #: Whether use cases a route marks ``inline`` run on the event loop instead of
+    #: in a worker thread (:func:`run_use_case`, ADR 0036): on when the database
+    #: answers in-process (SQLite, the memory adapter), off for PostgreSQL.
+    inline: bool = False
 
 
 def services_of(request: Request[Any, Any, Any]) -> Services:
@@ -187,8 +193,36 @@ async def json_body(request: Request[Any, Any, Any]) -> object:
         return UNREADABLE
 
 
-async def call_use_case(request: Request[Any, Any, Any], use_case: Callable[[Call], T]) -> T:
-    """Resolve the caller and run ``use_case`` with its :class:`Call`, in a worker thread."""
+async def run_use_case(services: Services, function: Callable[[], T], *, inline: bool = False) -> T:
+    """Run a synchronous use case: in a worker thread through :attr:`Services.threads`,
+    or, when ``inline`` and the process allows it (:attr:`Services.inline`), right
+    here on the event loop.
+
+    Inline saves the thread hop: handing the call to a thread and back, and the
+    GIL passing between the loop and the thread under load, which cost a
+    redemption on SQLite about a fifth of its CPU (ADR 0036). The price: while
+    the use case runs, this process serves nothing else, and the thread gate's
+    deadline does not apply (there is no thread to abandon). So mark a use case
+    ``inline`` only when it is short (a few statements by key, well under a
+    millisecond of CPU), calls nothing but the database, and every wait in it is
+    bounded by the database connection itself: SQLite's busy timeout and
+    statement progress handler, PostgreSQL's ``statement_timeout`` and
+    ``lock_timeout``, the pool timeout (``Timeouts``, ADR 0026). A use case that
+    may scan, page, call a third party (OIDC keys, Redis limits over the
+    network) or wait on a lock for long belongs in a thread. ``Services.inline``
+    is off for PostgreSQL by default: there each statement is a network round
+    trip during which the loop would sit idle.
+    """
+    if inline and services.inline:
+        return function()
+    return await services.threads.run(function)
+
+
+async def call_use_case(
+    request: Request[Any, Any, Any], use_case: Callable[[Call], T], *, inline: bool = False
+) -> T:
+    """Resolve the caller and run ``use_case`` with its :class:`Call`, in a worker thread
+    (on the event loop when ``inline``: see :func:`run_use_case`)."""
     services = services_of(request)
     authorization = request.headers.get("authorization")
     request_id = request_id_of(request.scope)
@@ -209,7 +243,7 @@ async def call_use_case(request: Request[Any, Any, Any], use_case: Callable[[Cal
             set_caller(scope, principal.external_id)
         return use_case(Call(principal, request_id, client))
 
-    return await services.threads.run(run)
+    return await run_use_case(services, run, inline=inline)
 
 
 #: ``Cache-Control`` of a cacheable public answer: any cache may store it, and
@@ -280,8 +314,11 @@ async def write(
     shape: Callable[[T], W],
     status: int = 200,
     location: Callable[[T], str] | None = None,
+    *,
+    inline: bool = False,
 ) -> Response[W]:
-    """One idempotent write: the JSON body to ``use_case`` (with the caller), its outcome shaped."""
+    """One idempotent write: the JSON body to ``use_case`` (with the caller), its outcome
+    shaped; ``inline`` as in :func:`run_use_case`."""
     body = await json_body(request)
-    outcome = await call_use_case(request, lambda call: use_case(call, body))
+    outcome = await call_use_case(request, lambda call: use_case(call, body), inline=inline)
     return written(outcome, shape, status, location)

@@ -122,6 +122,18 @@ def _switch(raw: str | None, variable: str, *, default: bool) -> bool:
     raise ConfigError(variable, "must be on or off")
 
 
+def _auto_switch(raw: str | None, variable: str) -> bool | None:
+    """``on``/``off`` like :func:`_switch`; empty or ``auto``: ``None`` (the default decides)."""
+    value = (raw or "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if value in ("on", "true", "1", "yes"):
+        return True
+    if value in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(variable, "must be on, off or auto")
+
+
 @attrs.frozen
 class WebSettings:
     """Accounts, sessions and cookies of the bundled web pages."""
@@ -196,6 +208,10 @@ class Settings:
     #: otherwise (they overlap database round trips). Each holds one pooled
     #: connection. Scale CPU with ``--workers``.
     threads: int | None = None
+    #: Whether short use cases a route marks ``inline`` (a redemption) run on the event
+    #: loop instead of a worker thread (ADR 0036); ``None``: on for SQLite and the memory
+    #: adapter (answered in-process), off for PostgreSQL (each statement a round trip).
+    inline_use_cases: bool | None = None
     #: ``Strict-Transport-Security: max-age=N`` on every response; 0 (the default)
     #: sends none. Set it only when every client reaches the server over HTTPS.
     hsts_max_age_s: int = 0
@@ -233,6 +249,12 @@ class Settings:
         if self.threads is not None:
             return self.threads
         return 1 if self.uses_sqlite else 4
+
+    @property
+    def runs_inline(self) -> bool:
+        if self.inline_use_cases is not None:
+            return self.inline_use_cases
+        return self.uses_sqlite or self.uses_memory
 
     @property
     def uses_memory(self) -> bool:
@@ -303,6 +325,9 @@ class Settings:
             or 5_000,
             threads=_positive_int(
                 env.get("FLEETPROMPT_THREADS"), "FLEETPROMPT_THREADS", maximum=64
+            ),
+            inline_use_cases=_auto_switch(
+                env.get("FLEETPROMPT_INLINE_USE_CASES"), "FLEETPROMPT_INLINE_USE_CASES"
             ),
             hsts_max_age_s=_hsts(env.get("FLEETPROMPT_HSTS_MAX_AGE")),
             public_url=_public_url(env.get("FLEETPROMPT_PUBLIC_URL")),

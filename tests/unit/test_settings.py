@@ -180,6 +180,34 @@ def test_threads_default_to_one_on_sqlite_and_four_otherwise() -> None:
     assert _settings(DATABASE_URL="postgresql://db/fp").worker_threads == 4
 
 
+def test_inline_use_cases_default_to_in_process_databases() -> None:
+    """ADR 0036: inline use cases run on the event loop on SQLite and in memory, never
+    by default on PostgreSQL (each statement a round trip the loop would wait out)."""
+    assert Settings().runs_inline
+    assert _settings(DATABASE_URL="memory://").runs_inline
+    assert not _settings(DATABASE_URL="postgresql://db/fp").runs_inline
+
+
+@pytest.mark.parametrize(
+    ("value", "url", "inline"),
+    [
+        ("off", "sqlite:///fp.db", False),
+        (" No ", "sqlite:///fp.db", False),
+        ("on", "postgresql://db/fp", True),
+        ("auto", "postgresql://db/fp", False),
+        (" ", "sqlite:///fp.db", True),
+    ],
+)
+def test_inline_use_cases_switch(value: str, url: str, inline: bool) -> None:
+    """FLEETPROMPT_INLINE_USE_CASES: on, off, or auto (blank) for the database's default."""
+    assert _settings(INLINE_USE_CASES=value, DATABASE_URL=url).runs_inline is inline
+
+
+def test_inline_use_cases_refuses_other_values() -> None:
+    with pytest.raises(ConfigError, match="FLEETPROMPT_INLINE_USE_CASES"):
+        _settings(INLINE_USE_CASES="sometimes")
+
+
 def test_oidc_with_a_jwks_url() -> None:
     oidc = _settings(
         OIDC_ISSUER="https://id.example.com/",
