@@ -26,6 +26,15 @@ Usage::
     python bench/search_bench.py [--sizes 10000,100000] [--databases sqlite,postgresql]
         [--repeat 100] [--budget 5] [--slow-budget 20] [--data-dir DIR] [--write-docs]
 
+``--engine-only`` times the engine alone, without any SQL database (ADR 0035): the
+corpus is indexed straight from ``sql_bench.Catalogue`` by the current
+``ListingIndex`` (``tantivy``) and by the previous design's (``previous``: the
+module as it stood at ``--baseline-rev``, read from git), and every case is
+timed on both in one run, with each one's bare engine call (``…-floor``)::
+
+    python bench/search_bench.py --engine-only --sizes 10000,100000,1000000 \
+        [--baseline-rev b65a5b1] [--data-dir DIR] [--prepare]
+
 ``--data-dir`` keeps every loaded corpus (a SQLite file, a PostgreSQL database
 ``searchperf_<size>``, the tantivy indexes) and reuses it on the next run, so
 a 1 000 000-listing load is paid once; without it everything is temporary.
@@ -40,10 +49,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import platform
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -575,6 +586,101 @@ def cell(found: Row) -> str:
     return text if found.runs >= 20 or not found.runs else f"{text} (n={found.runs})"
 
 
+#: The last commit with the previous query shape (three boosted fields per word, filters
+#: as constant-score clauses): ``--engine-only`` measures it beside the current one.
+BASELINE_REV = "b65a5b1"
+
+
+def previous_design(rev: str) -> Any:
+    """The ``tantivy_index`` module as it stood at ``rev`` (read from git, imported apart)."""
+    root = Path(__file__).resolve().parent.parent
+    source = subprocess.run(  # noqa: S603 - a fixed git command; rev names a revision
+        ["git", "show", f"{rev}:src/fleetprompt_adapters/search/tantivy_index.py"],  # noqa: S607
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp(prefix="search_bench_")) / f"tantivy_index_{rev}.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"tantivy_index_{rev}", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def engine_index(
+    name: str, factory: Callable[[Path | None], Any], size: int, options: argparse.Namespace
+) -> tuple[Any, str]:
+    """The corpus indexed by ``factory`` straight from the catalogue (no database), kept
+    in ``--data-dir`` as ``engine_<name>_<size>`` and reused; and the rare word."""
+    keep: Path | None = options.data_dir
+    where = None if keep is None else keep / f"engine_{name}_{label(size)}"
+    marker = None if keep is None else keep / f"engine_{name}_{size}.built.json"
+    if where is not None and marker is not None and marker.exists():
+        index = factory(where)
+        print(f"{name}: reusing {index.size:,} listings ({index.segments} segments)", flush=True)
+        return index, str(json.loads(marker.read_text(encoding="utf-8"))["rare"])
+    if where is not None:
+        shutil.rmtree(where, ignore_errors=True)
+    catalogue = sb.Catalogue(size)
+    verified = {
+        p.publisher_id
+        for p in catalogue.profiles
+        if p.verification.status is VerificationStatus.VERIFIED
+    }
+    index = factory(where)
+    start = time.perf_counter()
+    indexed = index.rebuild(
+        IndexedListing(item, item.publisher_user_id in verified)
+        for listings, _ in catalogue.batches()
+        for item in listings
+    )
+    seconds = time.perf_counter() - start
+    print(f"{name}: indexed {indexed:,} listings in {seconds:.1f} s", flush=True)
+    rare = catalogue.rare_term()
+    if marker is not None:
+        marker.write_text(json.dumps({"listings": indexed, "rare": rare, "seconds": seconds}))
+    return index, rare
+
+
+def run_engine_only(size: int, options: argparse.Namespace, rows: list[Row]) -> None:
+    """``--engine-only``: every case on the previous design's index and on the current one,
+    from the same catalogue, in one run (each index's own paging, and its bare engine call)."""
+    previous = previous_design(options.baseline_rev)
+    built = [
+        (
+            f"previous ({options.baseline_rev})",
+            engine_index(f"previous-{options.baseline_rev}", previous.ListingIndex, size, options),
+        ),
+        ("tantivy", engine_index(INDEX_FORMAT, ListingIndex, size, options)),
+    ]
+    if options.prepare:
+        for _, (index, _) in built:
+            index.close()
+        return
+    for engine, (index, rare) in built:
+        searches = cases(rare)
+        for case, search in searches.items():
+            hits = index.count(search)
+            timing = timed(lambda s=search, i=index: i.ranked(s), options.repeat, options.budget)
+            rows.append(row(size, case, engine, timing, hits))
+            query, searcher = index.query(search), index._view.searcher
+            timing = timed(
+                lambda q=query, s=searcher: s.search(q, limit=LIMIT, count=False),
+                options.repeat,
+                options.budget,
+            )
+            rows.append(row(size, case, f"{engine} floor", timing, hits))
+            print(f"  {engine} | {case}: {rows[-2].median:.2f} / {rows[-2].p99:.2f} ms", flush=True)
+        deep = _walk_tantivy(index, searches["one common word"], (DEEP_PAGE - 1) * LIMIT)
+        timing = timed(lambda d=deep, i=index: i.ranked(d), options.repeat, options.budget)
+        rows.append(row(size, f"one common word, page {DEEP_PAGE}", engine, timing))
+        index.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000")
@@ -604,6 +710,17 @@ def main() -> None:
     parser.add_argument(
         "--no-gin", dest="gin", action="store_false", help="Skip the PostgreSQL GIN column."
     )
+    parser.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="Time the engine alone (no database): the previous design's index beside the "
+        "current one, both built straight from the catalogue.",
+    )
+    parser.add_argument(
+        "--baseline-rev",
+        default=BASELINE_REV,
+        help="With --engine-only: the git revision whose tantivy_index is the previous design.",
+    )
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument(
         "--section",
@@ -619,7 +736,7 @@ def main() -> None:
         parser.error("--prepare needs --data-dir")
     rows: list[Row] = []
     for size in (int(s) for s in options.sizes.split(",")):
-        run_size(size, options, rows)
+        (run_engine_only if options.engine_only else run_size)(size, options, rows)
         if options.prepare:
             continue
         print("\n".join(table([r for r in rows if r.size == size])), flush=True)

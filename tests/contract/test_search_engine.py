@@ -119,6 +119,47 @@ def test_relevance_a_rare_word_outranks_a_common_one() -> None:
     ]
 
 
+def test_relevance_the_name_outranks_tags_and_categories_which_outrank_the_summary() -> None:
+    """The field weights (name 3, labels 2, summary 1) count in the one scored field: the
+    same word once in the name, once in a tag, once in a category and once in the
+    summary ranks the listings in that order (the tag and the category tie on score)."""
+    named = _listing(name="Zeta agent", summary="alpha beta")
+    tagged = _listing(name="Zeta other", tags=("agent",), summary="alpha beta")
+    filed = _listing(name="Zeta other", categories=("agent",), summary="alpha beta")
+    told = _listing(name="Zeta other", summary="alpha beta agent")
+    index = _index(told, filed, tagged, named, *_filler(10, "other"))
+    hits = index.ranked(_q("agent"))
+    assert _ids(hits)[0] == named.listing_id
+    assert set(_ids(hits)[1:3]) == {tagged.listing_id, filed.listing_id}
+    assert _ids(hits)[3] == told.listing_id
+    assert hits[0].score > hits[1].score == hits[2].score > hits[3].score
+
+
+def test_a_cursor_s_listing_scores_again_exactly_as_on_its_page() -> None:
+    """The cursor's listing is scored again by the same conjunction plus its id: the score
+    must be the page's own to the last unit (else a walk would skip or repeat a tie)."""
+    listings = [
+        _listing(
+            name=f"Agent zebra {'ops ' * (n % 4)}{n}",
+            summary=f"agent {'tool ' * (n % 5)} yak {'zebra ' * (n % 3)}",
+            tags=("ops",) if n % 2 else ("dev",),
+        )
+        for n in range(60)
+    ]
+    index = _index(*listings)
+    for search in (
+        _q("agent"),
+        _q("agent zebra"),
+        _q("ag ze yak"),
+        _q("agent", tags=("ops",)),
+        _q("zebra yak", tags=("dev",)),
+    ):
+        clauses = index._clauses(search)
+        searcher = index._view.searcher
+        for hit in index.ranked(search):
+            assert index._score_of(searcher, clauses, hit.listing_id) == hit.score
+
+
 def test_filters_are_exact_and_add_nothing_to_the_score() -> None:
     """Tags, categories, kind and verified filter exactly; the score stays the words' own."""
     owner = entities.user()

@@ -47,7 +47,7 @@ from fleetprompt_core.domain.search import ListingSearch
 __all__ = ["INDEX_FORMAT", "SearchFollower", "claim_slot", "count_published", "free_slots"]
 
 #: Written beside the index; a directory with another format is rebuilt.
-INDEX_FORMAT: Final = "fleetprompt-tantivy-1"
+INDEX_FORMAT: Final = "fleetprompt-tantivy-2"
 _STATE: Final = "fleetprompt-index.json"
 _BATCH: Final = 2_000
 

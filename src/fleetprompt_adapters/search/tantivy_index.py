@@ -13,10 +13,19 @@ whitespace tokenizer. A query term is then one exact term look-up, so
   ``agentic`` (rare) by how rare *they* are, and a listing whose field says
   a word twice outranks one that says it once.
 
-A term is the disjunction of its three fields, boosted name 3, labels 2,
-summary 1 (:data:`~fleetprompt_core.domain.search.FIELD_WEIGHTS`); every
-term must match (a conjunction); the filters (tags, categories, asset kind,
-verified publisher) are constant-score clauses that add nothing to the score.
+The three fields are indexed as **one** scored field, ``text``, whose term
+frequencies carry the field weights (BM25F-style): the name's terms are
+written :data:`~fleetprompt_core.domain.search.FIELD_WEIGHTS` ``["name"]``
+(3) times, the labels' (tags and categories) twice, the summary's once, so a
+term's frequency in a listing is ``3·tf(name) + 2·tf(labels) + tf(summary)``
+and its length the same weighted sum. Each query term is then *one* term
+scorer, and the query is a flat conjunction of term scorers, the shapes
+tantivy 0.27 prunes by block-max scores (ADR 0035): one term with
+block-max WAND (``block_wand_single_scorer``), several terms and filters with
+block-max intersection (``block_wand_intersection``, which only applies when
+every required clause is a plain term scorer reading frequencies). The
+filters (tags, categories, asset kind, verified publisher) are term queries
+boosted by 0: exact, required, and adding exactly nothing to the score.
 
 Order and paging: tantivy returns the top ``n`` by score (block-max WAND
 skips the rest). A hit's sort key is ``(round(score·10⁶), updatedAtMs,
@@ -64,8 +73,8 @@ __all__ = ["SCORE_SCALE", "IndexedListing", "ListingIndex", "RankedHit", "prefix
 
 #: Scores are compared (and carried in cursors) as integers: ``round(score · SCALE)``.
 SCORE_SCALE: Final = 1_000_000
-#: Fields searched, with the core's weights.
-_TEXT_FIELDS: Final = (("name", "name"), ("labels", "labels"), ("summary", "summary"))
+#: The one scored field (the name, labels and summary, weighted by repetition).
+_TEXT: Final = "text"
 _FIRST_FETCH: Final = 2
 #: The writer's memory budget for incremental commits (the log's changes) ...
 _HEAP: Final = 64_000_000
@@ -93,11 +102,12 @@ class _View:
 @functools.cache
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
-    builder.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
-    for field, _ in _TEXT_FIELDS:
-        builder.add_text_field(field, tokenizer_name="whitespace", index_option="freq")
+    # Every field a query requires reads frequencies ("freq"): tantivy prunes a conjunction
+    # by block-max scores only when each of its clauses is such a term scorer (ADR 0035).
+    builder.add_text_field("id", stored=True, tokenizer_name="raw", index_option="freq")
+    builder.add_text_field(_TEXT, tokenizer_name="whitespace", index_option="freq")
     for field in ("tag", "category", "kind", "verified"):
-        builder.add_text_field(field, tokenizer_name="raw", index_option="basic")
+        builder.add_text_field(field, tokenizer_name="raw", index_option="freq")
     builder.add_integer_field("updated", stored=True, fast=True)
     return builder.build()
 
@@ -105,17 +115,38 @@ def _schema() -> tantivy.Schema:
 def _document(item: IndexedListing) -> tantivy.Document:
     listing = item.listing
     labels = (t for label in (*listing.tags, *listing.categories) for t in tokenize(label))
+    fields = {
+        "name": prefix_terms(tokenize(listing.name)),
+        "labels": prefix_terms(labels),
+        "summary": prefix_terms(tokenize(listing.summary)),
+    }
+    # A field's terms written `weight` times: its term frequencies and length count `weight`×.
+    text = " ".join(fields[field] for field, weight in FIELD_WEIGHTS.items() for _ in range(weight))
     return tantivy.Document(
         id=listing.listing_id,
-        name=prefix_terms(tokenize(listing.name)),
-        labels=prefix_terms(labels),
-        summary=prefix_terms(tokenize(listing.summary)),
+        text=text,
         tag=list(listing.tags),
         category=list(listing.categories),
         kind=listing.asset_kind.value,
         verified="1" if item.publisher_verified else "0",
         updated=listing.updated_at_ms,
     )
+
+
+def _unscored(query: tantivy.Query) -> tantivy.Query:
+    """``query`` required but scoring 0: still a term scorer, so the conjunction is pruned
+    (a constant-score wrapper would make tantivy score every match)."""
+    return tantivy.Query.boost_query(query, 0.0)
+
+
+def _conjunction(clauses: list[tantivy.Query]) -> tantivy.Query:
+    """Every clause required, flat (one term query stays itself: block-max WAND)."""
+    if not clauses:
+        return tantivy.Query.all_query()
+    if len(clauses) == 1:
+        return clauses[0]
+    must = tantivy.Occur.Must
+    return tantivy.Query.boolean_query([(must, clause) for clause in clauses])
 
 
 class ListingIndex:
@@ -213,36 +244,24 @@ class ListingIndex:
 
     # ------------------------------------------------------------------ reads
 
-    def query(self, search: ListingSearch) -> tantivy.Query:
-        """The tantivy query of ``search`` (terms scored, filters constant)."""
+    def _clauses(self, search: ListingSearch) -> list[tantivy.Query]:
+        """The required clauses of ``search``: one term query per word (scored), then one
+        term query boosted by 0 per filter (exact, scoring nothing)."""
         schema = self._schema
-        must = tantivy.Occur.Must
-        clauses: list[tuple[tantivy.Occur, tantivy.Query]] = []
-        for term in search.terms:
-            fields = [
-                (
-                    tantivy.Occur.Should,
-                    tantivy.Query.boost_query(
-                        tantivy.Query.term_query(schema, field, term), float(FIELD_WEIGHTS[weight])
-                    ),
-                )
-                for field, weight in _TEXT_FIELDS
-            ]
-            clauses.append((must, tantivy.Query.boolean_query(fields)))
+        clauses = [tantivy.Query.term_query(schema, _TEXT, term) for term in search.terms]
         filters: list[tuple[str, str]] = [("tag", tag) for tag in search.tags]
         filters += [("category", category) for category in search.categories]
         if search.asset_kind is not None:
             filters.append(("kind", search.asset_kind.value))
         if search.verified_only:
             filters.append(("verified", "1"))
-        for field, value in filters:
-            exact = tantivy.Query.term_query(schema, field, value)
-            clauses.append((must, tantivy.Query.const_score_query(exact, 0.0)))
-        if not clauses:
-            return tantivy.Query.all_query()
-        if len(clauses) == 1 and search.terms:
-            return clauses[0][1]
-        return tantivy.Query.boolean_query(clauses)
+        clauses += [_unscored(tantivy.Query.term_query(schema, f, v)) for f, v in filters]
+        return clauses
+
+    def query(self, search: ListingSearch) -> tantivy.Query:
+        """The tantivy query of ``search``: a flat conjunction of term queries (words
+        scored, filters boosted by 0), the shape tantivy prunes (ADR 0035)."""
+        return _conjunction(self._clauses(search))
 
     def ranked(self, search: ListingSearch) -> list[RankedHit]:
         """The page of ``search`` by relevance: at most ``search.limit`` hits strictly after
@@ -263,7 +282,8 @@ class ListingIndex:
             return []
         view = self._view  # one searcher (and its memo) for the whole call
         searcher, memo = view.searcher, view.positions
-        query = self.query(search)
+        clauses = self._clauses(search)
+        query = _conjunction(clauses)
         after = tuple(search.after) if search.after is not None else None
         shape = attrs.evolve(search, after=None, limit=0)
         start = 0
@@ -271,7 +291,7 @@ class ListingIndex:
             # Scores move with the statistics (inserts, deletes, merges, another process's
             # index): the cursor's listing is scored again, so the page continues from where
             # that listing stands now; the cursor's own score is kept only when it is gone.
-            now = self._score_of(searcher, query, str(after[-1]))
+            now = self._score_of(searcher, clauses, str(after[-1]))
             if now is not None:
                 after = (now, *after[1:])
             start = memo.get((shape, str(after[-1])), 0)
@@ -339,16 +359,17 @@ class ListingIndex:
         return page, group_start
 
     def _score_of(
-        self, searcher: tantivy.Searcher, query: tantivy.Query, listing_id: str
+        self, searcher: tantivy.Searcher, clauses: list[tantivy.Query], listing_id: str
     ) -> int | None:
-        """The listing's current score for ``query``, or ``None`` when it does not match."""
-        only = tantivy.Query.const_score_query(
-            tantivy.Query.term_query(self._schema, "id", listing_id), 0.0
-        )
-        must = tantivy.Occur.Must
-        hits = searcher.search(
-            tantivy.Query.boolean_query([(must, query), (must, only)]), limit=1, count=False
-        ).hits
+        """The listing's current score for the search of ``clauses``, or ``None`` when it
+        does not match.
+
+        The same flat conjunction with the listing's id as one more clause boosted by 0:
+        tantivy sums the same term scores in the same order (by posting list length, the
+        id's first, adding exactly 0), so the score is bit for bit the one a page gets.
+        """
+        only = _unscored(tantivy.Query.term_query(self._schema, "id", listing_id))
+        hits = searcher.search(_conjunction([*clauses, only]), limit=1, count=False).hits
         return round(hits[0][0] * SCORE_SCALE) if hits else None
 
     @staticmethod
