@@ -224,7 +224,14 @@ def test_an_emptied_or_restored_database_is_noticed_and_the_index_rebuilt(shop: 
 
 @pytest.mark.parametrize(
     "damage",
-    ["missing state", "corrupt index", "foreign format", "missing directory", "damaged segment"],
+    [
+        "missing state",
+        "corrupt index",
+        "foreign format",
+        "previous format",
+        "missing directory",
+        "damaged segment",
+    ],
 )
 def test_a_missing_or_corrupt_index_is_rebuilt_never_served(
     shop: Shop, tmp_path: Path, damage: str
@@ -243,6 +250,8 @@ def test_a_missing_or_corrupt_index_is_rebuilt_never_served(
         (directory / "tantivy" / "meta.json").write_text("{not json", encoding="utf-8")
     elif damage == "foreign format":
         state.write_text(json.dumps({"format": "other", "applied": 10**9}), encoding="utf-8")
+    elif damage == "previous format":
+        _previous_format(directory, listing.listing_id)
     elif damage == "missing directory":
         shutil.rmtree(directory)
     else:  # a segment's term dictionary cut short (a disk or copy that lost its tail)
@@ -259,6 +268,33 @@ def test_a_missing_or_corrupt_index_is_rebuilt_never_served(
     shop.follower = reopened
     assert shop.ids("sturdy") == []
     assert shop.ids("renamed") == [listing.listing_id]
+
+
+def _previous_format(directory: Path, listing_id: str) -> None:
+    """``directory`` as the previous index format left it (``fleetprompt-tantivy-1``: three
+    scored fields, unscored filters), holding the listing under its old name, at the
+    position the follower recorded: the schema changed, so it must be rebuilt."""
+    import tantivy  # noqa: PLC0415 - imported only past the importorskip above
+    state = directory / "fleetprompt-index.json"
+    recorded = json.loads(state.read_text(encoding="utf-8"))
+    shutil.rmtree(directory / "tantivy")
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("id", stored=True, tokenizer_name="raw", index_option="basic")
+    for field in ("name", "labels", "summary"):
+        builder.add_text_field(field, tokenizer_name="whitespace", index_option="freq")
+    for field in ("tag", "category", "kind", "verified"):
+        builder.add_text_field(field, tokenizer_name="raw", index_option="basic")
+    builder.add_integer_field("updated", stored=True, fast=True)
+    (directory / "tantivy").mkdir()
+    old = tantivy.Index(builder.build(), path=str(directory / "tantivy"))
+    writer = old.writer(heap_size=15_000_000, num_threads=1)
+    writer.add_document(
+        tantivy.Document(id=listing_id, name="s st stu stur sturd sturdy", updated=T0)
+    )
+    writer.commit()
+    writer.wait_merging_threads()
+    recorded["format"] = "fleetprompt-tantivy-1"
+    state.write_text(json.dumps(recorded), encoding="utf-8")
 
 
 def _log_rows(engine: sa.Engine) -> list[int]:
