@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -259,6 +260,52 @@ def _redeem_statement() -> sa.Select[Any]:
 _REDEEM_PG = _redeem_statement()
 
 
+@attrs.frozen
+class _DriverStatement:
+    """A Core statement compiled once for one engine's dialect: its driver text, and the
+    order and type processors of its parameters, run with ``exec_driver_sql``.
+
+    For a short write on SQLite, SQLAlchemy's per-call work on a cached compiled
+    statement (building the parameters, setting up the execution context) costs
+    several times what SQLite takes to run it. This skips that work but not the
+    connection's: the cursor events fire (the statement deadline, statement
+    counts), and driver errors are SQLAlchemy's (``guarded`` translates them).
+    The values bound are those Core would bind (each parameter's bind processor).
+    """
+
+    text: str
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def compile(cls, statement: sa.Insert | sa.Update, dialect: sa.Dialect) -> _DriverStatement:
+        compiled = statement.compile(dialect=dialect)
+        if compiled.positiontup is None:
+            raise ValueError("driver statements need a positional paramstyle (SQLite)")
+        names = tuple(compiled.positiontup)
+        processors = tuple(compiled.binds[name].type.bind_processor(dialect) for name in names)
+        return cls(str(compiled), names, processors)
+
+    def run(self, conn: sa.Connection, params: Mapping[str, Any]) -> sa.CursorResult[Any]:
+        values = tuple(
+            params[name] if process is None else process(params[name])
+            for name, process in zip(self.names, self.processors, strict=True)
+        )
+        return guarded(lambda: conn.exec_driver_sql(self.text, values))
+
+
+@functools.lru_cache(maxsize=8)
+def _sqlite_redeem_statements(
+    dialect: sa.Dialect,
+) -> tuple[_DriverStatement, _DriverStatement, _DriverStatement]:
+    """Redemption's three SQLite writes for ``dialect`` (the engine's: its JSON serializer)."""
+    return (
+        _DriverStatement.compile(_TOKEN_CAS, dialect),
+        _DriverStatement.compile(_INTENT_CAS, dialect),
+        _DriverStatement.compile(_insert_statement("sqlite", t.audit_events), dialect),
+    )
+
+
 def _prefixed(table: sa.Table, prefix: str) -> list[sa.Label[Any]]:
     return [column.label(prefix + column.name) for column in table.columns]
 
@@ -283,9 +330,18 @@ _REDEEMABLE = (
 )
 
 
-def _unprefixed(row: sa.RowMapping, prefix: str) -> dict[str, Any]:
-    size = len(prefix)
-    return {name[size:]: value for name, value in row.items() if name.startswith(prefix)}
+#: Where each table's columns sit in a ``_REDEEMABLE`` row (they come in table order).
+_REDEEMABLE_SLICES = tuple(
+    slice(start, start + len(table.columns))
+    for start, table in zip(
+        itertools.accumulate(
+            (len(x.columns) for x in (t.install_tokens, t.install_intents, t.releases)),
+            initial=0,
+        ),
+        (t.install_tokens, t.install_intents, t.releases, t.listings),
+        strict=True,
+    )
+)
 
 
 class SqlStore:
@@ -816,11 +872,7 @@ class _Tokens(_Repo):
         event: AuditEvent,
     ) -> bool:
         if self._uow.store.dialect != "postgresql":
-            # SQLite has no data-modifying CTEs: three statements in one transaction.
-            if not (self.update(token, token_was) and self._uow.intents.update(intent, intent_was)):
-                return False
-            self._uow.audit.append(event)
-            return True
+            return self._redeem_sqlite(token, token_was, intent, intent_was, event)
         params = {
             **_cas_params(
                 "t_", m.token_row(token), token.token_id, token_was.value, token.token_hash
@@ -850,6 +902,43 @@ class _Tokens(_Repo):
             intent.buyer_user_id,
         )
 
+    def _redeem_sqlite(
+        self,
+        token: InstallToken,
+        token_was: InstallTokenStatus,
+        intent: InstallIntent,
+        intent_was: InstallIntentStatus,
+        event: AuditEvent,
+    ) -> bool:
+        """SQLite has no data-modifying CTEs: the same three writes as three statements in
+        the transaction (driver statements: see :class:`_DriverStatement`)."""
+        token_set, intent_set, audit_insert = _sqlite_redeem_statements(self.conn.dialect)
+        token_params = _cas_params(
+            "", m.token_row(token), token.token_id, token_was.value, token.token_hash
+        )
+        if token_set.run(self.conn, token_params).rowcount != 1:
+            return self._lost(
+                t.install_tokens, "token_id", token.token_id, "token_hash", token.token_hash
+            )
+        intent_params = _cas_params(
+            "",
+            m.intent_row(intent),
+            intent.install_intent_id,
+            intent_was.value,
+            intent.buyer_user_id,
+        )
+        if intent_set.run(self.conn, intent_params).rowcount != 1:
+            return self._lost(
+                t.install_intents,
+                "install_intent_id",
+                intent.install_intent_id,
+                "buyer_user_id",
+                intent.buyer_user_id,
+            )
+        if audit_insert.run(self.conn, m.audit_row(event)).rowcount != 1:
+            raise DuplicateError(UniqueConstraint.PRIMARY_KEY)  # the event id, its only key
+        return True
+
     def _lost(self, table: sa.Table, key: str, value: str, guard: str, expected: str) -> bool:
         current = self._one(sa.select(table.c[guard]).where(table.c[key] == value))
         if current is None:
@@ -864,14 +953,15 @@ class _Tokens(_Repo):
     def get_for_redemption(self, token_hash: str) -> Redeemable | None:
         if not self._storable(token_hash):
             return None
-        row = self._one(_REDEEMABLE, {"token_hash": token_hash})
+        row = self._run(_REDEEMABLE, {"token_hash": token_hash}).first()
         if row is None:
             return None
+        token, intent, release, listing = (row[part] for part in _REDEEMABLE_SLICES)
         return Redeemable(
-            token=m.to_token(_unprefixed(row, "t_")),
-            intent=m.to_intent(_unprefixed(row, "i_")),
-            release=m.to_release(_unprefixed(row, "r_")),
-            listing=m.to_listing(_unprefixed(row, "l_")),
+            token=m.INSTALL_TOKENS.load_values(token),
+            intent=m.INSTALL_INTENTS.load_values(intent),
+            release=m.RELEASES.load_values(release),
+            listing=m.LISTINGS.load_values(listing),
         )
 
     def list_issued_for_intent(self, install_intent_id: str) -> Sequence[InstallToken]:
