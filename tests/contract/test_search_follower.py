@@ -275,6 +275,7 @@ def _previous_format(directory: Path, listing_id: str) -> None:
     scored fields, unscored filters), holding the listing under its old name, at the
     position the follower recorded: the schema changed, so it must be rebuilt."""
     import tantivy  # noqa: PLC0415 - imported only past the importorskip above
+
     state = directory / "fleetprompt-index.json"
     recorded = json.loads(state.read_text(encoding="utf-8"))
     shutil.rmtree(directory / "tantivy")

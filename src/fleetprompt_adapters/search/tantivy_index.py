@@ -1,4 +1,4 @@
-"""A tantivy index of the published catalogue: BM25 relevance whose cost follows the page.
+"""A tantivy index of the published catalogue: BM25F-style relevance, prefix matching.
 
 The documents are the published listings. The core's own tokenizer
 (``domain.search.tokenize``: case-folded runs of letters and digits) cuts
@@ -19,26 +19,30 @@ written :data:`~fleetprompt_core.domain.search.FIELD_WEIGHTS` ``["name"]``
 (3) times, the labels' (tags and categories) twice, the summary's once, so a
 term's frequency in a listing is ``3·tf(name) + 2·tf(labels) + tf(summary)``
 and its length the same weighted sum. Each query term is then *one* term
-scorer, and the query is a flat conjunction of term scorers, the shapes
-tantivy 0.27 prunes by block-max scores (ADR 0035): one term with
-block-max WAND (``block_wand_single_scorer``), several terms and filters with
-block-max intersection (``block_wand_intersection``, which only applies when
-every required clause is a plain term scorer reading frequencies). The
-filters (tags, categories, asset kind, verified publisher) are term queries
-boosted by 0: exact, required, and adding exactly nothing to the score.
+scorer instead of a union of three, and the query is a flat conjunction of
+term queries. The filters (tags, categories, asset kind, verified publisher)
+are term queries boosted by 0: exact, required, adding exactly nothing.
 
-Order and paging: tantivy returns the top ``n`` by score (block-max WAND
-skips the rest). A hit's sort key is ``(round(score·10⁶), updatedAtMs,
-listingId)`` descending, like the core's relevance key. BM25 scores follow the
-index's statistics, which every insert, delete and segment merge moves (a
-deleted document still counts until its segment is merged), so a cursor's
-listing is scored again before the next page: the page continues from where
-that listing stands in the index answering it. Every listing not
-returned scores at most the lowest returned score, so the returned hits whose
-rounded score is strictly above the lowest one are exactly ordered; when they
-do not fill the page (ties at the boundary, or a cursor deeper than ``n``),
-``n`` doubles. The first page costs ``O(limit)`` postings blocks; a page at
-depth ``d`` costs a top-``d`` (a few milliseconds at ``d`` = 25 000).
+What a search costs (ADR 0035, read in tantivy 0.27's source): the Python
+binding's ``Searcher.search`` always collects through a ``MultiCollector``,
+whose ``collect_segment`` is the default one, ``Weight::for_each``, so every
+match is scored; block-max WAND (``for_each_pruning``, which only
+``TopDocs`` used directly calls) is never reached. A search therefore costs
+one pass over the postings of its rarest clause plus a seek per candidate in
+the others, and a score per match; the one-field shape makes that pass as
+cheap as tantivy allows (one term scorer per word, no union per word).
+
+Order and paging: tantivy returns the top ``n`` by score. A hit's sort key is
+``(round(score·10⁶), updatedAtMs, listingId)`` descending, like the core's
+relevance key. BM25 scores follow the index's statistics, which every insert,
+delete and segment merge moves (a deleted document still counts until its
+segment is merged), so a cursor's listing is scored again before the next page:
+the page continues from where that listing stands in the index answering it.
+Every listing not returned scores at most the lowest returned score, so the
+returned hits whose rounded score is strictly above the lowest one are exactly
+ordered; when they do not fill the page (ties at the boundary, or a cursor
+deeper than ``n``), ``n`` grows. A page at depth ``d`` keeps a top-``d`` heap
+over the same pass.
 """
 
 from __future__ import annotations
@@ -102,8 +106,8 @@ class _View:
 @functools.cache
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
-    # Every field a query requires reads frequencies ("freq"): tantivy prunes a conjunction
-    # by block-max scores only when each of its clauses is such a term scorer (ADR 0035).
+    # Required fields read frequencies: the shape tantivy's block-max pruning needs, should
+    # a binding ever collect with it (ADR 0035: the Python binding's collector does not).
     builder.add_text_field("id", stored=True, tokenizer_name="raw", index_option="freq")
     builder.add_text_field(_TEXT, tokenizer_name="whitespace", index_option="freq")
     for field in ("tag", "category", "kind", "verified"):
@@ -134,8 +138,8 @@ def _document(item: IndexedListing) -> tantivy.Document:
 
 
 def _unscored(query: tantivy.Query) -> tantivy.Query:
-    """``query`` required but scoring 0: still a term scorer, so the conjunction is pruned
-    (a constant-score wrapper would make tantivy score every match)."""
+    """``query`` required but scoring 0, and still a term scorer (tantivy's block-max
+    intersection needs every required clause to be one; ADR 0035)."""
     return tantivy.Query.boost_query(query, 0.0)
 
 
@@ -260,7 +264,7 @@ class ListingIndex:
 
     def query(self, search: ListingSearch) -> tantivy.Query:
         """The tantivy query of ``search``: a flat conjunction of term queries (words
-        scored, filters boosted by 0), the shape tantivy prunes (ADR 0035)."""
+        scored, filters boosted by 0; ADR 0035)."""
         return _conjunction(self._clauses(search))
 
     def ranked(self, search: ListingSearch) -> list[RankedHit]:
@@ -282,8 +286,7 @@ class ListingIndex:
             return []
         view = self._view  # one searcher (and its memo) for the whole call
         searcher, memo = view.searcher, view.positions
-        clauses = self._clauses(search)
-        query = _conjunction(clauses)
+        query = self.query(search)
         after = tuple(search.after) if search.after is not None else None
         shape = attrs.evolve(search, after=None, limit=0)
         start = 0
@@ -291,7 +294,7 @@ class ListingIndex:
             # Scores move with the statistics (inserts, deletes, merges, another process's
             # index): the cursor's listing is scored again, so the page continues from where
             # that listing stands now; the cursor's own score is kept only when it is gone.
-            now = self._score_of(searcher, clauses, str(after[-1]))
+            now = self._score_of(searcher, query, str(after[-1]))
             if now is not None:
                 after = (now, *after[1:])
             start = memo.get((shape, str(after[-1])), 0)
@@ -359,17 +362,22 @@ class ListingIndex:
         return page, group_start
 
     def _score_of(
-        self, searcher: tantivy.Searcher, clauses: list[tantivy.Query], listing_id: str
+        self, searcher: tantivy.Searcher, query: tantivy.Query, listing_id: str
     ) -> int | None:
-        """The listing's current score for the search of ``clauses``, or ``None`` when it
-        does not match.
+        """The listing's current score for ``query``, or ``None`` when it does not match.
 
-        The same flat conjunction with the listing's id as one more clause boosted by 0:
-        tantivy sums the same term scores in the same order (by posting list length, the
-        id's first, adding exactly 0), so the score is bit for bit the one a page gets.
+        ``query`` stays one clause, scored as a unit beside a constant 0 for the id: its
+        score is the page's bit for bit. (Flattening the id into the conjunction would
+        let tantivy regroup the float sum, ``(a + b) + c`` against ``a + (b + c)``, and
+        move a score by one unit.)
         """
-        only = _unscored(tantivy.Query.term_query(self._schema, "id", listing_id))
-        hits = searcher.search(_conjunction([*clauses, only]), limit=1, count=False).hits
+        only = tantivy.Query.const_score_query(
+            tantivy.Query.term_query(self._schema, "id", listing_id), 0.0
+        )
+        must = tantivy.Occur.Must
+        hits = searcher.search(
+            tantivy.Query.boolean_query([(must, query), (must, only)]), limit=1, count=False
+        ).hits
         return round(hits[0][0] * SCORE_SCALE) if hits else None
 
     @staticmethod
