@@ -31,11 +31,13 @@ over the fields of those tokens, as in the core.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import attrs
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from fleetprompt_adapters.sql import tables as t
 from fleetprompt_adapters.sql.mapping import LISTINGS
@@ -155,14 +157,31 @@ def _no_score_key(search: ListingSearch) -> ListingSearch | None:
 
 
 #: The listings of a page, by id (the plans that rank on narrow columns fetch them last).
-_PAGE = sa.select(_L).where(_L.c.listing_id.in_(sa.bindparam("ids", expanding=True)))
+#: The ids are one bound value (a JSON array on SQLite, an array on PostgreSQL), not one
+#: parameter each: the statement's SQL is the same for every page, so it is compiled once
+#: and the driver's statement cache is hit (an expanding ``IN`` is rendered again per call,
+#: which cost more than the query itself on a page of 50).
+_PAGE_SQLITE = sa.select(_L).where(
+    _L.c.listing_id.in_(
+        sa.select(sa.column("value", sa.Text))
+        .select_from(sa.func.json_each(sa.bindparam("ids", type_=sa.Text)))
+        .scalar_subquery()
+    )
+)
+_PAGE_POSTGRESQL = sa.select(_L).where(
+    _L.c.listing_id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text)))
+)
 
 
 def _fetch(conn: sa.Connection, ranked: Sequence[tuple[str, int]]) -> list[SearchHit]:
     """The listings of ``ranked`` (id, score) pairs, in that order."""
     if not ranked:
         return []
-    rows = conn.execute(_PAGE, {"ids": [listing_id for listing_id, _ in ranked]}).all()
+    ids = [listing_id for listing_id, _ in ranked]
+    if conn.dialect.name == "sqlite":
+        rows = conn.execute(_PAGE_SQLITE, {"ids": json.dumps(ids)}).all()
+    else:
+        rows = conn.execute(_PAGE_POSTGRESQL, {"ids": ids}).all()
     by_id = {listing.listing_id: listing for listing in LISTINGS.load_all(rows)}
     return [
         SearchHit(by_id[listing_id], score) for listing_id, score in ranked if listing_id in by_id

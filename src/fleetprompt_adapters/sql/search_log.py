@@ -67,9 +67,14 @@ def append(conn: sa.Connection, seq: int, listing_ids: Iterable[str]) -> None:
 Head = tuple[str | None, int]
 
 
+#: Read before every relevance search with words: built once (constructing and keying the
+#: statement per call cost twice its execution).
+_HEAD = sa.select(_H.c.epoch, _H.c.seq).where(_H.c.id == 1)
+
+
 def head(conn: sa.Connection) -> Head:
     """The log's epoch and last sequence number committed (``(None, 0)`` before any)."""
-    row = conn.execute(sa.select(_H.c.epoch, _H.c.seq).where(_H.c.id == 1)).first()
+    row = conn.execute(_HEAD).first()
     return (None, 0) if row is None else (str(row[0]), int(row[1]))
 
 
