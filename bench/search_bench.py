@@ -51,6 +51,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import os
 import platform
 import secrets
 import shutil
@@ -723,6 +724,14 @@ def main() -> None:
     )
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        help="Add this run's rows to a JSON file (replacing rows of the same size, case and "
+        "column) and write the docs from every row in it: one table from several shorter "
+        "runs (e.g. one per size and database).",
+    )
+    parser.add_argument(
         "--section",
         default=SECTION,
         help="The docs/benchmarks.md heading to (re)write (a run of other sizes or engines "
@@ -735,32 +744,69 @@ def main() -> None:
     elif options.prepare:
         parser.error("--prepare needs --data-dir")
     rows: list[Row] = []
+    run = {
+        "command": "python bench/search_bench.py "
+        + " ".join(a for a in sys.argv[1:] if a != "--write-docs"),
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_before": ", ".join(f"{v:.1f}" for v in os.getloadavg()),
+    }
     for size in (int(s) for s in options.sizes.split(",")):
         (run_engine_only if options.engine_only else run_size)(size, options, rows)
         if options.prepare:
             continue
         print("\n".join(table([r for r in rows if r.size == size])), flush=True)
+        run["load_after"] = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+        shown, runs = rows, [run]
+        if options.results is not None:
+            shown, runs = recorded(options.results, rows, run)
         if options.write_docs:  # after every size: a long run keeps what it measured
-            sb_write(section(rows, options.section), options.section)
+            sb_write(section(shown, options.section, runs), options.section)
     if not options.prepare:
         print("\n".join(table(rows)))
 
 
-def section(rows: list[Row], heading: str) -> str:
-    arguments = " ".join(a for a in sys.argv[1:] if a != "--write-docs")
+def recorded(
+    path: Path, rows: list[Row], run: dict[str, str]
+) -> tuple[list[Row], list[dict[str, str]]]:
+    """Merge ``rows`` into the results file at ``path``; every row and run it now holds."""
+    kept: dict[str, Any] = {"rows": [], "runs": []}
+    if path.exists():
+        kept = json.loads(path.read_text(encoding="utf-8"))
+    fresh = {(r.size, r.case, r.engine) for r in rows}
+    merged = [Row(**r) for r in kept["rows"] if (r["size"], r["case"], r["engine"]) not in fresh]
+    merged += rows
+    merged.sort(key=lambda r: r.size)  # stable: each size's cases stay in their order
+    runs = [
+        r for r in kept["runs"] if r["started"] != run["started"] or r["command"] != run["command"]
+    ]
+    runs.append(run)
+    path.write_text(
+        json.dumps({"rows": [vars(r) for r in merged], "runs": runs}, indent=1), encoding="utf-8"
+    )
+    return merged, runs
+
+
+def section(rows: list[Row], heading: str, runs: list[dict[str, str]]) -> str:
+    commands = "; ".join(
+        f"`{r['command']}` ({r['started']}, load average {r['load_before']} before, "
+        f"{r.get('load_after', '?')} after)"
+        for r in runs
+    )
     return "\n".join(
         [
             heading,
             "",
-            f"`python bench/search_bench.py {arguments}`, in process, top 10; each cell is "
-            "median / p99 in ms, every column from the same run on the same corpus (the "
-            "baseline is the current design: `sql (…)` the SQL plans called on an open "
+            f"Runs: {commands}. In process, top 10; each cell is median / p99 in ms; the "
+            "columns of one database at one size come from one run on one corpus (the "
+            "baseline is the previous design: `sql (…)` the SQL plans called on an open "
             "connection, `store+sql (…)` the same through a read unit of work). "
             "`tantivy` is the index's own paging (ids and scores), `tantivy-floor` the bare "
             "engine call, `store+tantivy (…)` the whole adapter path with the engine (a read "
             "unit of work: connection, log head, ranking, the page's rows). "
             f"Python {platform.python_version()}, {platform.machine()}, 2 cores shared with "
-            "seven other engineers' work: noisy, p99s especially.",
+            "four other engineers' work: noisy, p99s especially. The corpora are loaded "
+            "beforehand, niced: `python bench/search_bench.py --sizes 10000,100000,1000000 "
+            "--data-dir DIR --prepare` (one pass per size into both databases and tantivy).",
             "",
             *table(rows),
             "",
