@@ -28,20 +28,29 @@ from fleetprompt_adapters.redis_limiter import RedisRateLimiter
 from fleetprompt_core import FleetPrompt
 from fleetprompt_core.policies.signing import RedeemVerifier
 from fleetprompt_core.ports import Clock, IdentityResolver, RateLimiter
+from fleetprompt_core.services.runtime import Call
 from fleetprompt_http.apidocs import PackagedSwagger, docs_router
 from fleetprompt_http.auth import BearerAuthenticator
-from fleetprompt_http.cache import PublicCache, VersionPoller
+from fleetprompt_http.cache import (
+    REFUSED_KEY,
+    Entry,
+    PublicCache,
+    VersionPoller,
+    cache_key,
+    matches,
+)
 from fleetprompt_http.clients import TrustedProxies, parse_networks
 from fleetprompt_http.context import caller_of, reason_of, request_id_of
 from fleetprompt_http.errors import exception_handlers
 from fleetprompt_http.handling import (
+    PUBLIC_CACHE_CONTROL,
     ReadinessCheck,
     Services,
     ThreadGate,
     install_services,
     services_in,
 )
-from fleetprompt_http.logs import access_logger, log_event
+from fleetprompt_http.logs import log_access, log_event
 from fleetprompt_http.openapi import DocumentedComponents
 from fleetprompt_http.routes.admin import AdminController
 from fleetprompt_http.routes.health import healthz, readyz
@@ -50,7 +59,7 @@ from fleetprompt_http.routes.internal import InternalController
 from fleetprompt_http.routes.me import me
 from fleetprompt_http.routes.public import PublicController
 from fleetprompt_http.routes.publisher import PublisherController
-from fleetprompt_http.security_headers import SecurityHeaders
+from fleetprompt_http.security_headers import OPT_KEY, RoutePolicy, SecurityHeaders
 from fleetprompt_http.settings import Settings
 from fleetprompt_http.storage import SchemaNotCurrent, Storage, open_storage
 from fleetprompt_http.web import template_config, web_routers
@@ -69,6 +78,11 @@ __all__ = [
 
 #: Request bodies above this are refused with ``TOO_LARGE`` (§3).
 MAX_BODY_BYTES: Final = 256 * 1024
+#: The paths whose anonymous GETs the entry point may answer from the response cache.
+_CACHED_PREFIX: Final = PublicController.path + "/"
+#: The security policy those answers carry: their controller's.
+_CACHED_POLICY: RoutePolicy = PublicController.opt[OPT_KEY]
+_CACHE_CONTROL_VALUE: Final = PUBLIC_CACHE_CONTROL.encode("ascii")
 
 
 def package_version() -> str:
@@ -119,6 +133,11 @@ class FleetPromptServer(Litestar):
         head = method == "HEAD"
         if head:
             scope = {**scope, "method": "GET"}
+        if (head or method == "GET") and scope["path"].startswith(_CACHED_PREFIX):
+            answered = await self._from_cache(scope, request_id, send, head=head)
+            if answered is not None:
+                self._log(request_id, method, scope, answered, started)
+                return
 
         async def stamped(message: MutableMapping[str, Any]) -> None:
             nonlocal status
@@ -138,20 +157,87 @@ class FleetPromptServer(Litestar):
         try:
             await super().__call__(scope, receive, stamped)  # type: ignore[arg-type]
         finally:
-            log_event(
-                access_logger,
-                logging.INFO,
-                "request",
-                {
-                    "requestId": request_id,
-                    "method": method,
-                    "route": scope.get("path_template"),
-                    "status": status,
-                    "latencyMs": round((time.perf_counter() - started) * 1000, 3),
-                    "caller": caller_of(scope),
-                    "reason": reason_of(scope),
-                },
-            )
+            self._log(request_id, method, scope, status, started)
+
+    @staticmethod
+    def _log(request_id: str, method: object, scope: Any, status: int, started: float) -> None:
+        """The request's access line."""
+        log_access(
+            request_id,
+            method,
+            scope.get("path_template"),
+            status,
+            round((time.perf_counter() - started) * 1000, 3),
+            caller_of(scope),
+            reason_of(scope),
+        )
+
+    async def _from_cache(
+        self, scope: Any, request_id: str, send: Any, *, head: bool
+    ) -> int | None:
+        """Answer an anonymous public read from the response cache (ADR 0038), before
+        Litestar's routing: the status sent, or ``None`` to let the route answer (no
+        entry, credentials, or a rate limit that refused: the route raises the refusal,
+        so its envelope is the exception handlers')."""
+        services = services_in(self.state)
+        cache = services.cache
+        if cache is None:
+            return None
+        if_none_match: str | None = None
+        for name, value in scope["headers"]:
+            lowered = name.lower()
+            if lowered == b"authorization":
+                return None
+            if lowered == b"if-none-match" and if_none_match is None:
+                if_none_match = value.decode("latin-1")
+        version = cache.version()
+        if version is None:
+            return None
+        entry = cache.peek(cache_key(scope), version)
+        if entry is None or entry.read is None:
+            return None
+        read = entry.read
+        call = Call(None, request_id, services.proxies.client(scope))
+        catalog = services.app.catalog
+        try:
+            if services.inline_limits:
+                catalog.admit(read, call)
+            else:
+                await services.threads.run(lambda: catalog.admit(read, call))
+        except Exception as refusal:  # the route raises it again
+            scope["state"][REFUSED_KEY] = refusal
+            return None
+        cache.hits += 1
+        scope["path_template"] = entry.route
+        status = 304 if matches(if_none_match, entry.etag) else 200
+        head_block = entry.heads.get(status) or self._head_of(entry, status)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [*head_block, (b"x-request-id", request_id.encode("ascii"))],
+            }
+        )
+        body = b"" if head or status == 304 else entry.body
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        return status
+
+    def _head_of(self, entry: Entry, status: int) -> list[tuple[bytes, bytes]]:
+        """The headers of a cached answer (what the route's ``Response`` would carry)."""
+        headers = [
+            (b"etag", entry.etag.encode("ascii")),
+            (b"cache-control", _CACHE_CONTROL_VALUE),
+            (b"vary", b"Authorization"),
+        ]
+        if status == 200:
+            headers[1:1] = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(entry.body)).encode("ascii")),
+            ]
+        block = entry.heads[status] = self.security_headers.apply_policy(
+            _CACHED_POLICY, status, headers
+        )
+        return block
 
 
 def _limiter(settings: Settings) -> RateLimiter | None:

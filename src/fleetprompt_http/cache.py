@@ -21,6 +21,13 @@ cached answer shows lag by at most that long.
 Only anonymous requests use the cache (neither read nor write it): a
 request with ``Authorization`` runs its use case, resolving its credential,
 as before. Only ``200`` answers are stored (an error carries its request id).
+
+A hit is answered by the server's entry point before Litestar's routing (ADR
+0038): each entry remembers which public read it answers (its rate limit is
+counted first) and its route (for the access log). Concurrent misses of one
+key share one computation (:meth:`PublicCache.lead` and
+:meth:`PublicCache.flight`): a cold or expired hot key costs one use case,
+not one per waiting connection.
 """
 
 from __future__ import annotations
@@ -38,11 +45,13 @@ import attrs
 from anyio import to_thread
 
 from fleetprompt_core.ports import CatalogVersion, Clock
+from fleetprompt_core.services.catalog import PublicRead
 from fleetprompt_http.logs import log_event
 
 __all__ = [
     "ENTRY_TTL_MS",
     "POLL_INTERVAL_S",
+    "REFUSED_KEY",
     "Entry",
     "PublicCache",
     "VersionPoller",
@@ -51,6 +60,10 @@ __all__ = [
     "matches",
 ]
 
+#: The scope ``state`` key under which the entry point leaves the exception its rate
+#: limit check raised on a cached answer: the route raises it, so the refusal gets the
+#: exception handlers' envelope (``429`` and its headers) like any other.
+REFUSED_KEY: Final = "fleetprompt.cache_refused"
 #: How often a process reads the shared catalogue version.
 POLL_INTERVAL_S: Final = 0.25
 #: The longest an entry is served (application clock): time-dependent fields
@@ -62,13 +75,19 @@ ENTRY_TTL_MS: Final = 10_000
 _log = logging.getLogger("fleetprompt.cache")
 
 
-@attrs.frozen
+@attrs.define(slots=True, eq=False)
 class Entry:
-    """One stored answer: the JSON body, its strong entity tag, when it was built."""
+    """One stored answer: the JSON body, its strong entity tag, when it was built,
+    the public read it answers (counted against its limit on every hit) and its
+    route template (the access log's ``route``)."""
 
     body: bytes
     etag: str
     stored_at_ms: int
+    read: PublicRead | None = None
+    route: str | None = None
+    #: The response heads of a hit by status (200, 304), built once by the entry point.
+    heads: dict[int, list[tuple[bytes, bytes]]] = attrs.field(factory=dict)
 
 
 def etag_of(body: bytes) -> str:
@@ -119,6 +138,8 @@ class PublicCache:
         self._version: int | None = None
         self.hits = 0
         self.misses = 0
+        #: The computations in progress, by key: (the version they read, their answer).
+        self._flights: dict[str, tuple[int, asyncio.Future[Entry | None]]] = {}
 
     def version(self) -> int | None:
         """The catalogue version to read and tag with now; ``None``: do not cache."""
@@ -130,19 +151,70 @@ class PublicCache:
         return version
 
     def get(self, key: str, version: int) -> Entry | None:
+        """The fresh entry of ``key`` at ``version`` (a hit), else ``None`` (a miss)."""
+        entry = self.peek(key, version)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry
+
+    def peek(self, key: str, version: int) -> Entry | None:
+        """:meth:`get` without counting: the entry point's look-up, which counts a hit
+        itself once the rate limit let it through, and leaves a miss to the route."""
         if version != self._version:
             return None
         entry = self._entries.get(key)
         if entry is None or self._clock.now_ms() - entry.stored_at_ms > ENTRY_TTL_MS:
-            self.misses += 1
             return None
         self._entries.move_to_end(key)
-        self.hits += 1
         return entry
 
-    def put(self, key: str, version: int | None, body: bytes) -> Entry:
+    def flight(self, key: str, version: int | None) -> asyncio.Future[Entry | None] | None:
+        """The answer being computed for ``key`` from the catalogue at ``version`` on this
+        event loop, if any: a miss awaits it instead of computing the same bytes again.
+        A computation that read another version (older: it may predate a change this
+        caller must see) is not joined."""
+        flight = self._flights.get(key)
+        if flight is None or version is None or flight[0] != version:
+            return None
+        future = flight[1]
+        if future.done() or future.get_loop() is not asyncio.get_running_loop():
+            return None
+        return future
+
+    def lead(self, key: str, version: int | None) -> asyncio.Future[Entry | None] | None:
+        """Announce that this request computes ``key`` (``None``: not cacheable now);
+        :meth:`land` must follow, whatever happens."""
+        if version is None:
+            return None
+        future: asyncio.Future[Entry | None] = asyncio.get_running_loop().create_future()
+        self._flights[key] = (version, future)
+        return future
+
+    def land(
+        self, key: str, future: asyncio.Future[Entry | None] | None, entry: Entry | None
+    ) -> None:
+        """End the computation :meth:`lead` announced: its waiters get ``entry`` (``None``
+        when it failed: each of them then computes its own answer)."""
+        if future is None:
+            return
+        flight = self._flights.get(key)
+        if flight is not None and flight[1] is future:
+            del self._flights[key]
+        if not future.done():
+            future.set_result(entry)
+
+    def put(
+        self,
+        key: str,
+        version: int | None,
+        body: bytes,
+        read: PublicRead | None = None,
+        route: str | None = None,
+    ) -> Entry:
         """Store ``body`` built from the catalogue at ``version`` (unless it moved since)."""
-        entry = Entry(body, etag_of(body), self._clock.now_ms())
+        entry = Entry(body, etag_of(body), self._clock.now_ms(), read, route)
         if version is None or self.version() != version or len(body) > self.max_bytes // 8:
             return entry
         previous = self._entries.pop(key, None)

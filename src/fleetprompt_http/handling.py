@@ -10,6 +10,7 @@ on an in-process database it then runs on the event loop, without the hop (ADR 0
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
@@ -27,7 +28,7 @@ from fleetprompt_core.services import throttle
 from fleetprompt_core.services.catalog import PublicRead
 from fleetprompt_core.services.runtime import Call, Outcome
 from fleetprompt_http.auth import BearerAuthenticator
-from fleetprompt_http.cache import Entry, PublicCache, cache_key, etag_of, matches
+from fleetprompt_http.cache import REFUSED_KEY, Entry, PublicCache, cache_key, etag_of, matches
 from fleetprompt_http.clients import TrustedProxies
 from fleetprompt_http.context import request_id_of, set_caller
 from fleetprompt_http.settings import WebSettings
@@ -257,11 +258,15 @@ PRIVATE_CACHE_CONTROL: Final = "private, no-cache"
 async def public_read(
     request: Request[Any, Any, Any], read: PublicRead, build: Callable[[Call], object]
 ) -> Response[bytes]:
-    """A public read (P1–P3): from the response cache when the request is anonymous
-    and the answer is there, else ``build`` (the use case and its wire shape) in a
-    worker thread, stored for the next anonymous caller."""
+    """A public read (P1–P3) that the entry point did not answer from the response cache
+    (ADR 0038): ``build`` (the use case and its wire shape) in a worker thread, stored for
+    the next anonymous caller. Concurrent anonymous misses of one key wait for the first
+    one's answer (counting their own rate limit) instead of computing it again."""
     services = services_of(request)
     cache = services.cache
+    refusal = request.scope.get("state", {}).get(REFUSED_KEY)
+    if isinstance(refusal, Exception):  # the entry point's limit check said no
+        raise refusal
     if cache is None or "authorization" in request.headers:
         body = await call_use_case(request, lambda call: encode_json(build(call)))
         cache_control = PUBLIC_CACHE_CONTROL if cache is None else PRIVATE_CACHE_CONTROL
@@ -269,6 +274,10 @@ async def public_read(
     version = cache.version()
     key = cache_key(request.scope)
     entry = cache.get(key, version) if version is not None else None
+    if entry is None:
+        flight = cache.flight(key, version)
+        if flight is not None:
+            entry = await asyncio.shield(flight)  # None: it failed, compute our own
     if entry is not None:
         call = Call(None, request_id_of(request.scope), client_of(request))
         catalog = services.app.catalog
@@ -277,8 +286,15 @@ async def public_read(
         else:
             await services.threads.run(lambda: catalog.admit(read, call))
         return _answer(request, entry, PUBLIC_CACHE_CONTROL)
-    body = await call_use_case(request, lambda call: encode_json(build(call)))
-    return _answer(request, cache.put(key, version, body), PUBLIC_CACHE_CONTROL)
+    future = cache.lead(key, version)
+    stored: Entry | None = None
+    try:
+        body = await call_use_case(request, lambda call: encode_json(build(call)))
+        route = request.scope.get("path_template")
+        stored = cache.put(key, version, body, read, route if isinstance(route, str) else None)
+    finally:
+        cache.land(key, future, stored)
+    return _answer(request, stored, PUBLIC_CACHE_CONTROL)
 
 
 def _answer(request: Request[Any, Any, Any], entry: Entry, cache_control: str) -> Response[bytes]:

@@ -178,7 +178,13 @@ class SecurityHeaders:
         self, scope: Mapping[str, Any], status: int, headers: Iterable[tuple[bytes, bytes]]
     ) -> list[tuple[bytes, bytes]]:
         """``headers`` with the security headers for the route ``scope`` matched."""
-        policy = self.policy_of(scope)
+        return self.apply_policy(self.policy_of(scope), status, headers)
+
+    def apply_policy(
+        self, policy: RoutePolicy, status: int, headers: Iterable[tuple[bytes, bytes]]
+    ) -> list[tuple[bytes, bytes]]:
+        """``headers`` with the security headers of ``policy`` (the entry point's cached
+        answers name their route's policy without a matched route)."""
         kept: list[tuple[bytes, bytes]] = []
         cache_control: bytes | None = None
         for name, value in headers:
