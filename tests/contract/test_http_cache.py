@@ -10,17 +10,21 @@ answer still counts against the rate limit.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+import httpx
 import pytest
 from http_checks import assert_error
 from http_harness import Api, Caller
 
 from fleetprompt_adapters.sql import SqlCatalogVersion
 from fleetprompt_core.policies.rate_limits import Action, RateLimits, RateRule
+from fleetprompt_http import handling
 from fleetprompt_http.cache import ENTRY_TTL_MS, PublicCache
 from fleetprompt_http.handling import services_in
 
@@ -329,3 +333,99 @@ def test_cache_off_with_cache_mb_zero(api_factory: ApiFactory, name: str) -> Non
         assert first.status_code == 200
         assert first.headers["etag"]
         assert api.get(SEARCH, headers={"If-None-Match": first.headers["etag"]}).status_code == 304
+
+
+#: Headers the server adds per response (not the app's answer).
+_PER_RESPONSE = {"x-request-id", "date", "server"}
+
+
+def _app_headers(response: Any) -> dict[str, str]:
+    return {k: v for k, v in response.headers.items() if k not in _PER_RESPONSE}
+
+
+def test_cache_a_hit_answered_at_the_entry_point_carries_the_routes_headers(api: Api) -> None:
+    """ADR 0038: a hit is answered before Litestar's routing, with exactly the headers the
+    route gave the answer that filled the entry (ETag, Cache-Control, Vary, content type
+    and length, the security headers), its own request id; HEAD and 304 alike."""
+    listing, _ = api.published(api.publisher())
+    cache = _cache(api)
+    for path in (SEARCH + "?tags=support", _detail(listing["listingId"])):
+        miss = api.get(path)
+        hits = cache.hits
+        hit = api.get(path)
+        assert cache.hits == hits + 1, path
+        assert hit.content == miss.content
+        assert _app_headers(hit) == _app_headers(miss), path
+        assert hit.headers["x-request-id"].startswith("req_")
+        assert hit.headers["x-request-id"] != miss.headers["x-request-id"]
+        head = api.client.head(path)
+        assert (head.status_code, head.content) == (200, b"")
+        assert _app_headers(head) == _app_headers(miss)
+        etag = miss.headers["etag"]
+        computed = api.get(path, headers={"If-None-Match": etag, "Authorization": "Bearer x"})
+        assert computed.status_code == 401  # credentials never use the cache
+        revalidated = api.get(path, headers={"If-None-Match": etag})
+        assert (revalidated.status_code, revalidated.content) == (304, b"")
+        assert revalidated.headers["etag"] == etag
+        assert "content-type" not in revalidated.headers
+        assert revalidated.headers["cache-control"] == "public, no-cache"
+        assert revalidated.headers["x-content-type-options"] == "nosniff"
+
+
+def test_cache_a_hit_writes_the_same_access_line_as_a_miss(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The access line of a hit names its route template, status and no caller, like the
+    line of the miss that filled the entry."""
+    listing, _ = api.published(api.publisher())
+    _cache(api)
+    path = _detail(listing["listingId"])
+    caplog.set_level(logging.INFO, logger="fleetprompt.access")
+    responses = [api.get(path), api.get(path)]
+    lines = {
+        record.fleetprompt["requestId"]: record.fleetprompt  # type: ignore[attr-defined]
+        for record in caplog.records
+        if record.name == "fleetprompt.access"
+    }
+    for response in responses:
+        line = lines[response.headers["x-request-id"]]
+        assert line["route"] == "/v1/public/listings/{listing_id}"
+        assert (line["method"], line["status"], line["caller"]) == ("GET", 200, None)
+        assert isinstance(line["latencyMs"], float)
+
+
+@pytest.mark.parametrize("name", ["sqlite"])
+def test_cache_concurrent_misses_of_one_key_compute_it_once_and_each_counts_its_limit(
+    api_factory: ApiFactory, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ADR 0038: anonymous misses of one key that arrive while its answer is being
+    computed wait for that answer (the same bytes) instead of running the use case again,
+    and each of them still counts against the rate limit."""
+    limits = RateLimits({Action.SEARCH: RateRule(5, 60_000)})
+    computed: list[str] = []
+    original = handling.call_use_case
+
+    async def slow_use_case(request: Any, use_case: Any) -> Any:
+        computed.append(request.url.path)
+        await asyncio.sleep(0.3)  # the others arrive while this one computes
+        return await original(request, use_case)
+
+    monkeypatch.setattr(handling, "call_use_case", slow_use_case)
+    with api_factory(name, rate_limits=limits) as api:
+        _cache(api)
+        app = api.client.app
+
+        async def together() -> list[httpx.Response]:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                return await asyncio.gather(
+                    *(client.get(SEARCH, params={"sort": "name"}) for _ in range(8))
+                )
+
+        responses = asyncio.run(together())
+    assert len(computed) == 1
+    ok = [r for r in responses if r.status_code == 200]
+    assert len(ok) == 5
+    assert len({r.content for r in ok}) == 1
+    for refused in (r for r in responses if r.status_code != 200):
+        assert_error(refused, 429, "RATE_LIMITED")
