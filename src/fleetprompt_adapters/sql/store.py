@@ -276,22 +276,37 @@ class _DriverStatement:
     text: str
     names: tuple[str, ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
+    #: The driver's parameters by position (SQLite's ``?``) or by name (psycopg's ``%(x)s``).
+    positional: bool
 
     @classmethod
-    def compile(cls, statement: sa.Insert | sa.Update, dialect: sa.Dialect) -> _DriverStatement:
+    def compile(
+        cls, statement: sa.Insert | sa.Update | sa.Select[Any], dialect: sa.Dialect
+    ) -> _DriverStatement:
         compiled = statement.compile(dialect=dialect)
-        if compiled.positiontup is None:
-            raise ValueError("driver statements need a positional paramstyle (SQLite)")
-        names = tuple(compiled.positiontup)
-        processors = tuple(compiled.binds[name].type.bind_processor(dialect) for name in names)
-        return cls(str(compiled), names, processors)
+        positional = compiled.positiontup is not None
+        names = tuple(compiled.positiontup or compiled.binds)
+        processors = tuple(
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in names
+        )
+        return cls(str(compiled), names, processors, positional)
 
     def run(self, conn: sa.Connection, params: Mapping[str, Any]) -> sa.CursorResult[Any]:
-        values = tuple(
+        values = [
             params[name] if process is None else process(params[name])
             for name, process in zip(self.names, self.processors, strict=True)
+        ]
+        bound: tuple[Any, ...] | dict[str, Any] = (
+            tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
         )
-        return guarded(lambda: conn.exec_driver_sql(self.text, values))
+        return guarded(lambda: conn.exec_driver_sql(self.text, bound))
+
+
+@functools.lru_cache(maxsize=8)
+def _postgres_redeem_statement(dialect: sa.Dialect) -> _DriverStatement:
+    """``_REDEEM_PG`` for ``dialect`` (the engine's), as a driver statement."""
+    return _DriverStatement.compile(_REDEEM_PG, dialect)
 
 
 @functools.lru_cache(maxsize=8)
@@ -886,7 +901,8 @@ class _Tokens(_Repo):
             ),
             **{"a_" + name: value for name, value in m.audit_row(event).items()},
         }
-        tokens, intents, events = tuple(self._run(_REDEEM_PG, params).one())
+        statement = _postgres_redeem_statement(self.conn.dialect)
+        tokens, intents, events = tuple(statement.run(self.conn, params).one())
         if tokens and intents and events:
             return True
         # A lost set: the same checks as ``update`` (an unknown row, a changed guard).
