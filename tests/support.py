@@ -6,8 +6,9 @@ import itertools
 from typing import Any
 
 from fleetprompt_adapters.memory import ManualClock, MemoryStore, bootstrap
-from fleetprompt_core import Call, CoreSettings, FleetPrompt, Role
-from fleetprompt_core.domain.model import InstallIntent, Release
+from fleetprompt_core import Call, CoreSettings, FleetPrompt, Role, Runtime
+from fleetprompt_core.base import limits
+from fleetprompt_core.domain.model import IdempotencyRecord, InstallIntent, Release
 from fleetprompt_core.services.views import IssuedToken, ListingView
 
 IMAGE_HOST = "images.example.com"
@@ -134,3 +135,25 @@ class Market:
 
     def audit_types(self) -> list[str]:
         return [event.type for event in self.store.audit]
+
+
+def store_open_claim(
+    rt: Runtime, scope_user_id: str, endpoint: str, key: str, digest: str
+) -> IdempotencyRecord:
+    """Store an unanswered idempotency claim, as the previous design (ADR 0007) left one
+    when its holder died between the claim and the work (ADR 0037 never commits one)."""
+    now = rt.clock.now_ms()
+    claim = IdempotencyRecord(
+        scope_user_id=scope_user_id,
+        endpoint=endpoint,
+        key=key,
+        request_hash=digest,
+        claim_id=rt.ids.new_id("idm"),
+        created_at_ms=now,
+        expires_at_ms=now + limits.IDEMPOTENCY_RETENTION_MS,
+        lease_until_ms=now + rt.settings.idempotency_lease_ms,
+    )
+    with rt.uow() as uow:
+        uow.idempotency.add(claim)
+        uow.commit()
+    return claim

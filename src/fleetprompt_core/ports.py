@@ -133,6 +133,10 @@ class Principal:
     external_id: str
     display_name: str | None = None
     email: str | None = None
+    #: The stored user row a resolver already read in this request (the API-token
+    #: resolver, ADR 0037): the core uses it instead of reading the row again. Not part
+    #: of the identity (ignored by equality), never set by an outside identity provider.
+    user: User | None = attrs.field(default=None, eq=False, repr=False)
 
 
 class IdentityResolver(Protocol):
@@ -440,6 +444,12 @@ class SessionRepository(Protocol):
 
 
 class IdempotencyRepository(Protocol):
+    def try_lock(self, scope_user_id: str, endpoint: str, key: str) -> bool:
+        """Hold the key until this unit of work ends, unless another open one holds it
+        (then ``False``, at once, without waiting). Stores whose writers are serialised
+        (one open writing unit of work at a time) answer ``True``."""
+        ...
+
     def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None: ...
     def add(self, record: IdempotencyRecord) -> None:
         """Raises ``DuplicateError(IDEMPOTENCY_KEY)`` if the triple exists."""

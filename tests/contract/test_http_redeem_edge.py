@@ -35,7 +35,7 @@ from fleetprompt_core.policies.signing import (
 from fleetprompt_core.services import _idempotency as idempotency
 from fleetprompt_http.client import RedeemClient
 from fleetprompt_http.logs import FIELDS
-from support import listing_payload
+from support import listing_payload, store_open_claim
 
 
 def _body(raw: str, target: str = "whs") -> bytes:
@@ -193,10 +193,9 @@ def test_r_idemp_03_in_progress_conflict_carries_retry_after(api: Api) -> None:
     publisher = api.publisher()
     payload = listing_payload(name="In flight")
     digest = idempotency.request_hash(idempotency.Operation.LISTING_CREATE, {}, payload)
-    claim = idempotency._claim(
+    store_open_claim(
         api.fp.runtime, publisher.user_id, idempotency.Operation.LISTING_CREATE, "k-1", digest
     )
-    assert not isinstance(claim, str)
     response = api.post("/v1/publisher/listings", publisher, payload, key="k-1")
     assert_error(response, 409, "CONFLICT")
     assert response.json()["error"]["details"]["hint"] == "in progress"

@@ -15,11 +15,12 @@ from fleetprompt_adapters import sql
 from fleetprompt_adapters.memory import ManualClock
 from fleetprompt_adapters.sql import tables
 from fleetprompt_adapters.sql.store import guarded
-from fleetprompt_core import CoreSettings
+from fleetprompt_core import CoreSettings, Outcome
 from fleetprompt_core.base.enums import InstallIntentStatus, InstallTokenStatus
 from fleetprompt_core.base.errors import Conflict, Internal, Unavailable
 from fleetprompt_core.base.limits import INTENT_TTL_MS
 from fleetprompt_core.policies import markdown
+from fleetprompt_core.services import _idempotency as idempotency
 from support import CURSOR_KEY, IMAGE_HOST, Market
 
 BACKENDS = ["sqlite", "postgres"]
@@ -256,6 +257,67 @@ def test_a_new_draft_logs_no_search_change_until_it_is_published(engine: sa.Engi
     with engine.connect() as connection:
         logged = connection.execute(sa.select(log.c.listing_id)).scalars().all()
     assert view.listing.listing_id in logged
+
+
+def test_r_idemp_02_a_duplicate_while_the_first_runs_never_runs(engine: sa.Engine) -> None:
+    """The claim lives in the operation's transaction (ADR 0037). While the first request's
+    transaction is open, a duplicate on PostgreSQL finds the key's advisory lock held and
+    is CONFLICT (in progress) at once; on SQLite it waits for the write lock and replays.
+    Either way the operation runs once and one record is stored."""
+    market = sql_market(engine)
+    rt = market.fp.runtime
+    running, proceed = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def run(name: str) -> Outcome[int] | Conflict:
+        def operation(_uow: object) -> int:
+            calls.append(name)
+            if name == "first":
+                running.set()
+                assert proceed.wait(10)
+            return 7
+
+        try:
+            return idempotency.run(
+                rt,
+                scope_user_id="usr_x",
+                scope=idempotency.Operation.PROFILE_UPDATE,
+                key="k",
+                required=True,
+                target={},
+                body={"a": 1},
+                codec=idempotency.ResultCodec(int),
+                operation=operation,
+            )
+        except Conflict as error:
+            return error
+
+    results: dict[str, Outcome[int] | Conflict] = {}
+    first = threading.Thread(target=lambda: results.setdefault("first", run("first")))
+    first.start()
+    assert running.wait(10)
+    duplicate = threading.Thread(target=lambda: results.setdefault("second", run("second")))
+    duplicate.start()
+    duplicate.join(0.5)
+    if engine.dialect.name == "postgresql":
+        assert not duplicate.is_alive(), "the duplicate waited for the first request"
+        refused = results["second"]
+        assert isinstance(refused, Conflict)
+        assert refused.hint == "in progress"
+    else:
+        assert duplicate.is_alive(), "the duplicate ran beside the first request"
+    proceed.set()
+    first.join(10)
+    duplicate.join(10)
+    assert results["first"] == Outcome(7)
+    if engine.dialect.name == "sqlite":
+        assert results["second"] == Outcome(7, replayed=True)
+    assert calls == ["first"]
+    assert run("again") == Outcome(7, replayed=True)
+    records = tables.idempotency_records
+    with engine.connect() as connection:
+        stored = connection.execute(sa.select(records.c.key, records.c.response_json)).all()
+    assert [tuple(row) for row in stored] == [("k", "7")]
 
 
 def test_a_read_only_unit_of_work_refuses_to_commit(engine: sa.Engine) -> None:

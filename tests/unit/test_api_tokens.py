@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,6 +30,7 @@ from fleetprompt_core.policies.tokens import (
     looks_like_token,
 )
 from fleetprompt_core.ports import IdentityResolver
+from fleetprompt_core.services import _authz as authz
 from fleetprompt_core.services import credentials
 from fleetprompt_core.services.views import IssuedApiToken
 from support import Market
@@ -491,3 +493,30 @@ def test_repr_shows_no_secret(market: Market) -> None:
         assert token_hash not in shown
         assert issued.api_token not in shown
         assert issued.token_id in shown
+
+
+def test_a_token_call_hands_its_user_row_to_the_core_without_a_second_read(
+    market: Market,
+) -> None:
+    """The API-token resolver's principal carries the user row it read; the core's
+    ``signed_in`` uses it (no second read, ADR 0037). The row is not part of the identity:
+    equal principals with and without it, and it never shows in ``repr``. A principal
+    without it (any other identity provider) is read from storage as before."""
+    market.fp.operator.ensure_user("alice", display_name="Alice")
+    token = market.fp.credentials.issue_api_token("alice", name="ci").api_token
+    principal = market.fp.credentials.resolve(token)
+    assert principal is not None
+    assert principal.user is not None
+    assert principal.user.external_id == "alice"
+    assert principal == Principal("alice", principal.display_name, principal.email)
+    assert "usr_" not in repr(principal)
+
+    def no_reads() -> Any:
+        raise AssertionError("the user row was read again")
+
+    runtime = attrs.evolve(market.fp.runtime, read_uow=no_reads, uow=no_reads)
+    assert authz.signed_in(runtime, Call(principal)) is principal.user
+    stranger = Principal("alice")
+    assert authz.signed_in(market.fp.runtime, Call(stranger)) == principal.user
+    with pytest.raises(AssertionError, match="read again"):
+        authz.signed_in(runtime, Call(stranger))

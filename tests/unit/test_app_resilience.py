@@ -35,6 +35,8 @@ from fleetprompt_core import (
     ValidationFailed,
 )
 from fleetprompt_core.base import limits
+from fleetprompt_core.domain.model import IdempotencyRecord
+from fleetprompt_core.services import _idempotency as idempotency
 from fleetprompt_core.services.views import IssuedToken
 from support import Market, listing_payload, new_key, release_payload
 
@@ -309,24 +311,27 @@ def test_r_idemp_02_concurrent_duplicates_issue_exactly_one_token(market: Market
     assert market.redeem(raws[0]).install_intent.status is InstallIntentStatus.REDEEMED
 
 
-def test_r_idemp_02_a_duplicate_while_the_first_runs_is_an_in_progress_conflict(
+def test_r_idemp_02_a_duplicate_while_the_first_runs_waits_for_it_and_replays(
     market: Market,
 ) -> None:
-    """A duplicate arriving between the first request's claim and its work is CONFLICT."""
+    """A duplicate arriving while the first request's transaction (claim and work) is open
+    never runs: the memory store serialises units of work, so it waits for the first to
+    commit and replays its answer (ADR 0037)."""
     publisher = market.publisher()
     key = new_key()
-    claimed, proceed = threading.Event(), threading.Event()
+    running, proceed = threading.Event(), threading.Event()
     first_thread: list[threading.Thread] = []
 
     class GatedUnitOfWork(MemoryUnitOfWork):
-        """Holds the first request after its claim committed, before its work starts."""
+        """Holds the first request inside its transaction, before its work starts."""
 
         def __enter__(self) -> GatedUnitOfWork:
-            pending = any(r.response_json is None for r in market.store.idempotency.values())
-            if first_thread and threading.current_thread() is first_thread[0] and pending:
-                claimed.set()
+            entered = super().__enter__()
+            if first_thread and threading.current_thread() is first_thread[0]:
+                first_thread.clear()
+                running.set()
                 proceed.wait(timeout=10)
-            return super().__enter__()
+            return entered
 
     gated = FleetPrompt(attrs.evolve(market.fp.runtime, uow=lambda: GatedUnitOfWork(market.store)))
     outcomes: list[Outcome[Any]] = []
@@ -336,24 +341,27 @@ def test_r_idemp_02_a_duplicate_while_the_first_runs_is_an_in_progress_conflict(
         )
     )
     first_thread.append(worker)
+    duplicates: list[Outcome[Any]] = []
+    duplicate = threading.Thread(
+        target=lambda: duplicates.append(
+            market.fp.publishing.create_listing(publisher, listing_payload(), idempotency_key=key)
+        )
+    )
     worker.start()
     try:
-        assert claimed.wait(timeout=10)
-        error = failure(
-            lambda: market.fp.publishing.create_listing(
-                publisher, listing_payload(), idempotency_key=key
-            )
-        )
-        assert isinstance(error, Conflict)
-        assert error.hint == "in progress"
+        assert running.wait(timeout=10)
+        duplicate.start()
+        duplicate.join(timeout=0.3)
+        assert duplicate.is_alive(), "the duplicate ran beside the first request"
         assert market.store.listings == {}
     finally:
         proceed.set()
         worker.join(timeout=10)
+        duplicate.join(timeout=10)
     (first,) = outcomes
+    (again,) = duplicates
     assert not first.replayed
     assert list(market.store.listings) == [first.value.listing.listing_id]
-    again = market.fp.publishing.create_listing(publisher, listing_payload(), idempotency_key=key)
     assert again.replayed
     assert again.value == first.value
 
@@ -361,17 +369,35 @@ def test_r_idemp_02_a_duplicate_while_the_first_runs_is_an_in_progress_conflict(
 def test_r_idemp_02_an_unfinished_claim_refuses_duplicates_until_its_lease_ends(
     market: Market,
 ) -> None:
-    """An unanswered claim refuses duplicates until its lease ends, then runs exactly once."""
+    """An unanswered claim (left by the previous design when its holder died between the
+    claim and the work) refuses duplicates until its lease ends, then runs exactly once;
+    a failed request of this design leaves no such claim."""
     publisher = market.publisher()
     key = new_key()
     fp, switch = _flaky(market)
-    # The claim commits, then storage fails for the operation and for the claim's release:
-    # the key is left claimed with no answer, as by a request whose process died.
-    switch.plan = [False, True, True]
+    # The commit fails: the claim rolls back with the work, nothing is left claimed.
+    switch.plan = [True]
     with pytest.raises(RuntimeError):
         fp.publishing.create_listing(publisher, listing_payload(), idempotency_key=key)
-    (claim,) = market.store.idempotency.values()
-    assert claim.response_json is None
+    assert market.store.idempotency == {}
+    rt = market.fp.runtime
+    now = rt.clock.now_ms()
+    user_id = market.store.users_by_external_id["pub-a"]
+    digest = idempotency.request_hash(idempotency.Operation.LISTING_CREATE, {}, listing_payload())
+    with rt.uow() as uow:
+        uow.idempotency.add(
+            IdempotencyRecord(
+                scope_user_id=user_id,
+                endpoint=idempotency.Operation.LISTING_CREATE,
+                key=key,
+                request_hash=digest,
+                claim_id="idm_dead",
+                created_at_ms=now,
+                expires_at_ms=now + limits.IDEMPOTENCY_RETENTION_MS,
+                lease_until_ms=now + limits.IDEMPOTENCY_LEASE_MS,
+            )
+        )
+        uow.commit()
     error = failure(
         lambda: market.fp.publishing.create_listing(
             publisher, listing_payload(), idempotency_key=key

@@ -1,4 +1,4 @@
-"""Idempotency (§6, ADR 0007; U-IDEMP-01..03): replay, conflict, in progress, scope, retention."""
+"""Idempotency (§6, ADR 0007/0037; U-IDEMP-01..03): replay, conflict, in progress, retention."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from fleetprompt_core.base.errors import (
 from fleetprompt_core.domain.model import IdempotencyRecord
 from fleetprompt_core.ports import UniqueConstraint
 from fleetprompt_core.services import _idempotency as idempotency
-from support import Market, listing_payload, new_key, release_payload
+from support import Market, listing_payload, new_key, release_payload, store_open_claim
 
 CREATE = idempotency.Operation.LISTING_CREATE
 DAY_MS = 24 * 60 * 60 * 1000
@@ -36,6 +36,11 @@ LEASE_MS = 120_000
 
 def user_id(market: Market, external_id: str) -> str:
     return market.store.users_by_external_id[external_id]
+
+
+def open_claim(market: Market, external_id: str, key: str, digest: str) -> IdempotencyRecord:
+    """An unanswered claim for ``key`` (what ADR 0007's design left when its holder died)."""
+    return store_open_claim(market.fp.runtime, user_id(market, external_id), CREATE, key, digest)
 
 
 def create(market: Market, call: Call, key: str | None, **overrides: Any) -> Outcome[Any]:
@@ -274,7 +279,7 @@ def test_u_idemp_03_same_key_in_progress_conflicts(market: Market) -> None:
     key = new_key()
     payload = listing_payload()
     digest = idempotency.request_hash(CREATE, {}, payload)
-    claim = idempotency._claim(market.fp.runtime, user_id(market, "pub-a"), CREATE, key, digest)
+    claim = open_claim(market, "pub-a", key, digest)
     assert isinstance(claim, IdempotencyRecord)
     assert claim.completed is False
     before = snapshot(market.store)
@@ -287,58 +292,74 @@ def test_u_idemp_03_same_key_in_progress_conflicts(market: Market) -> None:
 
 
 class GatedStore(MemoryStore):
-    """A store whose chosen thread pauses after claiming a key, before running the operation."""
+    """A store whose chosen thread pauses inside its unit of work (its claim and work
+    under way, nothing committed) until the test lets it go on."""
 
     def __init__(self) -> None:
         super().__init__()
         self.slow_thread: int | None = None
-        self.claimed = threading.Event()
+        self.running = threading.Event()
         self.proceed = threading.Event()
 
     def unit_of_work(self) -> Any:
-        if threading.get_ident() == self.slow_thread and any(
-            not record.completed for record in self.idempotency.values()
-        ):
-            self.slow_thread = None
-            self.claimed.set()
-            if not self.proceed.wait(10):  # pragma: no cover - the test releases it
-                raise TimeoutError("the test never let the slow request proceed")
-        return super().unit_of_work()
+        uow = super().unit_of_work()
+        if threading.get_ident() != self.slow_thread:
+            return uow
+        self.slow_thread = None
+        store = self
+
+        class Gated:
+            def __enter__(self) -> Any:
+                entered = uow.__enter__()
+                store.running.set()
+                if not store.proceed.wait(10):  # pragma: no cover - the test releases it
+                    raise TimeoutError("the test never let the slow request proceed")
+                return entered
+
+            def __exit__(self, *exc: Any) -> None:
+                uow.__exit__(*exc)
+
+        return Gated()
 
 
-def test_u_idemp_03_concurrent_duplicate_while_running_conflicts() -> None:
-    """A duplicate sent while the first request runs in another thread is CONFLICT; it runs once."""
+def test_u_idemp_03_concurrent_duplicate_while_running_waits_and_replays() -> None:
+    """A duplicate sent while the first request runs in another thread never runs: where
+    writers are serialised (this store, SQLite) it waits for the first to commit and
+    replays its answer (ADR 0037; PostgreSQL answers CONFLICT in progress at once)."""
     store = GatedStore()
     market = Market.create(store=store)
     pub = market.publisher()
     key = new_key()
     results: list[object] = []
 
-    def slow() -> None:
-        store.slow_thread = threading.get_ident()
+    def send(slow: bool) -> None:
+        if slow:
+            store.slow_thread = threading.get_ident()
         try:
             results.append(create(market, pub, key))
         except Exception as error:  # pragma: no cover - reported by the assertions
             results.append(error)
 
-    worker = threading.Thread(target=slow)
-    worker.start()
-    assert store.claimed.wait(10)
-    with pytest.raises(Conflict) as info:
-        create(market, pub, key)
-    assert info.value.hint == "in progress"
-    assert market.store.listings == {}
+    first = threading.Thread(target=send, args=(True,))
+    first.start()
+    assert store.running.wait(10)
+    duplicate = threading.Thread(target=send, args=(False,))
+    duplicate.start()
+    duplicate.join(0.3)
+    assert duplicate.is_alive(), "the duplicate ran beside the first request"
+    assert results == []
     store.proceed.set()
-    worker.join(10)
-    assert not worker.is_alive()
-    (first,) = results
-    assert isinstance(first, Outcome)
-    assert first.replayed is False
+    first.join(10)
+    duplicate.join(10)
+    assert not first.is_alive()
+    assert not duplicate.is_alive()
+    original, replay = results
+    assert isinstance(original, Outcome)
+    assert isinstance(replay, Outcome)
+    assert (original.replayed, replay.replayed) == (False, True)
+    assert replay.value == original.value
     assert len(market.store.listings) == 1
     assert market.audit_types().count("listing.created") == 1
-    again = create(market, pub, key)
-    assert again.replayed is True
-    assert again.value == first.value
 
 
 def test_u_idemp_03_parallel_duplicates_create_exactly_one_listing(market: Market) -> None:
@@ -584,7 +605,7 @@ def test_stale_in_progress_claim_is_taken_over(market: Market) -> None:
     key = new_key()
     payload = listing_payload()
     digest = idempotency.request_hash(CREATE, {}, payload)
-    dead = idempotency._claim(market.fp.runtime, user_id(market, "pub-a"), CREATE, key, digest)
+    dead = open_claim(market, "pub-a", key, digest)
     assert isinstance(dead, IdempotencyRecord)
     assert dead.lease_until_ms == dead.created_at_ms + LEASE_MS
     market.clock.advance(LEASE_MS - 1)
@@ -753,7 +774,7 @@ def test_r_idemp_02_a_lost_takeover_race_is_retried(
     key = new_key()
     payload = listing_payload()
     digest = idempotency.request_hash(CREATE, {}, payload)
-    dead = idempotency._claim(market.fp.runtime, user_id(market, "pub-a"), CREATE, key, digest)
+    dead = open_claim(market, "pub-a", key, digest)
     assert isinstance(dead, IdempotencyRecord)
     market.clock.advance(LEASE_MS)
     asked = _failing_replace(monkeypatch, times=1)
@@ -771,7 +792,7 @@ def test_r_idemp_02_takeovers_lost_every_time_answer_in_progress(
     key = new_key()
     payload = listing_payload()
     digest = idempotency.request_hash(CREATE, {}, payload)
-    idempotency._claim(market.fp.runtime, user_id(market, "pub-a"), CREATE, key, digest)
+    open_claim(market, "pub-a", key, digest)
     market.clock.advance(LEASE_MS)
     asked = _failing_replace(monkeypatch, times=99)
     with pytest.raises(Conflict) as info:
@@ -800,13 +821,14 @@ def test_r_idemp_03_a_claim_taken_over_while_running_does_not_commit(
     assert market.store.idempotency == {}  # released: a retry runs again
 
 
-def test_r_idemp_03_a_failed_release_keeps_the_original_error_and_the_lease_frees_the_key(
+def test_r_idemp_03_a_failed_operation_takes_its_claim_with_it_without_a_release(
     market: Market, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Storage down during the release: the operation's error propagates unchanged, the
-    claim stays until its lease passes, then the key can be used again."""
+    """The claim is written in the operation's transaction: a failing operation's error
+    propagates unchanged and its claim rolls back with it, with no release step (a broken
+    delete changes nothing), so the key is free at once (ADR 0037)."""
 
-    def broken_delete(self: Any, record: IdempotencyRecord) -> None:
+    def broken_delete(self: Any, record: IdempotencyRecord) -> None:  # pragma: no cover
         raise ConnectionError("storage is down")
 
     error = NotFound()
@@ -819,11 +841,7 @@ def test_r_idemp_03_a_failed_release_keeps_the_original_error_and_the_lease_free
         with pytest.raises(NotFound) as info:
             _run(market, op, "k")
     assert info.value is error
-    (stuck,) = market.store.idempotency.values()
-    assert stuck.completed is False
-    with pytest.raises(Conflict):
-        _run(market, lambda _uow: 7, "k")  # still held
-    market.clock.advance(LEASE_MS)
+    assert market.store.idempotency == {}
     assert _run(market, lambda _uow: 7, "k") == Outcome(7)
 
 
@@ -834,7 +852,7 @@ def test_u_idemp_03_in_progress_says_so_and_when_to_retry(market: Market) -> Non
     key = new_key()
     payload = listing_payload()
     digest = idempotency.request_hash(CREATE, {}, payload)
-    idempotency._claim(market.fp.runtime, user_id(market, "pub-a"), CREATE, key, digest)
+    open_claim(market, "pub-a", key, digest)
     with pytest.raises(Conflict) as running:
         market.fp.publishing.create_listing(pub, payload, idempotency_key=key)
     assert running.value.message == "A request with this idempotency key is still in progress."

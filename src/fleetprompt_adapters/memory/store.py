@@ -678,6 +678,9 @@ class _Idempotency(_Repo):
     def _key(record: IdempotencyRecord) -> tuple[str, str, str]:
         return (record.scope_user_id, record.endpoint, record.key)
 
+    def try_lock(self, scope_user_id: str, endpoint: str, key: str) -> bool:
+        return True  # units of work are serialised: no other one is open
+
     def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None:
         return self.s.idempotency.get((scope_user_id, endpoint, key))
 

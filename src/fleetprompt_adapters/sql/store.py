@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import itertools
 import logging
 import threading
@@ -1178,7 +1179,28 @@ def _claim_key(record: IdempotencyRecord, claim_id: str) -> dict[str, Any]:
     }
 
 
+#: PostgreSQL: the key's transaction-scoped advisory lock, taken without waiting.
+_IDEMPOTENCY_TRY_LOCK = sa.select(
+    sa.func.pg_try_advisory_xact_lock(sa.bindparam("lock", type_=sa.BigInteger))
+)
+
+
+def _lock_id(scope_user_id: str, endpoint: str, key: str) -> int:
+    """A signed 64-bit advisory lock id for the key (two keys share one with odds 2**-64)."""
+    triple = "\x00".join((scope_user_id, endpoint, key)).encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(triple, digest_size=8).digest(), "big", signed=True)
+
+
 class _Idempotency(_Repo):
+    def try_lock(self, scope_user_id: str, endpoint: str, key: str) -> bool:
+        """PostgreSQL: a transaction advisory lock on the key (no wait), so that a duplicate
+        of a request still running answers at once instead of queueing on the claim row's
+        unique index. SQLite: writers hold the database's write lock one at a time."""
+        if self._uow.store.dialect == "sqlite":
+            return True
+        lock = _lock_id(scope_user_id, endpoint, key)
+        return bool(self._run(_IDEMPOTENCY_TRY_LOCK, {"lock": lock}).scalar_one())
+
     def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None:
         return self._find(m.IDEMPOTENCY, scope_user_id=scope_user_id, endpoint=endpoint, key=key)
 

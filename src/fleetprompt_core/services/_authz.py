@@ -70,6 +70,9 @@ def signed_in(rt: Runtime, call: Call) -> User:
     if call.principal is None:
         raise Unauthenticated()
     principal = _checked_principal(call.principal)
+    known = principal.user
+    if known is not None and known.external_id == principal.external_id:
+        return known  # read by the credential's resolver in this request (ADR 0037)
     with rt.reader() as uow:
         user = uow.users.get_by_external_id(principal.external_id)
     if user is not None:

@@ -1,15 +1,22 @@
-"""The one idempotency helper every retryable write goes through (§6, ADR 0007).
+"""The one idempotency helper every retryable write goes through (§6, ADR 0037).
 
-``run`` claims the key in its own short transaction, runs the operation in a
-second one that also stores the response, and releases the claim if the
-operation fails, so that:
+``run`` claims the key, runs the operation and stores its response in **one**
+transaction (ADR 0037; ADR 0007 claimed in a transaction of its own first):
+the claim row is inserted first, guarded by the key's unique constraint, and
+completed with the response just before the commit. So that:
 
 * same key + same request ⇒ the stored response, marked replayed;
 * same key + different request ⇒ ``CONFLICT``;
-* same key while the first request runs ⇒ ``CONFLICT`` (in progress), never a
-  second execution;
-* a request that fails (validation, authorization, state) stores nothing;
-* a claim whose holder died is taken over once its lease has passed.
+* same key while the first request runs ⇒ never a second execution: on
+  PostgreSQL the duplicate finds the key locked (``try_lock``, a transaction
+  advisory lock) and answers ``CONFLICT`` (in progress) at once; where writers
+  are serialised (SQLite, the memory store) it runs after the first committed
+  and replays its response;
+* a request that fails (validation, authorization, state) stores nothing: its
+  claim rolls back with it;
+* a claim left without a response (by the previous design, or an unanswered
+  record however it came) is ``CONFLICT`` (in progress) until its lease has
+  passed, then taken over.
 
 Keys are scoped by caller and by :class:`Operation`: a name of what the request
 does (``"listing.create"``), not of the HTTP route that carries it, so the core
@@ -22,7 +29,6 @@ their request hashes, computed over the old name, are kept as
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import hashlib
 import hmac
@@ -166,75 +172,52 @@ def _same_request(stored: str, digest: str, target: Mapping[str, str], body: obj
     return hmac.compare_digest(stored, digest)
 
 
-def _claim(
-    rt: Runtime,
-    scope_user_id: str,
-    endpoint: str,
-    key: str,
+def _answer(
+    existing: IdempotencyRecord,
     digest: str,
-    *,
-    request: tuple[Mapping[str, str], object] = ({}, None),
-    retention_ms: int = limits.IDEMPOTENCY_RETENTION_MS,
-) -> IdempotencyRecord | str:
-    """Claim the key: a new claim's record, or the stored response to replay.
-
-    ``request`` (path ids, body) is what ``digest`` hashes, to compare legacy hashes.
-    """
-    target, body = request
-    for _attempt in range(3):
-        now = rt.clock.now_ms()
-        claim = IdempotencyRecord(
-            scope_user_id=scope_user_id,
-            endpoint=endpoint,
-            key=key,
-            request_hash=digest,
-            claim_id=rt.ids.new_id("idm"),
-            created_at_ms=now,
-            expires_at_ms=now + retention_ms,
-            lease_until_ms=now + rt.settings.idempotency_lease_ms,
+    target: Mapping[str, str],
+    body: object,
+) -> str:
+    """The stored response to replay for ``existing``, or the ``CONFLICT`` it means."""
+    if not _same_request(existing.request_hash, digest, target, body):
+        raise Conflict(
+            "This idempotency key was used for a different request.",
+            hint="use a new Idempotency-Key for a different request",
         )
-        try:
-            with rt.uow() as uow:
-                # A fresh key (the common case) is one statement: the insert, whose
-                # unique key tells a used one.
-                try:
-                    uow.idempotency.add(claim)
-                except DuplicateError as error:
-                    if error.constraint != UniqueConstraint.IDEMPOTENCY_KEY:
-                        raise
-                else:
-                    uow.commit()
-                    return claim
-                existing = uow.idempotency.get(scope_user_id, endpoint, key)
-                if existing is None:
-                    continue  # released or purged since the insert: claim again
-                if now >= existing.expires_at_ms or (
-                    not existing.completed and now >= existing.lease_until_ms
-                ):
-                    # Retention passed, or the holder died: take the key over.
-                    if uow.idempotency.replace(claim, existing.claim_id):
-                        uow.commit()
-                        return claim
-                    continue
-                if not _same_request(existing.request_hash, digest, target, body):
-                    raise Conflict(
-                        "This idempotency key was used for a different request.",
-                        hint="use a new Idempotency-Key for a different request",
-                    )
-                if existing.response_json is None:
-                    raise _in_progress()
-                return existing.response_json
-        except DuplicateError as error:
-            if error.constraint != UniqueConstraint.IDEMPOTENCY_KEY:
-                raise
-            continue  # lost a race to insert: read what the winner stored
-    raise _in_progress()
+    if existing.response_json is None:
+        raise _in_progress()
+    return existing.response_json
 
 
-def _release(rt: Runtime, claim: IdempotencyRecord) -> None:
-    with rt.uow() as uow:
-        uow.idempotency.delete(claim)
-        uow.commit()
+def _claimed(
+    uow: UnitOfWork, claim: IdempotencyRecord, digest: str, target: Mapping[str, str], body: object
+) -> str | bool:
+    """Claim the key inside ``uow``: ``True`` when the claim row is in (the operation may
+    run), ``False`` when a race was lost (start again), or the stored response to replay.
+
+    The claim row is uncommitted until the operation's commit: no other unit of work
+    ever sees a claim without its response, except one left by an earlier design or a
+    transaction the database lost (the lease frees those).
+    """
+    if not uow.idempotency.try_lock(claim.scope_user_id, claim.endpoint, claim.key):
+        raise _in_progress()  # another open transaction holds the key (PostgreSQL)
+    # A fresh key (the common case) is one statement: the insert, whose unique key
+    # tells a used one.
+    try:
+        uow.idempotency.add(claim)
+    except DuplicateError as error:
+        if error.constraint != UniqueConstraint.IDEMPOTENCY_KEY:
+            raise
+    else:
+        return True
+    existing = uow.idempotency.get(claim.scope_user_id, claim.endpoint, claim.key)
+    if existing is None:
+        return False  # released or purged since the insert: claim again
+    now = claim.created_at_ms
+    if now >= existing.expires_at_ms or (not existing.completed and now >= existing.lease_until_ms):
+        # Retention passed, or an unanswered claim's lease did: take the key over.
+        return uow.idempotency.replace(claim, existing.claim_id)
+    return _answer(existing, digest, target, body)
 
 
 def run(
@@ -263,27 +246,33 @@ def run(
             uow.commit()
         return Outcome(value)
     digest = request_hash(endpoint, target, body)
-    claimed = _claim(
-        rt,
-        scope_user_id,
-        endpoint,
-        checked,
-        digest,
-        request=(target, body),
-        retention_ms=retention_ms,
-    )
-    if isinstance(claimed, str):
-        return Outcome(codec.decode(claimed), replayed=True)
-    try:
-        with rt.uow() as uow:
-            value = operation(uow)
-            done = attrs.evolve(claimed, response_json=codec.encode(value))
-            if not uow.idempotency.replace(done, claimed.claim_id):
-                raise _in_progress()
-            uow.commit()
-    except BaseException:
-        # If even the release fails (storage down), the lease frees the key later.
-        with contextlib.suppress(Exception):
-            _release(rt, claimed)
-        raise
-    return Outcome(value)
+    for _attempt in range(3):
+        now = rt.clock.now_ms()
+        claim = IdempotencyRecord(
+            scope_user_id=scope_user_id,
+            endpoint=endpoint,
+            key=checked,
+            request_hash=digest,
+            claim_id=rt.ids.new_id("idm"),
+            created_at_ms=now,
+            expires_at_ms=now + retention_ms,
+            lease_until_ms=now + rt.settings.idempotency_lease_ms,
+        )
+        try:
+            with rt.uow() as uow:
+                claimed = _claimed(uow, claim, digest, target, body)
+                if isinstance(claimed, str):
+                    return Outcome(codec.decode(claimed), replayed=True)
+                if not claimed:
+                    continue
+                value = operation(uow)
+                done = attrs.evolve(claim, response_json=codec.encode(value))
+                if not uow.idempotency.replace(done, claim.claim_id):
+                    raise _in_progress()  # pragma: no cover - the claim is this transaction's
+                uow.commit()
+                return Outcome(value)
+        except DuplicateError as error:
+            if error.constraint != UniqueConstraint.IDEMPOTENCY_KEY:
+                raise
+            continue  # lost a race to insert: read what the winner stored
+    raise _in_progress()

@@ -204,4 +204,4 @@ class Credentials:
             user = uow.users.get(token.user_id)
         if user is None:
             return None
-        return Principal(user.external_id, user.display_name, user.email)
+        return Principal(user.external_id, user.display_name, user.email, user=user)
