@@ -292,8 +292,8 @@ def test_u_idemp_03_same_key_in_progress_conflicts(market: Market) -> None:
 
 
 class GatedStore(MemoryStore):
-    """A store whose chosen thread pauses inside its unit of work (its claim and work
-    under way, nothing committed) until the test lets it go on."""
+    """A store whose chosen thread pauses in its writing unit of work, its claim and work
+    done and nothing committed, until the test lets it commit (reads never commit)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -305,21 +305,17 @@ class GatedStore(MemoryStore):
         uow = super().unit_of_work()
         if threading.get_ident() != self.slow_thread:
             return uow
-        self.slow_thread = None
-        store = self
+        commit, store = uow.commit, self
 
-        class Gated:
-            def __enter__(self) -> Any:
-                entered = uow.__enter__()
-                store.running.set()
-                if not store.proceed.wait(10):  # pragma: no cover - the test releases it
-                    raise TimeoutError("the test never let the slow request proceed")
-                return entered
+        def gated_commit() -> None:
+            store.slow_thread = None
+            store.running.set()
+            if not store.proceed.wait(10):  # pragma: no cover - the test releases it
+                raise TimeoutError("the test never let the slow request proceed")
+            commit()
 
-            def __exit__(self, *exc: Any) -> None:
-                uow.__exit__(*exc)
-
-        return Gated()
+        uow.commit = gated_commit
+        return uow
 
 
 def test_u_idemp_03_concurrent_duplicate_while_running_waits_and_replays() -> None:
