@@ -35,7 +35,14 @@ from fleetprompt_core.domain.model import (
     Release,
     User,
 )
-from fleetprompt_core.domain.search import IndexedListing, ListingSearch, RankedHit, SearchHit
+from fleetprompt_core.domain.search import (
+    CardHit,
+    IndexedListing,
+    ListingCard,
+    ListingSearch,
+    RankedHit,
+    SearchHit,
+)
 from fleetprompt_core.policies.versions import VersionCandidate
 
 __all__ = [
@@ -234,6 +241,19 @@ class ListingRepository(Protocol):
     def search_published(self, search: ListingSearch) -> Sequence[SearchHit]:
         """Published listings matching ``search`` per ``domain.search`` (relevance
         searches with words in the order of the adapter's :class:`SearchIndex`)."""
+        ...
+
+    def search_cards(self, search: ListingSearch) -> Sequence[CardHit]:
+        """The hits of :meth:`search_published` as cards (ADR 0040): the same listings,
+        order and scores; each card counts the install intents created at or after
+        ``search.installs_since_ms``. What a search page reads."""
+        ...
+
+    def cards(
+        self, listing_ids: Iterable[str], installs_since_ms: int
+    ) -> Mapping[str, ListingCard]:
+        """The cards of the listings among ``listing_ids`` that exist, whatever their
+        status, by id; install intents counted from ``installs_since_ms``."""
         ...
 
 

@@ -50,7 +50,10 @@ from fleetprompt_core.domain.model import (
     Verification,
 )
 from fleetprompt_core.domain.search import (
+    CardHit,
+    ListingCard,
     ListingSearch,
+    PublisherNames,
     SearchHit,
     SortKey,
     descending,
@@ -59,6 +62,7 @@ from fleetprompt_core.domain.search import (
     search_terms,
     sort_key,
 )
+from fleetprompt_core.ports import UnitOfWork
 
 
 @pytest.fixture(params=[*ADAPTERS, *SEARCH_PLAN_VARIANTS])
@@ -103,8 +107,44 @@ def oracle(
     return hits[: search.limit]
 
 
+def card_of(uow: UnitOfWork, listing: Listing, installs_since_ms: int) -> ListingCard:
+    """The card of ``listing`` from the other ports (ADR 0040): its publisher's user and
+    profile, its install intents counted by ``count_created_since``."""
+    owner = listing.publisher_user_id
+    user = uow.users.get(owner)
+    names = PublisherNames(None if user is None else user.display_name)
+    profile = uow.profiles.get(owner)
+    if profile is not None:
+        names = PublisherNames(
+            names.user_display_name,
+            profile.display_name,
+            profile.verification.status,
+            profile.verification.checked_at_ms,
+            profile.verification.reason,
+        )
+    counts = uow.intents.count_created_since([listing.listing_id], installs_since_ms)
+    return ListingCard.of(listing, names, counts.get(listing.listing_id, 0))
+
+
 def _search(adapter: Adapter, search: ListingSearch) -> list[SearchHit]:
-    return list(adapter.read(lambda uow: uow.listings.search_published(search)))
+    """``search_published``'s answer, after checking that ``search_cards`` answers the same
+    hits as cards (every search of this suite checks both, on every adapter and plan)."""
+
+    def read(uow: UnitOfWork) -> tuple[list[SearchHit], list[CardHit], list[CardHit]]:
+        hits = list(uow.listings.search_published(search))
+        cards = list(uow.listings.search_cards(search))
+        since = search.installs_since_ms
+        want = [CardHit(card_of(uow, hit.listing, since), hit.score) for hit in hits]
+        return hits, cards, want
+
+    hits, cards, want = adapter.read(read)
+    assert [(c.listing.listing_id, c.score) for c in cards] == [
+        (c.listing.listing_id, c.score) for c in want
+    ]
+    for card, wanted in zip(cards, want, strict=True):
+        assert type(card.score) is int
+        assert_identical(card.listing, wanted.listing)
+    return hits
 
 
 #: More than any test catalogue holds: one page is the whole answer.
@@ -721,6 +761,53 @@ def test_x_cat_02_installs_sort_counts_the_window_then_the_id(adapter: Adapter) 
             ), (query.terms, after, limit)
         for limit in (1, 2):
             assert_same_hits(_walk(adapter, attrs.evolve(query, limit=limit)), everything)
+
+
+def test_cards_read_every_status_with_the_publisher_and_the_window(adapter: Adapter) -> None:
+    """``cards`` (ADR 0040) gives each existing listing's card whatever its status: the
+    listing's own values at their limits, its publisher's user name and, when saved, the
+    profile's name and verification, its install intents from the window start; ids that
+    name nothing (or cannot exist) are left out."""
+    plain = entities.user_minimal()
+    named = entities.user_at_limits()
+    buyer = entities.user()
+    adapter.add(plain, named, buyer, entities.profile_at_limits(publisher_id=named.user_id))
+    listings = [
+        attrs.evolve(entities.listing_at_limits(publisher_user_id=named.user_id), status=status)
+        for status in ListingStatus
+    ]
+    minimal = entities.listing_minimal(publisher_user_id=plain.user_id)
+    listings.append(attrs.evolve(minimal, status=PUBLISHED))
+    adapter.add(*listings)
+    counted = listings[0]
+    release = entities.release(
+        listing_id=counted.listing_id, publisher_user_id=counted.publisher_user_id
+    )
+    adapter.add(release)
+    for index, at in enumerate((SINCE - 1, SINCE, SINCE + 1)):
+        adapter.add(
+            entities.intent(
+                install_intent_id=f"int_{index}",
+                buyer_user_id=buyer.user_id,
+                listing_id=counted.listing_id,
+                release_id=release.release_id,
+                created_at_ms=at,
+            )
+        )
+    ids = [item.listing_id for item in listings]
+
+    def read(uow: UnitOfWork) -> tuple[Mapping[str, ListingCard], dict[str, ListingCard]]:
+        got = uow.listings.cards([*ids, "lst_missing", "lst_\x00", ids[0]], SINCE)
+        return got, {item.listing_id: card_of(uow, item, SINCE) for item in listings}
+
+    got, want = adapter.read(read)
+    assert sorted(got) == sorted(ids)
+    for listing_id, card in want.items():
+        assert_identical(got[listing_id], card)
+    assert got[counted.listing_id].installs == 2
+    assert got[ids[-1]].publisher == PublisherNames(None)
+    assert got[ids[0]].publisher.profile_display_name is not None
+    assert adapter.read(lambda uow: uow.listings.cards([], SINCE)) == {}
 
 
 def test_x_cat_02_installs_window_moves(adapter: Adapter) -> None:

@@ -42,8 +42,11 @@ from fleetprompt_core.domain.model import (
     User,
 )
 from fleetprompt_core.domain.search import (
+    CardHit,
     IndexedListing,
+    ListingCard,
     ListingSearch,
+    PublisherNames,
     SearchHit,
     SortKey,
     descending,
@@ -387,6 +390,38 @@ class _Listings(_Repo):
         if after is not None:
             hits = [hit for hit in hits if key(hit) > after]
         return heapq.nsmallest(search.limit, hits, key=key)
+
+    def search_cards(self, search: ListingSearch) -> Sequence[CardHit]:
+        hits = self.search_published(search)
+        cards = self.cards((hit.listing.listing_id for hit in hits), search.installs_since_ms)
+        return [CardHit(cards[hit.listing.listing_id], hit.score) for hit in hits]
+
+    def cards(
+        self, listing_ids: Iterable[str], installs_since_ms: int
+    ) -> Mapping[str, ListingCard]:
+        cards = {}
+        for listing_id in set(listing_ids):
+            listing = self.s.listings.get(listing_id)
+            if listing is None:
+                continue
+            installs = self._installs(listing_id, installs_since_ms)
+            cards[listing_id] = ListingCard.of(listing, self._names(listing), installs)
+        return cards
+
+    def _names(self, listing: Listing) -> PublisherNames:
+        user = self.s.users.get(listing.publisher_user_id)
+        names = PublisherNames(None if user is None else user.display_name)
+        profile = self.s.profiles.get(listing.publisher_user_id)
+        if profile is None:
+            return names
+        verification = profile.verification
+        return attrs.evolve(
+            names,
+            profile_display_name=profile.display_name,
+            verification_status=verification.status,
+            verification_checked_at_ms=verification.checked_at_ms,
+            verification_reason=verification.reason,
+        )
 
     def _verified(self, publisher_id: str) -> bool:
         profile = self.s.profiles.get(publisher_id)

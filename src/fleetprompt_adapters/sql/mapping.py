@@ -46,6 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy import RowMapping
 
 from fleetprompt_adapters.sql import tables as t
+from fleetprompt_adapters.sql.engine import decode_json
 from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.model import (
     ApiToken,
@@ -64,7 +65,7 @@ from fleetprompt_core.domain.model import (
     TargetContext,
     User,
 )
-from fleetprompt_core.domain.search import FIELD_WEIGHTS, name_key, tokenize
+from fleetprompt_core.domain.search import FIELD_WEIGHTS, ListingCard, name_key, tokenize
 from fleetprompt_core.policies import markdown
 
 __all__ = [
@@ -76,12 +77,14 @@ __all__ = [
     "INSTALL_INTENTS",
     "INSTALL_TOKENS",
     "LISTINGS",
+    "LISTING_CARDS",
     "PROFILES",
     "RELEASES",
     "SESSIONS",
     "UNPREFIXED",
     "USERS",
     "Codec",
+    "Loader",
     "account_row",
     "api_token_row",
     "audit_row",
@@ -412,6 +415,50 @@ class Codec(Generic[E]):
         return [load(row) for row in rows]
 
 
+class Loader(Generic[E]):
+    """The generated ``load_values(row)`` of a class read from a query rather than one
+    table (a read model such as :class:`ListingCard`): the query selects :attr:`columns`,
+    named by the same flattening rules as a table's, in that order.
+
+    The columns in ``json_text`` arrive as JSON text (the query casts them): the loader
+    decodes them itself with ``decode`` (the engine's cached decoder), one call a value
+    instead of the driver type's three."""
+
+    def __init__(
+        self,
+        cls: type[E],
+        *,
+        json_text: Iterable[str] = (),
+        decode: Callable[[str], Any] | None = None,
+    ) -> None:
+        self.cls = cls
+        source = _Source(cls.__name__)
+        plan = _Plan(cls, source)
+        plan.write(cls, "e", "")
+        #: The names of the values a row holds, in order (one per flattened field).
+        self.columns: tuple[str, ...] = tuple(plan.columns)
+        #: The columns the query selects as JSON text.
+        self.json_text: frozenset[str] = frozenset(json_text)
+        if not self.json_text <= set(self.columns) or (self.json_text and decode is None):
+            raise ValueError(f"{cls.__name__}: JSON text columns {sorted(self.json_text)}")
+        position = {column: index for index, column in enumerate(self.columns)}
+        decoder = source.ref(decode, "decode") if decode is not None else ""
+
+        def get(column: str) -> str:
+            value = f"r[{position[column]}]"
+            return f"{decoder}({value})" if column in self.json_text else value
+
+        body = plan.read(cls, get, "")
+        self.load_values: Callable[[Sequence[Any]], E] = source.compile(
+            "load_values", ["def load_values(r):", f"    return {body}"]
+        )
+
+    def load_all(self, rows: Iterable[Sequence[Any]]) -> list[E]:
+        """The objects of fetched rows (pass ``result.all()``)."""
+        load = self.load_values
+        return [load(row) for row in rows]
+
+
 # --------------------------------------------------------------------------- the mapped entities
 
 USERS = Codec(User, t.users)
@@ -425,6 +472,17 @@ ACCOUNTS = Codec(Account, t.accounts)
 SESSIONS = Codec(BrowserSession, t.browser_sessions)
 IDEMPOTENCY = Codec(IdempotencyRecord, t.idempotency_records)
 AUDIT_EVENTS = Codec(AuditEvent, t.audit_events)
+
+#: A search page's listing card (ADR 0040), read by ``search.py`` (JSON columns as text).
+LISTING_CARDS = Loader(
+    ListingCard,
+    json_text=[
+        c
+        for c in Loader(ListingCard).columns
+        if c in t.listings.c and isinstance(t.listings.c[c].type, sa.JSON)
+    ],
+    decode=decode_json,
+)
 
 #: Every entity stored in a table of its own, with its codec.
 CODECS: tuple[Codec[Any], ...] = (

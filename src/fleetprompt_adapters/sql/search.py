@@ -40,11 +40,25 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from fleetprompt_adapters.sql import tables as t
-from fleetprompt_adapters.sql.mapping import LISTINGS
+from fleetprompt_adapters.sql.mapping import LISTING_CARDS, LISTINGS
 from fleetprompt_core.base.enums import ListingStatus, SearchSort, VerificationStatus
-from fleetprompt_core.domain.search import FIELD_WEIGHTS, ListingSearch, SearchHit
+from fleetprompt_core.domain.search import (
+    FIELD_WEIGHTS,
+    CardHit,
+    ListingCard,
+    ListingSearch,
+    SearchHit,
+)
 
-__all__ = ["COMMON_TERM_ROWS", "RankedSearch", "fetch_ranked", "search_published"]
+__all__ = [
+    "COMMON_TERM_ROWS",
+    "RankedSearch",
+    "cards_of",
+    "fetch_ranked",
+    "fetch_ranked_cards",
+    "search_cards",
+    "search_published",
+]
 
 #: A term with at least this many index rows is "common": the order-first plan is cheaper.
 COMMON_TERM_ROWS = 2_000
@@ -55,6 +69,11 @@ _T = t.listing_terms
 _LB = t.listing_labels
 _I = t.install_intents
 _P = t.publisher_profiles
+_U = t.users
+_DIALECTS = ("sqlite", "postgresql")
+
+#: A ranked page before its rows are read: ``(listing id, score, installs)`` in order.
+Ranked = list[tuple[str, int, int]]
 
 
 def _term_range(column: sa.ColumnElement[str], term: str) -> sa.ColumnElement[bool]:
@@ -96,9 +115,10 @@ def _label_filters(
 
 def _verified_publisher(publisher_id: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
     """The publisher's profile says ``verified`` (no profile: not verified)."""
+    profile = _P.alias("verified_profile")  # its own: a card's query joins the profiles too
     return sa.exists().where(
-        _P.c.publisher_id == publisher_id,
-        _P.c.verification_status == VerificationStatus.VERIFIED,
+        profile.c.publisher_id == publisher_id,
+        profile.c.verification_status == VerificationStatus.VERIFIED,
     )
 
 
@@ -156,35 +176,103 @@ def _no_score_key(search: ListingSearch) -> ListingSearch | None:
     return attrs.evolve(search, sort=SearchSort.UPDATED, after=after)
 
 
-#: The listings of a page, by id (the plans that rank on narrow columns fetch them last).
-#: The ids are one bound value (a JSON array on SQLite, an array on PostgreSQL), not one
-#: parameter each: the statement's SQL is the same for every page, so it is compiled once
-#: and the driver's statement cache is hit (an expanding ``IN`` is rendered again per call,
-#: which cost more than the query itself on a page of 50).
-_PAGE_SQLITE = sa.select(_L).where(
-    _L.c.listing_id.in_(
-        sa.select(sa.column("value", sa.Text))
-        .select_from(sa.func.json_each(sa.bindparam("ids", type_=sa.Text)))
+def _one_of(column: sa.ColumnElement[str], dialect: str) -> sa.ColumnElement[bool]:
+    """``column`` is one of the ids bound as ``:ids``, one bound value (a JSON array on
+    SQLite, an array on PostgreSQL), not one parameter each: the statement's SQL is the
+    same for every page, so it is compiled once and the driver's statement cache is hit
+    (an expanding ``IN`` is rendered again per call, which cost more than the query itself
+    on a page of 50). :func:`_ids` binds the value."""
+    if dialect == "sqlite":
+        return column.in_(
+            sa.select(sa.column("value", sa.Text))
+            .select_from(sa.func.json_each(sa.bindparam("ids", type_=sa.Text)))
+            .scalar_subquery()
+        )
+    return column == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text)))
+
+
+def _ids(conn: sa.Connection, ids: Sequence[str]) -> str | list[str]:
+    """The ``:ids`` value of :func:`_one_of` on ``conn``'s database."""
+    return json.dumps(list(ids)) if conn.dialect.name == "sqlite" else list(ids)
+
+
+#: The listings of a page, by id (every plan ranks on narrow columns and fetches them last).
+_PAGE = {dialect: sa.select(_L).where(_one_of(_L.c.listing_id, dialect)) for dialect in _DIALECTS}
+
+
+def _card_columns() -> list[sa.ColumnElement[Any]]:
+    """What a card reads (``mapping.LISTING_CARDS.columns``): the listing's columns but its
+    description and moderation, its publisher's names (users, and the profile when there
+    is one), and its install intents created at or after ``:since``."""
+    installs = (
+        sa.select(sa.func.count())
+        .where(_I.c.listing_id == _L.c.listing_id, _I.c.created_at_ms >= sa.bindparam("since"))
         .scalar_subquery()
     )
-)
-_PAGE_POSTGRESQL = sa.select(_L).where(
-    _L.c.listing_id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.Text)))
-)
+    sources: dict[str, sa.ColumnElement[Any]] = {
+        "publisher_user_display_name": _U.c.display_name,
+        "publisher_profile_display_name": _P.c.display_name,
+        "publisher_verification_status": sa.type_coerce(_P.c.verification_status, sa.Text),
+        "publisher_verification_checked_at_ms": _P.c.verification_checked_at_ms,
+        "publisher_verification_reason": _P.c.verification_reason,
+        "installs": installs,
+    }
+    return [
+        sources[name].label(name) if name in sources else _raw(_L.c[name])
+        for name in LISTING_CARDS.columns
+    ]
 
 
-def _fetch(conn: sa.Connection, ranked: Sequence[tuple[str, int]]) -> list[SearchHit]:
-    """The listings of ``ranked`` (id, score) pairs, in that order."""
+def _raw(column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+    """``column`` as the card loader takes it: JSON as its text (``LISTING_CARDS.json_text``),
+    an enum as its stored string; no driver type processes the value first."""
+    if column.name in LISTING_CARDS.json_text:
+        return sa.cast(column, sa.Text).label(column.name)
+    if isinstance(column.type, sa.Enum):
+        return sa.type_coerce(column, sa.Text).label(column.name)
+    return column
+
+
+_CARD_SOURCE = _L.outerjoin(_U, _U.c.user_id == _L.c.publisher_user_id).outerjoin(
+    _P, _P.c.publisher_id == _L.c.publisher_user_id
+)
+#: The cards of a page, by id, in one statement: the listing, its publisher, its count.
+_CARDS = {
+    dialect: sa.select(*_card_columns())
+    .select_from(_CARD_SOURCE)
+    .where(_one_of(_L.c.listing_id, dialect))
+    for dialect in _DIALECTS
+}
+
+
+def cards_of(conn: sa.Connection, ids: Sequence[str], since_ms: int) -> dict[str, ListingCard]:
+    """The cards of the listings ``ids`` that exist, by id (install intents from ``since_ms``)."""
+    if not ids:
+        return {}
+    params = {"ids": _ids(conn, ids), "since": since_ms}
+    rows = conn.execute(_CARDS[conn.dialect.name], params).all()
+    return {card.listing_id: card for card in LISTING_CARDS.load_all(rows)}
+
+
+def _fetch(conn: sa.Connection, ranked: Ranked) -> list[SearchHit]:
+    """The listings of ``ranked``, in that order."""
     if not ranked:
         return []
-    ids = [listing_id for listing_id, _ in ranked]
-    if conn.dialect.name == "sqlite":
-        rows = conn.execute(_PAGE_SQLITE, {"ids": json.dumps(ids)}).all()
-    else:
-        rows = conn.execute(_PAGE_POSTGRESQL, {"ids": ids}).all()
+    ids = _ids(conn, [listing_id for listing_id, _, _ in ranked])
+    rows = conn.execute(_PAGE[conn.dialect.name], {"ids": ids}).all()
     by_id = {listing.listing_id: listing for listing in LISTINGS.load_all(rows)}
     return [
-        SearchHit(by_id[listing_id], score) for listing_id, score in ranked if listing_id in by_id
+        SearchHit(by_id[listing_id], score, installs)
+        for listing_id, score, installs in ranked
+        if listing_id in by_id
+    ]
+
+
+def _fetch_cards(conn: sa.Connection, ranked: Ranked, since_ms: int) -> list[CardHit]:
+    """The cards of ``ranked``, in that order."""
+    by_id = cards_of(conn, [listing_id for listing_id, _, _ in ranked], since_ms)
+    return [
+        CardHit(by_id[listing_id], score) for listing_id, score, _ in ranked if listing_id in by_id
     ]
 
 
@@ -199,7 +287,16 @@ class RankedSearch(Protocol):
 def fetch_ranked(conn: sa.Connection, ranked: Sequence[tuple[str, int]]) -> list[SearchHit]:
     """The published listings of ``ranked``, in its order (a listing unpublished since the
     engine ranked it is left out)."""
-    return [hit for hit in _fetch(conn, ranked) if hit.listing.status is ListingStatus.PUBLISHED]
+    hits = _fetch(conn, [(listing_id, score, 0) for listing_id, score in ranked])
+    return [hit for hit in hits if hit.listing.status is ListingStatus.PUBLISHED]
+
+
+def fetch_ranked_cards(
+    conn: sa.Connection, ranked: Sequence[tuple[str, int]], since_ms: int
+) -> list[CardHit]:
+    """The cards of the published listings of ``ranked``, in its order (as ``fetch_ranked``)."""
+    hits = _fetch_cards(conn, [(listing_id, score, 0) for listing_id, score in ranked], since_ms)
+    return [hit for hit in hits if hit.listing.status is ListingStatus.PUBLISHED]
 
 
 def _capped_count(query: sa.Select[Any]) -> sa.Select[Any]:
@@ -247,10 +344,11 @@ def _browse_params(search: ListingSearch) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=64)
 def _browse_listings(
-    sort: SearchSort, by_kind: bool, verified: bool, keyed: bool
+    sort: SearchSort, by_kind: bool, verified: bool, keyed: bool, cards: bool = False
 ) -> sa.Select[Any]:
     """Browse without label filters: walk ``listings (status, <sort key>)``; built once per
-    shape (the values are parameters)."""
+    shape (the values are parameters). The ids of the page, or with ``cards`` the page's
+    cards themselves (one statement: the walk joined to what a card reads)."""
     columns = _order_columns(_L, sort)
     conditions = [_L.c.status == ListingStatus.PUBLISHED]
     if by_kind:
@@ -259,12 +357,12 @@ def _browse_listings(
         conditions.append(_verified_publisher(_L.c.publisher_user_id))
     if keyed:
         conditions.append(_after_bound(columns, sort))
-    return (
-        sa.select(_L)
-        .where(*conditions)
-        .order_by(*_ordered(columns, sort))
-        .limit(sa.bindparam("limit"))
+    query = (
+        sa.select(*_card_columns()).select_from(_CARD_SOURCE)
+        if cards
+        else sa.select(_L.c.listing_id)
     )
+    return query.where(*conditions).order_by(*_ordered(columns, sort)).limit(sa.bindparam("limit"))
 
 
 @functools.lru_cache(maxsize=256)
@@ -299,7 +397,7 @@ def _browse_labels(
     )
 
 
-def _browse(conn: sa.Connection, original: ListingSearch, cap: int) -> list[SearchHit]:
+def _browse(conn: sa.Connection, original: ListingSearch, cap: int) -> Ranked:
     search = _no_score_key(original)
     if search is None:
         return []
@@ -315,10 +413,9 @@ def _browse(conn: sa.Connection, original: ListingSearch, cap: int) -> list[Sear
         for index, (other_kind, other_value) in enumerate(others):
             params.update({f"kind_{index}": other_kind, f"value_{index}": other_value})
         ids = _browse_labels(search.sort, by_kind, len(others), search.verified_only, keyed)
-        return _fetch(conn, [(row[0], 0) for row in conn.execute(ids, params).all()])
-    query = _browse_listings(search.sort, by_kind, search.verified_only, keyed)
-    listings = LISTINGS.load_all(conn.execute(query, params).all())
-    return [SearchHit(listing, 0) for listing in listings]
+    else:
+        ids = _browse_listings(search.sort, by_kind, search.verified_only, keyed)
+    return [(row[0], 0, 0) for row in conn.execute(ids, params).all()]
 
 
 def _term_rows(conn: sa.Connection, term: str, cap: int) -> int:
@@ -327,15 +424,12 @@ def _term_rows(conn: sa.Connection, term: str, cap: int) -> int:
     return int(conn.execute(_TERM_ROWS, params).scalar_one())
 
 
-def _hits(conn: sa.Connection, query: sa.Select[Any]) -> list[SearchHit]:
-    # The listing's columns come first (table order), the score last.
-    load = LISTINGS.load_values
-    return [SearchHit(load(row), int(row[-1])) for row in conn.execute(query).all()]
+def _hits(conn: sa.Connection, query: sa.Select[Any]) -> Ranked:
+    """The ``(listing id, score)`` rows of ``query``, installs 0."""
+    return [(row[0], int(row[1]), 0) for row in conn.execute(query).all()]
 
 
-def _terms_first(
-    conn: sa.Connection, search: ListingSearch, terms: Sequence[str]
-) -> list[SearchHit]:
+def _terms_first(conn: sa.Connection, search: ListingSearch, terms: Sequence[str]) -> Ranked:
     rarest, others = terms[0], terms[1:]
     matched = _T.alias("matched")
     grouped = (
@@ -386,12 +480,10 @@ def _terms_first(
         .order_by(*_ordered(columns, search.sort))
         .limit(search.limit)
     )
-    return _fetch(conn, [(row[0], int(row[1])) for row in conn.execute(ranking)])
+    return [(row[0], int(row[1]), 0) for row in conn.execute(ranking)]
 
 
-def _order_first(
-    conn: sa.Connection, search: ListingSearch, terms: Sequence[str]
-) -> list[SearchHit]:
+def _order_first(conn: sa.Connection, search: ListingSearch, terms: Sequence[str]) -> Ranked:
     conditions: list[sa.ColumnElement[bool]] = [_L.c.status == ListingStatus.PUBLISHED]
     if search.asset_kind is not None:
         conditions.append(_L.c.asset_kind == search.asset_kind)
@@ -411,7 +503,7 @@ def _order_first(
     for term in terms:
         score = score + _probe(_L.c.listing_id, term)
     query = (
-        sa.select(_L, score.label("score"))
+        sa.select(_L.c.listing_id, score.label("score"))
         .where(*conditions)
         .order_by(*_ordered(columns, search.sort))
         .limit(search.limit)
@@ -444,11 +536,11 @@ def _score(search: ListingSearch) -> sa.ColumnElement[int]:
     return score
 
 
-def _by_installs(conn: sa.Connection, search: ListingSearch) -> list[SearchHit]:
+def _by_installs(conn: sa.Connection, search: ListingSearch) -> Ranked:
     """``(installs, id)`` descending: installed listings first, then the rest by id."""
     since = search.installs_since_ms
     after = search.after
-    hits: list[SearchHit] = []
+    hits: Ranked = []
     if after is None or int(after[0]) > 0:
         recent = (
             sa.select(_I.c.listing_id, sa.func.count().label("installs"))
@@ -461,15 +553,14 @@ def _by_installs(conn: sa.Connection, search: ListingSearch) -> list[SearchHit]:
             bound = sa.tuple_(sa.literal(after[0]), sa.literal(after[1]))
             conditions.append(sa.tuple_(recent.c.installs, _L.c.listing_id) < bound)
         query = (
-            sa.select(_L, _score(search).label("score"), recent.c.installs)
+            sa.select(_L.c.listing_id, _score(search).label("score"), recent.c.installs)
             .select_from(recent.join(_L, _L.c.listing_id == recent.c.listing_id))
             .where(*conditions)
             .order_by(recent.c.installs.desc(), _L.c.listing_id.desc())
             .limit(search.limit)
         )
-        load = LISTINGS.load_values
         rows = conn.execute(query).all()
-        hits += [SearchHit(load(row), int(row[-2]), int(row[-1])) for row in rows]
+        hits += [(row[0], int(row[1]), int(row[2])) for row in rows]
     remaining = search.limit - len(hits)
     if remaining <= 0 or (after is not None and int(after[0]) < 0):
         return hits
@@ -481,7 +572,7 @@ def _by_installs(conn: sa.Connection, search: ListingSearch) -> list[SearchHit]:
     if after is not None and int(after[0]) == 0:
         conditions.append(_L.c.listing_id < after[1])
     query = (
-        sa.select(_L, _score(search).label("score"))
+        sa.select(_L.c.listing_id, _score(search).label("score"))
         .where(*conditions)
         .order_by(_L.c.listing_id.desc())
         .limit(remaining)
@@ -496,6 +587,38 @@ def search_published(
 
     A term covering at least ``common_term_rows`` index rows counts as common.
     """
+    return _fetch(conn, _ranked(conn, search, common_term_rows))
+
+
+def search_cards(
+    conn: sa.Connection, search: ListingSearch, common_term_rows: int = COMMON_TERM_ROWS
+) -> list[CardHit]:
+    """The hits of ``search_published`` as cards (install intents from the search's window).
+
+    A browse without words or labels (the catalogue's first page) reads its cards in the
+    walk itself; every other plan ranks ids, then reads the page's cards by id.
+    """
+    browse = _no_score_key(search) if _plain_browse(search) else None
+    if browse is not None:
+        by_kind, keyed = browse.asset_kind is not None, browse.after is not None
+        query = _browse_listings(browse.sort, by_kind, browse.verified_only, keyed, cards=True)
+        params = {**_browse_params(browse), "since": search.installs_since_ms}
+        return [
+            CardHit(card, 0) for card in LISTING_CARDS.load_all(conn.execute(query, params).all())
+        ]
+    return _fetch_cards(conn, _ranked(conn, search, common_term_rows), search.installs_since_ms)
+
+
+def _plain_browse(search: ListingSearch) -> bool:
+    return (
+        search.limit > 0
+        and search.sort is not SearchSort.INSTALLS
+        and not (search.terms or search.tags or search.categories)
+    )
+
+
+def _ranked(conn: sa.Connection, search: ListingSearch, common_term_rows: int) -> Ranked:
+    """The page of ``search``: which listings, in order, with their scores (plans above)."""
     if search.limit <= 0:
         return []
     if search.sort is SearchSort.INSTALLS:

@@ -40,7 +40,10 @@ from fleetprompt_adapters.sql.engine import READ_ONLY_OPTION, SQLITE_BUSY_TIMEOU
 from fleetprompt_adapters.sql.search import (
     COMMON_TERM_ROWS,
     RankedSearch,
+    cards_of,
     fetch_ranked,
+    fetch_ranked_cards,
+    search_cards,
     search_published,
 )
 from fleetprompt_core.base.enums import (
@@ -63,7 +66,13 @@ from fleetprompt_core.domain.model import (
     Release,
     User,
 )
-from fleetprompt_core.domain.search import ListingSearch, SearchHit, ranked_by_engine
+from fleetprompt_core.domain.search import (
+    CardHit,
+    ListingCard,
+    ListingSearch,
+    SearchHit,
+    ranked_by_engine,
+)
 from fleetprompt_core.policies.versions import VersionCandidate
 from fleetprompt_core.ports import AuditQuery, CreatedKey, Redeemable, UniqueConstraint
 
@@ -724,6 +733,23 @@ class _Listings(_Repo):
             return guarded(lambda: fetch_ranked(self.conn, engine.ranked(self.conn, search)))
         threshold = store.common_term_rows
         return guarded(lambda: search_published(self.conn, search, threshold))
+
+    def search_cards(self, search: ListingSearch) -> Sequence[CardHit]:
+        store = self._uow.store
+        engine = store.search_engine
+        since = search.installs_since_ms
+        if engine is not None and ranked_by_engine(search):
+            return guarded(
+                lambda: fetch_ranked_cards(self.conn, engine.ranked(self.conn, search), since)
+            )
+        threshold = store.common_term_rows
+        return guarded(lambda: search_cards(self.conn, search, threshold))
+
+    def cards(
+        self, listing_ids: Iterable[str], installs_since_ms: int
+    ) -> Mapping[str, ListingCard]:
+        wanted = sorted(lid for lid in set(listing_ids) if self._storable(lid))
+        return guarded(lambda: cards_of(self.conn, wanted, installs_since_ms))
 
 
 class _Releases(_Repo):

@@ -54,14 +54,17 @@ from typing import Final
 
 import attrs
 
-from fleetprompt_core.base.enums import AssetKind, SearchSort
-from fleetprompt_core.domain.model import Listing
+from fleetprompt_core.base.enums import AssetKind, ListingStatus, SearchSort, VerificationStatus
+from fleetprompt_core.domain.model import Image, Links, Listing
 
 __all__ = [
     "FIELD_WEIGHTS",
     "MAX_TERMS",
+    "CardHit",
     "IndexedListing",
+    "ListingCard",
     "ListingSearch",
+    "PublisherNames",
     "RankedHit",
     "SearchHit",
     "SortKey",
@@ -160,6 +163,75 @@ class SearchHit:
 
 
 @attrs.frozen
+class PublisherNames:
+    """A listing's publisher as a card carries it, as stored: the user's display name and,
+    when the publisher saved a profile, the profile's name and verification (``None``
+    without one). The core decides what a page shows from it (``views.publisher_summary``).
+    """
+
+    user_display_name: str | None
+    profile_display_name: str | None = None
+    verification_status: VerificationStatus | None = None
+    verification_checked_at_ms: int | None = None
+    verification_reason: str | None = None
+
+
+@attrs.frozen
+class ListingCard:
+    """What a search page shows of a listing, read in one go (ADR 0040): the listing's
+    fields without its description and moderation, its publisher's names, and its install
+    intents created at or after the read's ``installs_since_ms``."""
+
+    listing_id: str
+    publisher_user_id: str
+    asset_kind: AssetKind
+    status: ListingStatus
+    name: str
+    summary: str
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+    images: tuple[Image, ...]
+    links: Links
+    created_at_ms: int
+    updated_at_ms: int
+    publisher: PublisherNames
+    installs: int
+
+    @classmethod
+    def of(cls, listing: Listing, publisher: PublisherNames, installs: int) -> ListingCard:
+        """The card of ``listing`` (adapters that hold whole listings, and the tests)."""
+        return cls(
+            listing_id=listing.listing_id,
+            publisher_user_id=listing.publisher_user_id,
+            asset_kind=listing.asset_kind,
+            status=listing.status,
+            name=listing.name,
+            summary=listing.summary,
+            tags=listing.tags,
+            categories=listing.categories,
+            images=listing.images,
+            links=listing.links,
+            created_at_ms=listing.created_at_ms,
+            updated_at_ms=listing.updated_at_ms,
+            publisher=publisher,
+            installs=installs,
+        )
+
+
+@attrs.frozen
+class CardHit:
+    """A hit of a search page as cards: the listing's card and its score (see ``SearchHit``)."""
+
+    listing: ListingCard
+    score: int
+
+    @property
+    def installs(self) -> int:
+        """Install intents in the search's window (the ``installs`` sort's key)."""
+        return self.listing.installs
+
+
+@attrs.frozen
 class IndexedListing:
     """What a search engine indexes of a published listing."""
 
@@ -211,7 +283,7 @@ def descending(sort: SearchSort) -> bool:
     return sort is not SearchSort.NAME
 
 
-def sort_key(hit: SearchHit, sort: SearchSort) -> SortKey:
+def sort_key(hit: SearchHit | CardHit, sort: SearchSort) -> SortKey:
     listing = hit.listing
     if sort is SearchSort.RELEVANCE:
         return (hit.score, listing.updated_at_ms, listing.listing_id)

@@ -10,9 +10,10 @@ from fleetprompt_core.base import limits
 from fleetprompt_core.base.enums import SearchSort
 from fleetprompt_core.commands.parsers import parse_flag, parse_search
 from fleetprompt_core.domain.model import Release
-from fleetprompt_core.domain.search import ListingSearch, SearchHit, sort_key
+from fleetprompt_core.domain.search import CardHit, ListingSearch, sort_key
 from fleetprompt_core.policies import versions
 from fleetprompt_core.policies.pagination import Page, Position
+from fleetprompt_core.policies.versions import VersionCandidate
 from fleetprompt_core.ports import UnitOfWork
 from fleetprompt_core.services import _authz as authz
 from fleetprompt_core.services import throttle
@@ -24,7 +25,7 @@ from fleetprompt_core.services.views import (
     PublicListingDetail,
     PublicPublisher,
     PublicRelease,
-    public_listings,
+    public_cards,
     public_release,
 )
 
@@ -136,9 +137,9 @@ class Catalog:
             limit=request.limit + 1,
         )
         with self._rt.reader() as uow:
-            hits: list[SearchHit] = list(uow.listings.search_published(search))
-            page_hits = hits[: request.limit]
-            items = public_listings(uow, [hit.listing for hit in page_hits], now)
+            hits: Sequence[CardHit] = uow.listings.search_cards(search)
+        page_hits = hits[: request.limit]
+        items = public_cards(hit.listing for hit in page_hits)
         next_cursor = None
         if len(hits) > request.limit:
             next_cursor = self._rt.cursors.encode(scope, sort_key(page_hits[-1], request.sort))
@@ -150,7 +151,7 @@ class Catalog:
         now = self._rt.clock.now_ms()
         with self._rt.reader() as uow:
             listing = authz.public_listing(uow, listing_id)
-            (public,) = public_listings(uow, [listing], now)
+            card = uow.listings.cards([listing_id], now - limits.STATS_WINDOW_MS)[listing_id]
             releases = release_page(
                 self._rt,
                 uow,
@@ -159,7 +160,12 @@ class Catalog:
                 include_revoked=False,
                 request=page_request(None),
             )
-            latest = latest_release(uow, listing_id, releases.items)
+            if releases.next_cursor is None:
+                # The page holds every published release: the latest is among them.
+                latest = _latest_of(releases.items)
+            else:
+                latest = latest_release(uow, listing_id, releases.items)
+        (public,) = public_cards([card])
         return PublicListingDetail(
             listing=public,
             description=listing.description,
@@ -206,6 +212,16 @@ class Catalog:
             bio=profile.bio,
             verification=profile.verification,
         )
+
+
+def _latest_of(releases: Sequence[Release]) -> Release | None:
+    """The latest of ``releases`` (every published release of a listing), as ``latest_release``."""
+    chosen = versions.latest(
+        [VersionCandidate(r.release_id, r.version, r.published_at_ms) for r in releases]
+    )
+    return (
+        None if chosen is None else next(r for r in releases if r.release_id == chosen.release_id)
+    )
 
 
 def _release_scope(listing_id: str, include_revoked: bool) -> str:

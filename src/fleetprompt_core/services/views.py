@@ -35,6 +35,7 @@ from fleetprompt_core.domain.model import (
     Verification,
     accepted_targets,
 )
+from fleetprompt_core.domain.search import ListingCard, PublisherNames
 from fleetprompt_core.policies.markdown import rendered
 from fleetprompt_core.policies.pagination import Page
 from fleetprompt_core.policies.versions import semver_warning
@@ -56,8 +57,10 @@ __all__ = [
     "default_profile",
     "listing_views",
     "new_listing_view",
+    "public_cards",
     "public_listings",
     "public_release",
+    "publisher_summary",
     "release_warnings",
 ]
 
@@ -209,12 +212,16 @@ def _no_bio() -> RenderedMarkdown:
     return rendered("")
 
 
+def _default_name(user_display_name: str | None) -> str:
+    """The name of a publisher without a saved profile: the user's display name, bounded."""
+    return (user_display_name or "").strip()[: limits.DISPLAY_NAME_MAX] or "Unnamed publisher"
+
+
 def default_profile(user: User) -> PublisherProfile:
     """The profile a publisher has before saving one."""
-    name = (user.display_name or "").strip()[: limits.DISPLAY_NAME_MAX] or "Unnamed publisher"
     return PublisherProfile(
         publisher_id=user.user_id,
-        display_name=name,
+        display_name=_default_name(user.display_name),
         bio=_no_bio(),
         verification=Verification(),
         created_at_ms=user.created_at_ms,
@@ -279,6 +286,53 @@ def public_listings(
         )
         for item in listings
     ]
+
+
+def publisher_summary(publisher_id: str, names: PublisherNames) -> PublisherSummary:
+    """What a page shows of a card's publisher: its saved profile's name and verification,
+    or, without a profile, the default profile's (as ``default_profile``)."""
+    if names.profile_display_name is None or names.verification_status is None:
+        return PublisherSummary(
+            publisher_id, _default_name(names.user_display_name), Verification()
+        )
+    verification = Verification(
+        names.verification_status, names.verification_checked_at_ms, names.verification_reason
+    )
+    return PublisherSummary(publisher_id, names.profile_display_name, verification)
+
+
+def public_cards(cards: Iterable[ListingCard]) -> list[PublicListing]:
+    """The public views of listing cards (a search page): the same as ``public_listings``
+    of the listings, from what the cards carry."""
+    # One summary per publisher and names (a page repeats its few publishers).
+    publishers: dict[str, tuple[PublisherNames, PublisherSummary]] = {}
+    items = []
+    for card in cards:
+        known = publishers.get(card.publisher_user_id)
+        if known is not None and known[0] == card.publisher:
+            publisher = known[1]
+        else:
+            publisher = publisher_summary(card.publisher_user_id, card.publisher)
+            publishers[card.publisher_user_id] = (card.publisher, publisher)
+        items.append(
+            PublicListing(
+                listing_id=card.listing_id,
+                asset_kind=card.asset_kind,
+                status=card.status,
+                name=card.name,
+                summary=card.summary,
+                tags=card.tags,
+                categories=card.categories,
+                publisher=publisher,
+                images=card.images,
+                links=card.links,
+                install_attempts_30d=card.installs,
+                created_at_ms=card.created_at_ms,
+                updated_at_ms=card.updated_at_ms,
+                target_systems=accepted_targets(card.asset_kind),
+            )
+        )
+    return items
 
 
 def new_listing_view(uow: UnitOfWork, listing: Listing, publisher: User) -> ListingView:
