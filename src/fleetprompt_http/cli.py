@@ -321,6 +321,7 @@ def search_reindex(index_dir: str | None) -> None:
     with _failures():
         import attrs  # noqa: PLC0415
 
+        from fleetprompt_adapters import sql  # noqa: PLC0415
         from fleetprompt_adapters.search.follower import (  # noqa: PLC0415
             SearchFollower,
             count_published,
@@ -335,7 +336,7 @@ def search_reindex(index_dir: str | None) -> None:
             assert storage.engine is not None
             with (
                 free_slots(Path(root).expanduser().absolute()) as slots,
-                storage.engine.connect() as conn,
+                sql.reading(storage.engine) as conn,
             ):
                 if not slots:
                     _note(f"every slot under {root} is held by a running process; nothing to do")

@@ -131,7 +131,7 @@ def open_storage(
             engine.dispose()
 
     def warm() -> int:
-        with engine.connect() as conn:
+        with sql.reading(engine) as conn:
             return follower.catch_up(conn)
 
     return Storage(app, check_schema, close, engine, lambda: sql.ping(engine), warm)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,22 @@ def test_the_server_builds_its_search_index_at_start_up(
         assert _search_ids(client, "a")
         assert len(built_before) > 1
         assert None not in built_before[1:]  # searches only caught up
+
+
+def test_the_start_up_build_takes_no_write_lock(cli: Cli, tmp_path: Path) -> None:
+    """Building the index only reads: a server starts (and `search reindex` runs) while
+    another connection holds SQLite's write lock, as when two processes start at once."""
+    database = tmp_path / "fp.db"
+    writer = sqlite3.connect(database, timeout=0)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        settings = Settings(database_url=cli.database_url, db_statement_timeout_ms=1_000)
+        with TestClient(create_app(settings)) as client:
+            assert _search_ids(client, "a")
+        cli.ok("search", "reindex", "--index-dir", str(tmp_path / "index"))
+    finally:
+        writer.rollback()
+        writer.close()
 
 
 def test_search_reindex_uses_the_configured_directory(cli: Cli, tmp_path: Path) -> None:

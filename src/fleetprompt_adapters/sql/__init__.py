@@ -24,7 +24,7 @@ if importlib.util.find_spec("alembic") is None:  # imported only to migrate: slo
     raise MissingExtra("fleetprompt_adapters.sql", "sql", "alembic")
 
 from fleetprompt_adapters.sql.catalog_version import SqlCatalogVersion
-from fleetprompt_adapters.sql.engine import Timeouts, create_engine, normalize_url
+from fleetprompt_adapters.sql.engine import Timeouts, create_engine, normalize_url, reading
 from fleetprompt_adapters.sql.schema import (
     create_schema,
     current_revision,
@@ -51,6 +51,7 @@ __all__ = [
     "head_revision",
     "normalize_url",
     "ping",
+    "reading",
     "upgrade",
 ]
 

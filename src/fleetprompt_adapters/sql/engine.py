@@ -21,11 +21,13 @@ statement that runs past the bound. A failure of any of them is an outage
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import time
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -71,6 +73,15 @@ class Timeouts:
 UNBOUNDED_STATEMENTS = Timeouts(statement_ms=None)
 #: Connection execution option marking a unit of work that only reads.
 READ_ONLY_OPTION = "fleetprompt_read_only"
+
+
+@contextlib.contextmanager
+def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection for work that only reads the database (a search index build, a
+    count): on SQLite its transactions begin deferred, so they take no write lock and
+    neither wait for writers nor keep them (or another process starting) waiting."""
+    with engine.connect() as conn:
+        yield conn.execution_options(**{READ_ONLY_OPTION: True})
 
 
 #: JSON texts up to this length are decoded once and the value kept (see ``decode_json``).

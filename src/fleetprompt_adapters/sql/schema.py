@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from fleetprompt_adapters.sql.engine import READ_ONLY_OPTION
+from fleetprompt_adapters.sql.engine import reading
 from fleetprompt_adapters.sql.tables import metadata
 
 if TYPE_CHECKING:
@@ -103,8 +103,7 @@ def _head_of(revisions: tuple[tuple[str, str | None], ...]) -> str | None:
 
 def current_revision(engine: sa.Engine) -> str | None:
     """The revision the database is at (``None`` for an empty database)."""
-    with engine.connect() as connection:
-        connection.execution_options(**{READ_ONLY_OPTION: True})  # no write lock on SQLite
+    with reading(engine) as connection:  # no write lock on SQLite
         if not sa.inspect(connection).has_table("alembic_version"):
             return None
         versions = connection.execute(sa.text("SELECT version_num FROM alembic_version"))

@@ -36,7 +36,7 @@ from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import search_log
 from fleetprompt_adapters.sql import tables as t
 from fleetprompt_adapters.sql.catalog_version import SqlCatalogVersion, bump_statement
-from fleetprompt_adapters.sql.engine import READ_ONLY_OPTION, SQLITE_BUSY_TIMEOUT_MS
+from fleetprompt_adapters.sql.engine import READ_ONLY_OPTION, SQLITE_BUSY_TIMEOUT_MS, reading
 from fleetprompt_adapters.sql.search import (
     COMMON_TERM_ROWS,
     RankedSearch,
@@ -149,8 +149,7 @@ def ping(engine: sa.Engine) -> None:
     """
 
     def round_trip() -> None:
-        with engine.connect() as connection:
-            connection.execution_options(**{READ_ONLY_OPTION: True})
+        with reading(engine) as connection:
             connection.exec_driver_sql("SELECT 1")
 
     guarded(round_trip)
