@@ -11,6 +11,7 @@ import pytest
 from contract import entities
 from contract.entities import T0
 from contract.harness import Adapter, assert_identical, expected_page, walk_pages
+from fleetprompt_adapters.memory import MemoryStore
 from fleetprompt_core.base.enums import ListingStatus
 from fleetprompt_core.base.errors import DuplicateError
 from fleetprompt_core.domain.model import Listing, User
@@ -266,3 +267,30 @@ def test_listings_list_by_owner_sees_status_changes(adapter: Adapter) -> None:
     )
     assert list(drafts) == []
     assert [x.listing_id for x in live] == [listing.listing_id]
+
+
+def test_memory_catalogue_version_moves_when_a_listing_enters_or_leaves_draft() -> None:
+    """The in-process catalogue version (the public cache's key) moves when a listing is
+    published and again when it goes back to draft (it leaves every public answer); an
+    edit of a draft that stays a draft leaves it."""
+    store = MemoryStore()
+    owner = entities.user()
+    draft = entities.listing(publisher_user_id=owner.user_id, status=ListingStatus.DRAFT)
+
+    def write(listing: Listing, expected: Listing | None) -> int | None:
+        with store.unit_of_work() as uow:
+            if expected is None:
+                uow.users.add(owner)
+                uow.listings.add(listing)
+            else:
+                assert uow.listings.update(listing, expected) is True
+            uow.commit()
+        return store.catalog_version.current()
+
+    start = write(draft, None)
+    edited = attrs.evolve(draft, name="Renamed Draft", updated_at_ms=T0 + 1)
+    assert write(edited, draft) == start
+    published = edited.moved_by_publisher(ListingStatus.PUBLISHED, T0 + 2)
+    assert (moved := write(published, edited)) != start
+    back = published.moved_by_publisher(ListingStatus.DRAFT, T0 + 3)
+    assert write(back, published) != moved

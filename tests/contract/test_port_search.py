@@ -636,6 +636,29 @@ def test_search_sees_updates(adapter: Adapter) -> None:
     assert _search(adapter, _q("fresh")) == []
 
 
+def test_a_published_listing_moved_back_to_draft_leaves_the_ranked_pages(adapter: Adapter) -> None:
+    """Published → draft takes the listing out of the search engine too: a relevance page
+    after it is full, and a walk covers the other matches (an engine still holding the
+    draft ranked it first and the page lost a hit to it, which ended the walk early)."""
+    owner = _publisher(adapter)
+    gone = _listing(owner, name="Agent Agent Agent", tags=("agent",), updated_at_ms=T0 + 3)
+    kept = [
+        _listing(owner, name="Agent", updated_at_ms=T0 + 2),
+        _listing(owner, name="Other", summary="agent", updated_at_ms=T0 + 1),
+    ]
+    adapter.add(gone, *kept)
+    search = _q("agent", sort=SearchSort.RELEVANCE, limit=2)
+    assert gone.listing_id in [hit.listing.listing_id for hit in _search(adapter, search)]
+    draft = gone.moved_by_publisher(ListingStatus.DRAFT, T0 + 4)
+    assert adapter.write(lambda uow: uow.listings.update(draft, gone)) is True
+    page = _search(adapter, search)
+    assert {hit.listing.listing_id for hit in page} == {listing.listing_id for listing in kept}
+    walked = _walk(adapter, attrs.evolve(search, limit=1))
+    assert sorted(hit.listing.listing_id for hit in walked) == sorted(
+        listing.listing_id for listing in kept
+    )
+
+
 # ------------------------------------------------------------- §14: verified, installs
 
 #: The start of the install window in the tests below.

@@ -342,7 +342,10 @@ class _Listings(_Repo):
             raise ValueError("owner and asset kind never change")
         self.tx.put(self.s.listings, listing.listing_id, listing)
         self._index_status(listing)
-        if listing.status is not ListingStatus.DRAFT:  # a draft is in no public answer
+        # A draft is in no public answer, so only a draft's edit that keeps it a draft
+        # changes none; a listing moved back to draft leaves them (and the search index).
+        draft = ListingStatus.DRAFT
+        if current.status is not draft or listing.status is not draft:
             self.tx.catalog_changed = True
             self.tx.search_changed([listing.listing_id])
         return True
