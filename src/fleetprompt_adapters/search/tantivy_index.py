@@ -310,12 +310,15 @@ class ListingIndex:
                 continue
             exhausted = len(scored) < window
             floor = None if exhausted or not scored else scored[-1][0]
-            page, group_start = self._page(searcher, scored, floor, after, search.limit)
+            page, starts = self._page(searcher, scored, floor, after, search.limit)
             if len(page) >= search.limit or exhausted:
                 if page and not exhausted:
                     if len(memo) >= _MEMO:
                         memo.clear()
-                    memo[(shape, page[-1].listing_id)] = offset + group_start
+                    # The next cursor names the last hit, or the one before it when the
+                    # caller asked one more than it shows (the core's look-ahead).
+                    for hit, group_start in zip(page[-2:], starts[-2:], strict=True):
+                        memo[(shape, hit.listing_id)] = offset + group_start
                 return page
             window *= 4
 
@@ -326,17 +329,17 @@ class ListingIndex:
         floor: int | None,
         after: SortKey | None,
         limit: int,
-    ) -> tuple[list[RankedHit], int]:
+    ) -> tuple[list[RankedHit], list[int]]:
         """The hits of ``scored`` (the engine's order) after ``after``, in key order, up to
-        ``limit``; and where (in ``scored``) the group of the last one starts.
+        ``limit``; and for each, where (in ``scored``) its score's group starts.
 
         Only groups whose score is above ``floor`` (the lowest fetched, which may
         continue past the window) are complete and taken.
         """
         after_score = None if after is None else int(after[0])
         page: list[RankedHit] = []
+        starts: list[int] = []
         position = 0
-        group_start = 0
         for score, members in itertools.groupby(scored, key=operator.itemgetter(0)):
             group = [address for _, address in members]
             begins, position = position, position + len(group)
@@ -356,10 +359,10 @@ class ListingIndex:
                 if after is not None:
                     tied = [hit for hit in tied if hit.key < after]
                 page += tied
-                group_start = begins
+                starts += [begins] * len(tied)
                 if len(page) >= limit:
-                    return page[:limit], group_start
-        return page, group_start
+                    return page[:limit], starts[:limit]
+        return page, starts
 
     def _score_of(
         self, searcher: tantivy.Searcher, query: tantivy.Query, listing_id: str
