@@ -42,6 +42,7 @@ from fleetprompt_core.base.enums import (
 )
 from fleetprompt_core.domain.model import Listing, User, Verification
 from fleetprompt_core.domain.search import (
+    IndexedListing,
     ListingSearch,
     SearchHit,
     descending,
@@ -87,9 +88,8 @@ class Shop:
             uow.commit()
 
     def search(self, text: str, **overrides: object) -> list[SearchHit]:
-        search = ListingSearch(
-            terms=search_terms(text), sort=SearchSort.RELEVANCE, limit=50, **overrides
-        )  # type: ignore[arg-type]
+        fields: dict[str, object] = {"limit": 50, **overrides}
+        search = ListingSearch(terms=search_terms(text), sort=SearchSort.RELEVANCE, **fields)  # type: ignore[arg-type]
         with self.store.read_unit_of_work() as uow:
             return list(uow.listings.search_published(search))
 
@@ -434,6 +434,54 @@ def test_a_cursor_continues_from_its_listing_when_scores_move(shop: Shop) -> Non
     originals = {x.listing_id for x in listings}
     assert sorted(i for i in seen if i in originals) == sorted(originals)
     assert len(seen) == len(set(seen))
+
+
+def test_a_hit_the_database_does_not_publish_leaves_the_page_full(shop: Shop) -> None:
+    """The index may name a listing the store's transaction does not read as published
+    (an index a moment ahead of, or behind, it): the page leaves it out and is refilled
+    from the hits after it, so a full page stays full and a cursor walk, which takes
+    ``limit + 1`` hits to know there is a next page, does not end early."""
+    listings = [
+        _listing(shop, name=f"Agent {n}", summary="agent " * n, updated_at_ms=T0 + n)
+        for n in range(1, 9)
+    ]
+    shop.write(*listings)
+    everything = shop.ids("agent")
+    assert len(everything) == 8
+    # Ghosts the database never stored, ranked among the first hits by the index alone.
+    ghosts = [
+        _listing(shop, name="Agent Agent Agent", summary="agent " * 9, updated_at_ms=T0 + n)
+        for n in range(3)
+    ]
+    shop.follower.index.apply(IndexedListing(ghost, False) for ghost in ghosts)
+    ghost_ids = {ghost.listing_id for ghost in ghosts}
+    assert ghost_ids <= {
+        hit.listing_id
+        for hit in shop.follower.index.ranked(
+            ListingSearch(terms=("agent",), sort=SearchSort.RELEVANCE, limit=5)
+        )
+    }
+    page = shop.search("agent", limit=5)
+    assert [hit.listing.listing_id for hit in page] == everything[:5]
+    with shop.store.read_unit_of_work() as uow:
+        cards = uow.listings.search_cards(
+            ListingSearch(terms=("agent",), sort=SearchSort.RELEVANCE, limit=5)
+        )
+    assert [hit.listing.listing_id for hit in cards] == everything[:5]
+    # A walk by cursor, 3 a page (4 asked, as the core asks), sees each listing once.
+    seen: list[str] = []
+    search = ListingSearch(terms=("agent",), sort=SearchSort.RELEVANCE, limit=4)
+    while True:
+        with shop.store.read_unit_of_work() as uow:
+            hits = list(uow.listings.search_published(search))
+        seen += [hit.listing.listing_id for hit in hits[:3]]
+        if len(hits) <= 3:
+            break
+        last = hits[2]
+        search = attrs.evolve(
+            search, after=(last.score, last.listing.updated_at_ms, last.listing.listing_id)
+        )
+    assert seen == everything
 
 
 _OTHER_PROCESS = textwrap.dedent(

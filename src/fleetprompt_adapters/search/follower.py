@@ -42,7 +42,7 @@ from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import search_log
 from fleetprompt_adapters.sql import tables as t
 from fleetprompt_core.base.enums import ListingStatus, VerificationStatus
-from fleetprompt_core.domain.search import ListingSearch
+from fleetprompt_core.domain.search import ListingSearch, RankedHit
 
 __all__ = ["INDEX_FORMAT", "SearchFollower", "claim_slot", "count_published", "free_slots"]
 
@@ -256,10 +256,10 @@ class SearchFollower:
 
     # ------------------------------------------------------------------ searching
 
-    def ranked(self, conn: sa.Connection, search: ListingSearch) -> Sequence[tuple[str, int]]:
-        """``(listing id, score)`` of the page of a relevance search with terms."""
+    def ranked(self, conn: sa.Connection, search: ListingSearch) -> Sequence[RankedHit]:
+        """The page of a relevance search with terms, after catching up with the log."""
         self.catch_up(conn)
-        return [(hit.listing_id, hit.score) for hit in self.index.ranked(search)]
+        return self.index.ranked(search)
 
     @classmethod
     def in_slot(cls, root: Path) -> SearchFollower:

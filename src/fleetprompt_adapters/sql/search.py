@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import attrs
 import sqlalchemy as sa
@@ -47,6 +47,7 @@ from fleetprompt_core.domain.search import (
     CardHit,
     ListingCard,
     ListingSearch,
+    RankedHit,
     SearchHit,
 )
 
@@ -74,6 +75,7 @@ _DIALECTS = ("sqlite", "postgresql")
 
 #: A ranked page before its rows are read: ``(listing id, score, installs)`` in order.
 Ranked = list[tuple[str, int, int]]
+_Hit = TypeVar("_Hit", SearchHit, CardHit)
 
 
 def _term_range(column: sa.ColumnElement[str], term: str) -> sa.ColumnElement[bool]:
@@ -279,24 +281,54 @@ def _fetch_cards(conn: sa.Connection, ranked: Ranked, since_ms: int) -> list[Car
 class RankedSearch(Protocol):
     """A search engine that ranks relevance searches with terms (ADR 0027)."""
 
-    def ranked(self, conn: sa.Connection, search: ListingSearch) -> Sequence[tuple[str, int]]:
-        """``(listing id, score)`` of the page of ``search``, in its order."""
+    def ranked(self, conn: sa.Connection, search: ListingSearch) -> Sequence[RankedHit]:
+        """The page of ``search``, in its order (at most ``search.limit`` hits)."""
         ...
 
 
-def fetch_ranked(conn: sa.Connection, ranked: Sequence[tuple[str, int]]) -> list[SearchHit]:
-    """The published listings of ``ranked``, in its order (a listing unpublished since the
-    engine ranked it is left out)."""
-    hits = _fetch(conn, [(listing_id, score, 0) for listing_id, score in ranked])
-    return [hit for hit in hits if hit.listing.status is ListingStatus.PUBLISHED]
+def _published_pages(
+    conn: sa.Connection,
+    engine: RankedSearch,
+    search: ListingSearch,
+    fetch: Callable[[sa.Connection, Ranked], list[_Hit]],
+) -> list[_Hit]:
+    """The published listings of the engine's page of ``search``, in its order.
+
+    The engine may name a listing this connection no longer reads as published
+    (an index a moment ahead of, or behind, the transaction): it is left out, and
+    the engine is asked again right after the last hit it gave, so that a full
+    page stays full. A short page would end a cursor walk early (the core takes
+    ``limit + 1`` hits to know that there is a next page).
+    """
+    hits: list[_Hit] = []
+    page = search
+    while True:
+        ranked = engine.ranked(conn, page)
+        found = fetch(conn, [(hit.listing_id, hit.score, 0) for hit in ranked])
+        hits += [hit for hit in found if hit.listing.status is ListingStatus.PUBLISHED]
+        if len(hits) >= search.limit or len(ranked) < page.limit:
+            return hits[: search.limit]
+        page = attrs.evolve(page, after=ranked[-1].key, limit=search.limit - len(hits))
+
+
+def fetch_ranked(
+    conn: sa.Connection, engine: RankedSearch, search: ListingSearch
+) -> list[SearchHit]:
+    """The engine's page of ``search`` as published listings, in its order (see
+    :func:`_published_pages`)."""
+    return _published_pages(conn, engine, search, _fetch)
 
 
 def fetch_ranked_cards(
-    conn: sa.Connection, ranked: Sequence[tuple[str, int]], since_ms: int
+    conn: sa.Connection, engine: RankedSearch, search: ListingSearch
 ) -> list[CardHit]:
-    """The cards of the published listings of ``ranked``, in its order (as ``fetch_ranked``)."""
-    hits = _fetch_cards(conn, [(listing_id, score, 0) for listing_id, score in ranked], since_ms)
-    return [hit for hit in hits if hit.listing.status is ListingStatus.PUBLISHED]
+    """The engine's page of ``search`` as cards (as :func:`fetch_ranked`)."""
+    since = search.installs_since_ms
+
+    def fetch(conn: sa.Connection, ranked: Ranked) -> list[CardHit]:
+        return _fetch_cards(conn, ranked, since)
+
+    return _published_pages(conn, engine, search, fetch)
 
 
 def _capped_count(query: sa.Select[Any]) -> sa.Select[Any]:

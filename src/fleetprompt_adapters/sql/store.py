@@ -729,18 +729,15 @@ class _Listings(_Repo):
         store = self._uow.store
         engine = store.search_engine
         if engine is not None and ranked_by_engine(search):
-            return guarded(lambda: fetch_ranked(self.conn, engine.ranked(self.conn, search)))
+            return guarded(lambda: fetch_ranked(self.conn, engine, search))
         threshold = store.common_term_rows
         return guarded(lambda: search_published(self.conn, search, threshold))
 
     def search_cards(self, search: ListingSearch) -> Sequence[CardHit]:
         store = self._uow.store
         engine = store.search_engine
-        since = search.installs_since_ms
         if engine is not None and ranked_by_engine(search):
-            return guarded(
-                lambda: fetch_ranked_cards(self.conn, engine.ranked(self.conn, search), since)
-            )
+            return guarded(lambda: fetch_ranked_cards(self.conn, engine, search))
         threshold = store.common_term_rows
         return guarded(lambda: search_cards(self.conn, search, threshold))
 
