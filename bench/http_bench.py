@@ -27,9 +27,9 @@ worker after at least 100 000 requests. Smaller sizes measure
 the reads only (latency against catalogue size). It prints medians over the
 rounds and the verdict of every target, keeps the raw samples in
 ``bench/results/http_bench.json`` (``--keep`` adds a run to them, replacing the
-databases and sizes it measured; ``--replot`` reports them again) and, with the
-``bench`` extra (matplotlib), draws ``docs/img/http_bench_ceiling.png`` and
-``docs/img/http_bench_latency.png``. Usage::
+databases and sizes it measured; ``--replot`` reports them again) and, with
+``--write-docs`` and the ``bench`` extra (matplotlib), draws
+``docs/img/http_bench_ceiling.png`` and ``docs/img/http_bench_latency.png``. Usage::
 
     git archive 9b7714e src | tar -x -C /tmp/base
     python bench/http_bench.py --sizes 10000,100000 --databases sqlite,postgresql \
@@ -1797,9 +1797,8 @@ def main() -> None:  # noqa: PLR0915 - measure, record, report
     print("\n".join(tables(report)))
     for target, where, measured_text, met in verdicts(report, memory_rows):
         print(f"{'met' if met else 'MISSED':<7} {target} — {where}: {measured_text}")
-    pictures = charts(report)
-    if args.write_docs:
-        write_docs(section(recorded, report, memory_rows, pictures))
+    if args.write_docs:  # the charts belong to the docs: a run without it leaves them alone
+        write_docs(section(recorded, report, memory_rows, charts(report)))
         print(f"\nrewrote {SECTION!r} in {DOCS}")
 
 
