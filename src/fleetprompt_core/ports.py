@@ -464,12 +464,6 @@ class SessionRepository(Protocol):
 
 
 class IdempotencyRepository(Protocol):
-    def try_lock(self, scope_user_id: str, endpoint: str, key: str) -> bool:
-        """Hold the key until this unit of work ends, unless another open one holds it
-        (then ``False``, at once, without waiting). Stores whose writers are serialised
-        (one open writing unit of work at a time) answer ``True``."""
-        ...
-
     def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None: ...
     def add(self, record: IdempotencyRecord) -> None:
         """Raises ``DuplicateError(IDEMPOTENCY_KEY)`` if the triple exists."""
@@ -529,6 +523,25 @@ class UnitOfWork(Protocol):
     def idempotency(self) -> IdempotencyRepository: ...
     @property
     def audit(self) -> AuditLog: ...
+
+    def hold_key(self, scope_user_id: str, endpoint: str, key: str) -> None:
+        """Make this unit of work hold an idempotency key from its start to its end.
+
+        Called once, before the ``with`` block. Entering then holds the key, or, when
+        another open unit of work holds the same ``(scope_user_id, endpoint, key)``,
+        raises :class:`~fleetprompt_core.base.errors.KeyHeld` at once: without waiting
+        for that unit of work, nor for a write lock it holds. The key is released
+        however this one ends (commit, rollback, an exception), after its commit, so a
+        unit of work that holds the key next sees what this one stored; it is held
+        only if entering succeeds (a failed ``__enter__`` holds nothing).
+
+        Who else is seen depends on the store: PostgreSQL, every unit of work on the
+        database, from any process (a transaction advisory lock); SQLite and the
+        in-memory store, the units of work of the same store object in this process.
+        Units of work of another process on the same SQLite file are not seen: they
+        wait for the database's write lock instead, one after the other.
+        """
+        ...
 
     def __enter__(self) -> Self: ...
     def __exit__(

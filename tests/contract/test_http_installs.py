@@ -3,18 +3,28 @@ I-INST-01..06, E2E-03, E2E-04."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
+import attrs
 import httpx
+import pytest
 
 from contract.http_checks import assert_error, error_shape
 from contract.http_harness import Api, Caller
+from contract.http_live import serve
 from fleetprompt_core.policies.tokens import INSTALL_TOKEN_PREFIX, has_valid_checksum
+from fleetprompt_core.services import _idempotency as idempotency
+from fleetprompt_core.services.installs import Installs
 
 INTENTS = "/v1/install/intents"
 UNKNOWN_INTENT = "ii_01JUNKNOWN000000000000000"
 DAY_MS = 24 * 60 * 60 * 1000
 TTL_DEFAULT_MS = 15 * 60 * 1000
+#: Longest a test waits for a request it expects to finish (it fails instead of hanging).
+JOIN_S = 30.0
 
 INTENT_KEYS = {
     "installIntentId",
@@ -395,6 +405,104 @@ def test_i_inst_06_token_issue_and_cancel_replay_without_a_second_effect(api: Ap
     )
     # Canceling revoked the issued token.
     assert_error(api.redeem(token), 404, "NOT_FOUND")
+
+
+class _Gate:
+    """Holds the first commit through a gated runtime until the test lets it go."""
+
+    def __init__(self) -> None:
+        self.armed = True
+        self.running, self.proceed = threading.Event(), threading.Event()
+        self._lock = threading.Lock()
+
+    def hold(self) -> None:
+        with self._lock:
+            first, self.armed = self.armed, False
+        if first:
+            self.running.set()
+            assert self.proceed.wait(JOIN_S), "the test never let the first request commit"
+
+
+class _GatedUnitOfWork:
+    """A unit of work whose commit waits at the gate (everything else is the store's)."""
+
+    def __init__(self, inner: Any, gate: _Gate) -> None:
+        self._inner, self._gate = inner, gate
+
+    def __enter__(self) -> _GatedUnitOfWork:
+        self._inner.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> Any:
+        return self._inner.__exit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def commit(self) -> None:
+        self._gate.hold()
+        self._inner.commit()
+
+
+@pytest.mark.parametrize("name", ["sqlite", "postgres"])
+def test_i_inst_06_a_duplicate_intent_while_the_first_runs_is_409_in_progress(
+    api_factory: Callable[..., AbstractContextManager[Api]],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+) -> None:
+    """§6 over HTTP: while the first intent creation under a key is still running (held
+    before its commit), the same request is 409 CONFLICT (hint in progress, Retry-After)
+    at once, on SQLite as on PostgreSQL, and creates nothing; once the first answered 201,
+    the same request replays it, and exactly one intent exists. Two use-case threads: with
+    SQLite's default of one, the duplicate waits for the thread, and so for the first."""
+    with api_factory(name, threads=2) as api:
+        _duplicate_while_running(api, monkeypatch)
+
+
+def _duplicate_while_running(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    publisher, buyer = api.publisher(), api.buyer()
+    listing, release = api.published(publisher)
+    body = {
+        "listingId": listing["listingId"],
+        "releaseId": release["releaseId"],
+        "targetSystem": "whs",
+    }
+    gate = _Gate()
+    runtime = api.fp.runtime
+    store_uow = runtime.uow
+    gated = attrs.evolve(runtime, uow=lambda: _GatedUnitOfWork(store_uow(), gate))
+    monkeypatch.setattr(api.fp, "installs", Installs(gated))
+    headers = buyer.headers("intent-in-flight")
+    answers: dict[str, httpx.Response] = {}
+
+    def send(name: str, url: str) -> None:
+        with httpx.Client(base_url=url, timeout=JOIN_S) as client:
+            answers[name] = client.post(INTENTS, json=body, headers=headers)
+
+    with serve(api.client.app) as url:
+        first = threading.Thread(target=send, args=("first", url))
+        first.start()
+        try:
+            assert gate.running.wait(JOIN_S)
+            send("duplicate", url)
+            assert first.is_alive()  # answered while the first was still running
+        finally:
+            gate.proceed.set()
+            first.join(JOIN_S)
+    assert not first.is_alive()
+    refused = answers["duplicate"]
+    error = assert_error(refused, 409, "CONFLICT")
+    assert error["details"]["hint"] == "in progress"
+    assert refused.headers["retry-after"] == str(idempotency.IN_PROGRESS_RETRY_AFTER_S)
+    original = answers["first"]
+    assert original.status_code == 201, original.text
+    assert "idempotent-replayed" not in original.headers
+    replay = _create(api, buyer, body, key="intent-in-flight")
+    assert replay.status_code == 201
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json() == original.json()
+    assert _listed(api, buyer) == [original.json()["installIntent"]["installIntentId"]]
+    assert len(_audit(api, type="install_intent.created")) == 1
 
 
 # --------------------------------------------------------------------------- E2E-03

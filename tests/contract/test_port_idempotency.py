@@ -1,8 +1,10 @@
 """IdempotencyRepository: round trips, the (user, endpoint, key) triple, claim-guarded
-replace and delete, and bounded retention."""
+replace and delete, and bounded retention; ``UnitOfWork.hold_key``, and the idempotency
+helper over every adapter while a first request is still running (§6)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 import attrs
@@ -11,9 +13,22 @@ import pytest
 from contract import entities
 from contract.entities import T0
 from contract.harness import Adapter, assert_identical
-from fleetprompt_core.base.errors import DuplicateError
+from fleetprompt_adapters.system import (
+    ManualClock,
+    SecretTokenGenerator,
+    Sha256TokenHasher,
+    UlidIdGenerator,
+)
+from fleetprompt_core.base.errors import Conflict, DuplicateError, KeyHeld, ValidationFailed
 from fleetprompt_core.domain.model import IdempotencyRecord, User
+from fleetprompt_core.policies.pagination import CursorCodec
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
+from fleetprompt_core.services import _idempotency as idempotency
+from fleetprompt_core.services.runtime import Outcome, Runtime
+from support import CURSOR_KEY
+
+#: Longest a test waits for a thread it expects to finish (it fails instead of hanging).
+JOIN_S = 30.0
 
 
 def _users(adapter: Adapter, count: int = 1) -> list[User]:
@@ -219,3 +234,206 @@ def test_idempotency_changes_are_visible_in_the_same_unit_of_work(adapter: Adapt
 
     adapter.write(steps)
     assert _get(adapter, claim) is None
+
+
+# --------------------------------------------------------------------------- hold_key
+
+
+class _Holder:
+    """A unit of work holding ``key`` open in a thread of its own until told how to end."""
+
+    def __init__(self, adapter: Adapter, key: tuple[str, str, str], ending: str) -> None:
+        self.entered, self.finish = threading.Event(), threading.Event()
+        self.errors: list[BaseException] = []
+        self._adapter, self._key, self._ending = adapter, key, ending
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+        assert self.entered.wait(JOIN_S), self.errors
+
+    def _run(self) -> None:
+        try:
+            uow = self._adapter.uow()
+            uow.hold_key(*self._key)
+            with uow:
+                uow.users.add(entities.user())
+                self.entered.set()
+                assert self.finish.wait(JOIN_S)
+                if self._ending == "raises":
+                    raise ValidationFailed.single("x", "the holder fails")
+                if self._ending == "commits":
+                    uow.commit()
+        except ValidationFailed:
+            pass
+        except BaseException as error:  # pragma: no cover - reported by the test
+            self.errors.append(error)
+
+    def end(self) -> None:
+        self.finish.set()
+        self.thread.join(JOIN_S)
+        assert not self.thread.is_alive()
+        assert self.errors == []
+
+
+def _enter_holding(adapter: Adapter, key: tuple[str, str, str]) -> None:
+    uow = adapter.uow()
+    uow.hold_key(*key)
+    with uow:
+        pass
+
+
+@pytest.mark.parametrize("ending", ["commits", "rolls_back", "raises"])
+def test_idempotency_a_held_key_refuses_another_unit_of_work_until_it_ends(
+    adapter: Adapter, ending: str
+) -> None:
+    """While one unit of work holds a key, another asking for it fails to enter with
+    KeyHeld at once (it does not queue behind the holder: the holder is still open when
+    it is refused); the key is free again however the holder ends."""
+    (owner,) = _users(adapter)
+    key = (owner.user_id, "listing.create", "k-held")
+    holder = _Holder(adapter, key, ending)
+    try:
+        for _ in range(2):
+            with pytest.raises(KeyHeld):
+                _enter_holding(adapter, key)
+        assert holder.thread.is_alive()  # refused while the holder was open
+    finally:
+        holder.end()
+    _enter_holding(adapter, key)
+    _enter_holding(adapter, key)  # and once more: the last one released it too
+
+
+def test_idempotency_a_held_key_is_only_that_triple(adapter: Adapter) -> None:
+    """Units of work holding another user's, another endpoint's or another key are not
+    refused (they enter, once the holder ends where writers are serialised)."""
+    owner, other = _users(adapter, 2)
+    held = (owner.user_id, "listing.create", "k")
+    holder = _Holder(adapter, held, "commits")
+    elsewhere = [
+        (other.user_id, "listing.create", "k"),
+        (owner.user_id, "release.publish", "k"),
+        (owner.user_id, "listing.create", "K"),
+    ]
+    errors: list[BaseException] = []
+
+    def enter(key: tuple[str, str, str]) -> None:
+        try:
+            _enter_holding(adapter, key)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=enter, args=(key,)) for key in elsewhere]
+    try:
+        for thread in threads:
+            thread.start()
+    finally:
+        holder.end()
+    for thread in threads:
+        thread.join(JOIN_S)
+        assert not thread.is_alive()
+    assert errors == []
+
+
+# --------------------------------------------------------------------------- R-IDEMP-02
+
+
+def _runtime(adapter: Adapter) -> Runtime:
+    clock = ManualClock()
+    return Runtime(
+        uow=adapter.uow,
+        clock=clock,
+        ids=UlidIdGenerator(clock),
+        tokens=SecretTokenGenerator(),
+        hasher=Sha256TokenHasher(),
+        cursors=CursorCodec(CURSOR_KEY),
+    )
+
+
+@pytest.mark.parametrize("first_ends", ["commits", "fails"])
+def test_r_idemp_02_a_duplicate_while_the_first_runs_is_in_progress_then_replays(
+    adapter: Adapter, first_ends: str
+) -> None:
+    """§6 on every adapter: while the first request's operation runs (held in its unit of
+    work), a duplicate from another thread is CONFLICT (in progress, retry after 1 s) at
+    once and runs nothing. Once the first committed, the same request replays its answer
+    and exactly one resource exists; once it failed, the key is free and the retry runs."""
+    (owner,) = _users(adapter)
+    rt = _runtime(adapter)
+    running, proceed = threading.Event(), threading.Event()
+    calls: list[str] = []
+    created: list[str] = []
+
+    def send(name: str) -> Outcome[str] | Conflict:
+        def operation(uow: UnitOfWork) -> str:
+            calls.append(name)
+            resource = entities.user()
+            uow.users.add(resource)
+            if name == "first":
+                running.set()
+                assert proceed.wait(JOIN_S)
+                if first_ends == "fails":
+                    raise ValidationFailed.single("name", "the first request fails")
+            created.append(resource.user_id)
+            return resource.user_id
+
+        try:
+            return idempotency.run(
+                rt,
+                scope_user_id=owner.user_id,
+                scope=idempotency.Operation.LISTING_CREATE,
+                key="k-running",
+                required=True,
+                target={},
+                body={"name": "one"},
+                codec=idempotency.ResultCodec(str),
+                operation=operation,
+            )
+        except Conflict as error:
+            return error
+
+    results: dict[str, Outcome[str] | Conflict | ValidationFailed] = {}
+
+    def first() -> None:
+        try:
+            results["first"] = send("first")
+        except ValidationFailed as error:
+            results["first"] = error
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert running.wait(JOIN_S)
+        duplicates = [
+            threading.Thread(target=lambda i=i: results.update({f"dup{i}": send(f"dup{i}")}))
+            for i in range(2)
+        ]
+        for duplicate in duplicates:
+            duplicate.start()
+        for duplicate in duplicates:
+            duplicate.join(JOIN_S)
+            assert not duplicate.is_alive(), "the duplicate waited for the first request"
+        assert thread.is_alive()  # answered while the first was still running
+    finally:
+        proceed.set()
+        thread.join(JOIN_S)
+    for name in ("dup0", "dup1"):
+        refused = results[name]
+        assert isinstance(refused, Conflict), refused
+        assert refused.hint == "in progress"
+        assert refused.retry_after_s == idempotency.IN_PROGRESS_RETRY_AFTER_S
+    assert calls == ["first"]
+    again = send("again")
+    if first_ends == "commits":
+        assert results["first"] == Outcome(created[0])
+        assert again == Outcome(created[0], replayed=True)
+        assert calls == ["first"]
+    else:
+        assert isinstance(results["first"], ValidationFailed)
+        assert again == Outcome(created[0])
+        assert calls == ["first", "again"]
+    (resource,) = created
+    assert adapter.read(lambda uow: uow.users.get(resource)) is not None
+    record = adapter.read(
+        lambda uow: uow.idempotency.get(owner.user_id, "listing.create", "k-running")
+    )
+    assert record is not None
+    assert record.response_json == idempotency.ResultCodec(str).encode(resource)

@@ -261,9 +261,10 @@ def test_a_new_draft_logs_no_search_change_until_it_is_published(engine: sa.Engi
 
 def test_r_idemp_02_a_duplicate_while_the_first_runs_never_runs(engine: sa.Engine) -> None:
     """The claim lives in the operation's transaction (ADR 0037). While the first request's
-    transaction is open, a duplicate on PostgreSQL finds the key's advisory lock held and
-    is CONFLICT (in progress) at once; on SQLite it waits for the write lock and replays.
-    Either way the operation runs once and one record is stored."""
+    transaction is open, a duplicate through the composed application is CONFLICT (in
+    progress) at once: on PostgreSQL it finds the key's advisory lock held, on SQLite the
+    key held by this process before it would queue for the write lock. The operation
+    runs once, one record is stored, and the request replays afterwards."""
     market = sql_market(engine)
     rt = market.fp.runtime
     running, proceed = threading.Event(), threading.Event()
@@ -274,7 +275,7 @@ def test_r_idemp_02_a_duplicate_while_the_first_runs_never_runs(engine: sa.Engin
             calls.append(name)
             if name == "first":
                 running.set()
-                assert proceed.wait(10)
+                assert proceed.wait(30)
             return 7
 
         try:
@@ -298,20 +299,17 @@ def test_r_idemp_02_a_duplicate_while_the_first_runs_never_runs(engine: sa.Engin
     assert running.wait(10)
     duplicate = threading.Thread(target=lambda: results.setdefault("second", run("second")))
     duplicate.start()
-    duplicate.join(0.5)
-    if engine.dialect.name == "postgresql":
+    try:
+        duplicate.join(30)
         assert not duplicate.is_alive(), "the duplicate waited for the first request"
-        refused = results["second"]
-        assert isinstance(refused, Conflict)
-        assert refused.hint == "in progress"
-    else:
-        assert duplicate.is_alive(), "the duplicate ran beside the first request"
-    proceed.set()
-    first.join(10)
-    duplicate.join(10)
+        assert first.is_alive()
+    finally:
+        proceed.set()
+        first.join(30)
+    refused = results["second"]
+    assert isinstance(refused, Conflict)
+    assert refused.hint == "in progress"
     assert results["first"] == Outcome(7)
-    if engine.dialect.name == "sqlite":
-        assert results["second"] == Outcome(7, replayed=True)
     assert calls == ["first"]
     assert run("again") == Outcome(7, replayed=True)
     records = tables.idempotency_records

@@ -311,12 +311,15 @@ def test_r_idemp_02_concurrent_duplicates_issue_exactly_one_token(market: Market
     assert market.redeem(raws[0]).install_intent.status is InstallIntentStatus.REDEEMED
 
 
-def test_r_idemp_02_a_duplicate_while_the_first_runs_waits_for_it_and_replays(
+def test_r_idemp_02_a_duplicate_that_reads_the_memory_store_first_waits_and_replays(
     market: Market,
 ) -> None:
     """A duplicate arriving while the first request's transaction (claim and work) is open
-    never runs: the memory store serialises units of work, so it waits for the first to
-    commit and replays its answer (ADR 0037)."""
+    never runs. This caller's user row is read before the key is (its principal carries
+    none), and every unit of work of the memory store, reads too, queues behind the open
+    one: the duplicate reaches its key only once the first committed, and replays its
+    answer (ADR 0037). A caller whose principal carries the row, as the API-token
+    resolver's does, is CONFLICT (in progress) at once instead (test_idempotency)."""
     publisher = market.publisher()
     key = new_key()
     running, proceed = threading.Event(), threading.Event()

@@ -25,7 +25,7 @@ from fleetprompt_core.base.errors import (
     ValidationFailed,
 )
 from fleetprompt_core.domain.model import IdempotencyRecord
-from fleetprompt_core.ports import UniqueConstraint
+from fleetprompt_core.ports import Principal, UniqueConstraint
 from fleetprompt_core.services import _idempotency as idempotency
 from support import Market, listing_payload, new_key, release_payload, store_open_claim
 
@@ -310,7 +310,7 @@ class GatedStore(MemoryStore):
         def gated_commit() -> None:
             store.slow_thread = None
             store.running.set()
-            if not store.proceed.wait(10):  # pragma: no cover - the test releases it
+            if not store.proceed.wait(30):  # pragma: no cover - the test releases it
                 raise TimeoutError("the test never let the slow request proceed")
             commit()
 
@@ -318,41 +318,49 @@ class GatedStore(MemoryStore):
         return uow
 
 
-def test_u_idemp_03_concurrent_duplicate_while_running_waits_and_replays() -> None:
-    """A duplicate sent while the first request runs in another thread never runs: where
-    writers are serialised (this store, SQLite) it waits for the first to commit and
-    replays its answer (ADR 0037; PostgreSQL answers CONFLICT in progress at once)."""
+def test_u_idemp_03_concurrent_duplicate_while_running_is_in_progress_then_replays() -> None:
+    """A duplicate sent while the first request runs in another thread never runs: the
+    first's unit of work holds the key, so the duplicate is CONFLICT (in progress) at once,
+    without queueing for the store (§6, ADR 0037); once the first committed, the same
+    request replays. The callers carry their user row, as the API-token resolver's do
+    (a duplicate that must read the store first queues behind the running request, as
+    every unit of work of this store does: test_app_resilience shows that case)."""
     store = GatedStore()
     market = Market.create(store=store)
-    pub = market.publisher()
+    user = market.fp.operator.ensure_user("pub-a", roles=[Role.PUBLISHER])
+    pub = Call(Principal("pub-a", user=user), request_id="req-pub-a")
     key = new_key()
-    results: list[object] = []
+    results: dict[str, object] = {}
 
-    def send(slow: bool) -> None:
-        if slow:
+    def send(name: str) -> None:
+        if name == "first":
             store.slow_thread = threading.get_ident()
         try:
-            results.append(create(market, pub, key))
-        except Exception as error:  # pragma: no cover - reported by the assertions
-            results.append(error)
+            results[name] = create(market, pub, key)
+        except Exception as error:
+            results[name] = error
 
-    first = threading.Thread(target=send, args=(True,))
+    first = threading.Thread(target=send, args=("first",))
     first.start()
-    assert store.running.wait(10)
-    duplicate = threading.Thread(target=send, args=(False,))
-    duplicate.start()
-    duplicate.join(0.3)
-    assert duplicate.is_alive(), "the duplicate ran beside the first request"
-    assert results == []
-    store.proceed.set()
-    first.join(10)
-    duplicate.join(10)
+    try:
+        assert store.running.wait(10)
+        duplicate = threading.Thread(target=send, args=("duplicate",))
+        duplicate.start()
+        duplicate.join(30)
+        assert not duplicate.is_alive(), "the duplicate queued behind the first request"
+        assert first.is_alive()
+    finally:
+        store.proceed.set()
+        first.join(30)
     assert not first.is_alive()
-    assert not duplicate.is_alive()
-    original, replay = results
+    refused = results["duplicate"]
+    assert isinstance(refused, Conflict), refused
+    assert refused.hint == "in progress"
+    original = results["first"]
     assert isinstance(original, Outcome)
-    assert isinstance(replay, Outcome)
-    assert (original.replayed, replay.replayed) == (False, True)
+    assert original.replayed is False
+    replay = create(market, pub, key)
+    assert replay.replayed is True
     assert replay.value == original.value
     assert len(market.store.listings) == 1
     assert market.audit_types().count("listing.created") == 1

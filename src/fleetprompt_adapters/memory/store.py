@@ -19,6 +19,7 @@ from typing import Self, TypeVar
 
 import attrs
 
+from fleetprompt_adapters.in_flight import HeldKey, InFlightKeys
 from fleetprompt_core.base.enums import (
     InstallIntentStatus,
     InstallTokenStatus,
@@ -27,7 +28,7 @@ from fleetprompt_core.base.enums import (
     SearchSort,
     VerificationStatus,
 )
-from fleetprompt_core.base.errors import DuplicateError
+from fleetprompt_core.base.errors import DuplicateError, KeyHeld
 from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.model import (
     OPEN_INTENT_STATUSES,
@@ -103,6 +104,8 @@ class MemoryStore:
     def __init__(self, search_index: SearchIndex | None = None) -> None:
         self.lock = threading.Lock()
         self.owner: int | None = None
+        #: Idempotency keys of open units of work, taken before :attr:`lock` (§6).
+        self.in_flight = InFlightKeys()
         self.users: dict[str, User] = {}
         self.users_by_external_id: dict[str, str] = {}
         self.profiles: dict[str, PublisherProfile] = {}
@@ -716,9 +719,6 @@ class _Idempotency(_Repo):
     def _key(record: IdempotencyRecord) -> tuple[str, str, str]:
         return (record.scope_user_id, record.endpoint, record.key)
 
-    def try_lock(self, scope_user_id: str, endpoint: str, key: str) -> bool:
-        return True  # units of work are serialised: no other one is open
-
     def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None:
         return self.s.idempotency.get((scope_user_id, endpoint, key))
 
@@ -774,6 +774,8 @@ class MemoryUnitOfWork:
         self._store = store
         self._tx = _Tx()
         self._active = False
+        self._key: HeldKey | None = None
+        self._holds_key = False
         self.users = _Users(store, self._tx)
         self.profiles = _Profiles(store, self._tx)
         self.listings = _Listings(store, self._tx)
@@ -786,11 +788,25 @@ class MemoryUnitOfWork:
         self.idempotency = _Idempotency(store, self._tx)
         self.audit = _Audit(store, self._tx)
 
+    def hold_key(self, scope_user_id: str, endpoint: str, key: str) -> None:
+        if self._active or self._key is not None:
+            raise RuntimeError("hold one key, before entering the unit of work")
+        self._key = (scope_user_id, endpoint, key)
+
     def __enter__(self) -> Self:
         me = threading.get_ident()
         if self._store.owner == me:
             raise RuntimeError("units of work do not nest: finish the open one first")
-        self._store.lock.acquire()
+        # The key before the lock: a duplicate of a running request must not queue.
+        if self._key is not None:
+            if not self._store.in_flight.try_hold(self._key):
+                raise KeyHeld()
+            self._holds_key = True
+        try:
+            self._store.lock.acquire()
+        except BaseException:  # pragma: no cover - interrupted while queueing
+            self._release_key()
+            raise
         self._store.owner = me
         self._active = True
         return self
@@ -806,7 +822,15 @@ class MemoryUnitOfWork:
         finally:
             self._active = False
             self._store.owner = None
+            # The key before the lock: whoever holds it next must still take the lock
+            # to look, so it sees this unit of work ended, and never finds it held.
+            self._release_key()
             self._store.lock.release()
+
+    def _release_key(self) -> None:
+        if self._holds_key and self._key is not None:
+            self._holds_key = False
+            self._store.in_flight.release(self._key)
 
     def commit(self) -> None:
         if not self._active:

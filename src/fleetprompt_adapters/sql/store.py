@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
+from fleetprompt_adapters.in_flight import HeldKey, InFlightKeys
 from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import search_log
 from fleetprompt_adapters.sql import tables as t
@@ -52,7 +53,7 @@ from fleetprompt_core.base.enums import (
     ListingStatus,
     ReleaseStatus,
 )
-from fleetprompt_core.base.errors import Conflict, DuplicateError, Internal, Unavailable
+from fleetprompt_core.base.errors import Conflict, DuplicateError, Internal, KeyHeld, Unavailable
 from fleetprompt_core.domain.accounts import Account, BrowserSession
 from fleetprompt_core.domain.model import (
     OPEN_INTENT_STATUSES,
@@ -394,6 +395,11 @@ class SqlStore:
         #: next writer the moment the last one ends. Other processes still meet the busy
         #: timeout. ``None`` on PostgreSQL, whose writers do not exclude one another.
         self.writer_lock = threading.Lock() if self.dialect == "sqlite" else None
+        #: SQLite: the idempotency keys this process's open units of work hold, taken
+        #: before :attr:`writer_lock` so that a duplicate of a running request is refused
+        #: instead of queueing behind it (§6). ``None`` on PostgreSQL, whose units of work
+        #: hold keys with a transaction advisory lock that every process sees.
+        self.in_flight = InFlightKeys() if self.dialect == "sqlite" else None
 
     def unit_of_work(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
@@ -1207,22 +1213,13 @@ _IDEMPOTENCY_TRY_LOCK = sa.select(
 )
 
 
-def _lock_id(scope_user_id: str, endpoint: str, key: str) -> int:
+def _lock_id(key: HeldKey) -> int:
     """A signed 64-bit advisory lock id for the key (two keys share one with odds 2**-64)."""
-    triple = "\x00".join((scope_user_id, endpoint, key)).encode("utf-8", "surrogatepass")
+    triple = "\x00".join(key).encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(triple, digest_size=8).digest(), "big", signed=True)
 
 
 class _Idempotency(_Repo):
-    def try_lock(self, scope_user_id: str, endpoint: str, key: str) -> bool:
-        """PostgreSQL: a transaction advisory lock on the key (no wait), so that a duplicate
-        of a request still running answers at once instead of queueing on the claim row's
-        unique index. SQLite: writers hold the database's write lock one at a time."""
-        if self._uow.store.dialect == "sqlite":
-            return True
-        lock = _lock_id(scope_user_id, endpoint, key)
-        return bool(self._run(_IDEMPOTENCY_TRY_LOCK, {"lock": lock}).scalar_one())
-
     def get(self, scope_user_id: str, endpoint: str, key: str) -> IdempotencyRecord | None:
         return self._find(m.IDEMPOTENCY, scope_user_id=scope_user_id, endpoint=endpoint, key=key)
 
@@ -1292,6 +1289,9 @@ class SqlUnitOfWork:
         self._transaction: sa.RootTransaction | None = None
         #: The store's writer lock while this unit of work holds it (SQLite).
         self._held: threading.Lock | None = None
+        #: The idempotency key to hold (``hold_key``), and whether ``in_flight`` holds it.
+        self._key: HeldKey | None = None
+        self._holds_key = False
         self._search_seq: int | None = None
         self.users = _Users(self)
         self.profiles = _Profiles(self)
@@ -1311,9 +1311,30 @@ class SqlUnitOfWork:
             raise RuntimeError("use the unit of work inside its with block")
         return self._connection
 
+    def hold_key(self, scope_user_id: str, endpoint: str, key: str) -> None:
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work holds no idempotency key")
+        if self._connection is not None or self._key is not None:
+            raise RuntimeError("hold one key, before entering the unit of work")
+        self._key = (scope_user_id, endpoint, key)
+
     def __enter__(self) -> Self:
         if self._connection is not None:
             raise RuntimeError("a unit of work is entered once")
+        in_flight = self.store.in_flight
+        if self._key is not None and in_flight is not None:
+            # SQLite: the key before the writer lock, so that a duplicate does not queue.
+            if not in_flight.try_hold(self._key):
+                raise KeyHeld()
+            self._holds_key = True
+        try:
+            self._open()
+        except BaseException:
+            self._release_key()
+            raise
+        return self
+
+    def _open(self) -> None:
         lock = None if self.read_only else self.store.writer_lock
         if lock is not None and not lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
             # As long as SQLite itself would wait for the write lock: an outage.
@@ -1325,8 +1346,12 @@ class SqlUnitOfWork:
                 connection.execution_options(**{READ_ONLY_OPTION: True})
             try:
                 self._transaction = guarded(connection.begin)
+                if self._key is not None and self.store.in_flight is None:
+                    self._advisory_lock(connection, self._key)
             except BaseException:
-                connection.close()
+                with contextlib.suppress(sa_exc.SQLAlchemyError):
+                    connection.close()
+                self._transaction = None
                 raise
         except BaseException:
             if lock is not None:
@@ -1334,7 +1359,20 @@ class SqlUnitOfWork:
             raise
         self._held = lock
         self._connection = connection
-        return self
+
+    @staticmethod
+    def _advisory_lock(connection: sa.Connection, key: HeldKey) -> None:
+        """PostgreSQL: hold ``key`` with a transaction advisory lock, taken without waiting
+        (a duplicate of a running request answers at once rather than queue on the claim
+        row's unique index); released by the commit or the rollback."""
+        statement, params = _IDEMPOTENCY_TRY_LOCK, {"lock": _lock_id(key)}
+        if not guarded(lambda: connection.execute(statement, params).scalar_one()):
+            raise KeyHeld()
+
+    def _release_key(self) -> None:
+        if self._holds_key and self._key is not None and self.store.in_flight is not None:
+            self._holds_key = False
+            self.store.in_flight.release(self._key)
 
     def __exit__(
         self,
@@ -1351,6 +1389,9 @@ class SqlUnitOfWork:
             # A connection whose rollback failed is invalidated by the pool, not reused.
             with contextlib.suppress(sa_exc.SQLAlchemyError):
                 connection.close()
+            # The key before the writer lock (it is free once the transaction ended):
+            # a duplicate that takes it queues for the lock an instant, then replays.
+            self._release_key()
             held, self._held = self._held, None
             if held is not None:
                 held.release()

@@ -18,6 +18,7 @@ __all__ = [
     "ErrorCode",
     "FieldError",
     "Internal",
+    "KeyHeld",
     "NotFound",
     "RateLimited",
     "TooLarge",
@@ -158,6 +159,14 @@ class DuplicateError(Conflict):
     def __init__(self, constraint: str) -> None:
         self.constraint = constraint
         super().__init__()
+
+
+class KeyHeld(Conflict):
+    """Raised by an adapter when a unit of work asked to hold an idempotency key cannot
+    enter, because another open unit of work holds that key (see
+    ``fleetprompt_core.ports.UnitOfWork.hold_key``): the idempotency helper answers the
+    contract's "in progress" ``CONFLICT`` for it.
+    """
 
 
 class RateLimited(DomainError):

@@ -7,11 +7,13 @@ completed with the response just before the commit. So that:
 
 * same key + same request ⇒ the stored response, marked replayed;
 * same key + different request ⇒ ``CONFLICT``;
-* same key while the first request runs ⇒ never a second execution: on
-  PostgreSQL the duplicate finds the key locked (``try_lock``, a transaction
-  advisory lock) and answers ``CONFLICT`` (in progress) at once; where writers
-  are serialised (SQLite, the memory store) it runs after the first committed
-  and replays its response;
+* same key while the first request runs ⇒ ``CONFLICT`` (in progress) at once,
+  never a second execution: the unit of work holds the key for its whole life
+  (``UnitOfWork.hold_key``), so the duplicate's cannot enter. PostgreSQL holds
+  it with a transaction advisory lock (every process sees it); SQLite and the
+  memory store in a set of this process's keys, taken before the writer lock
+  (a duplicate sent to *another* process on one SQLite file is not seen: it
+  waits for the write lock, then replays; see ADR 0037);
 * a request that fails (validation, authorization, state) stores nothing: its
   claim rolls back with it;
 * a claim left without a response (by the previous design, or an unanswered
@@ -40,7 +42,7 @@ import attrs
 from cattrs.preconf.json import make_converter
 
 from fleetprompt_core.base import limits
-from fleetprompt_core.base.errors import Conflict, DuplicateError, ValidationFailed
+from fleetprompt_core.base.errors import Conflict, DuplicateError, KeyHeld, ValidationFailed
 from fleetprompt_core.domain.model import IdempotencyRecord
 from fleetprompt_core.ports import UniqueConstraint, UnitOfWork
 from fleetprompt_core.services.runtime import Outcome, Runtime
@@ -199,8 +201,6 @@ def _claimed(
     ever sees a claim without its response, except one left by an earlier design or a
     transaction the database lost (the lease frees those).
     """
-    if not uow.idempotency.try_lock(claim.scope_user_id, claim.endpoint, claim.key):
-        raise _in_progress()  # another open transaction holds the key (PostgreSQL)
     # A fresh key (the common case) is one statement: the insert, whose unique key
     # tells a used one.
     try:
@@ -258,8 +258,10 @@ def run(
             expires_at_ms=now + retention_ms,
             lease_until_ms=now + rt.settings.idempotency_lease_ms,
         )
+        uow = rt.uow()
+        uow.hold_key(scope_user_id, endpoint, checked)
         try:
-            with rt.uow() as uow:
+            with uow:
                 claimed = _claimed(uow, claim, digest, target, body)
                 if isinstance(claimed, str):
                     return Outcome(codec.decode(claimed), replayed=True)
@@ -271,6 +273,8 @@ def run(
                     raise _in_progress()  # pragma: no cover - the claim is this transaction's
                 uow.commit()
                 return Outcome(value)
+        except KeyHeld:  # only entering raises it: the key's first request is running
+            raise _in_progress() from None
         except DuplicateError as error:
             if error.constraint != UniqueConstraint.IDEMPOTENCY_KEY:
                 raise
