@@ -37,6 +37,7 @@ from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import search_log
 from fleetprompt_adapters.sql import tables as t
 from fleetprompt_adapters.sql.catalog_version import SqlCatalogVersion, bump_statement
+from fleetprompt_adapters.sql.driver import DriverStatement, prepared
 from fleetprompt_adapters.sql.engine import READ_ONLY_OPTION, SQLITE_BUSY_TIMEOUT_MS, reading
 from fleetprompt_adapters.sql.search import (
     COMMON_TERM_ROWS,
@@ -270,64 +271,15 @@ def _redeem_statement() -> sa.Select[Any]:
 _REDEEM_PG = _redeem_statement()
 
 
-@attrs.frozen
-class _DriverStatement:
-    """A Core statement compiled once for one engine's dialect: its driver text, and the
-    order and type processors of its parameters, run with ``exec_driver_sql``.
-
-    For a short write on SQLite, SQLAlchemy's per-call work on a cached compiled
-    statement (building the parameters, setting up the execution context) costs
-    several times what SQLite takes to run it. This skips that work but not the
-    connection's: the cursor events fire (the statement deadline, statement
-    counts), and driver errors are SQLAlchemy's (``guarded`` translates them).
-    The values bound are those Core would bind (each parameter's bind processor).
-    """
-
-    text: str
-    names: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
-    #: The driver's parameters by position (SQLite's ``?``) or by name (psycopg's ``%(x)s``).
-    positional: bool
-
-    @classmethod
-    def compile(
-        cls, statement: sa.Insert | sa.Update | sa.Select[Any], dialect: sa.Dialect
-    ) -> _DriverStatement:
-        compiled = statement.compile(dialect=dialect)
-        positional = compiled.positiontup is not None
-        names = tuple(compiled.positiontup or compiled.binds)
-        processors = tuple(
-            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
-            for name in names
-        )
-        return cls(str(compiled), names, processors, positional)
-
-    def run(self, conn: sa.Connection, params: Mapping[str, Any]) -> sa.CursorResult[Any]:
-        values = [
-            params[name] if process is None else process(params[name])
-            for name, process in zip(self.names, self.processors, strict=True)
-        ]
-        bound: tuple[Any, ...] | dict[str, Any] = (
-            tuple(values) if self.positional else dict(zip(self.names, values, strict=True))
-        )
-        return guarded(lambda: conn.exec_driver_sql(self.text, bound))
-
-
-@functools.lru_cache(maxsize=8)
-def _postgres_redeem_statement(dialect: sa.Dialect) -> _DriverStatement:
-    """``_REDEEM_PG`` for ``dialect`` (the engine's), as a driver statement."""
-    return _DriverStatement.compile(_REDEEM_PG, dialect)
-
-
 @functools.lru_cache(maxsize=8)
 def _sqlite_redeem_statements(
     dialect: sa.Dialect,
-) -> tuple[_DriverStatement, _DriverStatement, _DriverStatement]:
+) -> tuple[DriverStatement, DriverStatement, DriverStatement]:
     """Redemption's three SQLite writes for ``dialect`` (the engine's: its JSON serializer)."""
     return (
-        _DriverStatement.compile(_TOKEN_CAS, dialect),
-        _DriverStatement.compile(_INTENT_CAS, dialect),
-        _DriverStatement.compile(_insert_statement("sqlite", t.audit_events), dialect),
+        prepared(_TOKEN_CAS, dialect),
+        prepared(_INTENT_CAS, dialect),
+        prepared(_insert_statement("sqlite", t.audit_events), dialect),
     )
 
 
@@ -448,7 +400,12 @@ class _Repo:
         """
         if not self._storable(*key.values()):
             return None
-        row = self._run(_lookup(codec.table, *key), key).first()
+        statement = _lookup(codec.table, *key)
+        if self._uow.store.dialect == "sqlite":  # on the driver's cursor (``driver.py``)
+            found = prepared(statement, self.conn.dialect)
+            values = guarded(lambda: found.first(self.conn, key))
+            return None if values is None else codec.load_values(values)
+        row = self._run(statement, key).first()
         return None if row is None else codec.load_values(row)
 
     def _insert(
@@ -463,8 +420,15 @@ class _Repo:
         ``primary_key`` names the primary-key column (looked up only after a
         conflict); ``None`` when the primary key is itself ``constraint``.
         """
-        statement = _insert_statement(self._uow.store.dialect, table)
-        if guarded(lambda: self.conn.execute(statement, dict(values))).rowcount == 1:
+        dialect = self._uow.store.dialect
+        statement = _insert_statement(dialect, table)
+        if dialect == "sqlite" and len(values) == len(table.columns):
+            # Every column given (the mapping's rows): on the driver's cursor (``driver.py``).
+            insert = prepared(statement, self.conn.dialect)
+            inserted = guarded(lambda: insert.run(self.conn, values))
+        else:
+            inserted = guarded(lambda: self.conn.execute(statement, dict(values))).rowcount
+        if inserted == 1:
             return
         if primary_key is not None and self._one(
             sa.select(sa.literal(1))
@@ -930,8 +894,10 @@ class _Tokens(_Repo):
             ),
             **{"a_" + name: value for name, value in m.audit_row(event).items()},
         }
-        statement = _postgres_redeem_statement(self.conn.dialect)
-        tokens, intents, events = tuple(statement.run(self.conn, params).one())
+        statement = prepared(_REDEEM_PG, self.conn.dialect)
+        counts = guarded(lambda: statement.first(self.conn, params))
+        assert counts is not None  # a SELECT of three counts: always one row
+        tokens, intents, events = counts
         if tokens and intents and events:
             return True
         # A lost set: the same checks as ``update`` (an unknown row, a changed guard).
@@ -956,12 +922,12 @@ class _Tokens(_Repo):
         event: AuditEvent,
     ) -> bool:
         """SQLite has no data-modifying CTEs: the same three writes as three statements in
-        the transaction (driver statements: see :class:`_DriverStatement`)."""
+        the transaction (driver statements: see ``driver.py``)."""
         token_set, intent_set, audit_insert = _sqlite_redeem_statements(self.conn.dialect)
         token_params = _cas_params(
             "", m.token_row(token), token.token_id, token_was.value, token.token_hash
         )
-        if token_set.run(self.conn, token_params).rowcount != 1:
+        if guarded(lambda: token_set.run(self.conn, token_params)) != 1:
             return self._lost(
                 t.install_tokens, "token_id", token.token_id, "token_hash", token.token_hash
             )
@@ -972,7 +938,7 @@ class _Tokens(_Repo):
             intent_was.value,
             intent.buyer_user_id,
         )
-        if intent_set.run(self.conn, intent_params).rowcount != 1:
+        if guarded(lambda: intent_set.run(self.conn, intent_params)) != 1:
             return self._lost(
                 t.install_intents,
                 "install_intent_id",
@@ -980,7 +946,7 @@ class _Tokens(_Repo):
                 "buyer_user_id",
                 intent.buyer_user_id,
             )
-        if audit_insert.run(self.conn, m.audit_row(event)).rowcount != 1:
+        if guarded(lambda: audit_insert.run(self.conn, m.audit_row(event))) != 1:
             raise DuplicateError(UniqueConstraint.PRIMARY_KEY)  # the event id, its only key
         return True
 
@@ -998,7 +964,13 @@ class _Tokens(_Repo):
     def get_for_redemption(self, token_hash: str) -> Redeemable | None:
         if not self._storable(token_hash):
             return None
-        row = self._run(_REDEEMABLE, {"token_hash": token_hash}).first()
+        params = {"token_hash": token_hash}
+        row: Sequence[Any] | None
+        if self._uow.store.dialect == "sqlite":  # on the driver's cursor (``driver.py``)
+            read = prepared(_REDEEMABLE, self.conn.dialect)
+            row = guarded(lambda: read.first(self.conn, params))
+        else:
+            row = self._run(_REDEEMABLE, params).first()
         if row is None:
             return None
         token, intent, release, listing = (row[part] for part in _REDEEMABLE_SLICES)
