@@ -29,7 +29,7 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 
-__all__ = ["DriverStatement", "prepared"]
+__all__ = ["DriverStatement", "on_cursor", "prepared"]
 
 _Fetch = Callable[[Any], Any]
 
@@ -138,6 +138,15 @@ class DriverStatement:
         else:
             found = conn.exec_driver_sql(self.text, bound).first()
         return None if found is None else self._rows([found])[0]
+
+
+def on_cursor(conn: sa.Connection, text: str) -> None:
+    """Run ``text`` (a statement without parameters, such as ``BEGIN``) on the cursor."""
+    _on_cursor(conn, text, (), _nothing)
+
+
+def _nothing(_cursor: Any) -> None:
+    return None
 
 
 def _fetchall(cursor: Any) -> Any:

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from fleetprompt_adapters import MissingExtra
+from fleetprompt_adapters.sql.driver import on_cursor
 
 __all__ = [
     "READ_ONLY_OPTION",
@@ -163,7 +164,9 @@ def _sqlite_engine(url: sa.URL, options: dict[str, Any], timeouts: Timeouts) -> 
     @event.listens_for(engine, "begin")
     def _begin(connection: sa.Connection) -> None:
         read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
-        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # On the driver's cursor, with the cursor events (``driver.py``): a statement
+        # SQLAlchemy would spend more time preparing than SQLite takes to run.
+        on_cursor(connection, "BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     if timeouts.statement_ms is not None:
         bound_s = timeouts.statement_ms / 1000

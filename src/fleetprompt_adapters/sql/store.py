@@ -374,6 +374,14 @@ class _Repo:
     ) -> sa.CursorResult[Any]:
         return guarded(lambda: self.conn.execute(statement, params))
 
+    def _write(self, statement: sa.Insert | sa.Update, params: Mapping[str, Any]) -> int:
+        """Run a write built once (a module constant) with every parameter given; the rows
+        it changed. On SQLite on the driver's cursor (``driver.py``)."""
+        if self._uow.store.dialect == "sqlite":
+            write = prepared(statement, self.conn.dialect)
+            return guarded(lambda: write.run(self.conn, params))
+        return int(self._run(statement, params).rowcount)
+
     def _one(
         self, statement: sa.Select[Any], params: Mapping[str, Any] | None = None
     ) -> sa.RowMapping | None:
@@ -557,6 +565,9 @@ class _Users(_Repo):
         wanted = sorted(uid for uid in set(user_ids) if self._storable(uid))
         if not wanted:
             return {}
+        if len(wanted) == 1:  # one lookup by key (a prepared statement)
+            found = self.get(wanted[0])
+            return {} if found is None else {found.user_id: found}
         users = self._entities(m.USERS, _USERS_OF, {"ids": wanted})
         return {user.user_id: user for user in users}
 
@@ -600,6 +611,9 @@ class _Profiles(_Repo):
         wanted = sorted(pid for pid in set(publisher_ids) if self._storable(pid))
         if not wanted:
             return {}
+        if len(wanted) == 1:  # one lookup by key (a prepared statement)
+            found = self.get(wanted[0])
+            return {} if found is None else {found.publisher_id: found}
         profiles = self._entities(m.PROFILES, _PROFILES_OF, {"ids": wanted})
         return {profile.publisher_id: profile for profile in profiles}
 
@@ -791,7 +805,7 @@ class _Intents(_Repo):
             "where_status": expected_status.value,
             "where_guard": intent.buyer_user_id,
         }
-        if self._run(_INTENT_CAS, params).rowcount == 1:
+        if self._write(_INTENT_CAS, params) == 1:
             return True
         current = self._one(
             sa.select(c.buyer_user_id).where(c.install_intent_id == intent.install_intent_id)
@@ -862,7 +876,7 @@ class _Tokens(_Repo):
             "where_status": expected_status.value,
             "where_guard": token.token_hash,
         }
-        if self._run(_TOKEN_CAS, params).rowcount == 1:
+        if self._write(_TOKEN_CAS, params) == 1:
             return True
         current = self._one(sa.select(c.token_hash).where(c.token_id == token.token_id))
         if current is None:
@@ -1205,7 +1219,7 @@ class _Idempotency(_Repo):
 
     def replace(self, record: IdempotencyRecord, expected_claim_id: str) -> bool:
         params = {**m.idempotency_row(record), **_claim_key(record, expected_claim_id)}
-        return self._run(_IDEMPOTENCY_REPLACE, params).rowcount == 1
+        return self._write(_IDEMPOTENCY_REPLACE, params) == 1
 
     def delete(self, record: IdempotencyRecord) -> None:
         self._run(_IDEMPOTENCY_DELETE, _claim_key(record, record.claim_id))
