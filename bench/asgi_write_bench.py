@@ -1,0 +1,229 @@
+"""The two writes of issue 11 through the whole app in process: CPU per request, tree
+against tree.
+
+Each measurement is a fresh process on a fresh SQLite file: it builds the app
+(``create_app``, the server's logging configured, the access log written to a
+file), seeds a published listing and ``--count`` install tokens through the use
+cases, then sends ``--count`` signed redemptions (X1) and ``--count`` listing
+creates (B2, a fresh ``Idempotency-Key`` each) one after another straight to
+the ASGI app — no server, no socket, no concurrency — and reports the median
+CPU time of one request (``time.thread_time``: the event loop's thread does
+everything, inline use cases and the thread hop of the others included, but
+the worker thread's own CPU is not in it; ``--threads`` adds
+``time.process_time`` for that). With ``--baseline-src`` the two trees
+alternate ``--rounds`` times. Numbers compare within one run on one machine.
+Usage::
+
+    python bench/asgi_write_bench.py --baseline-src /work/main/src [--count 1000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SOURCE = HERE.parent / "src"
+SECRET = b"bench-redeem-secret-0123456789abcdef"
+
+
+def worker(directory: str, count: int) -> dict[str, Any]:  # noqa: PLR0915 - one run
+    import asyncio  # noqa: PLC0415 - the worker imports the tree under test
+
+    import uvloop  # noqa: PLC0415
+
+    from fleetprompt_adapters import sql  # noqa: PLC0415
+    from fleetprompt_core import Call, Role  # noqa: PLC0415
+    from fleetprompt_http.app import create_app, fleetprompt_of  # noqa: PLC0415
+    from fleetprompt_http.client import signed_redeem_request  # noqa: PLC0415
+    from fleetprompt_http.logs import configure_logging  # noqa: PLC0415
+    from fleetprompt_http.settings import Settings  # noqa: PLC0415
+
+    url = f"sqlite:///{directory}/bench.db"
+    engine = sql.create_engine(url)
+    sql.upgrade(engine)
+    engine.dispose()
+    log = open(Path(directory) / "access.log", "w", encoding="utf-8")  # noqa: SIM115
+    configure_logging("INFO", log)
+    env = {
+        "FLEETPROMPT_DATABASE_URL": url,
+        "FLEETPROMPT_INTERNAL_REDEEM_SECRET": SECRET.decode("ascii"),
+        "FLEETPROMPT_RATE_LIMITS": "off",
+        "FLEETPROMPT_CURSOR_KEY": "bench-cursor-key-0123456789abcdef0123",
+    }
+    app = create_app(Settings.from_env(env))
+    fp = fleetprompt_of(app)
+    fp.operator.ensure_user("bench-pub", roles=[Role.PUBLISHER])
+    fp.operator.ensure_user("bench-buyer")
+    pub, buyer = Call.as_user("bench-pub"), Call.as_user("bench-buyer")
+    api_token = fp.credentials.issue_api_token("bench-pub", name="bench").api_token
+    listing = fp.publishing.create_listing(
+        pub, {"assetKind": "whs_agent", "name": "Redeem bench"}, idempotency_key="c"
+    ).value.listing.listing_id
+    fp.publishing.publish_release(
+        pub, listing, {"version": "1.0.0", "refs": {"whsAgentId": "agent-1"}}, idempotency_key="r"
+    )
+    fp.publishing.change_status(pub, listing, {"status": "published"}, idempotency_key="p")
+    tokens = []
+    for n in range(count):
+        intent = fp.installs.create_intent(
+            buyer, {"listingId": listing, "targetSystem": "whs"}, idempotency_key=f"i{n}"
+        ).value
+        issued = fp.installs.issue_token(
+            buyer, intent.install_intent_id, idempotency_key=f"t{n}"
+        ).value
+        tokens.append(issued.install_token)
+    create_body = json.dumps(
+        {
+            "assetKind": "whs_agent",
+            "name": "Bench Agent",
+            "summary": "Created by the HTTP benchmark to time the write path.",
+            "description": {
+                "format": "markdown",
+                "markdown": "# Bench\n\nA listing created by the **benchmark**.",
+            },
+            "tags": ["bench", "support"],
+            "categories": ["operations"],
+        },
+        separators=(",", ":"),
+    ).encode("utf-8")
+
+    def scope(path: str, headers: dict[str, str]) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode("ascii"),
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in {"host": "127.0.0.1", **headers}.items()
+            ],
+            "client": ("127.0.0.1", 40000),
+            "server": ("127.0.0.1", 8000),
+            "state": {},
+        }
+
+    async def call(request: dict[str, Any], body: bytes) -> int:
+        status = 0
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                await asyncio.sleep(3600)
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        await app(request, receive, send)  # type: ignore[arg-type]
+        return status
+
+    async def main() -> dict[str, list[float]]:
+        events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        done: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        await events.put({"type": "lifespan.startup"})
+
+        async def send(message: dict[str, Any]) -> None:
+            await done.put(message)
+
+        lifespan = asyncio.ensure_future(app({"type": "lifespan"}, events.get, send))  # type: ignore[arg-type]
+        assert (await done.get())["type"] == "lifespan.startup.complete"
+        results: dict[str, list[float]] = {"redeem": [], "create": [], "redeem_all": []}
+        for n, raw in enumerate(tokens):
+            signed = signed_redeem_request(raw, "whs", key=SECRET, source="whs")
+            request = scope("/v1/internal/install/redeem", dict(signed.headers))
+            cpu, process = time.thread_time(), time.process_time()
+            status = await call(request, signed.body)
+            if n >= count // 10:
+                results["redeem"].append(time.thread_time() - cpu)
+                results["redeem_all"].append(time.process_time() - process)
+            assert status == 200, status
+        results["create_all"] = []
+        for n in range(count):
+            headers = {
+                "Authorization": f"Bearer {api_token}",
+                "Content-Type": "application/json",
+                "Idempotency-Key": f"bench-{n}",
+            }
+            request = scope("/v1/publisher/listings", headers)
+            cpu, process = time.thread_time(), time.process_time()
+            status = await call(request, create_body)
+            if n >= count // 10:
+                results["create"].append(time.thread_time() - cpu)
+                results["create_all"].append(time.process_time() - process)
+            assert status == 201, status
+        await events.put({"type": "lifespan.shutdown"})
+        await lifespan
+        return results
+
+    results = uvloop.run(main())
+    log.close()
+    return {name: [1000 * v for v in values] for name, values in results.items()}
+
+
+def _run(source: Path, count: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as directory:
+        done = subprocess.run(  # noqa: S603 - our own interpreter and script
+            [sys.executable, __file__, "--worker", directory, "--count", str(count)],
+            env={**os.environ, "PYTHONPATH": str(source)},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=900,
+        )
+    if done.returncode != 0:
+        raise SystemExit(f"worker failed ({source}):\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--baseline-src", type=Path)
+    parser.add_argument("--src", type=Path, default=SOURCE, help="the tree under test")
+    options = parser.parse_args()
+    if options.worker:
+        print(json.dumps(worker(options.worker, options.count)))
+        return
+    trees = [("this tree", options.src.resolve())]
+    if options.baseline_src:
+        trees.insert(0, ("baseline", options.baseline_src.resolve()))
+    collected: dict[str, dict[str, list[float]]] = {label: {} for label, _ in trees}
+    for _round in range(options.rounds):
+        for label, source in trees:
+            for name, values in _run(source, options.count).items():
+                collected[label].setdefault(name, []).extend(values)
+    print(f"load average {os.getloadavg()}")
+    for label, results in collected.items():
+        print(
+            f"{label:10} "
+            + "  ".join(
+                f"{name} {statistics.median(values):.3f} ms" for name, values in results.items()
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
