@@ -36,6 +36,14 @@ class BearerAuthenticator:
     api_tokens: IdentityResolver
     others: Sequence[IdentityResolver] = ()
 
+    def resolves_in_process(self, authorization: str | None) -> bool:
+        """Whether resolving ``authorization`` needs nothing but the database: no header,
+        an API token, or no other resolver configured (an OIDC resolver may fetch keys)."""
+        if authorization is None or not self.others:
+            return True
+        _, _, credential = authorization.strip().partition(" ")
+        return credential.strip().startswith(API_TOKEN_PREFIX)
+
     def principal(self, authorization: str | None) -> Principal | None:
         """``None`` for no header; the principal it proves; else ``UNAUTHENTICATED``."""
         if authorization is None:

@@ -34,6 +34,7 @@ from fleetprompt_http.context import request_id_of, set_caller
 from fleetprompt_http.settings import WebSettings
 
 __all__ = [
+    "INLINE_BODY_MAX",
     "REPLAYED_HEADER",
     "ReadinessCheck",
     "Services",
@@ -58,6 +59,10 @@ W = TypeVar("W")
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
 _STATE_KEY: Final = "fleetprompt_services"
 _JSON_TYPES: Final = ("application/json",)
+#: The largest request body of a write a route marks ``inline`` that runs on the event
+#: loop (ADR 0043): its use case's CPU grows with the body (a listing's markdown renders
+#: at about 2 µs a character), and while it runs the process serves nothing else.
+INLINE_BODY_MAX: Final = 1024
 
 
 class ThreadGate:
@@ -185,7 +190,10 @@ async def json_bytes(request: Request[Any, Any, Any]) -> bytes:
 
 async def json_body(request: Request[Any, Any, Any]) -> object:
     """The parsed JSON body (``None`` when empty); only ``application/json`` is accepted."""
-    raw = await json_bytes(request)
+    return _parsed(await json_bytes(request))
+
+
+def _parsed(raw: bytes) -> object:
     if not raw:
         return None
     try:
@@ -212,9 +220,10 @@ async def run_use_case(services: Services, function: Callable[[], T], *, inline:
     may scan, page, call a third party (OIDC keys, Redis limits over the
     network) or wait on a lock for long belongs in a thread. ``Services.inline``
     is off for PostgreSQL by default: there each statement is a network round
-    trip during which the loop would sit idle.
+    trip during which the loop would sit idle; and nothing runs inline when the
+    rate limiter answers over the network (``Services.inline_limits`` off: Redis).
     """
-    if inline and services.inline:
+    if inline and services.inline and services.inline_limits:
         return function()
     return await services.threads.run(function)
 
@@ -223,9 +232,11 @@ async def call_use_case(
     request: Request[Any, Any, Any], use_case: Callable[[Call], T], *, inline: bool = False
 ) -> T:
     """Resolve the caller and run ``use_case`` with its :class:`Call`, in a worker thread
-    (on the event loop when ``inline``: see :func:`run_use_case`)."""
+    (on the event loop when ``inline``: see :func:`run_use_case`; never when resolving
+    the credential may call out, an OIDC token's keys)."""
     services = services_of(request)
     authorization = request.headers.get("authorization")
+    inline = inline and services.authenticator.resolves_in_process(authorization)
     request_id = request_id_of(request.scope)
     client = client_of(request)
     scope = request.scope
@@ -334,7 +345,11 @@ async def write(
     inline: bool = False,
 ) -> Response[W]:
     """One idempotent write: the JSON body to ``use_case`` (with the caller), its outcome
-    shaped; ``inline`` as in :func:`run_use_case`."""
-    body = await json_body(request)
+    shaped; ``inline`` as in :func:`run_use_case`, for a body of at most
+    :data:`INLINE_BODY_MAX` bytes (a larger one, whose markdown alone may take
+    milliseconds to render, goes to a thread: ADR 0043)."""
+    raw = await json_bytes(request)
+    body = _parsed(raw)
+    inline = inline and len(raw) <= INLINE_BODY_MAX
     outcome = await call_use_case(request, lambda call: use_case(call, body), inline=inline)
     return written(outcome, shape, status, location)

@@ -1,18 +1,31 @@
 """The per-process thread pool of the HTTP adapter (ADR 0015): a cap, on every event loop;
-and the use cases a route runs inline on the event loop instead (ADR 0036)."""
+and the use cases a route runs inline on the event loop instead (ADR 0036, 0043)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
+from typing import Any
 
 import attrs
 import pytest
+from litestar import Litestar, Request, Response, post
+from litestar.datastructures import State
+from litestar.testing import TestClient
 
-from fleetprompt_core import Unavailable
+from fleetprompt_core import Call, Unavailable
+from fleetprompt_core.policies.tokens import API_TOKEN_PREFIX, generate_token
+from fleetprompt_core.services.runtime import Outcome
 from fleetprompt_http.app import open_services
-from fleetprompt_http.handling import ThreadGate, run_use_case
+from fleetprompt_http.handling import (
+    INLINE_BODY_MAX,
+    ThreadGate,
+    install_services,
+    run_use_case,
+    write,
+)
 from fleetprompt_http.settings import Settings
 
 
@@ -94,3 +107,69 @@ def test_an_inline_use_case_raises_like_a_threaded_one() -> None:
                 asyncio.run(main(inline))
     finally:
         storage.close()
+
+
+def test_nothing_runs_inline_when_the_rate_limiter_answers_over_the_network() -> None:
+    """ADR 0043: a limiter that is not in-process (Redis) is a network call on the loop."""
+    storage, services = open_services(Settings(database_url="memory://"))
+    services = attrs.evolve(services, inline=True, inline_limits=False)
+
+    async def main() -> tuple[int, int]:
+        return threading.get_ident(), await run_use_case(services, threading.get_ident, inline=True)
+
+    try:
+        loop_thread, ran_in = asyncio.run(main())
+    finally:
+        storage.close()
+    assert ran_in != loop_thread
+
+
+def test_only_a_credential_resolved_in_process_lets_a_use_case_run_inline() -> None:
+    """No header or an API token: the database only. Another credential, when another
+    resolver is configured (OIDC, which may fetch its keys), goes to a thread."""
+    storage, services = open_services(Settings(database_url="memory://"))
+    try:
+        alone = services.authenticator
+        with_oidc = attrs.evolve(alone, others=(alone.api_tokens,))
+        api_token = f"Bearer {generate_token(API_TOKEN_PREFIX)}"
+        assert alone.resolves_in_process(None)
+        assert alone.resolves_in_process("Bearer eyJhbGciOi.x.y")
+        assert with_oidc.resolves_in_process(None)
+        assert with_oidc.resolves_in_process(api_token)
+        assert not with_oidc.resolves_in_process("Bearer eyJhbGciOi.x.y")
+    finally:
+        storage.close()
+
+
+@pytest.mark.parametrize(("size", "on_loop"), [(100, True), (INLINE_BODY_MAX + 1, False)])
+def test_an_inline_write_runs_on_the_loop_only_with_a_small_body(size: int, on_loop: bool) -> None:
+    """ADR 0043: a write a route marks ``inline`` runs on the event loop when its body is at
+    most ``INLINE_BODY_MAX`` bytes; a larger body (its markdown may take milliseconds to
+    render) in a worker thread."""
+    storage, services = open_services(Settings(database_url="memory://"))
+    services = attrs.evolve(services, inline=True)
+    state: dict[str, object] = {}
+    install_services(state, services)
+    threads: dict[str, int] = {}
+
+    def use_case(_call: Call, body: object) -> Outcome[int]:
+        threads["use case"] = threading.get_ident()
+        return Outcome(len(str(body)))
+
+    @post("/write", status_code=200)
+    async def handler(request: Request[Any, Any, Any]) -> Response[int]:
+        threads["loop"] = threading.get_ident()
+        return await write(request, use_case, lambda n: n, inline=True)
+
+    app = Litestar(route_handlers=[handler], state=State(state))
+    body = json.dumps({"text": "x" * (size - 12)}).encode("utf-8")
+    assert len(body) == size
+    try:
+        with TestClient(app) as client:
+            response = client.post(
+                "/write", content=body, headers={"Content-Type": "application/json"}
+            )
+    finally:
+        storage.close()
+    assert response.status_code == 200
+    assert (threads["use case"] == threads["loop"]) is on_loop

@@ -94,6 +94,9 @@ class PublisherController(Controller):
             lambda v: {"listing": wire.publisher_listing(v)},
             201,
             location=lambda v: f"{self.path}/listings/{v.listing.listing_id}",
+            # A few statements by key, bounded by the database's own timeouts: on SQLite,
+            # for a small body, it runs on the event loop (ADR 0036, 0043).
+            inline=True,
         )
 
     @get(
