@@ -39,6 +39,7 @@ from fleetprompt_core.domain.search import (
     CardHit,
     IndexedListing,
     ListingCard,
+    ListingDetail,
     ListingSearch,
     RankedHit,
     SearchHit,
@@ -254,6 +255,16 @@ class ListingRepository(Protocol):
     ) -> Mapping[str, ListingCard]:
         """The cards of the listings among ``listing_ids`` that exist, whatever their
         status, by id; install intents counted from ``installs_since_ms``."""
+        ...
+
+    def detail(
+        self, listing_id: str, installs_since_ms: int, releases: int
+    ) -> ListingDetail | None:
+        """The listing's card (install intents counted from ``installs_since_ms``) and
+        description with its first ``releases`` releases that are not revoked (those of
+        ``ReleaseRepository.list_for_listing(listing_id, False, None, releases)``), whatever
+        its status; ``None`` when it does not exist. What a detail page reads (ADR 0042:
+        one statement on PostgreSQL)."""
         ...
 
 

@@ -38,6 +38,7 @@ from contract.harness import Adapter, assert_identical
 from fleetprompt_core.base.enums import (
     AssetKind,
     ListingStatus,
+    ReleaseStatus,
     Role,
     SearchSort,
     VerificationStatus,
@@ -52,6 +53,7 @@ from fleetprompt_core.domain.model import (
 from fleetprompt_core.domain.search import (
     CardHit,
     ListingCard,
+    ListingDetail,
     ListingSearch,
     PublisherNames,
     SearchHit,
@@ -831,6 +833,66 @@ def test_cards_read_every_status_with_the_publisher_and_the_window(adapter: Adap
     assert got[ids[-1]].publisher == PublisherNames(None)
     assert got[ids[0]].publisher.profile_display_name is not None
     assert adapter.read(lambda uow: uow.listings.cards([], SINCE)) == {}
+
+
+def test_detail_reads_the_card_description_and_first_releases(adapter: Adapter) -> None:
+    """``detail`` (ADR 0042) gives an existing listing's card (whatever its status), its
+    description, and its first ``n`` releases that are not revoked, newest first with ties
+    broken by id, exactly as ``cards``, ``get`` and ``list_for_listing`` read them; an id
+    that names nothing (or cannot exist) reads as ``None``."""
+    named, buyer = entities.user_at_limits(), entities.user()
+    adapter.add(named, buyer, entities.profile_at_limits(publisher_id=named.user_id))
+    listings = [
+        attrs.evolve(entities.listing_at_limits(publisher_user_id=named.user_id), status=status)
+        for status in ListingStatus
+    ]
+    listings.append(entities.listing_minimal(publisher_user_id=named.user_id, status=PUBLISHED))
+    adapter.add(*listings)
+    owner = listings[0]
+    builders = [entities.release, entities.release_at_limits, entities.release_minimal]
+    releases = [
+        attrs.evolve(
+            builders[n % 3](),
+            release_id=f"rel_{n:02d}",
+            listing_id=owner.listing_id,
+            publisher_user_id=owner.publisher_user_id,
+            version=f"1.0.{n}",
+            status=ReleaseStatus.REVOKED if n % 4 == 1 else ReleaseStatus.PUBLISHED,
+            revoked_at_ms=T0 if n % 4 == 1 else None,
+            revoke_reason="gone" if n % 4 == 1 else None,
+            published_at_ms=T0 + n // 3,  # three releases share each time: the id decides
+        )
+        for n in range(12)
+    ]
+    adapter.add(*releases)
+    adapter.add(
+        entities.intent(
+            buyer_user_id=buyer.user_id,
+            listing_id=owner.listing_id,
+            release_id=releases[0].release_id,
+            created_at_ms=SINCE,
+        )
+    )
+
+    def read(uow: UnitOfWork) -> list[tuple[ListingDetail | None, ListingDetail]]:
+        pairs = []
+        for listing, limit in itertools.product(listings, (1, 2, 5, 21)):
+            want = ListingDetail(
+                card_of(uow, listing, SINCE),
+                listing.description,
+                tuple(uow.releases.list_for_listing(listing.listing_id, False, None, limit)),
+            )
+            pairs.append((uow.listings.detail(listing.listing_id, SINCE, limit), want))
+        return pairs
+
+    for got, want in adapter.read(read):
+        assert_identical(got, want)
+    detail = adapter.read(lambda uow: uow.listings.detail(owner.listing_id, SINCE, 21))
+    assert detail is not None
+    assert len(detail.releases) == 9
+    assert detail.card.installs == 1
+    for missing in ("lst_missing", "lst_\x00"):
+        assert adapter.read(lambda uow, m=missing: uow.listings.detail(m, SINCE, 21)) is None
 
 
 def test_x_cat_02_installs_window_moves(adapter: Adapter) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -465,3 +467,91 @@ def test_u_xss_03_html_stored_by_an_older_renderer_is_rendered_again_on_load(
     detail = market.fp.catalog.listing(listing_id)
     assert "href" not in detail.description.html
     assert detail.description.renderer == markdown.RENDERER_VERSION
+
+
+def test_a_read_only_unit_of_work_refuses_to_write(engine: sa.Engine) -> None:
+    """A reader's write is a programming error, refused before it reaches the database (on
+    PostgreSQL a reader autocommits, ADR 0042: nothing would roll the write back)."""
+    market = sql_market(engine)
+    market.publisher("owner")
+    store = sql.SqlStore(engine)
+    with store.read_unit_of_work() as uow:
+        (user,) = uow.users.list_page(None, 1)
+        with pytest.raises(RuntimeError, match="never writes"):
+            uow.users.update(attrs.evolve(user, display_name="Changed"))
+        with pytest.raises(RuntimeError, match="never writes"):
+            uow.search_changed(["lst_x"])
+    with store.read_unit_of_work() as uow:
+        assert uow.users.get(user.user_id) == user
+
+
+@pytest.fixture
+def one_connection_engine(_postgres_engine: sa.Engine) -> Iterator[sa.Engine]:
+    """An engine over the run's PostgreSQL database whose pool holds one connection."""
+    engine = sql.create_engine(_postgres_engine.url, pool_size=1, max_overflow=0)
+    yield engine
+    engine.dispose()
+
+
+def _backend_pid(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+
+def test_postgres_readers_hold_no_transaction(one_connection_engine: sa.Engine) -> None:
+    """ADR 0042: a read-only unit of work on PostgreSQL sends no BEGIN (its statements run
+    on their own), a writing one does; the connection leaves both with no transaction."""
+    store = sql.SqlStore(one_connection_engine)
+    with store.read_unit_of_work() as uow:
+        assert uow.users.get("usr_none") is None
+        assert uow.connection.connection.dbapi_connection.info.transaction_status.name == "IDLE"
+    with store.unit_of_work() as uow:
+        assert uow.users.get("usr_none") is None
+        assert uow.connection.connection.dbapi_connection.info.transaction_status.name == "INTRANS"
+    with store.read_unit_of_work() as uow:
+        assert uow.users.get("usr_none") is None
+        assert uow.connection.connection.dbapi_connection.info.transaction_status.name == "IDLE"
+
+
+def test_postgres_checkout_of_a_healthy_connection_sends_nothing(
+    one_connection_engine: sa.Engine, tmp_path: Path
+) -> None:
+    """ADR 0042: checking a quiet pooled connection out and in again costs no round trip
+    (``pool_pre_ping`` sent one per checkout)."""
+    from psycopg import pq  # noqa: PLC0415 - PostgreSQL only
+
+    with one_connection_engine.connect() as connection:
+        dbapi_connection: Any = connection.connection.dbapi_connection
+    trace = tmp_path / "libpq.trace"
+    with trace.open("wb") as sink:
+        dbapi_connection.pgconn.trace(sink.fileno())
+        dbapi_connection.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            with one_connection_engine.connect() as connection:
+                assert connection.connection.dbapi_connection is dbapi_connection
+        finally:
+            dbapi_connection.pgconn.untrace()
+    assert trace.read_text() == ""
+
+
+def test_a_pooled_connection_the_server_ended_is_replaced_at_checkout(
+    one_connection_engine: sa.Engine,
+) -> None:
+    """A pooled connection whose backend the server ended while it sat idle (a restart,
+    ``pg_terminate_backend``) is noticed at checkout and replaced: the next unit of work
+    succeeds on a fresh connection, as with ``pool_pre_ping`` (ADR 0042)."""
+    store = sql.SqlStore(one_connection_engine)
+    before = _backend_pid(one_connection_engine)
+    admin = sa.create_engine(one_connection_engine.url, poolclass=sa.NullPool)
+    try:
+        with admin.connect() as connection:
+            ended = connection.execute(
+                sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": before}
+            ).scalar_one()
+    finally:
+        admin.dispose()
+    assert ended
+    for new_unit in (store.read_unit_of_work, store.unit_of_work):
+        with new_unit() as uow:
+            assert uow.users.get("usr_none") is None
+    assert _backend_pid(one_connection_engine) != before

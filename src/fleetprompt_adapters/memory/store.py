@@ -46,6 +46,7 @@ from fleetprompt_core.domain.search import (
     CardHit,
     IndexedListing,
     ListingCard,
+    ListingDetail,
     ListingSearch,
     PublisherNames,
     SearchHit,
@@ -413,6 +414,24 @@ class _Listings(_Repo):
             installs = self._installs(listing_id, installs_since_ms)
             cards[listing_id] = ListingCard.of(listing, self._names(listing), installs)
         return cards
+
+    def detail(
+        self, listing_id: str, installs_since_ms: int, releases: int
+    ) -> ListingDetail | None:
+        listing = self.s.listings.get(listing_id)
+        if listing is None:
+            return None
+        installs = self._installs(listing_id, installs_since_ms)
+        published = (
+            self.s.releases[r]
+            for r in self.s.releases_by_listing.get(listing_id, ())
+            if self.s.releases[r].status is ReleaseStatus.PUBLISHED
+        )
+        return ListingDetail(
+            ListingCard.of(listing, self._names(listing), installs),
+            listing.description,
+            tuple(_page(published, lambda r: (r.published_at_ms, r.release_id), None, releases)),
+        )
 
     def _names(self, listing: Listing) -> PublisherNames:
         user = self.s.users.get(listing.publisher_user_id)

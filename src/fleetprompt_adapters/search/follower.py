@@ -41,6 +41,7 @@ from fleetprompt_adapters.search.tantivy_index import IndexedListing, ListingInd
 from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import search_log
 from fleetprompt_adapters.sql import tables as t
+from fleetprompt_adapters.sql.engine import in_transaction
 from fleetprompt_core.base.enums import ListingStatus, VerificationStatus
 from fleetprompt_core.domain.search import ListingSearch, RankedHit
 
@@ -65,9 +66,16 @@ def _indexed(conn: sa.Connection, where: sa.ColumnElement[bool]) -> Iterator[Ind
         .exists()
     )
     query = sa.select(_L, verified.label("publisher_verified")).where(where)
-    for row in conn.execution_options(yield_per=_BATCH).execute(query):
-        mapping = row._mapping
-        yield IndexedListing(m.to_listing(mapping), bool(mapping["publisher_verified"]))
+    # Streamed (a server-side cursor on PostgreSQL): inside a transaction, which a
+    # read-only unit of work's autocommit connection opens for it (ADR 0042). The option
+    # is the statement's: on the connection it would stream every later statement too.
+    with (
+        in_transaction(conn),
+        conn.execute(query.execution_options(yield_per=_BATCH)) as rows,
+    ):
+        for row in rows:
+            mapping = row._mapping
+            yield IndexedListing(m.to_listing(mapping), bool(mapping["publisher_verified"]))
 
 
 @functools.cache

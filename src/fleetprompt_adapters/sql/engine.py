@@ -9,7 +9,11 @@ transaction: a WAL snapshot that never waits for or blocks a writer.
 
 PostgreSQL: psycopg 3 with a connection pool, ``READ COMMITTED``; every
 status change is a compare-and-set ``UPDATE``, so races have one winner
-without serialisable isolation (ADR 0013).
+without serialisable isolation (ADR 0013). A pooled connection is checked at
+checkout without a round trip (ADR 0042): only one whose socket has something
+to read (the server closed it, or said it will) is pinged, and replaced, with
+every older one, when the ping fails — what ``pool_pre_ping`` does, without its
+round trip for every healthy connection.
 
 Timeouts (:class:`Timeouts`, ADR 0026): connecting (PostgreSQL), waiting for
 a pooled connection, and each statement are bounded. PostgreSQL enforces
@@ -25,6 +29,7 @@ import contextlib
 import functools
 import json
 import math
+import select
 import time
 import types
 from collections.abc import Iterator
@@ -33,6 +38,7 @@ from typing import Any
 import attrs
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 
 from fleetprompt_adapters import MissingExtra
 from fleetprompt_adapters.sql.driver import on_cursor
@@ -43,6 +49,7 @@ __all__ = [
     "Timeouts",
     "create_engine",
     "decode_json",
+    "in_transaction",
     "is_sqlite",
     "normalize_url",
 ]
@@ -83,6 +90,30 @@ def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
     neither wait for writers nor keep them (or another process starting) waiting."""
     with engine.connect() as conn:
         yield conn.execution_options(**{READ_ONLY_OPTION: True})
+
+
+@contextlib.contextmanager
+def in_transaction(conn: sa.Connection) -> Iterator[sa.Connection]:
+    """``conn`` inside a database transaction for the block, for a read that needs one: a
+    server-side cursor (``yield_per``) on PostgreSQL lives only in a transaction.
+
+    Every unit of work's connection is in one already, except a read-only unit of work
+    on PostgreSQL, whose statements run on their own (autocommit, ADR 0042: under
+    ``READ COMMITTED`` each has its own snapshot anyway). There the block opens a
+    transaction and rolls it back after (it only reads): two round trips, paid only by
+    what asks for it.
+    """
+    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        yield conn
+        return
+    conn.exec_driver_sql("BEGIN")
+    try:
+        yield conn
+    except BaseException:
+        with contextlib.suppress(sa_exc.SQLAlchemyError):
+            conn.exec_driver_sql("ROLLBACK")
+        raise
+    conn.exec_driver_sql("ROLLBACK")
 
 
 #: JSON texts up to this length are decoded once and the value kept (see ``decode_json``).
@@ -190,6 +221,44 @@ def _sqlite_engine(url: sa.URL, options: dict[str, Any], timeouts: Timeouts) -> 
     return engine
 
 
+def _quiet(dbapi_connection: Any) -> bool:
+    """Whether an idle psycopg connection is open with nothing to read: no round trip.
+
+    The server writes to an idle connection only to end it (a restart, a shutdown,
+    ``pg_terminate_backend``, an idle timeout: a ``FATAL`` message, then the close);
+    FleetPrompt never ``LISTEN``s, so nothing else arrives between statements.
+    """
+    if dbapi_connection.closed:
+        return False
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+    return not poller.poll(0)
+
+
+def _check_on_checkout(engine: sa.Engine) -> None:
+    """``pool_pre_ping``'s verdict without its round trip for a healthy connection.
+
+    A connection that is not :func:`_quiet` is pinged as ``pool_pre_ping`` would; a
+    ping that meets a disconnect raises ``InvalidatePoolError``, so the pool replaces
+    this connection and every older one, and the checkout gets a fresh connection
+    (as after a failed pre-ping). A quiet connection is used as it is: a server
+    that goes away after the check fails the first statement as it would have
+    failed right after a pre-ping (``Unavailable``, then the pool is invalidated).
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkout")
+    def _alive(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if _quiet(dbapi_connection):
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise sa_exc.InvalidatePoolError("the server closed the connection") from None
+            raise
+
+
 def create_engine(
     url: str | sa.URL,
     *,
@@ -224,7 +293,9 @@ def create_engine(
         if timeouts.statement_ms is not None:
             bound = timeouts.statement_ms
             connect_args["options"] = f"-c statement_timeout={bound} -c lock_timeout={bound}"
-        return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **options)
+        engine = sa.create_engine(parsed, connect_args=connect_args, **options)
+        _check_on_checkout(engine)
+        return engine
     raise ValueError(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
     )

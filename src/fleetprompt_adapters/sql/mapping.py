@@ -484,6 +484,10 @@ LISTING_CARDS = Loader(
     decode=decode_json,
 )
 
+#: A listing's description read beside its card (``search.detail_of``): the columns
+#: ``description_<column>`` of ``listings``.
+DESCRIPTIONS = Loader(RenderedMarkdown)
+
 #: Every entity stored in a table of its own, with its codec.
 CODECS: tuple[Codec[Any], ...] = (
     USERS,

@@ -40,12 +40,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from fleetprompt_adapters.sql import tables as t
-from fleetprompt_adapters.sql.mapping import LISTING_CARDS, LISTINGS
-from fleetprompt_core.base.enums import ListingStatus, SearchSort, VerificationStatus
+from fleetprompt_adapters.sql.mapping import DESCRIPTIONS, LISTING_CARDS, LISTINGS, RELEASES
+from fleetprompt_core.base.enums import ListingStatus, ReleaseStatus, SearchSort, VerificationStatus
 from fleetprompt_core.domain.search import (
     FIELD_WEIGHTS,
     CardHit,
     ListingCard,
+    ListingDetail,
     ListingSearch,
     RankedHit,
     SearchHit,
@@ -55,6 +56,7 @@ __all__ = [
     "COMMON_TERM_ROWS",
     "RankedSearch",
     "cards_of",
+    "detail_of",
     "fetch_ranked",
     "fetch_ranked_cards",
     "search_cards",
@@ -254,6 +256,67 @@ def cards_of(conn: sa.Connection, ids: Sequence[str], since_ms: int) -> dict[str
     params = {"ids": _ids(conn, ids), "since": since_ms}
     rows = conn.execute(_CARDS[conn.dialect.name], params).all()
     return {card.listing_id: card for card in LISTING_CARDS.load_all(rows)}
+
+
+def _detail_statement() -> sa.Select[Any]:
+    """A listing's detail page in one statement (ADR 0042): its card and description
+    with its first ``:limit`` published releases, newest first, one row per release (one
+    row, without a release, when it has none). The description is sent with the first
+    row only; the card's columns are short."""
+    releases = t.releases
+    newest_first = (releases.c.published_at_ms.desc(), releases.c.release_id.desc())
+    page = (
+        sa.select(releases, sa.func.row_number().over(order_by=newest_first).label("n"))
+        .where(
+            releases.c.listing_id == sa.bindparam("listing_id"),
+            releases.c.status == ReleaseStatus.PUBLISHED,
+        )
+        .order_by(*newest_first)
+        .limit(sa.bindparam("limit"))
+        .subquery("page")
+    )
+    first = sa.or_(page.c.n.is_(None), page.c.n == 1)
+    description = [
+        sa.case((first, _L.c[f"description_{name}"]), else_=sa.null()).label(f"description_{name}")
+        for name in DESCRIPTIONS.columns
+    ]
+    return (
+        sa.select(
+            *_card_columns(),
+            *description,
+            *(page.c[column.name].label(f"release_{column.name}") for column in releases.c),
+        )
+        .select_from(_CARD_SOURCE.outerjoin(page, sa.true()))
+        .where(_L.c.listing_id == sa.bindparam("listing_id"))
+        .order_by(page.c.n)
+    )
+
+
+_DETAIL = _detail_statement()
+_DESCRIPTION_AT = len(LISTING_CARDS.columns)
+_RELEASE_AT = _DESCRIPTION_AT + len(DESCRIPTIONS.columns)
+_RELEASE_ID_AT = _RELEASE_AT + list(t.releases.c.keys()).index("release_id")
+
+
+def detail_of(
+    conn: sa.Connection, listing_id: str, since_ms: int, releases: int
+) -> ListingDetail | None:
+    """The detail read of ``listing_id`` (``ListingRepository.detail``), ``None`` when it
+    does not exist: one round trip."""
+    params = {"listing_id": listing_id, "since": since_ms, "limit": releases}
+    rows = conn.execute(_DETAIL, params).all()
+    if not rows:
+        return None
+    first = rows[0]
+    return ListingDetail(
+        LISTING_CARDS.load_values(first),
+        DESCRIPTIONS.load_values(first[_DESCRIPTION_AT:_RELEASE_AT]),
+        tuple(
+            RELEASES.load_values(row[_RELEASE_AT:])
+            for row in rows
+            if row[_RELEASE_ID_AT] is not None
+        ),
+    )
 
 
 def _fetch(conn: sa.Connection, ranked: Ranked) -> list[SearchHit]:

@@ -43,6 +43,7 @@ from fleetprompt_adapters.sql.search import (
     COMMON_TERM_ROWS,
     RankedSearch,
     cards_of,
+    detail_of,
     fetch_ranked,
     fetch_ranked_cards,
     search_cards,
@@ -71,6 +72,7 @@ from fleetprompt_core.domain.model import (
 from fleetprompt_core.domain.search import (
     CardHit,
     ListingCard,
+    ListingDetail,
     ListingSearch,
     SearchHit,
     ranked_by_engine,
@@ -352,6 +354,14 @@ class SqlStore:
         #: instead of queueing behind it (§6). ``None`` on PostgreSQL, whose units of work
         #: hold keys with a transaction advisory lock that every process sees.
         self.in_flight = InFlightKeys() if self.dialect == "sqlite" else None
+        #: A read-only unit of work's connection options. SQLite: a deferred transaction
+        #: (a WAL snapshot, no write lock). PostgreSQL: autocommit (ADR 0042), no
+        #: ``BEGIN``/``ROLLBACK`` round trips; under ``READ COMMITTED`` every statement
+        #: has its own snapshot inside a transaction too, so what a reader sees is the
+        #: same. What needs a transaction asks for one (``engine.in_transaction``).
+        self.read_options: dict[str, Any] = {READ_ONLY_OPTION: True}
+        if self.dialect == "postgresql":
+            self.read_options["isolation_level"] = "AUTOCOMMIT"
 
     def unit_of_work(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
@@ -372,6 +382,8 @@ class _Repo:
     def _run(
         self, statement: sa.Executable, params: Mapping[str, Any] | None = None
     ) -> sa.CursorResult[Any]:
+        if statement.is_dml:
+            self._uow.writing()
         return guarded(lambda: self.conn.execute(statement, params))
 
     def _write(self, statement: sa.Insert | sa.Update, params: Mapping[str, Any]) -> int:
@@ -428,6 +440,7 @@ class _Repo:
         ``primary_key`` names the primary-key column (looked up only after a
         conflict); ``None`` when the primary key is itself ``constraint``.
         """
+        self._uow.writing()
         dialect = self._uow.store.dialect
         statement = _insert_statement(dialect, table)
         if dialect == "sqlite" and len(values) == len(table.columns):
@@ -731,6 +744,13 @@ class _Listings(_Repo):
         wanted = sorted(lid for lid in set(listing_ids) if self._storable(lid))
         return guarded(lambda: cards_of(self.conn, wanted, installs_since_ms))
 
+    def detail(
+        self, listing_id: str, installs_since_ms: int, releases: int
+    ) -> ListingDetail | None:
+        if not self._storable(listing_id):
+            return None
+        return guarded(lambda: detail_of(self.conn, listing_id, installs_since_ms, releases))
+
 
 class _Releases(_Repo):
     def get(self, release_id: str) -> Release | None:
@@ -893,6 +913,7 @@ class _Tokens(_Repo):
         intent_was: InstallIntentStatus,
         event: AuditEvent,
     ) -> bool:
+        self._uow.writing()
         if self._uow.store.dialect != "postgresql":
             return self._redeem_sqlite(token, token_was, intent, intent_was, event)
         params = {
@@ -1329,7 +1350,7 @@ class SqlUnitOfWork:
         try:
             connection = guarded(self.store.engine.connect)
             if self.read_only:
-                connection.execution_options(**{READ_ONLY_OPTION: True})
+                connection.execution_options(**self.store.read_options)
             try:
                 self._transaction = guarded(connection.begin)
                 if self._key is not None and self.store.in_flight is None:
@@ -1387,10 +1408,17 @@ class SqlUnitOfWork:
         ids = list(listing_ids)
         if not ids:
             return
+        self.writing()
         if self._search_seq is None:
             self._search_seq = guarded(lambda: search_log.next_seq(self.connection))
         seq = self._search_seq
         guarded(lambda: search_log.append(self.connection, seq, ids))
+
+    def writing(self) -> None:
+        """Refuse a write in a read-only unit of work (a programming error): on PostgreSQL
+        its statements autocommit (ADR 0042), so a write would not be rolled back."""
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work never writes")
 
     def commit(self) -> None:
         if self._transaction is None or not self._transaction.is_active:

@@ -55,7 +55,8 @@ from typing import Final
 import attrs
 
 from fleetprompt_core.base.enums import AssetKind, ListingStatus, SearchSort, VerificationStatus
-from fleetprompt_core.domain.model import Image, Links, Listing
+from fleetprompt_core.domain.model import Image, Links, Listing, Release
+from fleetprompt_core.policies.markdown import RenderedMarkdown
 
 __all__ = [
     "FIELD_WEIGHTS",
@@ -63,6 +64,7 @@ __all__ = [
     "CardHit",
     "IndexedListing",
     "ListingCard",
+    "ListingDetail",
     "ListingSearch",
     "PublisherNames",
     "RankedHit",
@@ -216,6 +218,17 @@ class ListingCard:
             publisher=publisher,
             installs=installs,
         )
+
+
+@attrs.frozen
+class ListingDetail:
+    """What a listing's detail page reads in one go (ADR 0042): its card, its description
+    and its first releases that are not revoked, newest first (``(published_at_ms,
+    release_id)`` descending, as ``ReleaseRepository.list_for_listing``)."""
+
+    card: ListingCard
+    description: RenderedMarkdown
+    releases: tuple[Release, ...]
 
 
 @attrs.frozen

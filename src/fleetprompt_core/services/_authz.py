@@ -20,6 +20,7 @@ from fleetprompt_core.base.errors import (
     Unauthorized,
 )
 from fleetprompt_core.domain.model import InstallIntent, Listing, Release, User
+from fleetprompt_core.domain.search import ListingDetail
 from fleetprompt_core.policies.validation import Problems, check_text
 from fleetprompt_core.ports import Principal, UniqueConstraint, UnitOfWork
 from fleetprompt_core.services import _audit as audit
@@ -146,9 +147,21 @@ def own_intent(uow: UnitOfWork, user: User, install_intent_id: str) -> InstallIn
 
 def public_listing(uow: UnitOfWork, listing_id: str) -> Listing:
     listing = uow.listings.get(listing_id)
-    if listing is None or listing.status is not ListingStatus.PUBLISHED:
+    if listing is None or not _public(listing.status):
         raise NotFound("Listing not found.")
     return listing
+
+
+def public_detail(detail: ListingDetail | None) -> ListingDetail:
+    """A listing's detail read anyone may see: the listing is published (``public_listing``)."""
+    if detail is None or not _public(detail.card.status):
+        raise NotFound("Listing not found.")
+    return detail
+
+
+def _public(status: ListingStatus) -> bool:
+    """Whether anyone may read a listing in ``status``: only a published one."""
+    return status is ListingStatus.PUBLISHED
 
 
 def public_release(uow: UnitOfWork, release_id: str) -> Release:

@@ -71,7 +71,12 @@ def release_page(
     """One page of a listing's releases, newest first (shared by public and publisher views)."""
     after = request.after(rt, scope)
     rows = uow.releases.list_for_listing(listing_id, include_revoked, after, request.limit + 1)
-    return paginate(rt, scope, rows, request.limit, lambda r: (r.published_at_ms, r.release_id))
+    return paginate(rt, scope, rows, request.limit, _release_position)
+
+
+def _release_position(release: Release) -> Position:
+    """A release's place in a page of releases: newest first."""
+    return (release.published_at_ms, release.release_id)
 
 
 def latest_release(
@@ -149,26 +154,28 @@ class Catalog:
         """P2: a published listing with its description and first page of releases."""
         self.admit(PublicRead.LISTING, call)
         now = self._rt.clock.now_ms()
+        limit = page_request(None).limit
         with self._rt.reader() as uow:
-            listing = authz.public_listing(uow, listing_id)
-            card = uow.listings.cards([listing_id], now - limits.STATS_WINDOW_MS)[listing_id]
-            releases = release_page(
+            # The card, the description and the first page of releases in one read.
+            detail = authz.public_detail(
+                uow.listings.detail(listing_id, now - limits.STATS_WINDOW_MS, limit + 1)
+            )
+            releases = paginate(
                 self._rt,
-                uow,
                 _release_scope(listing_id, False),
-                listing_id,
-                include_revoked=False,
-                request=page_request(None),
+                detail.releases,
+                limit,
+                _release_position,
             )
             if releases.next_cursor is None:
                 # The page holds every published release: the latest is among them.
                 latest = _latest_of(releases.items)
             else:
                 latest = latest_release(uow, listing_id, releases.items)
-        (public,) = public_cards([card])
+        (public,) = public_cards([detail.card])
         return PublicListingDetail(
             listing=public,
-            description=listing.description,
+            description=detail.description,
             latest_release=public_release(latest) if latest else None,
             releases=Page(tuple(public_release(r) for r in releases.items), releases.next_cursor),
         )
