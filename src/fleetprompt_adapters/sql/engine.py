@@ -230,8 +230,12 @@ def _quiet(dbapi_connection: Any) -> bool:
     """
     if dbapi_connection.closed:
         return False
+    try:
+        socket = dbapi_connection.fileno()
+    except Exception:  # no usable socket: the ping decides
+        return False
     poller = select.poll()
-    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLPRI)
+    poller.register(socket, select.POLLIN | select.POLLPRI)
     return not poller.poll(0)
 
 
