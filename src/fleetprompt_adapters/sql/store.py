@@ -389,6 +389,7 @@ class _Repo:
     def _write(self, statement: sa.Insert | sa.Update, params: Mapping[str, Any]) -> int:
         """Run a write built once (a module constant) with every parameter given; the rows
         it changed. On SQLite on the driver's cursor (``driver.py``)."""
+        self._uow.writing()
         if self._uow.store.dialect == "sqlite":
             write = prepared(statement, self.conn.dialect)
             return guarded(lambda: write.run(self.conn, params))
