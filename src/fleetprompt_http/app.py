@@ -22,9 +22,8 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import SecurityScheme
 from litestar.routes import HTTPRoute
 
+from fleetprompt_adapters.heap import trim_heap
 from fleetprompt_adapters.memory import MemoryRateLimiter
-from fleetprompt_adapters.oidc import OidcIdentityResolver
-from fleetprompt_adapters.redis_limiter import RedisRateLimiter
 from fleetprompt_core import FleetPrompt
 from fleetprompt_core.policies.signing import RedeemVerifier
 from fleetprompt_core.ports import Clock, IdentityResolver, RateLimiter
@@ -50,6 +49,7 @@ from fleetprompt_http.handling import (
     install_services,
     services_in,
 )
+from fleetprompt_http.heap import HeapTrimmer
 from fleetprompt_http.logs import log_access, log_event
 from fleetprompt_http.openapi import DocumentedComponents
 from fleetprompt_http.routes.admin import AdminController
@@ -244,6 +244,9 @@ def _limiter(settings: Settings) -> RateLimiter | None:
     if settings.rate_limits is None:
         return None
     if settings.redis_url:
+        # Imported only when configured: the Redis client costs every process ~7 MB.
+        from fleetprompt_adapters.redis_limiter import RedisRateLimiter  # noqa: PLC0415
+
         return RedisRateLimiter.from_url(settings.redis_url, prefix=settings.redis_prefix)
     return MemoryRateLimiter()
 
@@ -252,6 +255,9 @@ def _identity(settings: Settings) -> tuple[IdentityResolver, ...]:
     if settings.oidc is None:
         return ()
     oidc = settings.oidc
+    # Imported only when configured (PyJWT and its cryptography backends).
+    from fleetprompt_adapters.oidc import OidcIdentityResolver  # noqa: PLC0415
+
     return (
         OidcIdentityResolver(
             issuer=oidc.issuer, audience=oidc.audience, jwks_url=oidc.jwks_url, keys=oidc.keys
@@ -290,12 +296,17 @@ def _warm_search_index(storage: Storage) -> None:
     )
 
 
-def _readiness(storage: Storage, limiter: RateLimiter | None) -> tuple[ReadinessCheck, ...]:
+def _readiness(
+    settings: Settings, storage: Storage, limiter: RateLimiter | None
+) -> tuple[ReadinessCheck, ...]:
     checks: list[ReadinessCheck] = []
     if storage.ping is not None:
         checks.append(ReadinessCheck("database", storage.ping))
-    if isinstance(limiter, RedisRateLimiter):
-        checks.append(ReadinessCheck("redis", limiter.ping))
+    if settings.redis_url:
+        from fleetprompt_adapters.redis_limiter import RedisRateLimiter  # noqa: PLC0415
+
+        if isinstance(limiter, RedisRateLimiter):
+            checks.append(ReadinessCheck("redis", limiter.ping))
     return tuple(checks)
 
 
@@ -321,7 +332,7 @@ def open_services(settings: Settings, *, clock: Clock | None = None) -> tuple[St
         verifier=verifier,
         version=package_version(),
         threads=ThreadGate(settings.worker_threads, deadline_ms=settings.request_timeout_ms),
-        readiness=_readiness(storage, limiter),
+        readiness=_readiness(settings, storage, limiter),
         proxies=TrustedProxies(parse_networks(settings.trusted_proxies)),
         cache=cache,
         inline_limits=limiter is None or isinstance(limiter, MemoryRateLimiter),
@@ -358,6 +369,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         poller = VersionPoller(services.cache.source)
         on_startup.append(poller.start)
         on_shutdown.append(poller.stop)
+    trimmer = HeapTrimmer(trim_heap)
+    on_startup.append(trimmer.start)
+    on_shutdown.append(trimmer.stop)
     on_shutdown.append(storage.close)
     return FleetPromptServer(
         security_headers=SecurityHeaders(

@@ -229,6 +229,8 @@ class Settings:
     request_timeout_ms: int = 15_000
     #: Memory for the public response cache of each process (ADR 0028); 0 turns it off.
     cache_mb: int = 32
+    #: Each SQLite connection's page cache (MiB); ``None``: the SQL adapter's default.
+    sqlite_cache_mb: int | None = None
     #: How long the key of a request whose process died stays "in progress".
     idempotency_lease_ms: int = 120_000
     #: The web pages (ADR 0018, 0019): self sign-up, session lifetimes, the cookie's
@@ -334,6 +336,11 @@ class Settings:
             mcp_token=env.get("FLEETPROMPT_MCP_TOKEN", "").strip() or None,
             **_timeouts(env),
             cache_mb=_cache_mb(env.get("FLEETPROMPT_CACHE_MB")),
+            sqlite_cache_mb=_positive_int(
+                env.get("FLEETPROMPT_SQLITE_CACHE_MB"),
+                "FLEETPROMPT_SQLITE_CACHE_MB",
+                maximum=65_536,
+            ),
             web=WebSettings.from_env(env),
             head_timeout_ms=_positive_int(
                 env.get("FLEETPROMPT_HEAD_TIMEOUT_MS"),

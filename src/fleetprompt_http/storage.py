@@ -111,6 +111,7 @@ def open_storage(
             pool_ms=settings.db_pool_timeout_ms,
             statement_ms=settings.db_statement_timeout_ms,
         ),
+        sqlite_cache_mib=settings.sqlite_cache_mb or sql.SQLITE_CACHE_MIB,
     )
     follower = _search_follower(settings)
     app = sql.bootstrap(engine, search_engine=follower, **wiring)

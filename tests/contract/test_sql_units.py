@@ -77,6 +77,21 @@ def test_sqlite_engine_is_tuned_for_a_server(sqlite_engine: sa.Engine) -> None:
         assert pragma("foreign_keys") == 1
         assert pragma("synchronous") == 1  # NORMAL
         assert pragma("busy_timeout") == sql.engine.SQLITE_BUSY_TIMEOUT_MS
+        # KiB when negative: a bounded page cache per connection (docs/benchmarks.md, issue 11).
+        assert pragma("cache_size") == -sql.SQLITE_CACHE_MIB * 1024
+
+
+def test_sqlite_page_cache_is_sized_per_engine(tmp_path: Path) -> None:
+    """``sqlite_cache_mib`` bounds every connection's page cache; below 1 MiB is refused."""
+    url = f"sqlite:///{tmp_path / 'cache.db'}"
+    engine = sql.create_engine(url, sqlite_cache_mib=3)
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA cache_size").scalar_one() == -3 * 1024
+    finally:
+        engine.dispose()
+    with pytest.raises(ValueError, match="sqlite_cache_mib"):
+        sql.create_engine(url, sqlite_cache_mib=0)
 
 
 def test_sqlite_enforces_foreign_keys(sqlite_engine: sa.Engine) -> None:

@@ -174,6 +174,13 @@ def test_cache_mb(value: str, size: int) -> None:
     assert _settings(CACHE_MB=value).cache_mb == size
 
 
+@pytest.mark.parametrize(("value", "size"), [("", None), ("1", 1), (" 16 ", 16)])
+def test_sqlite_cache_mb(value: str, size: int | None) -> None:
+    """FLEETPROMPT_SQLITE_CACHE_MB bounds each SQLite connection's page cache; unset, the
+    SQL adapter's default (``sql.SQLITE_CACHE_MIB``) applies."""
+    assert _settings(SQLITE_CACHE_MB=value).sqlite_cache_mb == size
+
+
 def test_threads_default_to_one_on_sqlite_and_four_otherwise() -> None:
     """SQLite has one writer: more threads only contend; PostgreSQL overlaps round trips."""
     assert Settings().worker_threads == 1
@@ -306,6 +313,9 @@ def test_invalid_secret_bearing_values_name_the_variable_never_the_value(
         ("CACHE_MB", "-1"),
         ("CACHE_MB", "lots"),
         ("CACHE_MB", "65537"),
+        ("SQLITE_CACHE_MB", "0"),
+        ("SQLITE_CACHE_MB", "8MB"),
+        ("SQLITE_CACHE_MB", "65537"),
     ],
 )
 def test_invalid_values_raise_config_error_naming_the_variable(variable: str, value: str) -> None:

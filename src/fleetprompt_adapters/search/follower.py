@@ -23,13 +23,10 @@ retention horizon) is rebuilt too: the log no longer lists what it missed.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
-import functools
 import json
 import os
 import shutil
-import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -37,6 +34,7 @@ from typing import IO, Final
 
 import sqlalchemy as sa
 
+from fleetprompt_adapters.heap import trim_heap
 from fleetprompt_adapters.search.tantivy_index import IndexedListing, ListingIndex
 from fleetprompt_adapters.sql import mapping as m
 from fleetprompt_adapters.sql import search_log
@@ -78,18 +76,6 @@ def _indexed(conn: sa.Connection, where: sa.ColumnElement[bool]) -> Iterator[Ind
             yield IndexedListing(m.to_listing(mapping), bool(mapping["publisher_verified"]))
 
 
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim`` (``None`` elsewhere: musl, macOS)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):
-        return None
-    return trim
-
-
 def _release_memory(conn: sa.Connection) -> None:
     """Give back what a full build used and no longer needs: the SQLite connection's page
     cache, which reading every listing filled (the connection returns to the pool), and
@@ -97,9 +83,7 @@ def _release_memory(conn: sa.Connection) -> None:
     A process whose index lives in RAM otherwise carries both for its whole life."""
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("PRAGMA shrink_memory")
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
+    trim_heap()
 
 
 def count_published(conn: sa.Connection) -> int:

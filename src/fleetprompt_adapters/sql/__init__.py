@@ -24,7 +24,13 @@ if importlib.util.find_spec("alembic") is None:  # imported only to migrate: slo
     raise MissingExtra("fleetprompt_adapters.sql", "sql", "alembic")
 
 from fleetprompt_adapters.sql.catalog_version import SqlCatalogVersion
-from fleetprompt_adapters.sql.engine import Timeouts, create_engine, normalize_url, reading
+from fleetprompt_adapters.sql.engine import (
+    SQLITE_CACHE_MIB,
+    Timeouts,
+    create_engine,
+    normalize_url,
+    reading,
+)
 from fleetprompt_adapters.sql.schema import (
     create_schema,
     current_revision,
@@ -38,6 +44,7 @@ from fleetprompt_adapters.system import Wiring, compose
 from fleetprompt_core import FleetPrompt
 
 __all__ = [
+    "SQLITE_CACHE_MIB",
     "SqlCatalogVersion",
     "SqlStore",
     "SqlUnitOfWork",

@@ -46,6 +46,7 @@ from fleetprompt_adapters.sql.driver import on_cursor
 __all__ = [
     "READ_ONLY_OPTION",
     "SQLITE_BUSY_TIMEOUT_MS",
+    "SQLITE_CACHE_MIB",
     "Timeouts",
     "create_engine",
     "decode_json",
@@ -55,6 +56,10 @@ __all__ = [
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: Each SQLite connection's page cache, in MiB (``PRAGMA cache_size``): a bound, filled
+#: as reads touch pages. Past it a page is read again from the operating system's file
+#: cache (one system call, no disk), so a small cache costs little.
+SQLITE_CACHE_MIB = 8
 #: SQLite calls the progress handler every this many virtual machine steps.
 _PROGRESS_STEPS = 10_000
 _DEADLINE_KEY = "fleetprompt_statement_deadline"
@@ -163,7 +168,9 @@ def is_sqlite(bind: sa.Engine | sa.Connection) -> bool:
     return bind.dialect.name == "sqlite"
 
 
-def _sqlite_engine(url: sa.URL, options: dict[str, Any], timeouts: Timeouts) -> sa.Engine:
+def _sqlite_engine(
+    url: sa.URL, options: dict[str, Any], timeouts: Timeouts, cache_mib: int
+) -> sa.Engine:
     if url.database in {None, "", ":memory:"}:
         raise ValueError(
             "an in-memory SQLite database is private to one connection; use a file path"
@@ -188,7 +195,7 @@ def _sqlite_engine(url: sa.URL, options: dict[str, Any], timeouts: Timeouts) -> 
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.execute("PRAGMA temp_store = MEMORY")
-            cursor.execute("PRAGMA cache_size = -65536")  # 64 MiB per connection
+            cursor.execute(f"PRAGMA cache_size = -{cache_mib * 1024}")  # KiB, per connection
         finally:
             cursor.close()
 
@@ -270,8 +277,12 @@ def create_engine(
     max_overflow: int = 10,
     echo: bool = False,
     timeouts: Timeouts = UNBOUNDED_STATEMENTS,
+    sqlite_cache_mib: int = SQLITE_CACHE_MIB,
 ) -> sa.Engine:
     """An engine for ``url`` (SQLite file or PostgreSQL) configured for FleetPrompt.
+
+    ``sqlite_cache_mib`` bounds each SQLite connection's page cache (ignored on
+    PostgreSQL).
 
     Creating an engine opens no connection; the first unit of work does.
     """
@@ -285,7 +296,9 @@ def create_engine(
         "json_deserializer": decode_json,
     }
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, options, timeouts)
+        if sqlite_cache_mib < 1:
+            raise ValueError("sqlite_cache_mib must be at least 1")
+        return _sqlite_engine(parsed, options, timeouts, sqlite_cache_mib)
     if parsed.get_backend_name() == "postgresql":
         try:
             import psycopg  # noqa: F401, PLC0415 - SQLAlchemy imports it too; we say what is missing
