@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from redeem_bench import seed_tokens
+
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent / "src"
 SECRET = b"bench-redeem-secret-0123456789abcdef"
@@ -41,7 +43,6 @@ def worker(directory: str, count: int) -> dict[str, Any]:  # noqa: PLR0915 - one
     import uvloop  # noqa: PLC0415
 
     from fleetprompt_adapters import sql  # noqa: PLC0415
-    from fleetprompt_core import Call, Role  # noqa: PLC0415
     from fleetprompt_http.app import create_app, fleetprompt_of  # noqa: PLC0415
     from fleetprompt_http.client import signed_redeem_request  # noqa: PLC0415
     from fleetprompt_http.logs import configure_logging  # noqa: PLC0415
@@ -61,26 +62,8 @@ def worker(directory: str, count: int) -> dict[str, Any]:  # noqa: PLR0915 - one
     }
     app = create_app(Settings.from_env(env))
     fp = fleetprompt_of(app)
-    fp.operator.ensure_user("bench-pub", roles=[Role.PUBLISHER])
-    fp.operator.ensure_user("bench-buyer")
-    pub, buyer = Call.as_user("bench-pub"), Call.as_user("bench-buyer")
+    tokens = seed_tokens(fp, count)
     api_token = fp.credentials.issue_api_token("bench-pub", name="bench").api_token
-    listing = fp.publishing.create_listing(
-        pub, {"assetKind": "whs_agent", "name": "Redeem bench"}, idempotency_key="c"
-    ).value.listing.listing_id
-    fp.publishing.publish_release(
-        pub, listing, {"version": "1.0.0", "refs": {"whsAgentId": "agent-1"}}, idempotency_key="r"
-    )
-    fp.publishing.change_status(pub, listing, {"status": "published"}, idempotency_key="p")
-    tokens = []
-    for n in range(count):
-        intent = fp.installs.create_intent(
-            buyer, {"listingId": listing, "targetSystem": "whs"}, idempotency_key=f"i{n}"
-        ).value
-        issued = fp.installs.issue_token(
-            buyer, intent.install_intent_id, idempotency_key=f"t{n}"
-        ).value
-        tokens.append(issued.install_token)
     create_body = json.dumps(
         {
             "assetKind": "whs_agent",

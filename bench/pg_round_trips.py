@@ -28,12 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from redeem_bench import scratch_postgres
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent / "src"
@@ -178,25 +179,8 @@ def worker(database_url: str) -> dict[str, Any]:
     return result
 
 
-def _database(postgres_url: str) -> tuple[str, Any]:
-    import sqlalchemy as sa  # noqa: PLC0415
-
-    name = f"fleetprompt_trips_{secrets.token_hex(6)}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-    url = sa.make_url(postgres_url).set(database=name)
-    return url.render_as_string(hide_password=False), drop
-
-
 def _run_worker(source: Path, postgres_url: str) -> dict[str, Any]:
-    url, drop = _database(postgres_url)
+    url, drop = scratch_postgres(postgres_url, "fleetprompt_trips")
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FLEETPROMPT_")}
         env["PYTHONPATH"] = str(source)

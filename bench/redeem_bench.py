@@ -44,17 +44,12 @@ SOURCE = HERE.parent / "src"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
-def worker(database_url: str, count: int) -> dict[str, Any]:
-    """Seed, then redeem ``count`` tokens one by one; the timings and statement count."""
-    import sqlalchemy as sa  # noqa: PLC0415 - the worker imports the tree under test
-    from sqlalchemy import event  # noqa: PLC0415
+def seed_tokens(fp: Any, count: int) -> list[str]:
+    """Through the use cases of ``fp`` (a FleetPrompt of the tree under test): a publisher
+    ``bench-pub``, a buyer ``bench-buyer``, a published listing with a release, and
+    ``count`` install tokens of the buyer, each ready to be redeemed once."""
+    from fleetprompt_core import Call, Role  # noqa: PLC0415 - the tree under test
 
-    from fleetprompt_adapters import sql  # noqa: PLC0415
-    from fleetprompt_core import Call, Role  # noqa: PLC0415
-
-    engine = sql.create_engine(database_url)
-    sql.upgrade(engine)
-    fp = sql.bootstrap(engine)
     fp.operator.ensure_user("bench-pub", roles=[Role.PUBLISHER])
     fp.operator.ensure_user("bench-buyer")
     pub, buyer = Call.as_user("bench-pub"), Call.as_user("bench-buyer")
@@ -74,6 +69,39 @@ def worker(database_url: str, count: int) -> dict[str, Any]:
             buyer, intent.install_intent_id, idempotency_key=f"t{n}"
         ).value
         tokens.append(issued.install_token)
+    return tokens
+
+
+def scratch_postgres(postgres_url: str, prefix: str) -> tuple[str, Any]:
+    """A new empty PostgreSQL database named ``<prefix>_<random>`` beside ``postgres_url``:
+    its URL and a function that drops it."""
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+    url = sa.make_url(postgres_url).set(database=name)
+    return url.render_as_string(hide_password=False), drop
+
+
+def worker(database_url: str, count: int) -> dict[str, Any]:
+    """Seed, then redeem ``count`` tokens one by one; the timings and statement count."""
+    import sqlalchemy as sa  # noqa: PLC0415 - the worker imports the tree under test
+    from sqlalchemy import event  # noqa: PLC0415
+
+    from fleetprompt_adapters import sql  # noqa: PLC0415
+
+    engine = sql.create_engine(database_url)
+    sql.upgrade(engine)
+    fp = sql.bootstrap(engine)
+    tokens = seed_tokens(fp, count)
     statements = 0
 
     def counted(*_args: object) -> None:
@@ -106,20 +134,7 @@ def _database(kind: str, postgres_url: str, directory: Path) -> tuple[str, Any]:
     if kind == "sqlite":
         path = directory / f"redeem-{secrets.token_hex(4)}.sqlite"
         return f"sqlite:///{path}", lambda: path.unlink(missing_ok=True)
-    import sqlalchemy as sa  # noqa: PLC0415
-
-    name = f"fleetprompt_redeem_{secrets.token_hex(6)}"
-    admin = sa.create_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-
-    def drop() -> None:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-    url = sa.make_url(postgres_url).set(database=name)
-    return url.render_as_string(hide_password=False), drop
+    return scratch_postgres(postgres_url, "fleetprompt_redeem")
 
 
 def _run_worker(source: Path, database_url: str, count: int) -> dict[str, Any]:
