@@ -267,10 +267,15 @@ PRIVATE_CACHE_CONTROL: Final = "private, no-cache"
 
 
 async def public_read(
-    request: Request[Any, Any, Any], read: PublicRead, build: Callable[[Call], object]
+    request: Request[Any, Any, Any],
+    read: PublicRead,
+    build: Callable[[Call], object],
+    *,
+    inline: bool = False,
 ) -> Response[bytes]:
     """A public read (P1–P3) that the entry point did not answer from the response cache
-    (ADR 0038): ``build`` (the use case and its wire shape) in a worker thread, stored for
+    (ADR 0038): ``build`` (the use case and its wire shape) in a worker thread, or on the
+    event loop when ``inline`` (a short read: :func:`run_use_case`, ADR 0044), stored for
     the next anonymous caller. Concurrent anonymous misses of one key wait for the first
     one's answer (counting their own rate limit) instead of computing it again."""
     services = services_of(request)
@@ -279,7 +284,7 @@ async def public_read(
     if isinstance(refusal, Exception):  # the entry point's limit check said no
         raise refusal
     if cache is None or "authorization" in request.headers:
-        body = await call_use_case(request, lambda call: encode_json(build(call)))
+        body = await call_use_case(request, lambda call: encode_json(build(call)), inline=inline)
         cache_control = PUBLIC_CACHE_CONTROL if cache is None else PRIVATE_CACHE_CONTROL
         return _answer(request, Entry(body, etag_of(body), 0), cache_control)
     version = cache.version()
@@ -300,7 +305,7 @@ async def public_read(
     future = cache.lead(key, version)
     stored: Entry | None = None
     try:
-        body = await call_use_case(request, lambda call: encode_json(build(call)))
+        body = await call_use_case(request, lambda call: encode_json(build(call)), inline=inline)
         route = request.scope.get("path_template")
         stored = cache.put(key, version, body, read, route if isinstance(route, str) else None)
     finally:

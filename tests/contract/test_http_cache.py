@@ -405,10 +405,10 @@ def test_cache_concurrent_misses_of_one_key_compute_it_once_and_each_counts_its_
     computed: list[str] = []
     original = handling.call_use_case
 
-    async def slow_use_case(request: Any, use_case: Any) -> Any:
+    async def slow_use_case(request: Any, use_case: Any, **options: Any) -> Any:
         computed.append(request.url.path)
         await asyncio.sleep(0.3)  # the others arrive while this one computes
-        return await original(request, use_case)
+        return await original(request, use_case, **options)
 
     monkeypatch.setattr(handling, "call_use_case", slow_use_case)
     with api_factory(name, rate_limits=limits) as api:

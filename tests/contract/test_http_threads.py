@@ -1,5 +1,5 @@
 """The per-process thread pool of the HTTP adapter (ADR 0015): a cap, on every event loop;
-and the use cases a route runs inline on the event loop instead (ADR 0036, 0043)."""
+and the use cases a route runs inline on the event loop instead (ADR 0036, 0043, 0044)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from litestar.testing import TestClient
 
 from fleetprompt_core import Call, Unavailable
 from fleetprompt_core.policies.tokens import API_TOKEN_PREFIX, generate_token
+from fleetprompt_core.services.catalog import short_search
 from fleetprompt_core.services.runtime import Outcome
-from fleetprompt_http.app import open_services
+from fleetprompt_http.app import create_app, fleetprompt_of, open_services
 from fleetprompt_http.handling import (
     INLINE_BODY_MAX,
     ThreadGate,
@@ -173,3 +174,68 @@ def test_an_inline_write_runs_on_the_loop_only_with_a_small_body(size: int, on_l
         storage.close()
     assert response.status_code == 200
     assert (threads["use case"] == threads["loop"]) is on_loop
+
+
+@pytest.mark.parametrize(
+    ("path", "on_loop"),
+    [
+        ("/v1/public/listings/search", True),
+        ("/v1/public/listings/search?sort=name&limit=50", True),
+        ("/v1/public/listings/lst_unknown", True),
+        ("/v1/public/listings/search?q=agent", False),
+        ("/v1/public/listings/search?tags=support", False),
+        ("/v1/public/listings/search?limit=51", False),
+        ("/v1/public/listings/search?sort=installs", False),
+    ],
+)
+def test_a_short_public_read_runs_on_the_loop_and_any_other_in_a_thread(
+    path: str, on_loop: bool
+) -> None:
+    """ADR 0044: with the response cache off, a listing's detail (one read by key) and a
+    browse of at most one default page (``catalog.short_search``) run on the event loop
+    where the process allows it; a search with words, labels or filters, a longer page or
+    the installs order in a worker thread. The answer is the same either way."""
+    app = create_app(Settings(database_url="memory://", cache_mb=0))
+    catalog = fleetprompt_of(app).catalog
+    ran: list[bool] = []
+    for name in ("search", "listing"):
+        real = getattr(catalog, name)
+
+        def watched(*args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                ran.append(False)
+            else:
+                ran.append(True)
+            return _real(*args, **kwargs)
+
+        object.__setattr__(catalog, name, watched)
+    with TestClient(app) as client:
+        response = client.get(path)
+    assert response.status_code in (200, 404), response.text
+    assert ran == [on_loop]
+
+
+@pytest.mark.parametrize(
+    ("params", "short"),
+    [
+        ({}, True),
+        ({"sort": "updated", "cursor": "abc", "limit": "50"}, True),
+        ({"sort": "created"}, True),
+        ({"limit": "51"}, False),
+        ({"limit": "x"}, False),
+        ({"limit": ["10", "20"]}, False),
+        ({"sort": "installs"}, False),
+        ({"q": "agent"}, False),
+        ({"tags": "a"}, False),
+        ({"categories": "a"}, False),
+        ({"assetKind": "whs_agent"}, False),
+        ({"verified": "true"}, False),
+        ({"unknown": "1"}, False),
+    ],
+)
+def test_short_search_is_a_browse_of_at_most_one_default_page(
+    params: dict[str, object], short: bool
+) -> None:
+    assert short_search(params) is short

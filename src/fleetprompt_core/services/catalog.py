@@ -12,7 +12,7 @@ from fleetprompt_core.commands.parsers import parse_flag, parse_search
 from fleetprompt_core.domain.model import Release
 from fleetprompt_core.domain.search import CardHit, ListingSearch, sort_key
 from fleetprompt_core.policies import versions
-from fleetprompt_core.policies.pagination import Page, Position
+from fleetprompt_core.policies.pagination import DEFAULT_LIMIT, Page, Position
 from fleetprompt_core.policies.versions import VersionCandidate
 from fleetprompt_core.ports import UnitOfWork
 from fleetprompt_core.services import _authz as authz
@@ -29,7 +29,7 @@ from fleetprompt_core.services.views import (
     public_release,
 )
 
-__all__ = ["Catalog", "PublicRead", "latest_release", "release_page"]
+__all__ = ["Catalog", "PublicRead", "latest_release", "release_page", "short_search"]
 
 
 class PublicRead(enum.Enum):
@@ -57,6 +57,30 @@ _SHAPES: Final[dict[SearchSort, tuple[type, ...]]] = {
     SearchSort.NAME: (str, str),
     SearchSort.INSTALLS: (int, str),
 }
+
+
+#: The search parameters of a browse that walks one stored order (see :func:`short_search`).
+_WALK_PARAMS: Final = frozenset({"sort", "cursor", "limit"})
+
+
+def short_search(params: Mapping[str, object]) -> bool:
+    """Whether :meth:`Catalog.search` of ``params`` is short by its shape: a browse of at
+    most one default page, without words, labels, an asset kind or the verified filter,
+    in an order other than installs. Every adapter answers it by walking one stored
+    order of the published listings (SQL: the index ``listings (status, <sort key>)``)
+    for at most ``limit + 1`` rows; the cursor only moves the walk's start. Any other
+    search (words, labels and filters scan as many rows as they must, installs counts
+    them) is not. A host may run a short search where it runs short use cases (the HTTP
+    adapter: on the event loop, ADR 0036, 0044). Invalid values are not short; the use
+    case rejects them wherever it runs."""
+    if not params.keys() <= _WALK_PARAMS:
+        return False
+    sort, limit = params.get("sort"), params.get("limit")
+    if sort is not None and (not isinstance(sort, str) or sort == SearchSort.INSTALLS.value):
+        return False
+    if limit is None:
+        return True
+    return isinstance(limit, str) and limit.isdigit() and int(limit) <= DEFAULT_LIMIT
 
 
 def release_page(

@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, get
 from litestar.params import FromPath, QueryParameter
 
 from fleetprompt_core.base.errors import ErrorCode
-from fleetprompt_core.services.catalog import PublicRead
+from fleetprompt_core.services.catalog import PublicRead, short_search
 from fleetprompt_http import wire
 from fleetprompt_http.handling import public_read, query, services_of
 from fleetprompt_http.openapi import PAGE, SEARCH, choice, documented
@@ -65,6 +65,7 @@ class PublicController(Controller):
             request,
             PublicRead.SEARCH,
             lambda call: wire.page(catalog.search(params, call), wire.public_listing),
+            inline=short_search(params),
         )
 
     @get(
@@ -81,6 +82,7 @@ class PublicController(Controller):
             request,
             PublicRead.LISTING,
             lambda call: {"listingDetail": wire.public_detail(catalog.listing(listing_id, call))},
+            inline=True,
         )
 
     @get(
