@@ -49,6 +49,23 @@ def test_a_driver_read_is_the_row_core_reads(database: Database) -> None:
     assert any(isinstance(value, dict | tuple | bool) for value in core)  # JSON, booleans
 
 
+def test_a_driver_read_binds_the_values_its_statement_holds(database: Database) -> None:
+    """A value written into the statement (``status == 'published'``, as the browse walk
+    and the detail read hold) is bound by the driver statement as Core binds it."""
+    fp = database.app()
+    issued = sql_apps.issued_token(fp)
+    published = sa.select(t.listings.c.listing_id, t.listings.c.status).where(
+        t.listings.c.status == "published",
+        t.listings.c.listing_id == sa.bindparam("listing_id"),
+    )
+    by_key = {"listing_id": issued.listing_id}
+    with database.engine.connect() as conn:
+        core = [tuple(row) for row in conn.execute(published, by_key).all()]
+        driver = prepared(published, conn.dialect).rows(conn, by_key)
+    assert core == [(issued.listing_id, "published")]
+    assert driver == core
+
+
 def test_a_driver_write_counts_its_rows_and_fires_the_cursor_events(database: Database) -> None:
     seen: list[str] = []
 

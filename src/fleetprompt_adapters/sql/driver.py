@@ -72,6 +72,9 @@ class DriverStatement:
     results: tuple[Callable[[Any], Any] | None, ...]
     #: Whether it runs on the driver's cursor (SQLite) rather than through SQLAlchemy.
     on_cursor: bool
+    #: The values the statement itself holds (``status == 'published'``), by name: used
+    #: for a parameter the call does not give.
+    values: Mapping[str, Any] = attrs.field(factory=dict)
 
     @classmethod
     def compile(
@@ -88,6 +91,11 @@ class DriverStatement:
         results = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         )
+        values = {
+            name: bind.value
+            for name, bind in compiled.binds.items()
+            if not bind.required and bind.callable is None
+        }
         return cls(
             str(compiled),
             names,
@@ -95,9 +103,12 @@ class DriverStatement:
             positional,
             results,
             on_cursor=dialect.name == "sqlite",
+            values=values,
         )
 
     def _bound(self, params: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
+        if self.values:
+            params = {**self.values, **params}
         values = [
             params[name] if process is None else process(params[name])
             for name, process in zip(self.names, self.processors, strict=True)

@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from fleetprompt_adapters.sql import tables as t
+from fleetprompt_adapters.sql.driver import prepared
 from fleetprompt_adapters.sql.mapping import DESCRIPTIONS, LISTING_CARDS, LISTINGS, RELEASES
 from fleetprompt_core.base.enums import ListingStatus, ReleaseStatus, SearchSort, VerificationStatus
 from fleetprompt_core.domain.search import (
@@ -258,6 +259,16 @@ def cards_of(conn: sa.Connection, ids: Sequence[str], since_ms: int) -> dict[str
     return {card.listing_id: card for card in LISTING_CARDS.load_all(rows)}
 
 
+def _select(
+    conn: sa.Connection, statement: sa.Select[Any], params: dict[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """The rows of ``statement`` (built once: a module constant or a cached builder), each
+    value as Core reads it; on SQLite on the driver's cursor (``driver.py``)."""
+    if conn.dialect.name == "sqlite":
+        return prepared(statement, conn.dialect).rows(conn, params)
+    return conn.execute(statement, params).all()
+
+
 def _detail_statement() -> sa.Select[Any]:
     """A listing's detail page in one statement (ADR 0042): its card and description
     with its first ``:limit`` published releases, newest first, one row per release (one
@@ -304,7 +315,7 @@ def detail_of(
     """The detail read of ``listing_id`` (``ListingRepository.detail``), ``None`` when it
     does not exist: one round trip."""
     params = {"listing_id": listing_id, "since": since_ms, "limit": releases}
-    rows = conn.execute(_DETAIL, params).all()
+    rows = _select(conn, _DETAIL, params)
     if not rows:
         return None
     first = rows[0]
@@ -698,9 +709,7 @@ def search_cards(
         by_kind, keyed = browse.asset_kind is not None, browse.after is not None
         query = _browse_listings(browse.sort, by_kind, browse.verified_only, keyed, cards=True)
         params = {**_browse_params(browse), "since": search.installs_since_ms}
-        return [
-            CardHit(card, 0) for card in LISTING_CARDS.load_all(conn.execute(query, params).all())
-        ]
+        return [CardHit(card, 0) for card in LISTING_CARDS.load_all(_select(conn, query, params))]
     return _fetch_cards(conn, _ranked(conn, search, common_term_rows), search.installs_since_ms)
 
 
