@@ -383,7 +383,10 @@ class InstallTokenRepository(Protocol):
         status still ``token_was``), then of its ``intent`` (still ``intent_was``), then
         ``event`` appended — each only when the one before it won (one statement on
         PostgreSQL). ``False`` when either set lost: the caller must roll back (the
-        token's set may have been applied); ``True`` when all three were written."""
+        token's set may have been applied); ``True`` when all three were written.
+        ``token`` and ``intent`` are the stored ones after a state change of the
+        domain model (``redeemed``): only their state fields differ, so an adapter
+        may write those alone (ADR 0045)."""
         ...
 
     def get_by_hash(self, token_hash: str) -> InstallToken | None: ...
