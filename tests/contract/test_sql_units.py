@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +94,54 @@ def test_sqlite_page_cache_is_sized_per_engine(tmp_path: Path) -> None:
         engine.dispose()
     with pytest.raises(ValueError, match="sqlite_cache_mib"):
         sql.create_engine(url, sqlite_cache_mib=0)
+
+
+def test_sqlite_wal_is_checkpointed_off_the_committing_thread(tmp_path: Path) -> None:
+    """ADR 0045: a commit wakes the engine's checkpointer thread; the committing
+    connection keeps SQLite's own automatic checkpoint only as a backstop."""
+    path = tmp_path / "wal.db"
+    engine = sql.create_engine(f"sqlite:///{path}")
+    checkpointer = sql.engine.checkpointer_of(engine)
+    assert checkpointer is not None
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 1000
+        with sql.engine.reading(engine) as connection, connection.begin():
+            connection.exec_driver_sql("SELECT 1").all()
+        assert checkpointer.runs == 0  # a reader commits nothing to checkpoint
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (a INTEGER)")
+        for n in range(20):
+            with engine.begin() as connection:
+                connection.exec_driver_sql("INSERT INTO t VALUES (?)", (n,))
+        # An open connection keeps the WAL file (the last one to close would checkpoint).
+        with engine.connect() as held:
+            held.exec_driver_sql("SELECT 1").all()
+            checkpointer.stop()  # a last checkpoint, then the thread ends
+            assert checkpointer.runs >= 1
+            assert not checkpointer.running
+            # The database file alone, without its WAL, holds every committed row.
+            alone = tmp_path / "alone.db"
+            alone.write_bytes(path.read_bytes())
+            with contextlib.closing(sqlite3.connect(alone)) as raw:
+                assert raw.execute("SELECT count(*) FROM t").fetchone() == (20,)
+        # Used again after it stopped: the next commit starts a new thread.
+        with engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO t VALUES (20)")
+        assert checkpointer.running
+    finally:
+        engine.dispose()  # stops the thread
+    assert not checkpointer.running
+
+
+def test_sqlite_checkpointer_can_be_left_to_sqlite(tmp_path: Path) -> None:
+    engine = sql.create_engine(f"sqlite:///{tmp_path / 'own.db'}", sqlite_checkpoint_ms=None)
+    try:
+        assert sql.engine.checkpointer_of(engine) is None
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE t (a INTEGER)")
+    finally:
+        engine.dispose()
 
 
 def test_sqlite_enforces_foreign_keys(sqlite_engine: sa.Engine) -> None:

@@ -28,10 +28,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import math
+import os
 import select
+import sqlite3
+import threading
 import time
 import types
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,7 +52,10 @@ __all__ = [
     "READ_ONLY_OPTION",
     "SQLITE_BUSY_TIMEOUT_MS",
     "SQLITE_CACHE_MIB",
+    "SQLITE_CHECKPOINT_MS",
     "Timeouts",
+    "WalCheckpointer",
+    "checkpointer_of",
     "create_engine",
     "decode_json",
     "in_transaction",
@@ -56,6 +64,8 @@ __all__ = [
 ]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+#: How long after a commit the background thread checkpoints SQLite's WAL (ADR 0045).
+SQLITE_CHECKPOINT_MS = 20
 #: Each SQLite connection's page cache, in MiB (``PRAGMA cache_size``): a bound, filled
 #: as reads touch pages. Past it a page is read again from the operating system's file
 #: cache (one system call, no disk), so a small cache costs little.
@@ -168,8 +178,121 @@ def is_sqlite(bind: sa.Engine | sa.Connection) -> bool:
     return bind.dialect.name == "sqlite"
 
 
+_log = logging.getLogger(__name__)
+#: The checkpointer closes its connection after this long without a commit.
+_IDLE_CLOSE_S = 1.0
+
+
+class WalCheckpointer:
+    """Checkpoints one SQLite file's WAL in a daemon thread, soon after each commit (ADR 0045).
+
+    Left to SQLite, the commit that takes the WAL past ``wal_autocheckpoint``
+    pages copies them into the database and syncs both files itself: on a server,
+    on the event loop (ADR 0036), every request of the process waiting. Here a
+    commit only sets a flag (:meth:`committed`); the thread wakes, waits
+    ``delay_s`` (so that one checkpoint serves the commits of that moment) and runs
+    ``PRAGMA wal_checkpoint(PASSIVE)`` on its own connection: it copies what no
+    reader still needs, never waits for or blocks a writer or a reader, and
+    releases the GIL while SQLite works. The connections keep SQLite's automatic
+    checkpoint as a backstop (``wal_autocheckpoint``, unchanged), so the WAL stays
+    as short as before and, with ``synchronous = NORMAL``, what a power loss can
+    take is bounded as before in pages, and now also in time (the delay and the
+    checkpoint's run).
+    """
+
+    def __init__(self, path: str, delay_s: float) -> None:
+        self._path = path
+        self._delay_s = delay_s
+        self._wanted = threading.Event()
+        self._stopping = False
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        #: The process that started the thread (a forked child has none: it starts one).
+        self._pid = 0
+        #: Checkpoints run (for tests and benchmarks).
+        self.runs = 0
+
+    @property
+    def running(self) -> bool:
+        """Whether its thread is running."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def committed(self) -> None:
+        """A transaction committed: checkpoint soon (starts the thread on first use)."""
+        if self._thread is None or self._pid != os.getpid():
+            self._start()
+        self._wanted.set()
+
+    def _start(self) -> None:
+        with self._lock:
+            pid = os.getpid()
+            if (self._thread is None or self._pid != pid) and not self._stopping:
+                if self._pid != pid:  # forked: the parent's lock and event are not ours
+                    self._wanted = threading.Event()
+                thread = threading.Thread(
+                    target=self._run, name="fleetprompt-sqlite-checkpoint", daemon=True
+                )
+                self._thread, self._pid = thread, pid
+                thread.start()
+
+    def stop(self) -> None:
+        """End the thread after a last checkpoint (an engine disposed and used again
+        starts a new one at its next commit)."""
+        with self._lock:
+            self._stopping = True
+            thread = self._thread
+        self._wanted.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+        with self._lock:
+            self._thread = None
+            self._stopping = False
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                # Idle for a while: close the file (an engine nobody disposed keeps no
+                # descriptor open); the next commit opens it again.
+                if not self._wanted.wait(_IDLE_CLOSE_S):
+                    if conn is not None:
+                        conn.close()
+                        conn = None
+                    self._wanted.wait()
+                if not self._stopping:
+                    time.sleep(self._delay_s)
+                self._wanted.clear()
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(
+                            self._path, isolation_level=None, check_same_thread=False
+                        )
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.runs += 1
+                except sqlite3.Error as error:  # the next commit tries again; autocheckpoint stays
+                    _log.warning("SQLite WAL checkpoint failed: %s", type(error).__name__)
+                if self._stopping:
+                    return
+        finally:
+            if conn is not None:
+                conn.close()
+
+
+_CHECKPOINTERS: weakref.WeakKeyDictionary[sa.Engine, WalCheckpointer] = weakref.WeakKeyDictionary()
+
+
+def checkpointer_of(engine: sa.Engine) -> WalCheckpointer | None:
+    """The background WAL checkpointer of a SQLite engine, if it has one."""
+    return _CHECKPOINTERS.get(engine)
+
+
 def _sqlite_engine(
-    url: sa.URL, options: dict[str, Any], timeouts: Timeouts, cache_mib: int
+    url: sa.URL,
+    options: dict[str, Any],
+    timeouts: Timeouts,
+    cache_mib: int,
+    checkpoint_ms: int | None,
 ) -> sa.Engine:
     if url.database in {None, "", ":memory:"}:
         raise ValueError(
@@ -177,6 +300,19 @@ def _sqlite_engine(
         )
     engine = sa.create_engine(url, **options)
     busy_timeout_ms = timeouts.statement_ms or SQLITE_BUSY_TIMEOUT_MS
+    if checkpoint_ms is not None:
+        checkpointer = _CHECKPOINTERS[engine] = WalCheckpointer(
+            str(url.database), checkpoint_ms / 1000
+        )
+
+        @event.listens_for(engine, "commit")
+        def _committed(connection: sa.Connection) -> None:
+            if not connection.get_execution_options().get(READ_ONLY_OPTION, False):
+                checkpointer.committed()
+
+        # The thread ends with the engine: disposed, or collected (tests make many).
+        event.listen(engine, "engine_disposed", lambda _engine: checkpointer.stop())
+        weakref.finalize(engine, checkpointer.stop)
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, record: Any) -> None:
@@ -278,11 +414,14 @@ def create_engine(
     echo: bool = False,
     timeouts: Timeouts = UNBOUNDED_STATEMENTS,
     sqlite_cache_mib: int = SQLITE_CACHE_MIB,
+    sqlite_checkpoint_ms: int | None = SQLITE_CHECKPOINT_MS,
 ) -> sa.Engine:
     """An engine for ``url`` (SQLite file or PostgreSQL) configured for FleetPrompt.
 
-    ``sqlite_cache_mib`` bounds each SQLite connection's page cache (ignored on
-    PostgreSQL).
+    ``sqlite_cache_mib`` bounds each SQLite connection's page cache;
+    ``sqlite_checkpoint_ms`` is how soon after a commit a background thread
+    checkpoints the WAL (:class:`WalCheckpointer`; ``None``: only SQLite's own
+    checkpoints, in the committing connection). Both are ignored on PostgreSQL.
 
     Creating an engine opens no connection; the first unit of work does.
     """
@@ -298,7 +437,7 @@ def create_engine(
     if parsed.get_backend_name() == "sqlite":
         if sqlite_cache_mib < 1:
             raise ValueError("sqlite_cache_mib must be at least 1")
-        return _sqlite_engine(parsed, options, timeouts, sqlite_cache_mib)
+        return _sqlite_engine(parsed, options, timeouts, sqlite_cache_mib, sqlite_checkpoint_ms)
     if parsed.get_backend_name() == "postgresql":
         try:
             import psycopg  # noqa: F401, PLC0415 - SQLAlchemy imports it too; we say what is missing
