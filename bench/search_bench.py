@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import os
@@ -330,6 +331,9 @@ def run_size(size: int, options: argparse.Namespace, rows: list[Row]) -> None:
         return
     index, rare = built_index(size, catalogue, options)
     searches = cases(rare)
+    if options.store_only:
+        run_store_only(size, options, catalogue, (index, searches), rows)
+        return
     common = searches["one common word"]
     deep_tantivy = _walk_tantivy(index, common, (DEEP_PAGE - 1) * LIMIT)
     for case, search in searches.items():
@@ -378,6 +382,27 @@ def run_size(size: int, options: argparse.Namespace, rows: list[Row]) -> None:
                 rows += run_store(engine, kind, searches, options, size)
             finally:
                 engine.dispose()
+
+
+def run_store_only(
+    size: int,
+    options: argparse.Namespace,
+    catalogue: sb.Catalogue,
+    built: tuple[ListingIndex, dict[str, ListingSearch]],
+    rows: list[Row],
+) -> None:
+    """``--store-only``: the whole adapter path with the engine on each kept database."""
+    index, searches = built
+    counts = {case: index.count(search) for case, search in searches.items()}
+    index.close()
+    for kind in options.databases:
+        with database(kind, size, options, catalogue) as url:
+            engine = sql.create_engine(url)
+            try:
+                found = run_store(engine, kind, searches, options, size)
+            finally:
+                engine.dispose()
+        rows += [dataclasses.replace(r, hits=counts.get(r.case)) for r in found]
 
 
 def seed_follower(slot: Path, built: Path) -> None:
@@ -540,11 +565,14 @@ def run_store(
             return list(uow.listings.search_published(search))
 
     found: list[Row] = []
+    column = f"store+tantivy ({kind}){options.tag}"
     for case, search in searches.items():
         timing = timed(lambda s=search: page(store, s), options.repeat, options.budget)
-        found.append(row(size, case, f"store+tantivy ({kind})", timing))
-        timing = timed_slow(lambda s=search: page(plain, s), options)
-        found.append(row(size, case, f"store+sql ({kind})", timing))
+        found.append(row(size, case, column, timing))
+        print(f"  {column} | {case}: {timing.median:.2f} / {timing.p99:.2f} ms", flush=True)
+        if not options.store_only:
+            timing = timed_slow(lambda s=search: page(plain, s), options)
+            found.append(row(size, case, f"store+sql ({kind})", timing))
     position, search = 0, searches["one common word"]
     while position < (DEEP_PAGE - 1) * LIMIT:
         hits = page(store, attrs.evolve(search, limit=200))
@@ -556,7 +584,7 @@ def run_store(
             search, after=(last.score, last.listing.updated_at_ms, last.listing.listing_id)
         )
     timing = timed(lambda: page(store, search), options.repeat, options.budget)
-    found.append(row(size, f"one common word, page {DEEP_PAGE}", f"store+tantivy ({kind})", timing))
+    found.append(row(size, f"one common word, page {DEEP_PAGE}", column, timing))
     follower.close()
     return found
 
@@ -721,6 +749,19 @@ def main() -> None:
         "--baseline-rev",
         default=BASELINE_REV,
         help="With --engine-only: the git revision whose tantivy_index is the previous design.",
+    )
+    parser.add_argument(
+        "--store-only",
+        action="store_true",
+        help="Time only the whole adapter path with the engine (store+tantivy) on the kept "
+        "corpora: for a change measured against a baseline tree run back to back (the "
+        "tree under test is the one on PYTHONPATH).",
+    )
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="Appended to the store+tantivy column's name (e.g. ' before b912ae0'), so "
+        "runs of two trees land side by side in one --results table.",
     )
     parser.add_argument("--write-docs", action="store_true")
     parser.add_argument(

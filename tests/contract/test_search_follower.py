@@ -157,6 +157,43 @@ def test_the_index_follows_every_committed_change_before_a_search(shop: Shop) ->
     assert shop.ids("beta") == []
 
 
+def test_a_search_on_a_current_index_reads_the_page_and_the_head_in_one_statement(
+    shop: Shop,
+) -> None:
+    """The page's rows carry the log's head (ADR 0042): when the index holds that head, a
+    search sends one statement, cards or listings; an empty page reads the head alone.
+    When the head is past the index, the search catches up first and sees the write."""
+    listing = _listing(shop, name="Alpha Agent")
+    shop.write(listing)
+    assert shop.ids("alpha") == [listing.listing_id]  # caught up
+    sent: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_rest: object) -> None:
+        if statement.lstrip().upper().startswith("BEGIN"):
+            return  # SQLite's reader opening its snapshot
+        sent.append(statement)
+
+    sa.event.listen(shop.engine, "before_cursor_execute", count)
+    try:
+        search = ListingSearch(terms=("alpha",), sort=SearchSort.RELEVANCE, limit=10)
+        with shop.store.read_unit_of_work() as uow:
+            hits = list(uow.listings.search_published(search))
+            cards = list(uow.listings.search_cards(search))
+        assert [h.listing.listing_id for h in hits] == [listing.listing_id]
+        assert [h.listing.listing_id for h in cards] == [listing.listing_id]
+        assert len(sent) == 2, sent
+        sent.clear()
+        assert shop.ids("nothing") == []
+        assert len(sent) == 1, sent
+        other = _listing(shop, name="Alpha Beta")
+        shop.write(other)
+        sent.clear()
+        assert set(shop.ids("alpha")) == {listing.listing_id, other.listing_id}
+        assert len(sent) > 1  # the head was past the index: it caught up, then read again
+    finally:
+        sa.event.remove(shop.engine, "before_cursor_execute", count)
+
+
 def test_a_rolled_back_write_leaves_the_index_alone(shop: Shop) -> None:
     """The log row goes with the transaction: nothing to apply after a rollback."""
     listing = _listing(shop, name="Ghost")

@@ -2,13 +2,14 @@
 
 The database stays the source of truth. Every transaction that changes a
 listing's searchable state appends its id to ``search_log`` under a
-commit-ordered ``seq`` (``sql/search_log.py``). Before it answers a search,
-:meth:`SearchFollower.ranked` reads the log's head and applies every change
-after the last ``seq`` it applied: the current rows of those listings are
+commit-ordered ``seq`` (``sql/search_log.py``). Before a search is answered,
+every change after the last ``seq`` the index applied is applied
+(:meth:`SearchFollower.catch_up`): the current rows of those listings are
 re-indexed (published ones) or dropped (the rest). So a search reflects every
 change committed before it began, in every process on every host: the lag
-bound is zero, paid for by one primary-key read per search and, after writes,
-one index commit.
+bound is zero, paid for by the log's head, which the SQL adapter reads with the
+page's rows (:meth:`SearchFollower.ranked_as_held`, ADR 0042), and, after
+writes, one index commit.
 
 Crashes converge: a change committed in the database but not yet in the index
 is still in the log after the last applied ``seq`` and is applied by the next
@@ -152,6 +153,9 @@ class SearchFollower:
         self._lock = threading.Lock()
         self._applied: int | None = None
         self._epoch: str | None = None
+        #: ``(epoch, applied)`` in one value (read without the lock by
+        #: :meth:`ranked_as_held`), ``None`` before the first build.
+        self._held: search_log.Head | None = None
         self.index = self._open()
 
     # ------------------------------------------------------------------ opening
@@ -176,10 +180,12 @@ class SearchFollower:
             return ListingIndex(directory / "tantivy")
         self._applied = int(recorded["applied"])
         self._epoch = epoch
+        self._held = (epoch, self._applied)
         return index
 
     def _record(self, epoch: str | None, applied: int) -> None:
         self._applied, self._epoch = applied, epoch
+        self._held = (epoch, applied)
         if self._directory is None:
             return
         state = self._directory / _STATE
@@ -252,6 +258,21 @@ class SearchFollower:
         """The page of a relevance search with terms, after catching up with the log."""
         self.catch_up(conn)
         return self.index.ranked(search)
+
+    def ranked_as_held(
+        self, search: ListingSearch
+    ) -> tuple[Sequence[RankedHit], search_log.Head | None]:
+        """The page of ``search`` from the index as it stands, without reading the
+        database, and the log position ``(epoch, seq)`` the index holds at least
+        (``None`` before the first build).
+
+        The position is read before the ranking: an update applied meanwhile only makes
+        the page newer than it says. The caller compares it with the log's head read
+        beside the page's rows (one round trip instead of two, ADR 0042) and calls
+        :meth:`catch_up` when the index is behind.
+        """
+        held = self._held
+        return self.index.ranked(search), held
 
     @classmethod
     def in_slot(cls, root: Path) -> SearchFollower:

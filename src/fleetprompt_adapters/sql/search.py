@@ -39,10 +39,12 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from fleetprompt_adapters.sql import search_log
 from fleetprompt_adapters.sql import tables as t
 from fleetprompt_adapters.sql.driver import prepared
 from fleetprompt_adapters.sql.mapping import DESCRIPTIONS, LISTING_CARDS, LISTINGS, RELEASES
 from fleetprompt_core.base.enums import ListingStatus, ReleaseStatus, SearchSort, VerificationStatus
+from fleetprompt_core.domain.model import Listing
 from fleetprompt_core.domain.search import (
     FIELD_WEIGHTS,
     CardHit,
@@ -203,6 +205,18 @@ def _ids(conn: sa.Connection, ids: Sequence[str]) -> str | list[str]:
 
 #: The listings of a page, by id (every plan ranks on narrow columns and fetches them last).
 _PAGE = {dialect: sa.select(_L).where(_one_of(_L.c.listing_id, dialect)) for dialect in _DIALECTS}
+_H = t.search_log_head
+#: The search log's head as two trailing columns of a page's rows (uncorrelated scalar
+#: subqueries: evaluated once per statement, in the statement's snapshot; ADR 0042).
+_HEAD_COLUMNS = (
+    sa.select(_H.c.epoch).where(_H.c.id == 1).scalar_subquery().label("log_epoch"),
+    sa.select(_H.c.seq).where(_H.c.id == 1).scalar_subquery().label("log_seq"),
+)
+#: ``_PAGE`` with the log's head: what an engine's page reads (one round trip).
+_PAGE_AND_HEAD = {
+    dialect: sa.select(_L, *_HEAD_COLUMNS).where(_one_of(_L.c.listing_id, dialect))
+    for dialect in _DIALECTS
+}
 
 
 def _card_columns() -> list[sa.ColumnElement[Any]]:
@@ -244,6 +258,13 @@ _CARD_SOURCE = _L.outerjoin(_U, _U.c.user_id == _L.c.publisher_user_id).outerjoi
 #: The cards of a page, by id, in one statement: the listing, its publisher, its count.
 _CARDS = {
     dialect: sa.select(*_card_columns())
+    .select_from(_CARD_SOURCE)
+    .where(_one_of(_L.c.listing_id, dialect))
+    for dialect in _DIALECTS
+}
+#: ``_CARDS`` with the log's head (as ``_PAGE_AND_HEAD``).
+_CARDS_AND_HEAD = {
+    dialect: sa.select(*_card_columns(), *_HEAD_COLUMNS)
     .select_from(_CARD_SOURCE)
     .where(_one_of(_L.c.listing_id, dialect))
     for dialect in _DIALECTS
@@ -336,7 +357,11 @@ def _fetch(conn: sa.Connection, ranked: Ranked) -> list[SearchHit]:
         return []
     ids = _ids(conn, [listing_id for listing_id, _, _ in ranked])
     rows = conn.execute(_PAGE[conn.dialect.name], {"ids": ids}).all()
-    by_id = {listing.listing_id: listing for listing in LISTINGS.load_all(rows)}
+    return _in_order(ranked, LISTINGS.load_all(rows))
+
+
+def _in_order(ranked: Ranked, listings: Sequence[Listing]) -> list[SearchHit]:
+    by_id = {listing.listing_id: listing for listing in listings}
     return [
         SearchHit(by_id[listing_id], score, installs)
         for listing_id, score, installs in ranked
@@ -352,21 +377,76 @@ def _fetch_cards(conn: sa.Connection, ranked: Ranked, since_ms: int) -> list[Car
     ]
 
 
-class RankedSearch(Protocol):
-    """A search engine that ranks relevance searches with terms (ADR 0027)."""
+Head = search_log.Head
+#: What an engine's page reads: its hits, and the log's head in the same snapshot.
+_Fetched = tuple[list[_Hit], Head]
 
-    def ranked(self, conn: sa.Connection, search: ListingSearch) -> Sequence[RankedHit]:
-        """The page of ``search``, in its order (at most ``search.limit`` hits)."""
+
+def _with_head(conn: sa.Connection, rows: Sequence[Sequence[Any]]) -> Head:
+    """The log's head from a page's trailing columns (its own statement when no row came
+    back: an empty page, or listings deleted since the index named them)."""
+    if not rows:
+        return search_log.head(conn)
+    epoch, seq = rows[0][-2], rows[0][-1]
+    return (None, 0) if seq is None else (str(epoch), int(seq))
+
+
+def _fetch_and_head(conn: sa.Connection, ranked: Ranked) -> _Fetched[SearchHit]:
+    """:func:`_fetch` and the log's head, in one statement."""
+    if not ranked:
+        return [], search_log.head(conn)
+    ids = _ids(conn, [listing_id for listing_id, _, _ in ranked])
+    rows = conn.execute(_PAGE_AND_HEAD[conn.dialect.name], {"ids": ids}).all()
+    return _in_order(ranked, LISTINGS.load_all(rows)), _with_head(conn, rows)
+
+
+def _fetch_cards_and_head(conn: sa.Connection, ranked: Ranked, since_ms: int) -> _Fetched[CardHit]:
+    """:func:`_fetch_cards` and the log's head, in one statement."""
+    if not ranked:
+        return [], search_log.head(conn)
+    params = {"ids": _ids(conn, [listing_id for listing_id, _, _ in ranked]), "since": since_ms}
+    rows = conn.execute(_CARDS_AND_HEAD[conn.dialect.name], params).all()
+    by_id = {card.listing_id: card for card in LISTING_CARDS.load_all(rows)}
+    hits = [
+        CardHit(by_id[listing_id], score) for listing_id, score, _ in ranked if listing_id in by_id
+    ]
+    return hits, _with_head(conn, rows)
+
+
+class RankedSearch(Protocol):
+    """A search engine that ranks relevance searches with terms (ADR 0027), following the
+    database through its search log (``search_log``)."""
+
+    def ranked_as_held(self, search: ListingSearch) -> tuple[Sequence[RankedHit], Head | None]:
+        """The page of ``search`` (at most ``search.limit`` hits, in its order) from the
+        index as it stands, without reading the database, and the log position the index
+        holds at least (``None`` before it was ever built)."""
         ...
+
+    def catch_up(self, conn: sa.Connection) -> int:
+        """Apply every change logged up to the head ``conn`` reads."""
+        ...
+
+
+def _holds(held: Head | None, head: Head) -> bool:
+    """Whether an index at ``held`` has applied every change up to ``head``."""
+    return held is not None and held[0] == head[0] and held[1] >= head[1]
 
 
 def _published_pages(
     conn: sa.Connection,
     engine: RankedSearch,
     search: ListingSearch,
-    fetch: Callable[[sa.Connection, Ranked], list[_Hit]],
+    fetch: Callable[[sa.Connection, Ranked], _Fetched[_Hit]],
 ) -> list[_Hit]:
     """The published listings of the engine's page of ``search``, in its order.
+
+    The engine ranks from its index as it stands; the page's rows are read with the
+    log's head in one statement (ADR 0042). When the head is past what the index holds,
+    the engine catches up on this connection and the page is ranked and read again:
+    a search reflects every change committed before it began (ADR 0027), as when the
+    head was read first, for one round trip instead of two when nothing changed. At most
+    once per search: the second answer is the one a head read first would give.
 
     The engine may name a listing this connection no longer reads as published
     (an index a moment ahead of, or behind, the transaction): it is left out, and
@@ -376,9 +456,14 @@ def _published_pages(
     """
     hits: list[_Hit] = []
     page = search
+    caught_up = False
     while True:
-        ranked = engine.ranked(conn, page)
-        found = fetch(conn, [(hit.listing_id, hit.score, 0) for hit in ranked])
+        ranked, held = engine.ranked_as_held(page)
+        found, head = fetch(conn, [(hit.listing_id, hit.score, 0) for hit in ranked])
+        if not caught_up and not _holds(held, head):
+            engine.catch_up(conn)
+            caught_up = True
+            continue
         hits += [hit for hit in found if hit.listing.status is ListingStatus.PUBLISHED]
         if len(hits) >= search.limit or len(ranked) < page.limit:
             return hits[: search.limit]
@@ -390,7 +475,7 @@ def fetch_ranked(
 ) -> list[SearchHit]:
     """The engine's page of ``search`` as published listings, in its order (see
     :func:`_published_pages`)."""
-    return _published_pages(conn, engine, search, _fetch)
+    return _published_pages(conn, engine, search, _fetch_and_head)
 
 
 def fetch_ranked_cards(
@@ -399,8 +484,8 @@ def fetch_ranked_cards(
     """The engine's page of ``search`` as cards (as :func:`fetch_ranked`)."""
     since = search.installs_since_ms
 
-    def fetch(conn: sa.Connection, ranked: Ranked) -> list[CardHit]:
-        return _fetch_cards(conn, ranked, since)
+    def fetch(conn: sa.Connection, ranked: Ranked) -> _Fetched[CardHit]:
+        return _fetch_cards_and_head(conn, ranked, since)
 
     return _published_pages(conn, engine, search, fetch)
 
