@@ -70,6 +70,13 @@ def _route_text(route: str) -> object:
     return redact_text(route)
 
 
+@functools.lru_cache(maxsize=4096)
+def _label_text(label: str) -> object:
+    """A redacted caller or refusal reason: the callers of a process (a source, an
+    account's external id) and the reasons (our code's) repeat, request after request."""
+    return _redacted_value(label)
+
+
 def log_access(
     request_id: str,
     method: object,
@@ -81,8 +88,9 @@ def log_access(
 ) -> None:
     """The access line of one request (§10): :func:`log_event`'s fields and redaction,
     at a fraction of its cost per line — the request id is ours (``req_`` and hex), a
-    standard method and a route template are redacted once, not per request; only the
-    caller and the refusal reason are redacted every time."""
+    standard method, a route template, a caller and a refusal reason are redacted once
+    each, not per request. Under :func:`configure_logging`'s handler alone (the
+    server's), the line is written without a ``LogRecord`` (:func:`_direct_handler`)."""
     if access_logger.isEnabledFor(logging.INFO):
         fields: dict[str, object] = {
             "requestId": request_id,
@@ -90,10 +98,84 @@ def log_access(
             "route": _route_text(route) if type(route) is str else _redacted_value(route),
             "status": status,
             "latencyMs": latency_ms,
-            "caller": None if caller is None else _redacted_value(caller),
-            "reason": None if reason is None else _redacted_value(reason),
+            "caller": None if caller is None else _label_text(caller),
+            "reason": None if reason is None else _label_text(reason),
         }
-        _emit(access_logger, logging.INFO, "request", fields)
+        handler = _direct_handler()
+        if handler is None:
+            _emit(access_logger, logging.INFO, "request", fields)
+        else:
+            _write_direct(handler, fields)
+
+
+class _JsonStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The stream handler :func:`configure_logging` installs on the root logger."""
+
+
+#: The handler :func:`configure_logging` installed last, with its JSON formatter.
+_installed: list[tuple[_JsonStreamHandler, logging.Formatter]] = []
+
+
+def _direct_handler() -> _JsonStreamHandler | None:
+    """The handler to write an access line to without a ``LogRecord``, or ``None``.
+
+    Only when the record would reach :func:`configure_logging`'s handler and no
+    other: no filter on the access logger or the handler, no handler on the way
+    to the root, the root's only handler that one, with its JSON formatter, and
+    its level letting INFO through. Anything else (``caplog``, a host's own
+    handlers, a changed formatter) takes the logging module's path.
+    """
+    if not _installed or access_logger.filters:
+        return None
+    handler, formatter = _installed[0]
+    logger: logging.Logger | None = access_logger
+    while logger is not None:
+        if logger is logging.root:
+            handlers = logger.handlers
+            if (
+                len(handlers) == 1
+                and handlers[0] is handler
+                and handler.formatter is formatter
+                and not handler.filters
+                and handler.level <= logging.INFO
+            ):
+                return handler
+            return None
+        if logger.handlers or not logger.propagate:
+            return None
+        logger = logger.parent
+    return None
+
+
+def _write_direct(handler: _JsonStreamHandler, fields: dict[str, object]) -> None:
+    """What ``handler.handle`` writes for the access record of ``fields``: the JSON
+    formatter's short path (same keys, order and values) and ``StreamHandler.emit``'s
+    write and flush under the handler's lock, without the record."""
+    created = time.time()
+    line: dict[str, object] = {
+        "event": _event_text("request"),
+        "level": "info",
+        "logger": access_logger.name,
+        "ts": _timestamp(created),
+    }
+    for key, value in fields.items():
+        line.setdefault(key, value)
+    text = _ENCODER.encode(line) + handler.terminator
+    handler.acquire()
+    try:
+        try:
+            handler.stream.write(text)
+            handler.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            record = access_logger.makeRecord(
+                access_logger.name, logging.INFO, "", 0, "request", (), None, extra={FIELDS: fields}
+            )
+            record.created = created
+            handler.handleError(record)
+    finally:
+        handler.release()
 
 
 def _redacted_value(value: object) -> object:
@@ -214,8 +296,10 @@ def json_formatter() -> logging.Formatter:
 
 def configure_logging(level: int | str = "INFO", stream: TextIO | None = None) -> None:
     """Send every log record (ours, uvicorn's, libraries') to ``stream`` as JSON lines."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(json_formatter())
+    handler = _JsonStreamHandler(stream or sys.stderr)
+    formatter = json_formatter()
+    handler.setFormatter(formatter)
+    _installed[:] = [(handler, formatter)]
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
