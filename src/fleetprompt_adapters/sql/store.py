@@ -17,6 +17,7 @@ a lost race the database detected (deadlock, serialisation failure) becomes
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hashlib
@@ -29,6 +30,7 @@ from typing import Any, Final, Self, TypeVar, cast
 
 import attrs
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -403,6 +405,78 @@ class SqlStore:
         self.read_options: dict[str, Any] = {READ_ONLY_OPTION: True}
         if self.dialect == "postgresql":
             self.read_options["isolation_level"] = "AUTOCOMMIT"
+        #: SQLite: the idle connection the event loop's inline units of work share
+        #: (ADR 0046), one that writes and one that only reads; ``None`` on PostgreSQL.
+        #: Those units of work never overlap on one loop, so a pool checkout and
+        #: check-in (and its reset) per unit of work buys nothing there. They come from
+        #: a pool of their own (the engine's connect events), so that they never take
+        #: a connection the worker threads' units of work count on.
+        self.pinned: dict[bool, sa.Connection] | None = None
+        #: Bumped when the engine is disposed: a connection taken before is not kept.
+        self.pin_epoch = 0
+        if self.dialect == "sqlite":
+            self.pinned = {}
+            self._pin_pool = _pin_pool(engine.pool)
+            #: The modes (read-only or not) with a pinned connection, idle or in use.
+            self._pins: set[bool] = set()
+            event.listen(engine, "engine_disposed", self._unpin_all)
+
+    def _unpin_all(self, _engine: sa.Engine) -> None:
+        """Close the pinned connections (the engine is disposed)."""
+        self.pin_epoch += 1
+        self._pins.clear()
+        pinned = self.pinned
+        while pinned:
+            with contextlib.suppress(KeyError, sa_exc.SQLAlchemyError):
+                pinned.pop(next(iter(pinned))).close()
+        self._pin_pool.dispose()
+
+    def connect(self, *, read_only: bool) -> tuple[sa.Connection, bool | None]:
+        """A connection for a unit of work, and the pin to give it back to (or ``None``:
+        close it). On an event loop's thread (SQLite), the pinned connection when idle."""
+        pinned = self.pinned
+        if pinned is not None and asyncio._get_running_loop() is not None:
+            connection = pinned.pop(read_only, None)
+            if connection is not None:
+                return connection, read_only
+            if read_only not in self._pins:  # none yet (else it is in use: nested)
+                self._pins.add(read_only)
+                try:
+                    connection = guarded(
+                        lambda: sa.Connection(self.engine, self._pin_pool.connect())
+                    )
+                except BaseException:
+                    self._pins.discard(read_only)
+                    raise
+                if read_only:
+                    connection.execution_options(**self.read_options)
+                return connection, read_only
+        connection = guarded(self.engine.connect)
+        if read_only:
+            connection.execution_options(**self.read_options)
+        return connection, None
+
+    def release(self, connection: sa.Connection, pin: bool | None, epoch: int) -> None:
+        """End a unit of work's use of ``connection`` (its transaction ended): a pinned
+        one back to its pin when it is healthy and outside any transaction; any other,
+        or one that is not, to its pool, whose reset rolls back what is left and
+        replaces a broken connection (the next unit of work pins a new one)."""
+        pinned = self.pinned
+        if pin is not None and pinned is not None and epoch == self.pin_epoch:
+            if (
+                not connection.closed
+                and not connection.invalidated
+                and not connection.in_transaction()
+                and not _driver_in_transaction(connection)
+            ):
+                if pinned.setdefault(pin, connection) is connection:
+                    return
+                # Two loops pinned one each at once: the other one stays.
+            else:
+                self._pins.discard(pin)
+        # A connection whose rollback failed is invalidated by the pool, not reused.
+        with contextlib.suppress(sa_exc.SQLAlchemyError):
+            connection.close()
 
     def unit_of_work(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self)
@@ -410,6 +484,32 @@ class SqlStore:
     def read_unit_of_work(self) -> SqlUnitOfWork:
         """A unit of work that only reads: no write lock on SQLite, never commits."""
         return SqlUnitOfWork(self, read_only=True)
+
+
+def _pin_pool(pool: sa.Pool) -> sa.Pool:
+    """A pool for the pinned connections, as ``pool.recreate()`` makes one (the same
+    creator and connect events, hence the same pragmas) but sized for two, and never
+    waiting (two event loops of one process may each pin one at the same moment)."""
+    return sa.QueuePool(
+        pool._creator,  # what Pool.recreate passes on too
+        pool_size=2,
+        max_overflow=-1,
+        recycle=pool._recycle,
+        echo=pool.echo,
+        logging_name=pool._orig_logging_name,
+        reset_on_return=pool._reset_on_return,
+        _dispatch=pool.dispatch,
+        dialect=pool._dialect,
+    )
+
+
+def _driver_in_transaction(connection: sa.Connection) -> bool:
+    """Whether the driver's connection is inside a transaction SQLAlchemy has ended
+    (a ``COMMIT`` that failed): the pool's reset must roll it back."""
+    try:
+        return bool(connection.connection.dbapi_connection.in_transaction)  # type: ignore[union-attr]
+    except (AttributeError, sa_exc.SQLAlchemyError):
+        return True
 
 
 class _Repo:
@@ -1354,6 +1454,9 @@ class SqlUnitOfWork:
         self._key: HeldKey | None = None
         self._holds_key = False
         self._search_seq: int | None = None
+        #: Where :meth:`SqlStore.release` gives the connection back (``SqlStore.connect``).
+        self._pin: bool | None = None
+        self._epoch = 0
         self.users = _Users(self)
         self.profiles = _Profiles(self)
         self.listings = _Listings(self)
@@ -1402,17 +1505,18 @@ class SqlUnitOfWork:
             _log.warning("database unavailable (writer lock wait timed out)")
             raise Unavailable("The database is unavailable.")
         try:
-            connection = guarded(self.store.engine.connect)
-            if self.read_only:
-                connection.execution_options(**self.store.read_options)
+            epoch = self.store.pin_epoch
+            connection, pin = self.store.connect(read_only=self.read_only)
             try:
                 self._transaction = guarded(connection.begin)
                 if self._key is not None and self.store.in_flight is None:
                     self._advisory_lock(connection, self._key)
             except BaseException:
-                with contextlib.suppress(sa_exc.SQLAlchemyError):
-                    connection.close()
                 self._transaction = None
+                if connection.in_transaction():
+                    with contextlib.suppress(sa_exc.SQLAlchemyError):
+                        connection.rollback()
+                self.store.release(connection, pin, epoch)
                 raise
         except BaseException:
             if lock is not None:
@@ -1420,6 +1524,7 @@ class SqlUnitOfWork:
             raise
         self._held = lock
         self._connection = connection
+        self._pin, self._epoch = pin, epoch
 
     @staticmethod
     def _advisory_lock(connection: sa.Connection, key: HeldKey) -> None:
@@ -1447,9 +1552,8 @@ class SqlUnitOfWork:
         try:
             self.rollback()
         finally:
-            # A connection whose rollback failed is invalidated by the pool, not reused.
-            with contextlib.suppress(sa_exc.SQLAlchemyError):
-                connection.close()
+            self._transaction = None
+            self.store.release(connection, self._pin, self._epoch)
             # The key before the writer lock (it is free once the transaction ended):
             # a duplicate that takes it queues for the lock an instant, then replays.
             self._release_key()
