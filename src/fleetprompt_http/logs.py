@@ -152,15 +152,7 @@ def _write_direct(handler: _JsonStreamHandler, fields: dict[str, object]) -> Non
     formatter's short path (same keys, order and values) and ``StreamHandler.emit``'s
     write and flush under the handler's lock, without the record."""
     created = time.time()
-    line: dict[str, object] = {
-        "event": _event_text("request"),
-        "level": "info",
-        "logger": access_logger.name,
-        "ts": _timestamp(created),
-    }
-    for key, value in fields.items():
-        line.setdefault(key, value)
-    text = _ENCODER.encode(line) + handler.terminator
+    text = _short_line("request", "info", access_logger.name, created, fields) + handler.terminator
     handler.acquire()
     try:
         try:
@@ -226,16 +218,25 @@ class _JsonFormatter(structlog.stdlib.ProcessorFormatter):
             and not record.args
             and isinstance(record.msg, str)
         ):
-            line: dict[str, object] = {
-                "event": _event_text(record.msg),
-                "level": _LEVELS.get(record.levelno) or record.levelname.lower(),
-                "logger": record.name,
-                "ts": _timestamp(record.created),
-            }
-            for key, value in fields.items():
-                line.setdefault(str(key), value)
-            return _ENCODER.encode(line)
+            level = _LEVELS.get(record.levelno) or record.levelname.lower()
+            return _short_line(record.msg, level, record.name, record.created, fields)
         return super().format(record)
+
+
+def _short_line(
+    event: str, level: str, logger: str, created: float, fields: Mapping[str, object]
+) -> str:
+    """The JSON line of a :func:`log_event` record (its fields already redacted): the
+    formatter's short path, and the access line's without a record (``_write_direct``)."""
+    line: dict[str, object] = {
+        "event": _event_text(event),
+        "level": level,
+        "logger": logger,
+        "ts": _timestamp(created),
+    }
+    for key, value in fields.items():
+        line.setdefault(str(key), value)
+    return _ENCODER.encode(line)
 
 
 #: ``json.dumps(…, ensure_ascii=False, default=repr)``, built once (dumps builds an

@@ -190,21 +190,25 @@ _INTENT_COUNTS = (
 
 
 # The hot write paths' statements, built once: only the parameters change per call.
-def _compare_and_set(table: sa.Table, key: str, guard: str) -> sa.Update:
-    """``UPDATE table SET <every column> WHERE key = :k AND status = :s AND guard = :g``.
+def _compare_and_set(
+    table: sa.Table, key: str, guard: str, columns: Iterable[str] | None = None, prefix: str = ""
+) -> sa.Update:
+    """``UPDATE table SET <columns> WHERE key = :k AND status = :s AND guard = :g``
+    (every column when ``columns`` is ``None``; each parameter named with ``prefix``).
 
     The stored status must still be the expected one; ``guard``, an immutable
     column, is in the condition so that the winning path is one statement.
     """
     c = table.c
+    names = [column.name for column in table.columns] if columns is None else columns
     return (
         sa.update(table)
         .where(
-            c[key] == sa.bindparam("where_key"),
-            c.status == sa.bindparam("where_status"),
-            c[guard] == sa.bindparam("where_guard"),
+            c[key] == sa.bindparam(prefix + "where_key"),
+            c.status == sa.bindparam(prefix + "where_status"),
+            c[guard] == sa.bindparam(prefix + "where_guard"),
         )
-        .values({column.name: sa.bindparam(column.name) for column in table.columns})
+        .values({name: sa.bindparam(prefix + name, type_=c[name].type) for name in names})
     )
 
 
@@ -221,22 +225,8 @@ TOKEN_STATE_COLUMNS: Final = ("status", "redeemed_at_ms", "redeemed_by_system")
 INTENT_STATE_COLUMNS: Final = ("status", "updated_at_ms")
 
 
-def _state_set(table: sa.Table, key: str, guard: str, columns: tuple[str, ...]) -> sa.Update:
-    """``UPDATE table SET <columns> WHERE key = :k AND status = :s AND guard = :g``."""
-    c = table.c
-    return (
-        sa.update(table)
-        .where(
-            c[key] == sa.bindparam("where_key"),
-            c.status == sa.bindparam("where_status"),
-            c[guard] == sa.bindparam("where_guard"),
-        )
-        .values({name: sa.bindparam(name, type_=c[name].type) for name in columns})
-    )
-
-
-_TOKEN_REDEEM = _state_set(t.install_tokens, "token_id", "token_hash", TOKEN_STATE_COLUMNS)
-_INTENT_REDEEM = _state_set(
+_TOKEN_REDEEM = _compare_and_set(t.install_tokens, "token_id", "token_hash", TOKEN_STATE_COLUMNS)
+_INTENT_REDEEM = _compare_and_set(
     t.install_intents, "install_intent_id", "buyer_user_id", INTENT_STATE_COLUMNS
 )
 
@@ -271,21 +261,10 @@ def _redeem_statement() -> sa.Select[Any]:
         prefix: str,
         after: sa.CTE | None,
     ) -> sa.CTE:
-        c = table.c
-        conditions = [
-            c[key] == sa.bindparam(prefix + "where_key"),
-            c.status == sa.bindparam(prefix + "where_status"),
-            c[guard] == sa.bindparam(prefix + "where_guard"),
-        ]
+        statement = _compare_and_set(table, key, guard, columns, prefix)
         if after is not None:
-            conditions.append(sa.exists(sa.select(after.c[0])))
-        return (
-            sa.update(table)
-            .where(*conditions)
-            .values({name: sa.bindparam(prefix + name, type_=c[name].type) for name in columns})
-            .returning(c[key])
-            .cte(prefix + "set")
-        )
+            statement = statement.where(sa.exists(sa.select(after.c[0])))
+        return statement.returning(table.c[key]).cte(prefix + "set")
 
     token = cas(t.install_tokens, "token_id", "token_hash", TOKEN_STATE_COLUMNS, "t_", None)
     intent = cas(
