@@ -35,14 +35,15 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent / "src"
+#: The browser-like header of the read requests.
+ACCEPT = {"accept": "*/*"}
 DETAILS = 200
 
 
-def worker(url: str, ids: list[str], count: int) -> dict[str, Any]:  # noqa: PLR0915 - one run
-    import asyncio  # noqa: PLC0415 - the worker imports the tree under test
-
-    import sql_bench as sb  # noqa: PLC0415
+def worker(url: str, ids: list[str], count: int) -> dict[str, Any]:
+    import sql_bench as sb  # noqa: PLC0415 - the worker imports the tree under test
     import uvloop  # noqa: PLC0415
+    from asgi_support import call, lifespan, scope  # noqa: PLC0415
 
     from fleetprompt_http.app import create_app  # noqa: PLC0415
     from fleetprompt_http.logs import configure_logging  # noqa: PLC0415
@@ -60,74 +61,27 @@ def worker(url: str, ids: list[str], count: int) -> dict[str, Any]:  # noqa: PLR
         }
         app = create_app(Settings.from_env(env))
 
-        def scope(path: str) -> dict[str, Any]:
-            return {
-                "type": "http",
-                "asgi": {"version": "3.0"},
-                "http_version": "1.1",
-                "method": "GET",
-                "scheme": "http",
-                "path": path,
-                "raw_path": path.encode("ascii"),
-                "query_string": b"",
-                "root_path": "",
-                "headers": [(b"host", b"127.0.0.1:8000"), (b"accept", b"*/*")],
-                "client": ("127.0.0.1", 40000),
-                "server": ("127.0.0.1", 8000),
-                "state": {},
-            }
-
-        async def call(request: dict[str, Any]) -> tuple[int, int]:
-            status = 0
-            size = 0
-            sent = False
-
-            async def receive() -> dict[str, Any]:
-                nonlocal sent
-                if sent:
-                    await asyncio.sleep(3600)
-                sent = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-
-            async def send(message: dict[str, Any]) -> None:
-                nonlocal status, size
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                elif message["type"] == "http.response.body":
-                    size += len(message.get("body", b""))
-
-            await app(request, receive, send)  # type: ignore[arg-type]
-            return status, size
-
         async def main() -> dict[str, list[float]]:
-            events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-            done: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-            await events.put({"type": "lifespan.startup"})
-
-            async def send(message: dict[str, Any]) -> None:
-                await done.put(message)
-
-            lifespan = asyncio.ensure_future(app({"type": "lifespan"}, events.get, send))  # type: ignore[arg-type]
-            assert (await done.get())["type"] == "lifespan.startup.complete"
-            browse = scope("/v1/public/listings/search")
-            details = [scope(f"/v1/public/listings/{listing_id}") for listing_id in ids]
-            results: dict[str, list[float]] = {"browse": [], "detail": []}
-            warm = count // 10
-            for n in range(count + warm):
-                cpu = time.process_time()
-                status, size = await call(browse)
-                if n >= warm:
-                    results["browse"].append(time.process_time() - cpu)
-                assert status == 200, status
-                assert size > 10_000, size
-            for n in range(count + warm):
-                cpu = time.process_time()
-                status, size = await call(details[n % len(details)])
-                if n >= warm:
-                    results["detail"].append(time.process_time() - cpu)
-                assert status == 200, status
-            await events.put({"type": "lifespan.shutdown"})
-            await lifespan
+            async with lifespan(app):
+                browse = scope("GET", "/v1/public/listings/search", ACCEPT)
+                details = [
+                    scope("GET", f"/v1/public/listings/{listing_id}", ACCEPT) for listing_id in ids
+                ]
+                results: dict[str, list[float]] = {"browse": [], "detail": []}
+                warm = count // 10
+                for n in range(count + warm):
+                    cpu = time.process_time()
+                    status, size = await call(app, browse)
+                    if n >= warm:
+                        results["browse"].append(time.process_time() - cpu)
+                    assert status == 200, status
+                    assert size > 10_000, size
+                for n in range(count + warm):
+                    cpu = time.process_time()
+                    status, size = await call(app, details[n % len(details)])
+                    if n >= warm:
+                        results["detail"].append(time.process_time() - cpu)
+                    assert status == 200, status
             return results
 
         results = uvloop.run(main())

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from asgi_support import call, lifespan, scope
 from redeem_bench import seed_tokens
 
 HERE = Path(__file__).resolve().parent
@@ -37,8 +38,7 @@ SOURCE = HERE.parent / "src"
 SECRET = b"bench-redeem-secret-0123456789abcdef"
 
 
-def worker(directory: str, count: int) -> dict[str, Any]:  # noqa: PLR0915 - one run
-    import asyncio  # noqa: PLC0415 - the worker imports the tree under test
+def worker(directory: str, count: int) -> dict[str, Any]:
 
     import uvloop  # noqa: PLC0415
 
@@ -79,81 +79,32 @@ def worker(directory: str, count: int) -> dict[str, Any]:  # noqa: PLR0915 - one
         separators=(",", ":"),
     ).encode("utf-8")
 
-    def scope(path: str, headers: dict[str, str]) -> dict[str, Any]:
-        return {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": path,
-            "raw_path": path.encode("ascii"),
-            "query_string": b"",
-            "root_path": "",
-            "headers": [
-                (name.lower().encode("latin-1"), value.encode("latin-1"))
-                for name, value in {"host": "127.0.0.1", **headers}.items()
-            ],
-            "client": ("127.0.0.1", 40000),
-            "server": ("127.0.0.1", 8000),
-            "state": {},
-        }
-
-    async def call(request: dict[str, Any], body: bytes) -> int:
-        status = 0
-        sent = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if sent:
-                await asyncio.sleep(3600)
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-
-        await app(request, receive, send)  # type: ignore[arg-type]
-        return status
-
     async def main() -> dict[str, list[float]]:
-        events: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        done: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        await events.put({"type": "lifespan.startup"})
-
-        async def send(message: dict[str, Any]) -> None:
-            await done.put(message)
-
-        lifespan = asyncio.ensure_future(app({"type": "lifespan"}, events.get, send))  # type: ignore[arg-type]
-        assert (await done.get())["type"] == "lifespan.startup.complete"
-        results: dict[str, list[float]] = {"redeem": [], "create": [], "redeem_all": []}
-        for n, raw in enumerate(tokens):
-            signed = signed_redeem_request(raw, "whs", key=SECRET, source="whs")
-            request = scope("/v1/internal/install/redeem", dict(signed.headers))
-            cpu, process = time.thread_time(), time.process_time()
-            status = await call(request, signed.body)
-            if n >= count // 10:
-                results["redeem"].append(time.thread_time() - cpu)
-                results["redeem_all"].append(time.process_time() - process)
-            assert status == 200, status
-        results["create_all"] = []
-        for n in range(count):
-            headers = {
-                "Authorization": f"Bearer {api_token}",
-                "Content-Type": "application/json",
-                "Idempotency-Key": f"bench-{n}",
-            }
-            request = scope("/v1/publisher/listings", headers)
-            cpu, process = time.thread_time(), time.process_time()
-            status = await call(request, create_body)
-            if n >= count // 10:
-                results["create"].append(time.thread_time() - cpu)
-                results["create_all"].append(time.process_time() - process)
-            assert status == 201, status
-        await events.put({"type": "lifespan.shutdown"})
-        await lifespan
+        async with lifespan(app):
+            results: dict[str, list[float]] = {"redeem": [], "create": [], "redeem_all": []}
+            for n, raw in enumerate(tokens):
+                signed = signed_redeem_request(raw, "whs", key=SECRET, source="whs")
+                request = scope("POST", "/v1/internal/install/redeem", dict(signed.headers))
+                cpu, process = time.thread_time(), time.process_time()
+                status, _ = await call(app, request, signed.body)
+                if n >= count // 10:
+                    results["redeem"].append(time.thread_time() - cpu)
+                    results["redeem_all"].append(time.process_time() - process)
+                assert status == 200, status
+            results["create_all"] = []
+            for n in range(count):
+                headers = {
+                    "Authorization": f"Bearer {api_token}",
+                    "Content-Type": "application/json",
+                    "Idempotency-Key": f"bench-{n}",
+                }
+                request = scope("POST", "/v1/publisher/listings", headers)
+                cpu, process = time.thread_time(), time.process_time()
+                status, _ = await call(app, request, create_body)
+                if n >= count // 10:
+                    results["create"].append(time.thread_time() - cpu)
+                    results["create_all"].append(time.process_time() - process)
+                assert status == 201, status
         return results
 
     results = uvloop.run(main())
