@@ -17,7 +17,6 @@ from litestar.testing import TestClient
 
 from fleetprompt_core import Call, Unavailable
 from fleetprompt_core.policies.tokens import API_TOKEN_PREFIX, generate_token
-from fleetprompt_core.services.catalog import short_search
 from fleetprompt_core.services.runtime import Outcome
 from fleetprompt_http.app import create_app, fleetprompt_of, open_services
 from fleetprompt_http.handling import (
@@ -215,27 +214,3 @@ def test_a_short_public_read_runs_on_the_loop_and_any_other_in_a_thread(
         response = client.get(path)
     assert response.status_code in (200, 404), response.text
     assert ran == [on_loop]
-
-
-@pytest.mark.parametrize(
-    ("params", "short"),
-    [
-        ({}, True),
-        ({"sort": "updated", "cursor": "abc", "limit": "50"}, True),
-        ({"sort": "created"}, True),
-        ({"limit": "51"}, False),
-        ({"limit": "x"}, False),
-        ({"limit": ["10", "20"]}, False),
-        ({"sort": "installs"}, False),
-        ({"q": "agent"}, False),
-        ({"tags": "a"}, False),
-        ({"categories": "a"}, False),
-        ({"assetKind": "whs_agent"}, False),
-        ({"verified": "true"}, False),
-        ({"unknown": "1"}, False),
-    ],
-)
-def test_short_search_is_a_browse_of_at_most_one_default_page(
-    params: dict[str, object], short: bool
-) -> None:
-    assert short_search(params) is short

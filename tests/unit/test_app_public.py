@@ -19,6 +19,7 @@ from fleetprompt_core import (
     Role,
     ValidationFailed,
 )
+from fleetprompt_core.services.catalog import short_search
 from fleetprompt_core.services.views import (
     PublicListing,
     PublicListingDetail,
@@ -380,3 +381,28 @@ def test_i_pub_05_release_pages_walk_every_release_once(market: Market) -> None:
             )
         )
         assert [r.release_id for r in items] == expected
+
+
+@pytest.mark.parametrize(
+    ("params", "short"),
+    [
+        ({}, True),
+        ({"sort": "updated", "cursor": "abc", "limit": "50"}, True),
+        ({"sort": "created"}, True),
+        ({"limit": "51"}, False),
+        ({"limit": "x"}, False),
+        ({"limit": ["10", "20"]}, False),
+        ({"sort": "installs"}, False),
+        ({"q": "agent"}, False),
+        ({"tags": "a"}, False),
+        ({"categories": "a"}, False),
+        ({"assetKind": "whs_agent"}, False),
+        ({"verified": "true"}, False),
+        ({"unknown": "1"}, False),
+    ],
+)
+def test_short_search_is_a_browse_of_at_most_one_default_page(
+    params: dict[str, object], short: bool
+) -> None:
+    """ADR 0044: only a sort other than installs, a cursor and a default-sized page."""
+    assert short_search(params) is short
