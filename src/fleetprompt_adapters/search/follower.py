@@ -254,11 +254,6 @@ class SearchFollower:
 
     # ------------------------------------------------------------------ searching
 
-    def ranked(self, conn: sa.Connection, search: ListingSearch) -> Sequence[RankedHit]:
-        """The page of a relevance search with terms, after catching up with the log."""
-        self.catch_up(conn)
-        return self.index.ranked(search)
-
     def ranked_as_held(
         self, search: ListingSearch
     ) -> tuple[Sequence[RankedHit], search_log.Head | None]:
